@@ -1,0 +1,9 @@
+"""Fixtures shared by every test layer; the fakes ship as real modules under tests/fakes/."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.fakes.github_server",
+    "tests.fakes.gcs",
+    "tests.fakes.wandb_server",
+]

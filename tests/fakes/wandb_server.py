@@ -1,0 +1,1 @@
+"""Pytest plugin: filled in by its owner."""
