@@ -1,0 +1,27 @@
+# Two commands on a fresh machine (Python 3.11):
+#   make demo   # data-stats on the bundled example dataset -> mlgate-report/report.md
+#   make test   # lint, type-check and the whole test suite (incl. the container, where Docker runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint bench
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m mlgate data-stats --data examples/data --out mlgate-report --baseline-data examples/data-v1
+	@echo "report: mlgate-report/report.md (figures and report.json beside it)"
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check mlgate tests bench entrypoint.py
+	$(PY) -m mypy mlgate
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/data_stats.py
+	$(PY) bench/model_benchmark.py

@@ -1,0 +1,117 @@
+"""``python -m mlgate MODE --flag value`` locally, or the action's entrypoint with ``INPUT_*``.
+
+Both build the same settings model and call the same mode function. This is also the one place
+that turns an :class:`~mlgate.errors.MlgateError` into an ``::error::`` annotation, a fuller
+explanation in the job summary, and the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mlgate import workflow
+from mlgate.context import RunContext
+from mlgate.errors import MlgateError
+from mlgate.settings import MODES, CommonSettings, import_mode, input_name, inputs_from_env, load_settings
+
+EXIT_GATE_FAILED = 1
+EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    args = list(sys.argv[1:] if argv is None else argv)
+    summary_path = Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None
+    try:
+        inputs = _cli_inputs(args) if args else inputs_from_env(env)
+        settings = load_settings(inputs)
+        _mask_secrets(settings)
+        ctx = RunContext.from_env(env)
+        _trust_workspace(ctx)
+        return _run(settings, ctx, env)
+    except MlgateError as exc:
+        workflow.annotate("error", exc.title, exc.message)
+        if exc.hint:
+            print(exc.hint, file=sys.stderr)
+        workflow.append_summary(
+            summary_path, f"### ❌ mlgate: {exc.title}\n\n{exc.message}\n\n" + (
+                f"```yaml\n{exc.hint}\n```\n" if exc.hint else ""
+            )
+        )
+        return EXIT_ERROR
+
+
+def _run(settings: CommonSettings, ctx: RunContext, env: Mapping[str, str]) -> int:
+    if settings.mode == "data-stats":
+        from mlgate.data.mode import run_data_stats
+        from mlgate.settings import DataStatsSettings
+
+        assert isinstance(settings, DataStatsSettings)
+        return run_data_stats(settings, ctx, env)
+    from mlgate.model.mode import run_model_mode
+
+    return run_model_mode(settings, ctx, env)
+
+
+def _mask_secrets(settings: CommonSettings) -> None:
+    from pydantic import SecretStr
+
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            workflow.mask(value.get_secret_value())
+
+
+def _trust_workspace(ctx: RunContext) -> None:
+    """Git refuses a repository owned by another user ("dubious ownership"); the runner mounts the
+    checkout owned by the runner user while the container runs as root. Trust it for our
+    subprocesses only (command-scope config, which git honours for safe.directory)."""
+    if ctx.in_actions:
+        count = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
+        os.environ[f"GIT_CONFIG_KEY_{count}"] = "safe.directory"
+        os.environ[f"GIT_CONFIG_VALUE_{count}"] = "*"
+        os.environ["GIT_CONFIG_COUNT"] = str(count + 1)
+
+
+def _cli_inputs(args: list[str]) -> dict[str, str]:
+    mode = args[0]
+    if mode not in MODES:
+        build_parser(None).parse_args(args)  # prints usage and exits 2
+    parser = build_parser(mode)
+    namespace = parser.parse_args(args)
+    inputs = {"mode": mode}
+    for field, value in vars(namespace).items():
+        if field != "mode" and value is not None:
+            inputs[input_name(field)] = str(value)
+    return inputs
+
+
+def build_parser(mode: str | None) -> argparse.ArgumentParser:
+    """Flags are the action's inputs, generated from the settings model of ``mode``."""
+    from mlgate.settings import SETTINGS_BY_MODE
+
+    parser = argparse.ArgumentParser(prog="python -m mlgate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+    for name in MODES:
+        command = sub.add_parser(name, help=f"run mode {name}")
+        if name != mode:
+            continue
+        if name not in SETTINGS_BY_MODE:
+            import_mode(name)
+        for field, info in SETTINGS_BY_MODE[name].model_fields.items():
+            if field == "mode":
+                continue
+            is_bool = "bool" in str(info.annotation).lower()
+            command.add_argument(
+                f"--{input_name(field)}",
+                dest=field,
+                nargs="?" if is_bool else None,
+                const="true" if is_bool else None,
+                default=None,
+                help=(info.description or "") + ("" if info.default is None else f" (default: {info.default})"),
+            )
+    return parser

@@ -1,0 +1,50 @@
+"""Statistics cached by DVC content hash, so an unchanged dataset is never processed twice.
+
+Two levels: a local folder (the CLI, and repeated runs on one runner) and the assets branch of the
+repository (across workflow runs: a PR's base statistics were usually written by an earlier run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from mlgate.data.stats import DatasetStats
+
+if TYPE_CHECKING:
+    from mlgate.github import Publisher
+
+
+class StatsCache:
+    def __init__(self, folder: Path, publisher: Publisher | None, branch: str) -> None:
+        self.folder = folder
+        self.publisher = publisher
+        self.branch = branch
+        self.pending: dict[str, bytes] = {}
+        """Entries computed in this run, not yet on the assets branch (see :meth:`flush`)."""
+
+    def get(self, key: str) -> DatasetStats | None:
+        raw: bytes | None = None
+        with contextlib.suppress(OSError):
+            raw = (self.folder / f"{key}.json").read_bytes()
+        if raw is None and self.publisher is not None:
+            from mlgate.github import GitHubError
+
+            with contextlib.suppress(GitHubError):
+                raw = self.publisher.read_file(self.branch, f"stats/{key}.json")
+        if raw is None:
+            return None
+        try:
+            return DatasetStats.model_validate_json(raw)
+        except ValidationError:
+            return None  # written by another mlgate version: recompute
+
+    def put(self, key: str, stats: DatasetStats) -> None:
+        data = stats.model_dump_json().encode("utf-8")
+        with contextlib.suppress(OSError):  # a read-only workspace only costs a recomputation later
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / f"{key}.json").write_bytes(data)
+        self.pending[f"stats/{key}.json"] = data
