@@ -41,6 +41,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def workspace_relative(path: Path, root: Path) -> str:
+    """How a later workflow step (or the user) finds ``path``: relative to the workspace when inside it."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def write_report_files(out_dir: Path, markdown: str, json_text: str, pngs: Mapping[str, bytes]) -> ReportPaths:
     """``report.md``, the figures, and ``report.json`` last (its presence means the set is complete)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +148,7 @@ def _comment(publication: Publication, markdown: str) -> str:
     assert publication.pr_number is not None
     try:
         return publication.publisher.upsert_comment(
-            publication.pr_number, publication.marker, body, mode=publication.comment
+            publication.pr_number, publication.marker, body, mode="new" if publication.comment == "new" else "update"
         )
     except GitHubPermissionError as exc:
         workflow.annotate("warning", "No PR comment",

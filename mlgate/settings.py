@@ -86,7 +86,7 @@ class CommonSettings(BaseModel):
 class DataStatsSettings(CommonSettings):
     """Inputs of `mode: data-stats`."""
 
-    mode: Literal["data-stats"] = "data-stats"  # type: ignore[assignment]  # narrowed per mode
+    mode: Literal["data-stats"] = "data-stats"  # narrowed per mode
     data: Path = Field(description="Dataset folder, relative to the repository root.",
                        json_schema_extra=_example("data/processed"))
     layout: Literal["auto", "course", "imagefolder", "npz", "dataset-class"] = Field(
@@ -130,7 +130,7 @@ class DataStatsSettings(CommonSettings):
     @field_validator("dataset_class")
     @classmethod
     def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not IMPORT_PATH.match(value):
+        if value is not None and not IMPORT_PATH.fullmatch(value):
             raise ValueError("must be an import path `package.module:ClassName`")
         return value
 

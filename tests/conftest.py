@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fakes.github_server",
     "tests.fakes.gcs",
     "tests.fakes.wandb_server",
+    "tests.fakes.dvc_repo",
 ]

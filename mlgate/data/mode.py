@@ -6,6 +6,7 @@ import contextlib
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgate import workflow
 from mlgate.context import RunContext
@@ -15,8 +16,13 @@ from mlgate.data.loaders import Dataset, open_dataset
 from mlgate.data.report import DataReport, build_report, render_markdown, render_unchanged
 from mlgate.data.stats import DatasetStats, LeakageStats, compute_stats
 from mlgate.data.stats_cache import StatsCache
-from mlgate.publish import Publication, publish, write_report_files
+from mlgate.publish import Publication, publish, workspace_relative, write_report_files
 from mlgate.settings import DataStatsSettings
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from mlgate.data.baseline import BaselineResult
 
 
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[str, str]) -> int:
@@ -47,7 +53,7 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[st
     from mlgate.data import figures
     from mlgate.data.gates import evaluate_data_gates
 
-    baseline = _train_baseline(settings, dataset) if settings.baseline_train else None
+    baseline = _train_baseline(settings, dataset, stats) if settings.baseline_train else None
     pngs = {
         "label_distribution": figures.label_distribution({n: s.label_counts for n, s in stats.splits.items()}),
         "sample_grid": figures.sample_grid(samples, stats.class_names, per_class=settings.samples_per_class),
@@ -73,8 +79,8 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[st
     )
     publish(publication, ctx, markdown, outputs={
         "passed": str(report.passed).lower(),
-        "report": _rel(paths.markdown, root),
-        "report-json": _rel(paths.json, root),
+        "report": workspace_relative(paths.markdown, root),
+        "report-json": workspace_relative(paths.json, root),
         "data-changed": "" if report.data_changed is None else str(report.data_changed).lower(),
     })
     return 0 if report.passed else 1
@@ -101,8 +107,8 @@ def _report_unchanged(
     paths = write_report_files(out_dir, markdown, report.model_dump_json(indent=2), {})
     publish(publication.without_comment(), ctx, markdown, outputs={
         "passed": str(report.passed).lower(),
-        "report": _rel(paths.markdown, ctx.workspace),
-        "report-json": _rel(paths.json, ctx.workspace),
+        "report": workspace_relative(paths.markdown, ctx.workspace),
+        "report-json": workspace_relative(paths.json, ctx.workspace),
         "data-changed": "false",
     })
     return 0 if report.passed else 1
@@ -183,7 +189,7 @@ def _changes(
                    head_hash=head_hash, files=files)
 
 
-def _train_baseline(settings: DataStatsSettings, dataset: Dataset) -> object:
+def _train_baseline(settings: DataStatsSettings, dataset: Dataset, stats: DatasetStats) -> BaselineResult:
     from mlgate.data.baseline import train_baseline
     from mlgate.data.loaders import DatasetLayoutError
 
@@ -193,22 +199,13 @@ def _train_baseline(settings: DataStatsSettings, dataset: Dataset) -> object:
             hint="Add a test split to the dataset, or set `baseline-train: false`.",
         )
 
-    def pairs(name: str) -> Iterator[tuple[object, object]]:
+    def pairs(name: str) -> Iterator[tuple[Tensor, Tensor]]:
         for batch in dataset.splits[name].batches():
             yield batch.images, batch.labels
 
-    num_classes = 0
-    for batch in dataset.splits["train"].batches():
-        num_classes = max(num_classes, int(batch.labels.max()) + 1 if len(batch.labels) else 0)
-    return train_baseline(pairs("train"), pairs("test"), num_classes=num_classes,  # type: ignore[arg-type]
+    labels = [int(label) for split in stats.splits.values() for label in split.label_counts]
+    return train_baseline(pairs("train"), pairs("test"), num_classes=max(labels) + 1,
                           time_budget_s=settings.baseline_time_budget)
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 __all__ = ["DataReport", "run_data_stats"]

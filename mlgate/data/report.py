@@ -6,7 +6,7 @@ with figure links chosen by the caller (local files, or URLs of hosted copies).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel
 
@@ -98,7 +98,7 @@ def _splits_table(report: DataReport) -> str:
     names = list(report.splits)
     rows: list[tuple[str, list[str]]] = []
 
-    def row(title: str, cell) -> None:  # type: ignore[no-untyped-def]  # local formatter
+    def row(title: str, cell: Callable[[SplitStats], str]) -> None:
         rows.append((title, [cell(report.splits[n]) for n in names]))
 
     row("items", lambda s: f"{s.count:,}")
@@ -121,9 +121,9 @@ def _splits_table(report: DataReport) -> str:
 def _findings(report: DataReport) -> list[str]:
     findings = []
     leak = report.leakage
-    for split, count in leak.per_split.items():
+    for split_name, count in leak.per_split.items():
         if count:
-            findings.append(f"⚠️ **Leakage:** {count:,} `{split}` items have an exact copy in `train`.")
+            findings.append(f"⚠️ **Leakage:** {count:,} `{split_name}` items have an exact copy in `train`.")
     if leak.conflicting_labels:
         findings.append(
             f"⚠️ **Conflicting labels:** {leak.conflicting_labels:,} identical items carry different labels."

@@ -36,7 +36,7 @@ class RegistrySettings(CommonSettings):
     @field_validator("registry")
     @classmethod
     def _registry_path(cls, value: str | None) -> str | None:
-        if value is not None and not ARTIFACT_PATH.match(value):
+        if value is not None and not ARTIFACT_PATH.fullmatch(value):
             raise ValueError("must be `wandb-registry-model/<collection>` or `entity/model-registry/<name>`")
         return value
 
@@ -44,7 +44,7 @@ class RegistrySettings(CommonSettings):
 class ModelGateSettings(RegistrySettings):
     """Inputs of `mode: model-gate`."""
 
-    mode: Literal["model-gate"] = "model-gate"  # type: ignore[assignment]  # narrowed per mode
+    mode: Literal["model-gate"] = "model-gate"  # narrowed per mode
     model: str | None = Field(
         None, description="W&B artifact (`entity/project/name:v3`, `wandb-registry-model/coll:staging`) "
         "or a model file in the workspace; default from the `repository_dispatch` payload.",
@@ -102,7 +102,7 @@ class ModelGateSettings(RegistrySettings):
     @field_validator("model_class", "dataset_class")
     @classmethod
     def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not IMPORT_PATH.match(value):
+        if value is not None and not IMPORT_PATH.fullmatch(value):
             raise ValueError("must be an import path `package.module:ClassName`")
         return value
 
@@ -133,7 +133,7 @@ class ModelGateSettings(RegistrySettings):
 class PromoteSettings(RegistrySettings):
     """Inputs of `mode: promote` (after a promotion pull request is merged)."""
 
-    mode: Literal["promote"] = "promote"  # type: ignore[assignment]  # narrowed per mode
+    mode: Literal["promote"] = "promote"  # narrowed per mode
     manifest: Path | None = Field(
         None, description="Promotion manifest to apply; default: those changed by the pushed commit.",
         json_schema_extra=_example(".mlgate/promotions/mnist.json"),

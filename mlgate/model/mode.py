@@ -1,0 +1,295 @@
+"""``mode: model-gate`` and ``mode: promote`` top-down: gather -> measure -> gate -> act -> publish."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlgate import workflow
+from mlgate.context import RunContext
+from mlgate.errors import MlgateError
+from mlgate.model.registry import ModelRegistry, ModelVersion
+from mlgate.model.report import Action, Baseline, LatencyMs, ModelReport, build_report, render_markdown
+from mlgate.model.settings import ModelGateSettings, PromoteSettings, RegistrySettings
+from mlgate.model.target import ModelTarget, resolve_target
+from mlgate.publish import Publication, publish, workspace_relative, write_report_files
+from mlgate.settings import CommonSettings
+
+MANIFEST_DIR = ".mlgate/promotions"
+
+RegistryFactory = Callable[[RegistrySettings, Mapping[str, str]], ModelRegistry]
+
+
+class PromotionError(MlgateError):
+    """Raised when a promotion manifest is missing, malformed, or records a failed gate."""
+
+    title = "Promotion refused"
+
+
+def wandb_registry(settings: RegistrySettings, env: Mapping[str, str]) -> ModelRegistry:
+    from mlgate.model.registry import RegistryUnauthorized, WandbRegistry
+
+    key = settings.wandb_api_key.get_secret_value() if settings.wandb_api_key else env.get("WANDB_API_KEY", "")
+    if not key:
+        raise RegistryUnauthorized(
+            "No W&B API key: the model lives in W&B, so `wandb-api-key` is needed.",
+            hint="with:\n  wandb-api-key: ${{ secrets.WANDB_API_KEY }}",
+        )
+    workflow.mask(key)
+    return WandbRegistry(key, settings.wandb_base_url or env.get("WANDB_BASE_URL") or None)
+
+
+def run_model_mode(settings: CommonSettings, ctx: RunContext, env: Mapping[str, str],
+                   registry_factory: RegistryFactory = wandb_registry) -> int:
+    if isinstance(settings, PromoteSettings):
+        return run_promote(settings, ctx, env, registry_factory)
+    assert isinstance(settings, ModelGateSettings)
+    return run_model_gate(settings, ctx, env, registry_factory)
+
+
+def run_model_gate(settings: ModelGateSettings, ctx: RunContext, env: Mapping[str, str],
+                   registry_factory: RegistryFactory = wandb_registry) -> int:
+    from mlgate.model.benchmark import environment, measure_model
+    from mlgate.model.gate import GateThresholds, evaluate_gates, ratios
+    from mlgate.model.loading import load_model
+
+    root = ctx.workspace
+    out_dir = settings.out if settings.out.is_absolute() else root / settings.out
+    target = resolve_target(settings.model, settings.registry, ctx.event_name, ctx.event, root)
+    needs_registry = not target.is_local or settings.on_pass == "promote" or settings.on_fail_alias is not None
+    registry = registry_factory(settings, env) if needs_registry or settings.wandb_api_key else None
+    publication = Publication.for_run(settings, ctx)
+
+    with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
+        candidate_version, candidate_path = _fetch(target.model, target.is_local, registry, root, Path(tmp) / "c")
+        candidate = _load(load_model, candidate_path, settings, root)
+        production_version = None
+        production = None
+        if registry is not None and target.collection:
+            production_version = registry.version_with_alias(target.collection, settings.promote_alias)
+            if production_version is not None and _same(production_version, candidate_version):
+                workflow.annotate("notice", "Already in production",
+                                  f"{target.model} already holds `{settings.promote_alias}`; no comparison.")
+                production_version = None
+            if production_version is not None:
+                _, production_path = _fetch(production_version.name, False, registry, root, Path(tmp) / "p")
+                production = _load(load_model, production_path, settings, root)
+        eval_batches, input_shape = _eval_data(settings, root)
+        measured, measured_production = measure_model(
+            candidate, input_shape=input_shape, predictions=settings.predictions,
+            batch_sizes=settings.batch_size_list, eval_data=eval_batches,
+            max_eval_samples=settings.max_eval_samples, robustness_eps=settings.robustness_eps,
+            threads=settings.threads, baseline=production,
+        )
+
+    thresholds = GateThresholds(
+        max_latency_ms=settings.max_latency_ms, max_total_seconds=settings.max_total_seconds,
+        max_size_mb=settings.max_size_mb, max_params=settings.max_params, min_accuracy=settings.min_accuracy,
+        max_latency_regression=settings.max_latency_regression, max_accuracy_drop=settings.max_accuracy_drop,
+    )
+    gates = evaluate_gates(measured, thresholds, measured_production)
+    baseline = None
+    if measured_production is not None and production_version is not None:
+        baseline = Baseline(
+            model=production_version.name, alias=settings.promote_alias,
+            total_seconds=measured_production.latency.total_seconds,
+            latency_ms=LatencyMs.of(measured_production.latency), size_mb=measured_production.size_mb,
+            params=measured_production.params, accuracy=measured_production.accuracy,
+            ratios=ratios(measured, measured_production),
+        )
+    model_name = candidate_version.name if candidate_version else target.model
+    report = build_report(
+        title=settings.report_title, model=model_name, format=candidate.format, collection=target.collection,
+        measurement=measured, gates=gates, baseline=baseline, environment=environment(settings.threads),
+    )
+    pngs = _figures(report)
+    report = report.model_copy(update={"action": _act(settings, report, target, candidate_version, registry,
+                                                      publication)})
+    local_md = render_markdown(report, {name: f"{name}.png" for name in pngs})
+    paths = write_report_files(out_dir, local_md, report.model_dump_json(indent=2), pngs)
+    links, note = publication.host_figures({f"{name}.png": png for name, png in pngs.items()})
+    markdown = render_markdown(report, {n: links[f"{n}.png"] for n in pngs if f"{n}.png" in links}, note=note)
+    action = report.action
+    publish(publication, ctx, markdown, outputs={
+        "passed": str(report.passed).lower(),
+        "model": report.model,
+        "latency-p95-ms": f"{report.latency_ms.p95:.4f}",
+        "accuracy": "" if report.accuracy is None else f"{report.accuracy:.6f}",
+        "report": workspace_relative(paths.markdown, root),
+        "report-json": workspace_relative(paths.json, root),
+        "pull-request-url": (action.pull_request_url or "") if action else "",
+    })
+    return 0 if report.passed else 1
+
+
+def _fetch(model: str, is_local: bool, registry: ModelRegistry | None, root: Path,
+           dest: Path) -> tuple[ModelVersion | None, Path]:
+    if is_local:
+        return None, root / model
+    assert registry is not None
+    version = registry.resolve(model)
+    registry.download(version.name, dest)
+    return version, dest
+
+
+def _same(a: ModelVersion, b: ModelVersion | None) -> bool:
+    if b is None:
+        return False
+    return (a.digest is not None and a.digest == b.digest) or a.name == b.name
+
+
+def _load(load_model: Callable[..., Any], path: Path, settings: ModelGateSettings, root: Path) -> Any:
+    return load_model(path, model_class=settings.model_class, model_kwargs=settings.model_kwargs_dict,
+                      trust_pickle=settings.trust_pickle, import_root=root)
+
+
+def _eval_data(settings: ModelGateSettings, root: Path) -> tuple[list[tuple[Any, Any]] | None, list[int]]:
+    """Eval batches (bounded by max-eval-samples) and the per-item input shape."""
+    if settings.eval_data is None:
+        if settings.input_shape_list is None:
+            raise MlgateError("Without `eval-data` mlgate cannot infer the model's input shape.",
+                              hint="with:\n  input-shape: 1,28,28   # or\n  eval-data: data/processed")
+        return None, settings.input_shape_list
+    from mlgate.data.loaders import DatasetLayoutError, open_dataset
+    from mlgate.model.benchmark import infer_input_shape
+
+    data_dir = settings.eval_data if settings.eval_data.is_absolute() else root / settings.eval_data
+    dataset = open_dataset(data_dir, settings.layout, dataset_class=settings.dataset_class, import_root=root)
+    if settings.eval_split not in dataset.splits:
+        raise DatasetLayoutError(
+            f"`eval-data` {settings.eval_data} has no split {settings.eval_split!r}; "
+            f"found: {', '.join(dataset.splits)}.",
+            hint=f"with:\n  eval-split: {next(iter(dataset.splits), 'test')}",
+        )
+    batches: list[tuple[Any, Any]] = []
+    taken = 0
+    for batch in dataset.splits[settings.eval_split].batches(1024):
+        remaining = settings.max_eval_samples - taken
+        if remaining <= 0:
+            break
+        batches.append((batch.images[:remaining], batch.labels[:remaining]))
+        taken += min(remaining, len(batch.labels))
+    if not batches:
+        raise DatasetLayoutError(f"Split {settings.eval_split!r} of `eval-data` {settings.eval_data} is empty.")
+    shape = settings.input_shape_list or infer_input_shape(batches[0][0])
+    return batches, shape
+
+
+def _figures(report: ModelReport) -> dict[str, bytes]:
+    if not report.confusion:
+        return {}
+    from mlgate.model.figures import confusion_matrix
+
+    return {"confusion_matrix": confusion_matrix(report.confusion)}
+
+
+def _act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
+         version: ModelVersion | None, registry: ModelRegistry | None, publication: Publication) -> Action:
+    if not report.passed:
+        failed = ", ".join(f"`{g.name}`" for g in report.gates if not g.passed)
+        result = f"not promoted: gate(s) {failed} failed."
+        if settings.on_fail_alias and registry is not None and version is not None:
+            registry.add_alias(version.name, settings.on_fail_alias)
+            result += f" Added alias `{settings.on_fail_alias}` to `{version.name}`."
+        return Action(on_pass=settings.on_pass, result=result)
+    if settings.on_pass == "none":
+        return Action(on_pass="none", result="all gates passed; `on-pass: none`, so nothing else was done.")
+    if version is None or target.collection is None or registry is None:
+        raise PromotionError(
+            f"`on-pass: {settings.on_pass}` needs a W&B model and a registry collection; "
+            f"got model {report.model!r} and collection {target.collection!r}.",
+            hint="with:\n  model: wandb-registry-model/<collection>:staging\n"
+            "  registry: wandb-registry-model/<collection>",
+        )
+    if settings.on_pass == "promote":
+        linked = registry.link(version.name, target.collection, settings.promote_alias)
+        result = (f"promoted: `{version.name}` now holds `{settings.promote_alias}` in `{target.collection}`."
+                  if linked else f"`{version.name}` already holds `{settings.promote_alias}` in "
+                  f"`{target.collection}`: nothing to do.")
+        return Action(on_pass="promote", result=result)
+    return _promotion_pull_request(settings, report, target, version, publication)
+
+
+def manifest_path(collection: str) -> str:
+    return f"{MANIFEST_DIR}/{re.sub(r'[^A-Za-z0-9._-]', '_', collection.rsplit('/', 1)[-1])}.json"
+
+
+def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
+                            version: ModelVersion, publication: Publication) -> Action:
+    assert target.collection is not None
+    if publication.publisher is None:
+        raise PromotionError(f"`on-pass: pull-request` cannot open a pull request: {publication.blocked}.",
+                             hint="permissions:\n  contents: write\n  pull-requests: write")
+    manifest = {
+        "artifact": version.name, "version": version.version, "digest": version.digest,
+        "collection": target.collection, "alias": settings.promote_alias, "passed": report.passed,
+        "metrics": {"latency_ms": report.latency_ms.model_dump(), "total_seconds": report.total_seconds,
+                    "size_mb": report.size_mb, "params": report.params, "accuracy": report.accuracy},
+        "gates": [g.model_dump() for g in report.gates],
+    }
+    path = manifest_path(target.collection)
+    body = render_markdown(report, {}) + (
+        f"\n\nMerging this pull request links `{version.name}` into `{target.collection}` with the alias "
+        f"`{settings.promote_alias}` (the `mode: promote` workflow on the default branch does it)."
+    )
+    url = publication.publisher.upsert_pull_request(
+        branch=f"mlgate/promote-{Path(path).stem}", base=publication.publisher.default_branch(),
+        title=f"Promote {version.name} to {settings.promote_alias}", body=body,
+        files={path: (json.dumps(manifest, indent=2) + "\n").encode()},
+        commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
+    )
+    return Action(on_pass="pull-request", result=f"all gates passed; approve by merging {url}",
+                  pull_request_url=url)
+
+
+def run_promote(settings: PromoteSettings, ctx: RunContext, env: Mapping[str, str],
+                registry_factory: RegistryFactory = wandb_registry) -> int:
+    """After a human merged a promotion PR: link what each changed manifest names."""
+    root = ctx.workspace
+    manifests = [settings.manifest] if settings.manifest else list(_pushed_manifests(ctx.event))
+    if not manifests:
+        workflow.append_summary(ctx.summary_path, "mlgate promote: no promotion manifest changed; nothing to do.")
+        workflow.set_outputs(ctx.output_path, {"passed": "true", "model": ""})
+        return 0
+    registry = registry_factory(settings, env)
+    lines, models = [], []
+    for rel in manifests:
+        manifest = _read_manifest(root / rel)
+        linked = registry.link(manifest["artifact"], manifest["collection"], manifest["alias"])
+        models.append(manifest["artifact"])
+        lines.append(f"- `{manifest['artifact']}` " + (
+            f"now holds `{manifest['alias']}` in `{manifest['collection']}`." if linked
+            else f"already held `{manifest['alias']}` in `{manifest['collection']}`: nothing to do."))
+    markdown = f"## ✅ {settings.report_title or 'Promotion'}\n\n" + "\n".join(lines) + "\n"
+    print(markdown)
+    workflow.append_summary(ctx.summary_path, markdown)
+    workflow.set_outputs(ctx.output_path, {"passed": "true", "model": "\n".join(models)})
+    return 0
+
+
+def _pushed_manifests(event: Mapping[str, Any]) -> Iterator[Path]:
+    seen: set[str] = set()
+    for commit in event.get("commits") or []:
+        for path in [*(commit.get("added") or []), *(commit.get("modified") or [])]:
+            if path.startswith(MANIFEST_DIR + "/") and path.endswith(".json") and path not in seen:
+                seen.add(path)
+                yield Path(path)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PromotionError(f"Cannot read promotion manifest {path}: {exc}") from exc
+    missing = [key for key in ("artifact", "collection", "alias", "passed") if key not in manifest]
+    if missing:
+        raise PromotionError(f"Promotion manifest {path} lacks {', '.join(missing)}.")
+    if manifest["passed"] is not True:
+        raise PromotionError(f"Promotion manifest {path} records failed gates; refusing to promote.")
+    return dict(manifest)
+
+

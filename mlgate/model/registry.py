@@ -1,0 +1,239 @@
+"""The W&B model registry, behind a small protocol the gate logic is written against.
+
+``WandbRegistry`` adapts the real ``wandb`` SDK (public ``wandb.Api`` and ``Artifact``); tests of the
+gate hand in ``tests.fakes.memory_registry.MemoryRegistry`` instead. ``wandb`` is imported on first
+use only: ``data-stats`` never pays for it.
+
+Paths (validated before anything is sent):
+- an artifact version: ``entity/project/name:v3``, ``entity/project/name:alias``, a registry
+  version ``wandb-registry-model/collection:alias`` (optionally ``org/`` in front), or the legacy
+  ``entity/model-registry/name:alias``;
+- a collection (no ``:alias``): ``wandb-registry-model/mnist`` or ``entity/model-registry/mnist``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from mlgate.errors import MlgateError
+
+if TYPE_CHECKING:
+    from wandb.apis.public import Api
+    from wandb.sdk.artifacts.artifact import Artifact
+
+_SEG = r"[A-Za-z0-9_.-]+"
+_ALIAS = re.compile(_SEG)
+_COLLECTION = rf"(?:{_SEG}/{_SEG}|wandb-registry-{_SEG})/{_SEG}"
+_COLLECTION_PATH = re.compile(_COLLECTION)
+_VERSION_PATH = re.compile(rf"{_COLLECTION}:{_SEG}")
+
+_VERSION_FORMS = (
+    "entity/project/name:v3, entity/project/name:alias, wandb-registry-model/collection:alias "
+    "or entity/model-registry/name:alias (letters, digits, '-', '_', '.')"
+)
+_COLLECTION_FORMS = "wandb-registry-model/collection or entity/model-registry/collection"
+_KEY_HINT = (
+    "Pass a valid W&B API key whose user can read the model (and write to the registry to promote):\n"
+    "  with:\n"
+    "    wandb-api-key: ${{ secrets.WANDB_API_KEY }}\n"
+    "Create one at https://wandb.ai/authorize and store it as the repository secret WANDB_API_KEY."
+)
+
+
+class RegistryError(MlgateError):
+    """Raised when W&B refuses or fails a registry operation; names the artifact, never the key."""
+
+    title = "W&B registry error"
+
+
+class ArtifactNotFound(RegistryError):
+    """Raised when the artifact, alias or registry project named by a path does not exist."""
+
+    title = "W&B artifact not found"
+
+    def __init__(self, message: str, *, hint: str = "", missing_project: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.missing_project = missing_project
+
+
+class RegistryUnauthorized(RegistryError):
+    """Raised when W&B rejects the API key (missing, wrong, or without access)."""
+
+    title = "W&B API key rejected"
+
+
+class ModelVersion(BaseModel):
+    """One model version as a path resolved to it.
+
+    ``name``, ``version``, ``digest`` and ``metadata`` describe the source artifact version (the same
+    whichever registry path led to it); ``aliases`` and ``collection`` belong to the collection the
+    path was resolved in (the registry collection for a registry path).
+    """
+
+    name: str  # "entity/project/mnist-cnn:v3"
+    version: str  # "v3"
+    aliases: list[str]
+    collection: str
+    digest: str | None
+    metadata: dict[str, Any]
+
+
+class ModelRegistry(Protocol):
+    def resolve(self, path: str) -> ModelVersion: ...
+
+    def download(self, path: str, dest: Path) -> list[Path]: ...
+
+    def version_with_alias(self, collection_path: str, alias: str) -> ModelVersion | None: ...
+
+    def link(self, source_path: str, target_collection: str, alias: str) -> bool: ...
+
+    def add_alias(self, path: str, alias: str) -> None: ...
+
+
+def check_version_path(path: str) -> str:
+    if not _VERSION_PATH.fullmatch(path):
+        raise RegistryError(f"Invalid W&B artifact path {path!r}.", hint=f"Accepted forms: {_VERSION_FORMS}.")
+    return path
+
+
+def check_collection_path(path: str) -> str:
+    if not _COLLECTION_PATH.fullmatch(path):
+        raise RegistryError(
+            f"Invalid W&B registry collection {path!r}.", hint=f"Accepted forms: {_COLLECTION_FORMS}."
+        )
+    return path
+
+
+def check_alias(alias: str) -> str:
+    if not _ALIAS.fullmatch(alias) or re.fullmatch(r"v\d+", alias):
+        raise RegistryError(
+            f"Invalid W&B alias {alias!r}.",
+            hint="Use letters, digits, '-', '_' or '.'; 'v<number>' is reserved for versions.",
+        )
+    return alias
+
+
+class WandbRegistry:
+    """``ModelRegistry`` over the public ``wandb`` SDK; one ``wandb.Api`` made on first use."""
+
+    def __init__(self, api_key: str, base_url: str | None = None, entity: str | None = None) -> None:
+        self._api_key = api_key
+        self._entity = entity
+        self._api: Api | None = None
+        # Artifact.link() builds its own Api() from the environment, and wandb-core reads it too
+        os.environ["WANDB_API_KEY"] = api_key
+        os.environ["WANDB_ERROR_REPORTING"] = "false"
+        if base_url:
+            os.environ["WANDB_BASE_URL"] = base_url
+        self._base_url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+
+    def resolve(self, path: str) -> ModelVersion:
+        return _model_version(self._artifact(check_version_path(path)))
+
+    def download(self, path: str, dest: Path) -> list[Path]:
+        artifact = self._artifact(check_version_path(path))
+        dest.mkdir(parents=True, exist_ok=True)
+        with self._errors(path):
+            artifact.download(root=str(dest), skip_cache=True)
+            entries = sorted(artifact.manifest.entries)
+        return [dest / entry for entry in entries]
+
+    def version_with_alias(self, collection_path: str, alias: str) -> ModelVersion | None:
+        path = f"{check_collection_path(collection_path)}:{check_alias(alias)}"
+        try:
+            return self.resolve(path)
+        except ArtifactNotFound as exc:
+            # a registry must exist (created in the W&B UI): a missing one is a wrong path, not "no
+            # holder"; linking creates a legacy entity/model-registry project on first use
+            if exc.missing_project and "/wandb-registry-" in f"/{collection_path}":
+                raise
+            return None
+
+    def link(self, source_path: str, target_collection: str, alias: str) -> bool:
+        check_collection_path(target_collection)
+        source = self._artifact(check_version_path(source_path))
+        holder = self.version_with_alias(target_collection, alias)
+        if holder is not None and holder.name == source.source_qualified_name:
+            return False
+        with self._errors(f"{source_path} -> {target_collection}"):
+            source.link(target_collection, aliases=[alias])
+        return True
+
+    def add_alias(self, path: str, alias: str) -> None:
+        artifact = self._artifact(check_version_path(path))
+        if check_alias(alias) in artifact.aliases:
+            return
+        with self._errors(path):
+            artifact.aliases = [*artifact.aliases, alias]
+            artifact.save()
+
+    # -- SDK access ----------------------------------------------------------------------------
+    def _artifact(self, path: str) -> Artifact:
+        api = self._connect()
+        with self._errors(path):
+            artifact: Artifact = api.artifact(path)
+        return artifact
+
+    def _connect(self) -> Api:
+        if self._api is None:
+            if not self._api_key.strip():  # wandb would fall back to an interactive login prompt
+                raise RegistryUnauthorized("No W&B API key was given.", hint=_KEY_HINT)
+            import wandb
+
+            with self._errors(None):
+                overrides = {"entity": self._entity} if self._entity else None
+                self._api = wandb.Api(overrides=overrides, api_key=self._api_key)
+        return self._api
+
+    @contextmanager
+    def _errors(self, subject: str | None) -> Iterator[None]:
+        """Turn SDK exceptions into ``RegistryError``s that name ``subject`` and never hold the key."""
+        try:
+            yield
+        except MlgateError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, subject, self._base_url, self._api_key) from exc
+
+
+# wandb raises AuthenticationError both for a rejected key and for a server it cannot reach
+_UNREACHABLE = ("giving up after", "did not respond", "dial tcp", "no such host", "connection refused")
+
+
+def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str) -> RegistryError:
+    from wandb.errors import AuthenticationError
+
+    reason = str(exc).replace(api_key, "***") if api_key else str(exc)
+    about = f" for {subject!r}" if subject else ""
+    lowered = reason.lower()
+    rejected = isinstance(exc, AuthenticationError) and not any(s in lowered for s in _UNREACHABLE)
+    if rejected or re.search(r"\berror 40[13]\b", lowered) or "permission" in lowered:
+        return RegistryUnauthorized(f"W&B at {base_url} refused the API key{about}: {reason}", hint=_KEY_HINT)
+    if "not found" in lowered:
+        return ArtifactNotFound(
+            f"W&B has no artifact {subject!r}: {reason}",
+            hint=f"Check the entity, project, name and alias/version. Accepted forms: {_VERSION_FORMS}.",
+            missing_project=lowered.startswith("project "),
+        )
+    return RegistryError(
+        f"W&B request{about} failed ({base_url}): {reason}",
+        hint="Check that the W&B server is reachable from the runner and, for W&B Server, its URL.",
+    )
+
+
+def _model_version(artifact: Artifact) -> ModelVersion:
+    return ModelVersion(
+        name=artifact.source_qualified_name,
+        version=artifact.source_version,
+        aliases=sorted(artifact.aliases),
+        collection=artifact.name.split(":")[0],
+        digest=artifact.digest,
+        metadata=dict(artifact.metadata),
+    )

@@ -1,0 +1,160 @@
+"""The model-gate report: ``report.json`` (a public contract) and its Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel
+
+from mlgate.model.benchmark import Environment, LatencyStats, ModelMeasurement
+from mlgate.report import Gate, fold, format_number, gates_table
+
+SCHEMA_VERSION = "1"
+
+
+class LatencyMs(BaseModel):
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    mean: float
+    iqr: float
+    stdev: float
+
+    @classmethod
+    def of(cls, stats: LatencyStats) -> LatencyMs:
+        return cls(p50=stats.p50_ms, p90=stats.p90_ms, p95=stats.p95_ms, p99=stats.p99_ms,
+                   mean=stats.mean_ms, iqr=stats.iqr_ms, stdev=stats.stdev_ms)
+
+
+class Baseline(BaseModel):
+    """The production model, measured in the same run, and candidate/production ratios."""
+
+    model: str
+    alias: str
+    total_seconds: float
+    latency_ms: LatencyMs
+    size_mb: float
+    params: int
+    accuracy: float | None
+    ratios: dict[str, float]
+
+
+class Action(BaseModel):
+    """What happened after the gates: promoted, pull request opened, alias added, or nothing."""
+
+    on_pass: str
+    result: str
+    pull_request_url: str | None = None
+
+
+class ModelReport(BaseModel):
+    """``report.json`` of ``mode: model-gate``. Documented by schemas/model-gate-report.schema.json."""
+
+    schema_version: str = SCHEMA_VERSION
+    mode: str = "model-gate"
+    title: str
+    passed: bool
+    model: str
+    format: str
+    collection: str | None
+    predictions: int
+    total_seconds: float
+    latency_ms: LatencyMs
+    throughput: dict[str, float]
+    """Batch size (as a string) -> samples per second."""
+    size_mb: float
+    params: int
+    flops_per_prediction: int | None
+    peak_memory_mb: float | None
+    accuracy: float | None
+    per_class_accuracy: dict[str, float] | None
+    confusion: list[list[int]] | None
+    eval_samples: int
+    robustness: dict[str, float] | None
+    gates: list[Gate]
+    baseline: Baseline | None
+    environment: Environment
+    notes: list[str]
+    action: Action | None = None
+
+
+def build_report(*, title: str, model: str, format: str, collection: str | None, measurement: ModelMeasurement,
+                 gates: list[Gate], baseline: Baseline | None, environment: Environment) -> ModelReport:
+    m = measurement
+    return ModelReport(
+        title=title, passed=all(g.passed for g in gates), model=model, format=format, collection=collection,
+        predictions=m.latency.predictions, total_seconds=m.latency.total_seconds,
+        latency_ms=LatencyMs.of(m.latency),
+        throughput={str(t.batch_size): t.samples_per_second for t in m.throughput},
+        size_mb=m.size_mb, params=m.params, flops_per_prediction=m.flops_per_prediction,
+        peak_memory_mb=m.peak_memory_mb, accuracy=m.accuracy, per_class_accuracy=m.per_class_accuracy,
+        confusion=m.confusion, eval_samples=m.eval_samples, robustness=m.robustness, gates=gates,
+        baseline=baseline, environment=environment, notes=list(m.notes),
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def _ratio(report: ModelReport, key: str) -> str:
+    if report.baseline is None or key not in report.baseline.ratios:
+        return ""
+    return f"{report.baseline.ratios[key]:.2f}×"
+
+
+def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, note: str = "") -> str:
+    icon = "✅" if report.passed else "❌"
+    b = report.baseline
+    parts = [f"## {icon} {report.title}: `{report.model}`",
+             f"{report.format} model · {report.params:,} parameters · {report.size_mb:.2f} MB"
+             + (f" · candidate for `{report.collection}`" if report.collection else "")]
+    if report.gates:
+        parts.append(gates_table(report.gates))
+    lat = report.latency_ms
+    rows = [
+        ("latency p50 (ms)", format_number(lat.p50), b and format_number(b.latency_ms.p50), _ratio(report, "p50")),
+        ("latency p95 (ms)", format_number(lat.p95), b and format_number(b.latency_ms.p95), _ratio(report, "p95")),
+        ("latency p99 (ms)", format_number(lat.p99), b and format_number(b.latency_ms.p99), ""),
+        ("latency mean ± stdev (ms)", f"{format_number(lat.mean)} ± {format_number(lat.stdev)}",
+         b and f"{format_number(b.latency_ms.mean)} ± {format_number(b.latency_ms.stdev)}", _ratio(report, "mean")),
+        (f"{report.predictions} predictions (s)", format_number(report.total_seconds),
+         b and format_number(b.total_seconds), _ratio(report, "total")),
+        ("size (MB)", format_number(report.size_mb), b and format_number(b.size_mb), _ratio(report, "size")),
+        ("parameters", f"{report.params:,}", b and f"{b.params:,}", _ratio(report, "params")),
+        ("accuracy", _pct(report.accuracy), b and _pct(b.accuracy), _ratio(report, "accuracy")),
+    ]
+    header = "| measure | candidate |" + (f" production (`{b.model}`) | ratio |" if b else "")
+    lines = [header, "|---|---:|" + ("---:|---:|" if b else "")]
+    for name, cand, prod, ratio in rows:
+        lines.append(f"| {name} | {cand} |" + (f" {prod} | {ratio} |" if b else ""))
+    parts.append("\n".join(lines))
+    extra = ["- throughput: " + ", ".join(f"batch {size}: {sps:,.0f}/s" for size, sps in report.throughput.items())]
+    if report.flops_per_prediction is not None:
+        extra.append(f"- FLOPs per prediction: {report.flops_per_prediction:,}")
+    if report.peak_memory_mb is not None:
+        extra.append(f"- peak memory: {report.peak_memory_mb:.1f} MB")
+    if report.robustness:
+        extra.append("- robustness: " + ", ".join(f"{k}: {_pct(v)}" for k, v in report.robustness.items()))
+    extra.append(f"- accuracy on {report.eval_samples:,} eval items" if report.accuracy is not None
+                 else "- no eval data: accuracy not measured")
+    parts.append("\n".join(extra))
+    if report.per_class_accuracy:
+        table = ["| class | accuracy |", "|---|---:|"] + [
+            f"| {label} | {_pct(acc)} |" for label, acc in report.per_class_accuracy.items()
+        ]
+        parts.append(fold("Per-class accuracy", "\n".join(table)))
+    for name, link in figure_links.items():
+        parts.append(f"![{name.replace('_', ' ')}]({link})")
+    env = report.environment
+    parts.append(fold("How this was measured",
+                      f"CPU `{env.cpu}`, {env.threads} torch thread(s), torch {env.torch}, Python {env.python}, "
+                      f"{env.platform}. `torch.inference_mode`, warm-up first, one timed call per prediction"
+                      + ("; candidate and production interleaved (A B A B …) so runner noise cancels." if b else ".")
+                      + ("\n\n" + "\n".join(f"- {n}" for n in report.notes) if report.notes else "")))
+    if report.action is not None:
+        parts.append(f"**Next:** {report.action.result}")
+    if note:
+        parts.append(f"> {note}")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,265 @@
+"""DvcRunner against the real ``dvc`` CLI: a local remote, and a gs:// remote on the GCS emulator.
+
+Ground truth (files per commit, the diff, DVC's folder hash) comes from tests/fakes/dvc_repo.py,
+which builds the repository; the code under test only ever sees fresh clones of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
+from mlgate.gcp import service_account_credentials
+from tests.fakes.dvc_repo import (
+    BASE_FILES,
+    EXPECTED_DIFF,
+    HEAD_FILES,
+    PROCESSED,
+    RAW,
+    DvcRepo,
+    clone,
+    dvc_dir_md5,
+    files_under,
+    hermetic_env,
+    make_dvc_repo,
+    run,
+)
+from tests.fakes.gcs import GcsEmulator
+
+
+@pytest.fixture(scope="module")
+def local_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """Built once per module and never modified: tests work on fresh clones of it."""
+    root = tmp_path_factory.mktemp("local-remote")
+    env = hermetic_env(root / "env")
+    return make_dvc_repo(root / "origin", env, remote_url=str(root / "remote"))
+
+
+@pytest.fixture(scope="module")
+def unpushed_repo(tmp_path_factory: pytest.TempPathFactory) -> DvcRepo:
+    """Like ``local_repo``, but the head commit's data never reached the remote (no `dvc push`)."""
+    root = tmp_path_factory.mktemp("unpushed")
+    env = hermetic_env(root / "env")
+    return make_dvc_repo(root / "origin", env, remote_url=str(root / "remote"), push="base")
+
+
+@pytest.fixture
+def fresh_clone(local_repo: DvcRepo, tmp_path: Path) -> Path:
+    return clone(local_repo, tmp_path / "clone")
+
+
+def _set_remote(repo: Path, url: str | None) -> None:
+    """Rewrite the clone's committed-style .dvc/config (no config.local) to ``url`` or no remote."""
+    remote = f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {url}\n" if url else ""
+    (repo / ".dvc" / "config").write_text(remote)
+
+
+def test_pull__fresh_clone_gets_only_the_target_from_local_remote(local_repo: DvcRepo, fresh_clone: Path) -> None:
+    runner = DvcRunner(fresh_clone, env=local_repo.env)
+
+    runner.pull(PROCESSED)
+
+    assert files_under(fresh_clone, PROCESSED) == local_repo.files_at(local_repo.head_rev)
+    assert not (fresh_clone / RAW).exists()  # the other tracked folder stayed in the remote
+
+
+def test_tracked_targets__names_the_dvc_files_covering_a_path(local_repo: DvcRepo) -> None:
+    runner = DvcRunner(local_repo.path, env=local_repo.env)
+
+    assert runner.is_dvc_repo()
+    assert runner.tracked_targets(PROCESSED) == ["data/processed.dvc"]
+    assert runner.tracked_targets("data/processed/train/") == ["data/processed.dvc"]
+    assert runner.tracked_targets("./data") == ["data/processed.dvc", "data/raw.dvc"]
+    assert runner.tracked_targets("docs") == []
+
+
+def test_content_hash__is_dvcs_folder_md5_and_changes_only_with_the_data(local_repo: DvcRepo) -> None:
+    runner = DvcRunner(local_repo.path, env=local_repo.env)
+
+    base = runner.content_hash(PROCESSED, rev=local_repo.base_rev)
+    head = runner.content_hash(PROCESSED, rev=local_repo.head_rev)
+
+    assert base == dvc_dir_md5(BASE_FILES, PROCESSED)
+    assert head == dvc_dir_md5(HEAD_FILES, PROCESSED)
+    assert base != head
+    assert runner.content_hash(PROCESSED, rev=local_repo.head_rev) == head  # rerun
+    assert runner.content_hash(PROCESSED) == head  # working tree = head commit
+    assert runner.content_hash(RAW, rev=local_repo.base_rev) == runner.content_hash(RAW, rev=local_repo.head_rev)
+    both_base = runner.content_hash("data", rev=local_repo.base_rev)
+    assert both_base not in (None, base) and both_base != runner.content_hash("data", rev=local_repo.head_rev)
+    assert runner.content_hash("docs", rev=local_repo.head_rev) is None
+
+
+def test_content_hash__unknown_revision_raises_with_fetch_depth_hint(local_repo: DvcRepo) -> None:
+    runner = DvcRunner(local_repo.path, env=local_repo.env)
+
+    with pytest.raises(DvcError) as caught:
+        runner.content_hash(PROCESSED, rev="0" * 40)
+
+    assert "0" * 40 in caught.value.message
+    assert "fetch-depth: 0" in caught.value.hint
+
+
+def test_diff__fresh_clone_lists_files_added_modified_deleted_renamed(local_repo: DvcRepo, fresh_clone: Path) -> None:
+    runner = DvcRunner(fresh_clone, env=local_repo.env)
+
+    diff = runner.diff(local_repo.base_rev, local_repo.head_rev, PROCESSED)
+
+    assert diff == DataDiff.model_validate(EXPECTED_DIFF)
+    assert diff.changed
+
+
+def test_diff__narrows_to_a_subfolder_and_reports_unchanged_data(local_repo: DvcRepo, fresh_clone: Path) -> None:
+    runner = DvcRunner(fresh_clone, env=local_repo.env)
+
+    train = runner.diff(local_repo.base_rev, local_repo.head_rev, "data/processed/train")
+    raw = runner.diff(local_repo.base_rev, local_repo.head_rev, RAW)
+
+    assert train == DataDiff(added=["data/processed/train/t2.csv"], modified=[], deleted=[], renamed=[])
+    assert not raw.changed
+
+
+def test_materialize__base_revision_gives_the_base_files(
+    local_repo: DvcRepo, fresh_clone: Path, tmp_path: Path
+) -> None:
+    runner = DvcRunner(fresh_clone, env=local_repo.env)
+
+    path = runner.materialize(local_repo.base_rev, PROCESSED, tmp_path / "base")
+
+    assert path == tmp_path / "base" / PROCESSED
+    assert files_under(tmp_path / "base", PROCESSED) == local_repo.files_at(local_repo.base_rev)
+    assert not (fresh_clone / PROCESSED).exists()  # the checkout itself is untouched
+
+
+def test_pull__no_remote_configured_raises_dvc_reason_and_remote_add_hint(
+    local_repo: DvcRepo, fresh_clone: Path
+) -> None:
+    _set_remote(fresh_clone, None)
+
+    with pytest.raises(DvcError) as caught:
+        DvcRunner(fresh_clone, env=local_repo.env).pull(PROCESSED)
+
+    error = caught.value
+    assert "dvc pull data/processed.dvc" in error.message
+    assert "No remote provided and no default remote set" in error.message
+    assert "dvc remote add -d" in error.hint
+    assert "Traceback" not in str(error)
+
+
+def test_pull__remote_missing_objects_raises_with_push_hint(unpushed_repo: DvcRepo, tmp_path: Path) -> None:
+    checkout = clone(unpushed_repo, tmp_path / "clone")
+
+    with pytest.raises(DvcError) as caught:
+        DvcRunner(checkout, env=unpushed_repo.env).pull(PROCESSED)
+
+    assert "failed to pull data from the cloud" in caught.value.message
+    assert "dvc push" in caught.value.hint
+    assert "Traceback" not in str(caught.value)
+
+
+def test_diff__remote_missing_folder_listing_raises_instead_of_folder_only_answer(
+    unpushed_repo: DvcRepo, tmp_path: Path
+) -> None:
+    checkout = clone(unpushed_repo, tmp_path / "clone")
+    runner = DvcRunner(checkout, env=unpushed_repo.env)
+
+    with pytest.raises(DvcError) as caught:
+        runner.diff(unpushed_repo.base_rev, unpushed_repo.head_rev, PROCESSED)
+
+    assert "data/processed/" in caught.value.message
+    assert "dvc push" in caught.value.hint
+
+
+def test_materialize__path_untracked_at_revision_raises_before_running_dvc(local_repo: DvcRepo, tmp_path: Path) -> None:
+    runner = DvcRunner(local_repo.path, env=local_repo.env)
+
+    with pytest.raises(DvcError) as caught:
+        runner.materialize(local_repo.base_rev, "docs", tmp_path / "base")
+
+    assert "not tracked by DVC at revision " + local_repo.base_rev in caught.value.message
+    assert not (tmp_path / "base").exists()
+
+
+def test_pull__untracked_path_raises_with_dvc_add_hint(local_repo: DvcRepo, fresh_clone: Path) -> None:
+    with pytest.raises(DvcError) as caught:
+        DvcRunner(fresh_clone, env=local_repo.env).pull("docs/images")
+
+    assert "docs/images" in caught.value.message
+    assert "dvc add" in caught.value.hint
+
+
+def test_pull__gs_remote_without_credentials_is_refused_with_gcp_credentials_hint(
+    local_repo: DvcRepo, fresh_clone: Path, gcs_emulator: GcsEmulator
+) -> None:
+    _set_remote(fresh_clone, gcs_emulator.create_bucket("mlgate-data") + "/dvcstore")
+
+    with pytest.raises(DvcError) as caught:
+        DvcRunner(fresh_clone, env={**local_repo.env, **gcs_emulator.emulator_env}).pull(PROCESSED)
+
+    assert "gcp-credentials" in caught.value.hint
+    assert gcs_emulator.unauthorized  # the anonymous request reached the bucket and was refused
+    assert gcs_emulator.logins == []
+
+
+@pytest.mark.slow
+def test_pull_and_diff__gs_remote_with_service_account_login(gcs_emulator: GcsEmulator, tmp_path: Path) -> None:
+    url = gcs_emulator.create_bucket("mlgate-data") + "/dvcstore"
+    env = {**hermetic_env(tmp_path / "env"), **gcs_emulator.env}  # pushes with the fake's own key file
+    origin = make_dvc_repo(tmp_path / "origin", env, remote_url=url)
+    assert any(name.startswith("dvcstore/files/md5/") for name in gcs_emulator.object_names("mlgate-data"))
+    checkout = clone(origin, tmp_path / "clone")
+    logins_before = len(gcs_emulator.logins)
+    masked: list[str] = []
+
+    with service_account_credentials(gcs_emulator.service_account_json, mask=masked.append) as creds:
+        runner = DvcRunner(checkout, env={**origin.env, **gcs_emulator.emulator_env, **creds})
+        runner.pull(PROCESSED)
+        diff = runner.diff(origin.base_rev, origin.head_rev, PROCESSED)
+
+    assert files_under(checkout, PROCESSED) == origin.files_at(origin.head_rev)
+    assert diff == DataDiff.model_validate(EXPECTED_DIFF)
+    new_logins = gcs_emulator.logins[logins_before:]
+    assert new_logins, "google-auth never called the token endpoint"
+    assert {grant.claims["iss"] for grant in new_logins} == {"mlgate-ci@mlgate-test.iam.gserviceaccount.com"}
+    assert {grant.access_token for grant in new_logins} & gcs_emulator.seen_tokens
+    assert not gcs_emulator.unauthorized
+    assert masked and all("\n" not in value for value in masked)
+    assert not Path(creds["GOOGLE_APPLICATION_CREDENTIALS"]).exists()
+
+
+def test_tracked_targets__reads_pipeline_outputs_from_dvc_yaml_and_hashes_from_dvc_lock(
+    local_repo: DvcRepo, tmp_path: Path
+) -> None:
+    repo = tmp_path / "pipeline"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / "dvc.yaml").write_text(
+        "stages:\n"
+        "  featurize:\n"
+        "    cmd: python featurize.py\n"
+        "    outs:\n"
+        "      - data/features\n"
+        "      - models/model.pt:\n"
+        "          cache: false\n"
+    )
+    (repo / "dvc.lock").write_text(
+        "schema: '2.0'\n"
+        "stages:\n"
+        "  featurize:\n"
+        "    cmd: python featurize.py\n"
+        "    outs:\n"
+        "    - path: data/features\n"
+        "      hash: md5\n"
+        "      md5: 0123456789abcdef0123456789abcdef.dir\n"
+    )
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "pipeline"]):
+        run(repo, local_repo.env, "git", *command)
+    runner = DvcRunner(repo, env=local_repo.env)
+
+    assert runner.tracked_targets("data/features/part-0") == ["data/features"]
+    assert runner.tracked_targets(".") == ["data/features", "models/model.pt"]
+    assert runner.content_hash("data/features", rev="HEAD") == "0123456789abcdef0123456789abcdef.dir"
+    with pytest.raises(DvcError, match=r"models/model\.pt have no recorded hash") as caught:
+        runner.content_hash("models", rev="HEAD")
+    assert "dvc repro" in caught.value.hint

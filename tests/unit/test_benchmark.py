@@ -1,0 +1,270 @@
+"""Benchmark: latency statistics, interleaving, FLOPs, memory and accuracy against independent references."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlgate.model import benchmark
+from mlgate.model.benchmark import (
+    BenchmarkError,
+    default_preprocess,
+    environment,
+    infer_input_shape,
+    measure_latency,
+    measure_model,
+    measure_pair,
+    peak_forward_bytes,
+    summarize_latencies,
+)
+from mlgate.model.loading import LoadedModel, load_model
+from tests.fixtures.model_zoo import SmallCNN
+from tests.fixtures.models import NUM_CLASSES, batches, make_images, save_all_formats, trained_cnn
+
+
+class FakeClock:
+    """perf_counter_ns that only moves when a fake model call advances it."""
+
+    def __init__(self) -> None:
+        self.now_ns = 0
+        self.calls: list[str] = []
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+    def model(self, name: str, durations: list[int]) -> Callable[[], None]:
+        remaining = iter(durations)
+
+        def call() -> None:
+            self.calls.append(name)
+            self.now_ns += next(remaining)
+
+        return call
+
+
+def _loaded(module: nn.Module, tmp_path: Path, name: str = "model.pth") -> LoadedModel:
+    path = tmp_path / name
+    torch.save(module.state_dict(), path)
+    return LoadedModel(
+        module=module.eval(),
+        format="state_dict",
+        path=path,
+        size_bytes=path.stat().st_size,
+        params=sum(p.numel() for p in module.parameters()),
+    )
+
+
+def test_summarize_latencies__matches_numpy_on_a_skewed_sequence() -> None:
+    rng = np.random.default_rng(7)
+    ns = [int(v) for v in rng.lognormal(mean=13, sigma=0.6, size=257)] + [50_000_000]  # one 50 ms stall
+    ms = np.array(ns) / 1e6
+
+    stats = summarize_latencies(ns)
+
+    assert stats.predictions == len(ns)
+    assert stats.total_seconds == pytest.approx(ms.sum() / 1e3, rel=1e-12)
+    assert stats.mean_ms == pytest.approx(ms.mean(), rel=1e-12)
+    for q in (50, 90, 95, 99):
+        assert getattr(stats, f"p{q}_ms") == pytest.approx(np.percentile(ms, q), rel=1e-12)
+    assert stats.iqr_ms == pytest.approx(np.percentile(ms, 75) - np.percentile(ms, 25), rel=1e-12)
+    assert stats.stdev_ms == pytest.approx(ms.std(ddof=1), rel=1e-12)
+
+
+def test_summarize_latencies__single_prediction_has_zero_spread() -> None:
+    stats = summarize_latencies([2_000_000])
+    assert (stats.p50_ms, stats.p99_ms, stats.iqr_ms, stats.stdev_ms) == (2.0, 2.0, 0.0, 0.0)
+
+
+def test_measure_latency__times_each_call_after_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(benchmark, "perf_counter_ns", clock)
+    durations = [999] * 3 + [1_000_000, 3_000_000, 2_000_000, 4_000_000]
+
+    stats = measure_latency(clock.model("a", durations), predictions=4, warmup=3)
+
+    assert stats == summarize_latencies([1_000_000, 3_000_000, 2_000_000, 4_000_000])
+    assert len(clock.calls) == 7
+
+
+def test_measure_pair__interleaves_candidate_and_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(benchmark, "perf_counter_ns", clock)
+    cand_ns = [1, 1, 1_000_000, 2_000_000, 3_000_000]
+    base_ns = [1, 1, 5_000_000, 6_000_000, 7_000_000]
+
+    cand, base = measure_pair(clock.model("A", cand_ns), clock.model("B", base_ns), predictions=3, warmup=2)
+
+    assert clock.calls == ["A", "B"] * 5
+    assert cand.p50_ms == 2.0
+    assert base.p50_ms == 6.0
+
+
+def test_measure_latency__rejects_zero_predictions() -> None:
+    with pytest.raises(BenchmarkError, match="at least 1"):
+        measure_latency(lambda: None, predictions=0)
+
+
+def test_peak_forward_bytes__counts_weights_and_live_activations() -> None:
+    class TwoSteps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(100, 50, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hidden = self.lin(x)
+            active = hidden.relu()
+            return active * 2  # hidden, active and the output are alive together
+
+    with torch.inference_mode():
+        peak = peak_forward_bytes(TwoSteps(), torch.randn(4, 100))
+
+    weights, activation = 100 * 50 * 4, 4 * 50 * 4
+    assert peak == weights + 3 * activation
+
+
+def test_default_preprocess__scales_uint8_and_adds_channel() -> None:
+    images = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)
+    x = default_preprocess(images, [1, 2, 2])
+    torch.testing.assert_close(x, torch.tensor([[[[0.0, 1.0], [0.2, 0.4]]]]))
+
+
+def test_default_preprocess__keeps_floats_and_channel_layout() -> None:
+    images = torch.rand(3, 1, 4, 4) * 7
+    assert default_preprocess(images, [1, 4, 4]) is images
+    assert default_preprocess(torch.rand(3, 4, 4), [4, 4]).shape == (3, 4, 4)
+
+
+def test_infer_input_shape__adds_channel_to_grayscale_batches() -> None:
+    assert infer_input_shape(torch.zeros(32, 28, 28, dtype=torch.uint8)) == [1, 28, 28]
+    assert infer_input_shape(torch.zeros(32, 3, 32, 32)) == [3, 32, 32]
+    assert infer_input_shape(torch.zeros(32, 20)) == [20]
+
+
+def _reference_accuracy(
+    module: nn.Module, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, dict[str, float], list[list[int]]]:
+    confusion = [[0] * NUM_CLASSES for _ in range(NUM_CLASSES)]
+    with torch.no_grad():
+        for image, label in zip(images, labels, strict=True):
+            logits = module(image.float().div(255)[None, None])
+            confusion[int(label)][int(torch.argmax(logits[0]))] += 1
+    correct = sum(confusion[c][c] for c in range(NUM_CLASSES))
+    per_class = {str(c): confusion[c][c] / sum(confusion[c]) for c in range(NUM_CLASSES) if sum(confusion[c])}
+    return correct / len(labels), per_class, confusion
+
+
+def test_measure_model__accuracy_matches_plain_loop_for_candidate_and_baseline(tmp_path: Path) -> None:
+    trained = trained_cnn()
+    torch.manual_seed(3)
+    untrained = SmallCNN(width=8)  # a weak production model, so the confusion has off-diagonal counts
+    images, labels = make_images(300, seed=11)
+    limit = 250  # cuts the second batch of 128 in the middle
+
+    cand, base = measure_model(
+        _loaded(trained, tmp_path, "cand.pth"),
+        input_shape=[1, 28, 28],
+        predictions=5,
+        batch_sizes=(1, 4),
+        eval_data=batches(images, labels, 128),
+        max_eval_samples=limit,
+        baseline=_loaded(untrained, tmp_path),
+        num_classes=NUM_CLASSES,
+    )
+
+    assert base is not None
+    for measured, module in ((cand, trained), (base, untrained)):
+        accuracy, per_class, confusion = _reference_accuracy(module, images[:limit], labels[:limit])
+        assert measured.eval_samples == limit
+        assert measured.accuracy == pytest.approx(accuracy, abs=1e-12)
+        assert measured.per_class_accuracy == pytest.approx(per_class, abs=1e-12)
+        assert measured.confusion == confusion
+    assert cand.accuracy is not None and cand.accuracy > 0.95
+    assert base.accuracy is not None and base.accuracy < 0.5
+
+
+def test_measure_model__figures_from_independent_formulas(tmp_path: Path) -> None:
+    model = _loaded(trained_cnn(), tmp_path)
+    threads_before = torch.get_num_threads()
+
+    measured, baseline = measure_model(model, input_shape=[1, 28, 28], predictions=7, batch_sizes=(1, 8), threads=1)
+
+    assert baseline is None
+    assert torch.get_num_threads() == threads_before
+    assert measured.latency.predictions == 7
+    assert [t.batch_size for t in measured.throughput] == [1, 8]
+    for t in measured.throughput:
+        assert t.samples_per_second == pytest.approx(t.batch_size / (t.batch_p50_ms / 1e3))
+    # multiply-adds x 2 of conv1 (1->8, 28x28), conv2 (8->16, 14x14) and the 784->10 head
+    assert measured.flops_per_prediction == 2 * (8 * 28 * 28 * 9 + 16 * 14 * 14 * 8 * 9 + 784 * 10)
+    assert measured.params == sum(p.numel() for p in trained_cnn().parameters())
+    assert measured.size_mb == model.size_bytes / 1e6
+    assert measured.accuracy is None and measured.confusion is None and measured.eval_samples == 0
+
+
+def test_measure_model__fgsm_matches_reference_attack(tmp_path: Path) -> None:
+    trained = trained_cnn()
+    images, labels = make_images(200, seed=12)
+    eps = 0.15
+
+    measured, _ = measure_model(
+        _loaded(trained, tmp_path),
+        input_shape=[1, 28, 28],
+        predictions=3,
+        batch_sizes=(1,),
+        eval_data=batches(images, labels, 64),
+        robustness_eps=eps,
+    )
+
+    x = images.float().div(255).unsqueeze(1).requires_grad_(True)
+    loss = F.cross_entropy(trained(x), labels, reduction="sum")  # per-sample gradients, same signs
+    (grad,) = torch.autograd.grad(loss, [x])
+    with torch.no_grad():
+        adversarial = (x + eps * grad.sign()).clamp(0, 1)
+        reference = (trained(adversarial).argmax(1) == labels).float().mean().item()
+    assert measured.robustness is not None
+    assert measured.robustness[f"fgsm@{eps:g}"] == pytest.approx(reference, abs=1 / 200)
+    assert 0 <= measured.robustness[f"gaussian@{eps:g}"] <= 1
+    assert measured.robustness[f"fgsm@{eps:g}"] < measured.accuracy  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "export", "pickle"])
+def test_measure_model__measures_compiled_formats_completely(fmt: str, tmp_path: Path) -> None:
+    path = save_all_formats(trained_cnn(), tmp_path)[fmt]
+    images, labels = make_images(64, seed=13)
+
+    measured, _ = measure_model(
+        load_model(path, trust_pickle=True),
+        input_shape=[1, 28, 28],
+        predictions=3,
+        batch_sizes=(2,),
+        eval_data=[(images, labels)],
+        robustness_eps=0.1,
+    )
+
+    assert measured.notes == []
+    assert measured.flops_per_prediction == 2 * (8 * 28 * 28 * 9 + 16 * 14 * 14 * 8 * 9 + 784 * 10)
+    assert measured.robustness is not None and set(measured.robustness) == {"gaussian@0.1", "fgsm@0.1"}
+    assert measured.accuracy == pytest.approx(_reference_accuracy(trained_cnn(), images, labels)[0])
+
+
+def test_measure_model__static_export_batch_is_a_clear_error(tmp_path: Path) -> None:
+    program = torch.export.export(trained_cnn(), (torch.zeros(1, 1, 28, 28),))
+    path = tmp_path / "static.pt2"
+    torch.export.save(program, str(path))
+
+    with pytest.raises(BenchmarkError, match=r"shape \(32, 1, 28, 28\)") as info:
+        measure_model(load_model(path), input_shape=[1, 28, 28], predictions=2, batch_sizes=(1, 32))
+    assert "dynamic_shapes" in info.value.hint
+
+
+def test_environment__reports_versions_and_threads() -> None:
+    env = environment(threads=3)
+    assert env.threads == 3
+    assert env.torch == torch.__version__
+    assert env.cpu

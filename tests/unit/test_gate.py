@@ -1,0 +1,159 @@
+"""Gates: pass/fail, by how much, and relative gates with and without a production model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlgate.model.benchmark import LatencyStats, ModelMeasurement
+from mlgate.model.gate import GateThresholds, evaluate_gates, ratios
+
+
+def make_measurement(
+    *,
+    p50: float = 1.0,
+    p95: float = 2.0,
+    total: float = 0.15,
+    accuracy: float | None = 0.97,
+    **overrides: Any,
+) -> ModelMeasurement:
+    latency = LatencyStats(
+        predictions=100,
+        total_seconds=total,
+        mean_ms=1.5,
+        p50_ms=p50,
+        p90_ms=1.8,
+        p95_ms=p95,
+        p99_ms=3.0,
+        iqr_ms=0.2,
+        stdev_ms=0.3,
+    )
+    fields: dict[str, Any] = {
+        "latency": latency,
+        "throughput": [],
+        "size_mb": 4.0,
+        "params": 1_000_000,
+        "flops_per_prediction": None,
+        "peak_memory_mb": None,
+        "accuracy": accuracy,
+        "per_class_accuracy": None,
+        "confusion": None,
+        "eval_samples": 0 if accuracy is None else 1000,
+        "robustness": None,
+    }
+    fields.update(overrides)
+    return ModelMeasurement(**fields)
+
+
+def test_evaluate_gates__no_thresholds_means_no_gates() -> None:
+    assert evaluate_gates(make_measurement(), GateThresholds()) == []
+
+
+def test_evaluate_gates__absolute_limits_pass_at_the_threshold() -> None:
+    thresholds = GateThresholds(
+        max_latency_ms=2.0, max_total_seconds=0.15, max_size_mb=4.0, max_params=1_000_000, min_accuracy=0.97
+    )
+    gates = evaluate_gates(make_measurement(), thresholds)
+
+    assert [g.name for g in gates] == ["latency_p95_ms", "total_seconds", "size_mb", "params", "accuracy"]
+    assert all(g.passed and g.detail == "" for g in gates)
+    assert [g.value for g in gates] == [2.0, 0.15, 4.0, 1_000_000, 0.97]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "name", "detail"),
+    [
+        (GateThresholds(max_latency_ms=1.7), "latency_p95_ms", "0.3 ms over"),
+        (GateThresholds(max_total_seconds=0.1), "total_seconds", "0.05 s over"),
+        (GateThresholds(max_size_mb=2.5), "size_mb", "1.5 MB over"),
+        (GateThresholds(max_params=999_000), "params", "1,000 parameters over"),
+        (GateThresholds(min_accuracy=0.99), "accuracy", "2.00 percentage points below"),
+    ],
+)
+def test_evaluate_gates__failed_gate_says_by_how_much(thresholds: GateThresholds, name: str, detail: str) -> None:
+    (gate,) = evaluate_gates(make_measurement(), thresholds)
+    assert gate.name == name
+    assert not gate.passed
+    assert gate.detail == detail
+
+
+def test_evaluate_gates__min_accuracy_without_eval_data_fails_and_says_why() -> None:
+    (gate,) = evaluate_gates(make_measurement(accuracy=None), GateThresholds(min_accuracy=0.9))
+    assert not gate.passed
+    assert gate.value is None
+    assert "eval-data" in gate.detail
+
+
+@pytest.mark.parametrize(
+    "thresholds", [GateThresholds(max_latency_regression=0.1), GateThresholds(max_accuracy_drop=0.01)]
+)
+def test_evaluate_gates__relative_gate_without_production_passes(thresholds: GateThresholds) -> None:
+    (gate,) = evaluate_gates(make_measurement(p95=100.0, accuracy=0.1), thresholds, baseline=None)
+    assert gate.passed
+    assert gate.detail == "no production model to compare"
+
+
+def test_evaluate_gates__latency_regression_beyond_limit_fails_with_percentages() -> None:
+    (gate,) = evaluate_gates(
+        make_measurement(p95=2.25),
+        GateThresholds(max_latency_regression=0.10),
+        baseline=make_measurement(p95=2.0),
+    )
+    assert not gate.passed
+    assert gate.value == pytest.approx(0.125)
+    assert gate.detail == "12.5 % slower than production (p95 2.25 ms vs 2 ms), 2.5 % beyond the allowed 10 %"
+
+
+def test_evaluate_gates__latency_within_allowance_or_faster_passes() -> None:
+    limit = GateThresholds(max_latency_regression=0.10)
+    (slower,) = evaluate_gates(make_measurement(p95=2.1), limit, baseline=make_measurement(p95=2.0))
+    (faster,) = evaluate_gates(make_measurement(p95=1.5), limit, baseline=make_measurement(p95=2.0))
+    assert slower.passed and slower.detail.startswith("5.0 % slower than production")
+    assert faster.passed and faster.detail.startswith("25.0 % faster than production")
+
+
+def test_evaluate_gates__accuracy_drop_is_absolute() -> None:
+    limit = GateThresholds(max_accuracy_drop=0.01)
+    (failed,) = evaluate_gates(make_measurement(accuracy=0.95), limit, baseline=make_measurement(accuracy=0.97))
+    (passed,) = evaluate_gates(make_measurement(accuracy=0.965), limit, baseline=make_measurement(accuracy=0.97))
+
+    assert not failed.passed
+    assert failed.value == pytest.approx(0.02)
+    assert failed.detail == (
+        "2.00 percentage points lower than production (0.95 vs production 0.97), "
+        "1.00 percentage points beyond the allowed 1.00 percentage points"
+    )
+    assert passed.passed
+
+
+def test_evaluate_gates__accuracy_drop_needs_eval_data_for_both() -> None:
+    (gate,) = evaluate_gates(
+        make_measurement(accuracy=None),
+        GateThresholds(max_accuracy_drop=0.01),
+        baseline=make_measurement(accuracy=None),
+    )
+    assert not gate.passed
+    assert "eval-data" in gate.detail
+
+
+def test_ratios__candidate_over_production() -> None:
+    candidate = make_measurement(p50=1.5, p95=3.0, total=0.3, accuracy=0.45, size_mb=2.0, params=500_000)
+    production = make_measurement(p50=1.0, p95=2.0, total=0.15, accuracy=0.9)
+
+    assert ratios(candidate, production) == pytest.approx(
+        {
+            "latency_p50": 1.5,
+            "latency_p95": 1.5,
+            "latency_mean": 1.0,
+            "total_seconds": 2.0,
+            "size": 0.5,
+            "params": 0.5,
+            "accuracy": 0.5,
+        }
+    )
+
+
+def test_ratios__skip_figures_missing_or_zero_in_production() -> None:
+    result = ratios(make_measurement(), make_measurement(accuracy=None, params=0))
+    assert "accuracy" not in result and "params" not in result

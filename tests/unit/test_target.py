@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlgate.errors import MlgateError
+from mlgate.model.target import InvalidPayload, resolve_target
+
+EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
+
+
+def staged_model_event(**payload: Any) -> dict[str, Any]:
+    """GitHub's real repository_dispatch example, with the client_payload a W&B automation sends."""
+    event = json.loads((EVENTS / "repository_dispatch.json").read_text())
+    event["action"] = "staged_model"
+    event["client_payload"] = {
+        "artifact_version_string": "acme/wandb-registry-model/mnist:v7",
+        "artifact_collection_name": "mnist",
+        "entity_name": "acme",
+        "project_name": "wandb-registry-model",
+        "alias": "staging",
+        "event_type": "ADD_ARTIFACT_ALIAS",
+        **payload,
+    }
+    return event
+
+
+def test_payload__gives_the_pinned_version_and_the_registry_collection(tmp_path: Path) -> None:
+    target = resolve_target(None, None, "repository_dispatch", staged_model_event(), tmp_path)
+    assert target.model == "acme/wandb-registry-model/mnist:v7"
+    assert target.collection == "wandb-registry-model/mnist"
+    assert not target.is_local
+
+
+def test_payload_from_legacy_model_registry__targets_entity_model_registry(tmp_path: Path) -> None:
+    event = staged_model_event(artifact_version_string="acme/mnist-train/cnn:v2", project_name="mnist-train",
+                               artifact_collection_name="cnn")
+    target = resolve_target(None, None, "repository_dispatch", event, tmp_path)
+    assert target.collection == "acme/model-registry/cnn"
+
+
+def test_registry_input__overrides_the_payload_default(tmp_path: Path) -> None:
+    target = resolve_target(None, "wandb-registry-model/other", "repository_dispatch", staged_model_event(), tmp_path)
+    assert target.collection == "wandb-registry-model/other"
+
+
+@pytest.mark.parametrize("bad", ["acme/proj/x:v1; rm -rf /", "$(curl evil)", "a/b/c:v1\nINPUT_X=1", "a/b/c:v1\n", "../../etc:v1"])
+def test_payload_values__that_do_not_match_strict_patterns_are_refused(bad: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidPayload) as info:
+        resolve_target(None, None, "repository_dispatch", staged_model_event(artifact_version_string=bad), tmp_path)
+    assert "artifact_version_string" in info.value.message
+    assert "${artifact_version_string}" in info.value.hint  # shows the expected payload
+
+
+def test_missing_payload__shows_the_expected_payload(tmp_path: Path) -> None:
+    event = staged_model_event()
+    event["client_payload"] = {}
+    with pytest.raises(InvalidPayload) as info:
+        resolve_target(None, None, "repository_dispatch", event, tmp_path)
+    assert "client_payload.artifact_version_string` is missing" in info.value.message
+    assert '"event_type": "staged_model"' in info.value.hint
+
+
+def test_no_model_and_no_dispatch__says_how_to_name_one(tmp_path: Path) -> None:
+    with pytest.raises(MlgateError, match="No model to gate"):
+        resolve_target(None, None, "push", {}, tmp_path)
+
+
+def test_model_input__local_file_or_artifact_path(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.pt").write_bytes(b"x")
+    assert resolve_target("models/m.pt", None, None, {}, tmp_path).is_local
+    remote = resolve_target("wandb-registry-model/mnist:staging", None, None, {}, tmp_path)
+    assert (remote.is_local, remote.collection) == (False, "wandb-registry-model/mnist")
+    legacy = resolve_target("acme/model-registry/mnist:production", None, None, {}, tmp_path)
+    assert legacy.collection == "acme/model-registry/mnist"
+    with pytest.raises(MlgateError, match="neither a W&B artifact"):
+        resolve_target("models/missing.pt", None, None, {}, tmp_path)
+    with pytest.raises(MlgateError, match="leaves the workspace"):
+        resolve_target("../secret.pt", None, None, {}, tmp_path)
