@@ -167,6 +167,12 @@ class Publisher:
         blob_url = f"{self._server_url}/{self._repository}/blob/{commit_sha}"
         return {name: f"{blob_url}/{urllib.parse.quote(path)}?raw=true" for name, path in paths.items()}
 
+    def commit_files(self, branch: str, files: Mapping[str, bytes], message: str) -> str:
+        """Commit ``files`` (repo path -> bytes) onto ``branch`` (an orphan when missing); returns the
+        commit that holds them. Files already there with the same bytes make no new commit."""
+        with _calling(f"Committing {len(files)} file(s) to branch {branch} of {self._repository}", CONTENTS_WRITE):
+            return self._commit_retrying_races(branch, dict(files), message, start_from=None)
+
     def read_file(self, branch: str, path: str) -> bytes | None:
         """The bytes of ``path`` on ``branch``; None when the branch or the file does not exist."""
         with _calling(f"Reading {path} from branch {branch} of {self._repository}", None):

@@ -71,6 +71,7 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[st
 
     local_md = render_markdown(report, {name: f"{name}.png" for name in pngs})
     paths = write_report_files(out_dir, local_md, report.model_dump_json(indent=2), pngs)
+    cache.flush()
     links, note = publication.host_figures({f"{name}.png": png for name, png in pngs.items()})
     fallback = figures.label_distribution_mermaid({n: s.label_counts for n, s in stats.splits.items()})
     markdown = render_markdown(

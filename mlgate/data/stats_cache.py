@@ -31,9 +31,9 @@ class StatsCache:
         with contextlib.suppress(OSError):
             raw = (self.folder / f"{key}.json").read_bytes()
         if raw is None and self.publisher is not None:
-            from mlgate.github import GitHubError
+            from mlgate.github import GitHubError, GitHubPermissionError
 
-            with contextlib.suppress(GitHubError):
+            with contextlib.suppress(GitHubError, GitHubPermissionError):
                 raw = self.publisher.read_file(self.branch, f"stats/{key}.json")
         if raw is None:
             return None
@@ -48,3 +48,13 @@ class StatsCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{key}.json").write_bytes(data)
         self.pending[f"stats/{key}.json"] = data
+
+    def flush(self) -> None:
+        """Put this run's entries on the assets branch; a missing permission only costs a recomputation."""
+        if not self.pending or self.publisher is None:
+            return
+        from mlgate.github import GitHubError, GitHubPermissionError
+
+        with contextlib.suppress(GitHubError, GitHubPermissionError):
+            self.publisher.commit_files(self.branch, self.pending, "mlgate: cache dataset statistics")
+            self.pending = {}

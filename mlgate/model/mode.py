@@ -17,6 +17,7 @@ from mlgate.model.report import Action, Baseline, LatencyMs, ModelReport, build_
 from mlgate.model.settings import ModelGateSettings, PromoteSettings, RegistrySettings
 from mlgate.model.target import ModelTarget, resolve_target
 from mlgate.publish import Publication, publish, workspace_relative, write_report_files
+from mlgate.report import COMMENT_LIMIT, fit
 from mlgate.settings import CommonSettings
 
 MANIFEST_DIR = ".mlgate/promotions"
@@ -53,31 +54,26 @@ def run_model_mode(settings: CommonSettings, ctx: RunContext, env: Mapping[str, 
 
 def run_model_gate(settings: ModelGateSettings, ctx: RunContext, env: Mapping[str, str],
                    registry_factory: RegistryFactory = wandb_registry) -> int:
+    root = ctx.workspace
+    out_dir = settings.out if settings.out.is_absolute() else root / settings.out
+    # everything that can be refused is refused before a byte is downloaded or measured
+    target = resolve_target(settings.model, settings.registry, ctx.event_name, ctx.event, root)
+    publication = Publication.for_run(settings, ctx)
+    _check_action(settings, target, publication)
+    registry = registry_factory(settings, env) if not target.is_local or target.collection else None
+
     from mlgate.model.benchmark import environment, measure_model
     from mlgate.model.gate import GateThresholds, evaluate_gates, ratios
     from mlgate.model.loading import load_model
 
-    root = ctx.workspace
-    out_dir = settings.out if settings.out.is_absolute() else root / settings.out
-    target = resolve_target(settings.model, settings.registry, ctx.event_name, ctx.event, root)
-    needs_registry = not target.is_local or settings.on_pass == "promote" or settings.on_fail_alias is not None
-    registry = registry_factory(settings, env) if needs_registry or settings.wandb_api_key else None
-    publication = Publication.for_run(settings, ctx)
-
     with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
         candidate_version, candidate_path = _fetch(target.model, target.is_local, registry, root, Path(tmp) / "c")
         candidate = _load(load_model, candidate_path, settings, root)
-        production_version = None
+        production_version = _production(settings, target, candidate_version, registry)
         production = None
-        if registry is not None and target.collection:
-            production_version = registry.version_with_alias(target.collection, settings.promote_alias)
-            if production_version is not None and _same(production_version, candidate_version):
-                workflow.annotate("notice", "Already in production",
-                                  f"{target.model} already holds `{settings.promote_alias}`; no comparison.")
-                production_version = None
-            if production_version is not None:
-                _, production_path = _fetch(production_version.name, False, registry, root, Path(tmp) / "p")
-                production = _load(load_model, production_path, settings, root)
+        if production_version is not None:
+            _, production_path = _fetch(production_version.name, False, registry, root, Path(tmp) / "p")
+            production = _load(load_model, production_path, settings, root)
         eval_batches, input_shape = _eval_data(settings, root)
         measured, measured_production = measure_model(
             candidate, input_shape=input_shape, predictions=settings.predictions,
@@ -106,14 +102,22 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, env: Mapping[st
         title=settings.report_title, model=model_name, format=candidate.format, collection=target.collection,
         measurement=measured, gates=gates, baseline=baseline, environment=environment(settings.threads),
     )
+
     pngs = _figures(report)
-    report = report.model_copy(update={"action": _act(settings, report, target, candidate_version, registry,
-                                                      publication)})
+    links, note = publication.host_figures({f"{name}.png": png for name, png in pngs.items()})
+    hosted = {name: links[f"{name}.png"] for name in pngs if f"{name}.png" in links}
+    # a refused promotion (registry or GitHub down, no permission) still publishes the measurements
+    failure: MlgateError | None = None
+    try:
+        action = _act(settings, report, target, candidate_version, registry, publication, hosted)
+    except MlgateError as exc:
+        failure = exc
+        action = Action(on_pass=settings.on_pass, result=f"❌ {exc.title}: {exc.message}")
+    report = report.model_copy(update={"action": action})
+
     local_md = render_markdown(report, {name: f"{name}.png" for name in pngs})
     paths = write_report_files(out_dir, local_md, report.model_dump_json(indent=2), pngs)
-    links, note = publication.host_figures({f"{name}.png": png for name, png in pngs.items()})
-    markdown = render_markdown(report, {n: links[f"{n}.png"] for n in pngs if f"{n}.png" in links}, note=note)
-    action = report.action
+    markdown = render_markdown(report, hosted, note=note)
     publish(publication, ctx, markdown, outputs={
         "passed": str(report.passed).lower(),
         "model": report.model,
@@ -121,9 +125,49 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, env: Mapping[st
         "accuracy": "" if report.accuracy is None else f"{report.accuracy:.6f}",
         "report": workspace_relative(paths.markdown, root),
         "report-json": workspace_relative(paths.json, root),
-        "pull-request-url": (action.pull_request_url or "") if action else "",
+        "pull-request-url": action.pull_request_url or "",
     })
+    print(f"mlgate model-gate: {'passed' if report.passed else 'FAILED'} — {action.result}\n"
+          f"report: {workspace_relative(paths.markdown, root)}")
+    if failure is not None:
+        raise failure
     return 0 if report.passed else 1
+
+
+def _check_action(settings: ModelGateSettings, target: ModelTarget, publication: Publication) -> None:
+    """Refuse an ``on-pass``/``on-fail-alias`` that could never be carried out, before measuring."""
+    if settings.on_pass in ("promote", "pull-request") and (target.is_local or target.collection is None):
+        raise PromotionError(
+            f"`on-pass: {settings.on_pass}` needs a W&B model and a registry collection to promote into; "
+            f"got model {target.model!r}" + (" (a local file)" if target.is_local else "")
+            + f" and collection {target.collection!r}.",
+            hint="with:\n  model: wandb-registry-model/<collection>:staging   # or the dispatch payload\n"
+            "  registry: wandb-registry-model/<collection>",
+        )
+    if settings.on_fail_alias and target.is_local:
+        raise PromotionError(
+            f"`on-fail-alias: {settings.on_fail_alias}` needs a W&B model; {target.model!r} is a local file.",
+            hint="Remove `on-fail-alias`, or gate a W&B artifact such as wandb-registry-model/<collection>:staging.",
+        )
+    if settings.on_pass == "pull-request" and publication.publisher is None:
+        raise PromotionError(
+            f"`on-pass: pull-request` cannot open a pull request: {publication.blocked}.",
+            hint="with:\n  github-token: ${{ github.token }}\n"
+            "and in the workflow:\npermissions:\n  contents: write\n  pull-requests: write",
+        )
+
+
+def _production(settings: ModelGateSettings, target: ModelTarget, candidate: ModelVersion | None,
+                registry: ModelRegistry | None) -> ModelVersion | None:
+    """The version holding ``promote-alias`` in the target collection, unless that is the candidate."""
+    if registry is None or target.collection is None:
+        return None
+    production = registry.version_with_alias(target.collection, settings.promote_alias)
+    if production is not None and _same(production, candidate):
+        workflow.annotate("notice", "Already in production",
+                          f"{production.name} already holds `{settings.promote_alias}`; nothing to compare with.")
+        return None
+    return production
 
 
 def _fetch(model: str, is_local: bool, registry: ModelRegistry | None, root: Path,
@@ -187,58 +231,57 @@ def _figures(report: ModelReport) -> dict[str, bytes]:
     return {"confusion_matrix": confusion_matrix(report.confusion)}
 
 
-def _act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
-         version: ModelVersion | None, registry: ModelRegistry | None, publication: Publication) -> Action:
+def _act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, version: ModelVersion | None,
+         registry: ModelRegistry | None, publication: Publication, figure_links: Mapping[str, str]) -> Action:
     if not report.passed:
         failed = ", ".join(f"`{g.name}`" for g in report.gates if not g.passed)
         result = f"not promoted: gate(s) {failed} failed."
         if settings.on_fail_alias and registry is not None and version is not None:
-            registry.add_alias(version.name, settings.on_fail_alias)
-            result += f" Added alias `{settings.on_fail_alias}` to `{version.name}`."
+            # the path the candidate came by: on a registry path the alias shows in the registry
+            registry.add_alias(target.model, settings.on_fail_alias)
+            result += f" Added alias `{settings.on_fail_alias}` to `{target.model}`."
         return Action(on_pass=settings.on_pass, result=result)
     if settings.on_pass == "none":
         return Action(on_pass="none", result="all gates passed; `on-pass: none`, so nothing else was done.")
-    if version is None or target.collection is None or registry is None:
-        raise PromotionError(
-            f"`on-pass: {settings.on_pass}` needs a W&B model and a registry collection; "
-            f"got model {report.model!r} and collection {target.collection!r}.",
-            hint="with:\n  model: wandb-registry-model/<collection>:staging\n"
-            "  registry: wandb-registry-model/<collection>",
-        )
+    # _check_action made sure of these before anything was measured
+    assert version is not None and target.collection is not None and registry is not None
     if settings.on_pass == "promote":
         linked = registry.link(version.name, target.collection, settings.promote_alias)
         result = (f"promoted: `{version.name}` now holds `{settings.promote_alias}` in `{target.collection}`."
                   if linked else f"`{version.name}` already holds `{settings.promote_alias}` in "
                   f"`{target.collection}`: nothing to do.")
         return Action(on_pass="promote", result=result)
-    return _promotion_pull_request(settings, report, target, version, publication)
+    return _promotion_pull_request(settings, report, target, version, publication, figure_links)
 
 
 def manifest_path(collection: str) -> str:
     return f"{MANIFEST_DIR}/{re.sub(r'[^A-Za-z0-9._-]', '_', collection.rsplit('/', 1)[-1])}.json"
 
 
-def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
-                            version: ModelVersion, publication: Publication) -> Action:
-    assert target.collection is not None
-    if publication.publisher is None:
-        raise PromotionError(f"`on-pass: pull-request` cannot open a pull request: {publication.blocked}.",
-                             hint="permissions:\n  contents: write\n  pull-requests: write")
-    manifest = {
+def promotion_manifest(report: ModelReport, version: ModelVersion, collection: str, alias: str) -> dict[str, Any]:
+    """What `mode: promote` applies after the merge: a pinned version (`vN`), never a moving alias."""
+    return {
         "artifact": version.name, "version": version.version, "digest": version.digest,
-        "collection": target.collection, "alias": settings.promote_alias, "passed": report.passed,
+        "collection": collection, "alias": alias, "passed": report.passed,
         "metrics": {"latency_ms": report.latency_ms.model_dump(), "total_seconds": report.total_seconds,
                     "size_mb": report.size_mb, "params": report.params, "accuracy": report.accuracy},
         "gates": [g.model_dump() for g in report.gates],
     }
+
+
+def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
+                            version: ModelVersion, publication: Publication,
+                            figure_links: Mapping[str, str]) -> Action:
+    assert target.collection is not None and publication.publisher is not None
+    manifest = promotion_manifest(report, version, target.collection, settings.promote_alias)
     path = manifest_path(target.collection)
-    body = render_markdown(report, {}) + (
+    body = render_markdown(report, figure_links) + (
         f"\n\nMerging this pull request links `{version.name}` into `{target.collection}` with the alias "
         f"`{settings.promote_alias}` (the `mode: promote` workflow on the default branch does it)."
     )
     url = publication.publisher.upsert_pull_request(
         branch=f"mlgate/promote-{Path(path).stem}", base=publication.publisher.default_branch(),
-        title=f"Promote {version.name} to {settings.promote_alias}", body=body,
+        title=f"Promote {version.name} to {settings.promote_alias}", body=fit(body, COMMENT_LIMIT - 1024, ""),
         files={path: (json.dumps(manifest, indent=2) + "\n").encode()},
         commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
     )
@@ -264,7 +307,7 @@ def run_promote(settings: PromoteSettings, ctx: RunContext, env: Mapping[str, st
         lines.append(f"- `{manifest['artifact']}` " + (
             f"now holds `{manifest['alias']}` in `{manifest['collection']}`." if linked
             else f"already held `{manifest['alias']}` in `{manifest['collection']}`: nothing to do."))
-    markdown = f"## ✅ {settings.report_title or 'Promotion'}\n\n" + "\n".join(lines) + "\n"
+    markdown = f"## ✅ {settings.title or 'Promotion'}\n\n" + "\n".join(lines) + "\n"
     print(markdown)
     workflow.append_summary(ctx.summary_path, markdown)
     workflow.set_outputs(ctx.output_path, {"passed": "true", "model": "\n".join(models)})

@@ -114,13 +114,16 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
         parts.append(gates_table(report.gates))
     lat = report.latency_ms
     rows = [
-        ("latency p50 (ms)", format_number(lat.p50), b and format_number(b.latency_ms.p50), _ratio(report, "p50")),
-        ("latency p95 (ms)", format_number(lat.p95), b and format_number(b.latency_ms.p95), _ratio(report, "p95")),
+        ("latency p50 (ms)", format_number(lat.p50), b and format_number(b.latency_ms.p50),
+         _ratio(report, "latency_p50")),
+        ("latency p95 (ms)", format_number(lat.p95), b and format_number(b.latency_ms.p95),
+         _ratio(report, "latency_p95")),
         ("latency p99 (ms)", format_number(lat.p99), b and format_number(b.latency_ms.p99), ""),
         ("latency mean ± stdev (ms)", f"{format_number(lat.mean)} ± {format_number(lat.stdev)}",
-         b and f"{format_number(b.latency_ms.mean)} ± {format_number(b.latency_ms.stdev)}", _ratio(report, "mean")),
+         b and f"{format_number(b.latency_ms.mean)} ± {format_number(b.latency_ms.stdev)}",
+         _ratio(report, "latency_mean")),
         (f"{report.predictions} predictions (s)", format_number(report.total_seconds),
-         b and format_number(b.total_seconds), _ratio(report, "total")),
+         b and format_number(b.total_seconds), _ratio(report, "total_seconds")),
         ("size (MB)", format_number(report.size_mb), b and format_number(b.size_mb), _ratio(report, "size")),
         ("parameters", f"{report.params:,}", b and f"{b.params:,}", _ratio(report, "params")),
         ("accuracy", _pct(report.accuracy), b and _pct(b.accuracy), _ratio(report, "accuracy")),

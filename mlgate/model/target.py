@@ -40,8 +40,9 @@ class InvalidPayload(MlgateError):
     title = "Invalid repository_dispatch payload"
 
     def __init__(self, message: str) -> None:
+        # the expected payload goes into the message too: the ::error annotation shows only the message
         super().__init__(
-            message,
+            f"{message} The W&B automation's webhook payload must be: {' '.join(EXPECTED_PAYLOAD.split())}",
             hint="Configure the W&B automation's webhook payload as:\n" + EXPECTED_PAYLOAD,
         )
 

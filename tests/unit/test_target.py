@@ -47,7 +47,9 @@ def test_registry_input__overrides_the_payload_default(tmp_path: Path) -> None:
     assert target.collection == "wandb-registry-model/other"
 
 
-@pytest.mark.parametrize("bad", ["acme/proj/x:v1; rm -rf /", "$(curl evil)", "a/b/c:v1\nINPUT_X=1", "a/b/c:v1\n", "../../etc:v1"])
+@pytest.mark.parametrize(
+    "bad", ["acme/proj/x:v1; rm -rf /", "$(curl evil)", "a/b/c:v1\nINPUT_X=1", "a/b/c:v1\n", "../../etc:v1"]
+)
 def test_payload_values__that_do_not_match_strict_patterns_are_refused(bad: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidPayload) as info:
         resolve_target(None, None, "repository_dispatch", staged_model_event(artifact_version_string=bad), tmp_path)

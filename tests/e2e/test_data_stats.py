@@ -1,0 +1,293 @@
+"""data-stats end to end: entrypoint.py as a subprocess, as the runner starts it, against the fake
+GitHub (HTTP on loopback) and a real git + DVC repository whose data changes between two commits."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.fakes.dvc_repo import hermetic_env, run
+from tests.fakes.github_server import FakeGitHub
+from tests.fixtures.datasets import GroundTruth, make_course
+from tests.unit.test_workflow import parse_outputs
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKER = "<!-- mlgate:data-stats:Data report -->"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class DataRepo:
+    origin: Path
+    env: dict[str, str]
+    base_sha: str
+    head_sha: str
+    base: GroundTruth
+    head: GroundTruth
+
+
+def build_data_repo(root: Path, *, remote_url: str | None = None, env_extra: Mapping[str, str] = ()) -> DataRepo:
+    """Commit `base`: 600 train / 100 test; commit `head`: 800 train / 100 test with 3 leaks."""
+    env = {**hermetic_env(root / "env"), **dict(env_extra)}
+    origin = root / "origin"
+    origin.mkdir(parents=True)
+    run(origin, env, "git", "init", "-q", "-b", "main")
+    run(origin, env, "dvc", "init", "-q")
+    url = remote_url or str(root / "remote")
+    (origin / ".dvc" / "config").write_text(f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {url}\n")
+    base = make_course(origin / "data" / "processed", n_train=600, n_test=100, shards=2, seed=1)
+    run(origin, env, "dvc", "add", "-q", "data/processed")
+    run(origin, env, "git", "add", "-A")
+    run(origin, env, "git", "commit", "-q", "-m", "data v1")
+    base_sha = run(origin, env, "git", "rev-parse", "HEAD").strip()
+    for old in (origin / "data" / "processed").iterdir():
+        old.unlink()
+    head = make_course(origin / "data" / "processed", n_train=800, n_test=100, shards=2, leaks=3, seed=2)
+    run(origin, env, "dvc", "add", "-q", "data/processed")
+    run(origin, env, "git", "add", "-A")
+    run(origin, env, "git", "commit", "-q", "-m", "data v2")
+    head_sha = run(origin, env, "git", "rev-parse", "HEAD").strip()
+    run(origin, env, "dvc", "push", "-q", "--all-commits")
+    return DataRepo(origin, env, base_sha, head_sha, base, head)
+
+
+@pytest.fixture(scope="module")
+def data_repo(tmp_path_factory: pytest.TempPathFactory) -> DataRepo:
+    return build_data_repo(tmp_path_factory.mktemp("data-repo"))
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+    workspace: Path
+
+    def report_json(self) -> dict[str, Any]:
+        return dict(json.loads((self.workspace / self.outputs["report-json"]).read_text()))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, data_repo: DataRepo) -> Path:
+    """What actions/checkout with fetch-depth: 0 leaves: a fresh clone, no DVC cache, no data."""
+    run(tmp_path, data_repo.env, "git", "clone", "-q", str(data_repo.origin), str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def run_action(tmp_path: Path, data_repo: DataRepo, fake_github: FakeGitHub) -> Callable[..., Run]:
+    """Run entrypoint.py the way the runner runs the container: INPUT_* and GITHUB_* variables."""
+    counter = iter(range(100))
+
+    def start(workspace: Path, event_name: str, event: Mapping[str, Any], **inputs: str) -> Run:
+        n = next(counter)
+        files = tmp_path / f"run{n}"
+        files.mkdir()
+        (files / "event.json").write_text(json.dumps(event))
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(files),
+            **data_repo.env,
+            **fake_github.env(),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_EVENT_PATH": str(files / "event.json"),
+            "GITHUB_WORKSPACE": str(workspace),
+            "GITHUB_SHA": data_repo.head_sha,
+            "GITHUB_OUTPUT": str(files / "output"),
+            "GITHUB_STEP_SUMMARY": str(files / "summary"),
+            "INPUT_MODE": "data-stats",
+            "INPUT_DATA": "data/processed",
+            "INPUT_GITHUB-TOKEN": fake_github.token,
+            "INPUT_TITLE": "",  # the runner passes declared inputs with empty defaults
+        }
+        env.update({f"INPUT_{name.upper().replace('_', '-')}": value for name, value in inputs.items()})
+        done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        output = files / "output"
+        summary = files / "summary"
+        return Run(done.returncode, done.stdout, done.stderr,
+                   parse_outputs(output.read_text()) if output.exists() else {},
+                   summary.read_text() if summary.exists() else "", workspace)
+
+    return start
+
+
+def pr_event(fake_github: FakeGitHub, data_repo: DataRepo, **pull: Any) -> tuple[Any, dict[str, Any]]:
+    """A real pull_request payload for a PR on the fake, pointing at the local repository's commits."""
+    pr = fake_github.add_pull(**pull)
+    event = fake_github.event_payload(pr)
+    event["pull_request"]["base"]["sha"] = data_repo.base_sha
+    event["pull_request"]["head"]["sha"] = data_repo.head_sha
+    return pr, event
+
+
+def image_links(body: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\((http[^)]+)\)", body)
+
+
+def test_pull_request__two_runs_leave_one_sticky_comment_with_the_right_numbers(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo)
+    first = run_action(workspace, "pull_request", event)
+    assert first.returncode == 0, first.stderr + first.stdout
+    second = run_action(workspace, "pull_request", event)
+    assert second.returncode == 0, second.stderr + second.stdout
+
+    comments = [c for c in fake_github.repo.comments_on(pr.number) if MARKER in c.body]
+    assert len(comments) == 1
+    body = comments[0].body
+    head, base = data_repo.head, data_repo.base
+    assert f"**{head.counts['train']:,}** train" in body
+    assert f"| `train` | {base.counts['train']:,} | {head.counts['train']:,} | +200 |" in body
+    assert "3 `test` items have an exact copy in `train`" in body
+
+    links = image_links(body)
+    assert len(links) == 3
+    for link in links:
+        assert link.startswith(f"{fake_github.server_url}/octo-org/octo-repo/blob/")
+        with urllib.request.urlopen(link) as response:  # the link resolves on the fake, to a PNG
+            assert response.read().startswith(PNG_SIGNATURE)
+
+    assert second.outputs["passed"] == "true"
+    assert second.outputs["data-changed"] == "true"
+    assert second.outputs["comment-url"] == first.outputs["comment-url"] != ""
+    report = second.report_json()
+    assert report["splits"]["train"]["count"] == head.counts["train"]
+    assert report["splits"]["train"]["label_counts"] == head.label_counts("train")
+    assert report["splits"]["test"]["label_counts"] == head.label_counts("test")
+    assert report["leakage"]["train_test_exact_duplicates"] == 3
+    assert report["changes"]["splits"]["train"]["count_delta"] == 200
+    schema = json.loads((ROOT / "schemas" / "data-stats-report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    assert "## ✅ Data report" in second.summary
+
+    # statistics are cached by DVC content hash on the assets branch: the base is never pulled twice
+    cached = [path for path in fake_github.repo.files("mlgate-assets") if path.startswith("stats/")]
+    assert len(cached) == 2
+
+
+def test_failed_gate__fails_the_step_after_the_comment_is_updated(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo)
+    result = run_action(workspace, "pull_request", event, fail_on_leakage="true", min_samples="50")
+    assert result.returncode == 1
+    assert result.outputs["passed"] == "false"
+    gates = {g["name"]: g for g in result.report_json()["gates"]}
+    assert gates["fail-on-leakage"] == {"name": "fail-on-leakage", "value": 3, "threshold": 0, "passed": False,
+                                        "detail": "3 test items also in train"}
+    assert gates["min-samples"]["passed"] is True and gates["min-samples"]["value"] == 100
+    [comment] = fake_github.repo.comments_on(pr.number)
+    assert "❌" in comment.body and "`fail-on-leakage`" in comment.body
+
+
+def test_unchanged_data__one_line_no_pull_no_comment(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo)
+    event["pull_request"]["base"]["sha"] = data_repo.head_sha  # base already holds this data
+    result = run_action(workspace, "pull_request", event)
+    assert result.returncode == 0, result.stderr
+    assert result.outputs["data-changed"] == "false"
+    assert "is unchanged against" in result.summary
+    assert fake_github.repo.comments_on(pr.number) == []
+    assert not (workspace / "data" / "processed").exists()  # nothing was pulled
+
+
+def test_fork_pull_request__report_in_summary_with_a_warning_naming_the_permission(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo, fork="someone/octo-repo")
+    result = run_action(workspace, "pull_request", event)
+    assert result.returncode == 0, result.stderr
+    assert fake_github.repo.comments_on(pr.number) == []
+    assert "::warning title=No PR comment::" in result.stdout
+    assert "pull-requests: write" in result.stdout
+    assert "## ✅ Data report" in result.summary
+    assert result.outputs["comment-url"] == ""
+
+
+def test_read_only_token__no_failure_and_the_warning_names_the_permission(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo)
+    fake_github.read_only = True
+    result = run_action(workspace, "pull_request", event)
+    assert result.returncode == 0, result.stderr
+    assert fake_github.repo.comments_on(pr.number) == []
+    assert "contents: write" in result.stdout and "pull-requests: write" in result.stdout
+    assert "```mermaid" in result.summary  # the label distribution still renders
+
+
+def test_push_event__summary_and_outputs_only(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    event = json.loads((ROOT / "tests" / "fixtures" / "events" / "push.json").read_text())
+    result = run_action(workspace, "push", event)
+    assert result.returncode == 0, result.stderr
+    assert result.outputs["passed"] == "true"
+    assert result.outputs["comment-url"] == ""
+    assert result.report_json()["changes"] is None
+    assert all(not repo.comments for repo in fake_github.repos.values())
+
+
+def test_bad_input__fails_before_any_work_with_an_error_annotation(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    _, event = pr_event(fake_github, data_repo)
+    result = run_action(workspace, "pull_request", event, max_imbalance="lots")
+    assert result.returncode == 2
+    assert "::error title=Invalid input::Input `max-imbalance` is 'lots'" in result.stdout
+    assert "max-imbalance" in result.summary
+    assert not (workspace / "data" / "processed").exists()
+    assert not (workspace / "mlgate-report").exists()
+
+
+def test_secret__is_masked_and_never_printed(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    _, event = pr_event(fake_github, data_repo)
+    result = run_action(workspace, "pull_request", event)
+    token = fake_github.token
+    assert f"::add-mask::{token}" in result.stdout
+    assert result.stdout.count(token) == 1 and token not in result.stderr and token not in result.summary
+
+
+@pytest.mark.slow
+def test_gs_remote__pulls_with_the_service_account_from_gcp_credentials(
+    tmp_path: Path, fake_github: FakeGitHub, gcs_emulator: Any, run_action: Callable[..., Run],
+    data_repo: DataRepo,
+) -> None:
+    bucket = gcs_emulator.create_bucket("mlgate-data")
+    repo = build_data_repo(tmp_path / "gs", remote_url=f"{bucket}/store", env_extra=gcs_emulator.env)
+    ws = tmp_path / "gs-ws"
+    run(tmp_path, repo.env, "git", "clone", "-q", str(repo.origin), str(ws))
+    pr, event = pr_event(fake_github, repo)
+    logins_before = len(gcs_emulator.logins)
+    # the step gets the key only through the input, as `${{ secrets.GCP_SA_KEY }}`
+    data_repo.env.update(gcs_emulator.emulator_env)
+    try:
+        result = run_action(ws, "pull_request", event, gcp_credentials=gcs_emulator.service_account_json)
+    finally:
+        for key in gcs_emulator.emulator_env:
+            data_repo.env.pop(key, None)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert len(gcs_emulator.logins) > logins_before
+    assert result.report_json()["splits"]["train"]["count"] == 800
+    unmasked = [line for line in result.stdout.splitlines() if not line.startswith("::add-mask::")]
+    assert not any("PRIVATE KEY" in line for line in unmasked)
