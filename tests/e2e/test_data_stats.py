@@ -277,7 +277,7 @@ def test_gs_remote__pulls_with_the_service_account_from_gcp_credentials(
     repo = build_data_repo(tmp_path / "gs", remote_url=f"{bucket}/store", env_extra=gcs_emulator.env)
     ws = tmp_path / "gs-ws"
     run(tmp_path, repo.env, "git", "clone", "-q", str(repo.origin), str(ws))
-    pr, event = pr_event(fake_github, repo)
+    _, event = pr_event(fake_github, repo)
     logins_before = len(gcs_emulator.logins)
     # the step gets the key only through the input, as `${{ secrets.GCP_SA_KEY }}`
     data_repo.env.update(gcs_emulator.emulator_env)

