@@ -1,0 +1,54 @@
+"""The local CLI: same code path as the action, no GitHub, no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fixtures.datasets import make_course, make_imagefolder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mlgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "INPUT_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", "mlgate", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_cli__writes_report_json_and_figures_and_compares_with_a_baseline_copy(tmp_path: Path) -> None:
+    old = make_course(tmp_path / "old", n_train=300, n_test=60, seed=3)
+    new = make_imagefolder(tmp_path / "new", per_class={"train": 40, "test": 10}, classes=4, corrupt=2, seed=4)
+    done = mlgate("data-stats", "--data", "new", "--out", "out", "--baseline-data", "old", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["layout"] == "imagefolder"
+    assert report["splits"]["train"]["count"] == new.counts["train"]
+    assert sorted(report["splits"]["train"]["unreadable"]) == sorted(new.unreadable["train"])
+    assert report["changes"]["splits"]["train"]["count_delta"] == new.counts["train"] - old.counts["train"]
+    for name in report["figures"].values():
+        assert (tmp_path / "out" / name).read_bytes().startswith(b"\x89PNG")
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "![Samples per class](sample_grid.png)" in markdown
+    assert "::" not in done.stdout  # no workflow commands outside Actions
+
+
+def test_cli__unrecognised_folder_fails_with_what_was_found_and_the_supported_layouts(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "readme.txt").write_text("hello")
+    done = mlgate("data-stats", "--data", "data", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "::error title=Unrecognised dataset layout::" in done.stdout and "found readme.txt" in done.stdout
+    for layout in ("course", "imagefolder", "npz", "dataset-class"):
+        assert layout in done.stderr  # the hint: each supported layout with an example tree
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_cli__every_input_is_a_flag() -> None:
+    done = mlgate("data-stats", "--help", cwd=ROOT)
+    for flag in ("--data", "--min-samples", "--fail-on-leakage", "--baseline-data", "--gcp-credentials"):
+        assert flag in done.stdout
