@@ -75,8 +75,8 @@ def main() -> None:
             make_imagefolder(folder, per_class={"train": 17_000, "test": 3_000}, classes=10, seed=2,
                              keep_arrays=False)
             seconds, peak = run(mlgate_cmd(folder, work / "out-if"))
-            print(f"ImageFolder, 200,000 PNG images (170k train + 30k test): {seconds:.1f} s, peak RSS {peak / 2**20:.0f} MiB "
-                  f"(limit 1024 MiB, ratio {peak / 2**30:.2f})")
+            print(f"ImageFolder, 200,000 PNG images (170k train + 30k test): {seconds:.1f} s, "
+                  f"peak RSS {peak / 2**20:.0f} MiB (limit 1024 MiB, ratio {peak / 2**30:.2f})")
 
 
 if __name__ == "__main__":

@@ -7,13 +7,12 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate import workflow
 from mlgate.context import RunContext
 from mlgate.errors import MlgateError
 from mlgate.model.registry import ModelRegistry, ModelVersion
-from mlgate.model.report import Action, Baseline, LatencyMs, ModelReport, build_report, render_markdown
 from mlgate.model.settings import ModelGateSettings, PromoteSettings, RegistrySettings
 from mlgate.model.target import ModelTarget, resolve_target
 from mlgate.publish import Publication, publish, workspace_relative, write_report_files
@@ -21,6 +20,9 @@ from mlgate.report import COMMENT_LIMIT, fit
 from mlgate.settings import CommonSettings
 
 MANIFEST_DIR = ".mlgate/promotions"
+
+if TYPE_CHECKING:  # the report imports torch: `mode: promote` and refused inputs never need it
+    from mlgate.model.report import Action, ModelReport
 
 RegistryFactory = Callable[[RegistrySettings, Mapping[str, str]], ModelRegistry]
 
@@ -65,15 +67,16 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, env: Mapping[st
     from mlgate.model.benchmark import environment, measure_model
     from mlgate.model.gate import GateThresholds, evaluate_gates, ratios
     from mlgate.model.loading import load_model
+    from mlgate.model.report import Action, Baseline, LatencyMs, build_report, render_markdown
 
     with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
         candidate_version, candidate_path = _fetch(target.model, target.is_local, registry, root, Path(tmp) / "c")
-        candidate = _load(load_model, candidate_path, settings, root)
+        candidate = _load(load_model, candidate_path, candidate_version, settings, root)
         production_version = _production(settings, target, candidate_version, registry)
         production = None
         if production_version is not None:
             _, production_path = _fetch(production_version.name, False, registry, root, Path(tmp) / "p")
-            production = _load(load_model, production_path, settings, root)
+            production = _load(load_model, production_path, production_version, settings, root)
         eval_batches, input_shape = _eval_data(settings, root)
         measured, measured_production = measure_model(
             candidate, input_shape=input_shape, predictions=settings.predictions,
@@ -186,9 +189,18 @@ def _same(a: ModelVersion, b: ModelVersion | None) -> bool:
     return (a.digest is not None and a.digest == b.digest) or a.name == b.name
 
 
-def _load(load_model: Callable[..., Any], path: Path, settings: ModelGateSettings, root: Path) -> Any:
-    return load_model(path, model_class=settings.model_class, model_kwargs=settings.model_kwargs_dict,
-                      trust_pickle=settings.trust_pickle, import_root=root)
+def _load(load_model: Callable[..., Any], path: Path, version: ModelVersion | None, settings: ModelGateSettings,
+          root: Path) -> Any:
+    from mlgate.model.loading import ModelLoadError
+
+    try:
+        return load_model(path, model_class=settings.model_class, model_kwargs=settings.model_kwargs_dict,
+                          trust_pickle=settings.trust_pickle, import_root=root)
+    except ModelLoadError as exc:
+        if version is None:  # a local file: its path already names it
+            raise
+        # the path in the message is a temporary download folder: say which artifact it came from
+        raise type(exc)(f"W&B artifact {version.name}: {exc.message}", hint=exc.hint) from exc
 
 
 def _eval_data(settings: ModelGateSettings, root: Path) -> tuple[list[tuple[Any, Any]] | None, list[int]]:
@@ -233,6 +245,8 @@ def _figures(report: ModelReport) -> dict[str, bytes]:
 
 def _act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, version: ModelVersion | None,
          registry: ModelRegistry | None, publication: Publication, figure_links: Mapping[str, str]) -> Action:
+    from mlgate.model.report import Action
+
     if not report.passed:
         failed = ", ".join(f"`{g.name}`" for g in report.gates if not g.passed)
         result = f"not promoted: gate(s) {failed} failed."
@@ -272,6 +286,8 @@ def promotion_manifest(report: ModelReport, version: ModelVersion, collection: s
 def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
                             version: ModelVersion, publication: Publication,
                             figure_links: Mapping[str, str]) -> Action:
+    from mlgate.model.report import Action, render_markdown
+
     assert target.collection is not None and publication.publisher is not None
     manifest = promotion_manifest(report, version, target.collection, settings.promote_alias)
     path = manifest_path(target.collection)
@@ -281,7 +297,8 @@ def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, ta
     )
     url = publication.publisher.upsert_pull_request(
         branch=f"mlgate/promote-{Path(path).stem}", base=publication.publisher.default_branch(),
-        title=f"Promote {version.name} to {settings.promote_alias}", body=fit(body, COMMENT_LIMIT - 1024, ""),
+        title=f"Promote {version.name} to {settings.promote_alias}",
+        body=fit(body, COMMENT_LIMIT - 1024, "The full report is in the job summary of the gate run."),
         files={path: (json.dumps(manifest, indent=2) + "\n").encode()},
         commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
     )
@@ -324,15 +341,18 @@ def _pushed_manifests(event: Mapping[str, Any]) -> Iterator[Path]:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    hint = ("A promotion manifest is written by `mode: model-gate` with `on-pass: pull-request`; "
+            "merge that pull request unedited, or rerun the gate to open a fresh one.")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise PromotionError(f"Cannot read promotion manifest {path}: {exc}") from exc
-    missing = [key for key in ("artifact", "collection", "alias", "passed") if key not in manifest]
-    if missing:
-        raise PromotionError(f"Promotion manifest {path} lacks {', '.join(missing)}.")
+        raise PromotionError(f"Cannot read promotion manifest {path}: {exc}", hint=hint) from exc
+    if not isinstance(manifest, dict):
+        raise PromotionError(f"Promotion manifest {path} is not a JSON object.", hint=hint)
+    wrong = [key for key in ("artifact", "collection", "alias") if not isinstance(manifest.get(key), str)]
+    if wrong or "passed" not in manifest:
+        raise PromotionError(f"Promotion manifest {path} lacks {', '.join(wrong or ['passed'])} "
+                             "(each must be a string; `passed` a boolean).", hint=hint)
     if manifest["passed"] is not True:
-        raise PromotionError(f"Promotion manifest {path} records failed gates; refusing to promote.")
+        raise PromotionError(f"Promotion manifest {path} records failed gates; refusing to promote.", hint=hint)
     return dict(manifest)
-
-
