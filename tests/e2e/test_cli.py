@@ -52,3 +52,24 @@ def test_cli__every_input_is_a_flag() -> None:
     done = mlgate("data-stats", "--help", cwd=ROOT)
     for flag in ("--data", "--min-samples", "--fail-on-leakage", "--baseline-data", "--gcp-credentials"):
         assert flag in done.stdout
+
+
+def test_cli__sanity_baseline_learns_the_example_digits_and_fails_on_random_labels(tmp_path: Path) -> None:
+    done = mlgate("data-stats", "--data", str(ROOT / "examples" / "data"), "--out", str(tmp_path / "digits"),
+                  "--baseline-train", "true", "--baseline-time-budget", "30", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "digits" / "report.json").read_text())
+    baseline = report["baseline"]
+    assert baseline["converged"] is True
+    assert baseline["test_accuracy"] > baseline["chance_accuracy"] + 0.3
+    assert (tmp_path / "digits" / "baseline_loss.png").exists()
+    assert {"name": "baseline-train", "passed": True}.items() <= report["gates"][0].items()
+
+    make_course(tmp_path / "noise", n_train=600, n_test=200, seed=5)  # random pixels, random labels
+    done = mlgate("data-stats", "--data", "noise", "--out", "noise-out", "--baseline-train", "true",
+                  "--baseline-time-budget", "30", cwd=tmp_path)
+    assert done.returncode == 1
+    report = json.loads((tmp_path / "noise-out" / "report.json").read_text())
+    assert report["baseline"]["converged"] is False
+    assert report["passed"] is False
+    assert "does not learn" in (tmp_path / "noise-out" / "report.md").read_text()
