@@ -34,9 +34,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         _trust_workspace(ctx)
         return _run(settings, ctx, env)
     except MlgateError as exc:
-        workflow.annotate("error", exc.title, exc.message)
-        if exc.hint:
-            print(exc.hint, file=sys.stderr)
+        # the annotation is what the checks UI shows: say what failed and how to fix it
+        workflow.annotate("error", exc.title, str(exc))
         workflow.append_summary(
             summary_path, f"### ❌ mlgate: {exc.title}\n\n{exc.message}\n\n" + (
                 f"```yaml\n{exc.hint}\n```\n" if exc.hint else ""

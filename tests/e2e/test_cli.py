@@ -44,7 +44,7 @@ def test_cli__unrecognised_folder_fails_with_what_was_found_and_the_supported_la
     assert done.returncode == 2
     assert "::error title=Unrecognised dataset layout::" in done.stdout and "found readme.txt" in done.stdout
     for layout in ("course", "imagefolder", "npz", "dataset-class"):
-        assert layout in done.stderr  # the hint: each supported layout with an example tree
+        assert layout in done.stdout  # the hint: each supported layout with an example tree
     assert not (tmp_path / "out" / "report.json").exists()
 
 

@@ -334,5 +334,5 @@ def test_pickled_model__refused_with_a_pointer_to_trust_pickle(
     assert result.returncode == 2
     [error] = [line for line in result.stdout.splitlines() if line.startswith("::error")]
     assert "Refused to unpickle" in error and staging.source in error
-    assert "trust-pickle: true" in result.stderr and "trust-pickle: true" in result.summary
+    assert "trust-pickle: true" in result.stdout and "trust-pickle: true" in result.summary
     assert fake_wandb.link_operations == []
