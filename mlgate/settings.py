@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -45,7 +46,17 @@ StrictBool = Annotated[bool, BeforeValidator(_strict_bool)]
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def _example(value: str) -> Any:
+def _import_path(value: str) -> str:
+    if not IMPORT_PATH.fullmatch(value):
+        raise ValueError("must be an import path `package.module:ClassName`")
+    return value
+
+
+ImportPath = Annotated[str, AfterValidator(_import_path)]
+"""``package.module:ClassName`` of user code imported from the checked-out repository."""
+
+
+def example(value: str) -> Any:
     return {"example": value}
 
 
@@ -57,11 +68,11 @@ class CommonSettings(BaseModel):
     mode: Mode = Field(description="What to do: `data-stats`, `model-gate` or `promote`.")
     github_token: SecretStr | None = Field(
         None, description="Token for comments, figures and pull requests.",
-        json_schema_extra=_example("${{ github.token }}"),
+        json_schema_extra=example("${{ github.token }}"),
     )
     title: str = Field(
         "", description="Report title; also tells sticky comments of several steps apart.",
-        json_schema_extra=_example("MNIST data"),
+        json_schema_extra=example("MNIST data"),
     )
     comment: Literal["update", "new", "off"] = Field(
         "update", description="Pull-request comment: `update` one sticky comment, post a `new` one, or `off`."
@@ -75,7 +86,7 @@ class CommonSettings(BaseModel):
     )
     out: Path = Field(
         Path("mlgate-report"), description="Folder for report.md, report.json and the figures.",
-        json_schema_extra=_example("mlgate-report"),
+        json_schema_extra=example("mlgate-report"),
     )
 
     @property
@@ -88,34 +99,34 @@ class DataStatsSettings(CommonSettings):
 
     mode: Literal["data-stats"] = "data-stats"  # narrowed per mode
     data: Path = Field(description="Dataset folder, relative to the repository root.",
-                       json_schema_extra=_example("data/processed"))
+                       json_schema_extra=example("data/processed"))
     layout: Literal["auto", "course", "imagefolder", "npz", "dataset-class"] = Field(
         "auto", description="Dataset layout; `auto` detects it."
     )
-    dataset_class: str | None = Field(
+    dataset_class: ImportPath | None = Field(
         None, description="A `torch.utils.data.Dataset` to load the data with, as `module:Class`.",
-        json_schema_extra=_example("mypkg.data:MnistDataset"),
+        json_schema_extra=example("mypkg.data:MnistDataset"),
     )
     dvc_pull: Literal["auto", "true", "false"] = Field(
         "auto", description="Run `dvc pull` for `data` first; `auto` pulls when the repository uses DVC."
     )
     gcp_credentials: SecretStr | None = Field(
         None, description="Google service-account key (JSON) for a `gs://` DVC remote.",
-        json_schema_extra=_example("${{ secrets.GCP_SA_KEY }}"),
+        json_schema_extra=example("${{ secrets.GCP_SA_KEY }}"),
     )
     compare_base: StrictBool = Field(True, description="On a pull request, compare with the base branch's data.")
     baseline_data: Path | None = Field(
         None, description="A local copy of the dataset to compare against (instead of the base branch).",
-        json_schema_extra=_example("old-data/processed"),
+        json_schema_extra=example("old-data/processed"),
     )
     cache_dir: Path = Field(
         Path(".mlgate-cache"), description="Folder for statistics cached by DVC content hash."
     )
     min_samples: int | None = Field(None, ge=0, description="Gate: fewest items any split may have.",
-                                    json_schema_extra=_example("1000"))
+                                    json_schema_extra=example("1000"))
     max_imbalance: float | None = Field(
         None, ge=1, description="Gate: largest allowed ratio of the biggest to the smallest class in any split.",
-        json_schema_extra=_example("3"),
+        json_schema_extra=example("3"),
     )
     fail_on_leakage: StrictBool = Field(False, description="Gate: fail when test items also occur in train.")
     fail_on_duplicates: StrictBool = Field(False, description="Gate: fail on exact duplicates within a split.")
@@ -126,13 +137,6 @@ class DataStatsSettings(CommonSettings):
     baseline_time_budget: float = Field(60.0, gt=0, le=3600,
                                         description="Seconds the sanity baseline may train.")
     samples_per_class: int = Field(4, ge=1, le=16, description="Images per class in the sample grid.")
-
-    @field_validator("dataset_class")
-    @classmethod
-    def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not IMPORT_PATH.fullmatch(value):
-            raise ValueError("must be an import path `package.module:ClassName`")
-        return value
 
     @field_validator("data")
     @classmethod
