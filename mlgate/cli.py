@@ -46,11 +46,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _run(settings: CommonSettings, ctx: RunContext, env: Mapping[str, str]) -> int:
     if settings.mode == "data-stats":
-        from mlgate.data.mode import run_data_stats
+        from mlgate.data.figure_worker import FigureWorker
         from mlgate.settings import DataStatsSettings
 
         assert isinstance(settings, DataStatsSettings)
-        return run_data_stats(settings, ctx, env)
+        worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
+        try:
+            from mlgate.data.mode import run_data_stats
+
+            return run_data_stats(settings, ctx, env, figure_worker=worker)
+        finally:
+            worker.close()
     from mlgate.model.mode import run_model_mode
 
     return run_model_mode(settings, ctx, env)

@@ -53,9 +53,28 @@ def sample_grid(
         raise CannotDrawFigure(f"per_class={per_class} cannot show any sample.", hint="Use per_class >= 1.")
     if not samples:
         raise CannotDrawFigure("No samples were given to draw a sample grid.")
-    labels = sorted(samples)
+    return sample_grid_of_displays(display_samples(samples, per_class=per_class), class_names,
+                                   per_class=per_class)
+
+
+def display_samples(samples: Mapping[int, torch.Tensor], *, per_class: int = 4) -> dict[int, list[np.ndarray]]:
+    """The torch half of :func:`sample_grid`: each shown sample as an ``(H, W, 3)`` float array in 0..1,
+    for every label (the grid shows the first ``MAX_CLASSES_SHOWN``)."""
+    return {
+        label: [_display_image(image, label) for image in samples[label][:per_class]] if n < MAX_CLASSES_SHOWN else []
+        for n, label in enumerate(sorted(samples))
+    }
+
+
+def sample_grid_of_displays(
+    displays: Mapping[int, Sequence[np.ndarray]], class_names: Sequence[str] | None = None, *, per_class: int = 4
+) -> bytes:
+    """The matplotlib half of :func:`sample_grid` (needs no torch, so it can run in a figure worker)."""
+    if not displays:
+        raise CannotDrawFigure("No samples were given to draw a sample grid.")
+    labels = sorted(displays)
     shown = labels[:MAX_CLASSES_SHOWN]
-    rows = [[_display_image(image, label) for image in samples[label][:per_class]] for label in shown]
+    rows = [list(displays[label]) for label in shown]
     cols = max(len(row) for row in rows)
     if cols == 0:
         raise CannotDrawFigure("Every class given to the sample grid has 0 samples.")

@@ -12,6 +12,7 @@ from mlgate import workflow
 from mlgate.context import RunContext
 from mlgate.data.changes import Changes, compare
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
+from mlgate.data.figure_worker import FigureWorker, Job
 from mlgate.data.loaders import Dataset, open_dataset
 from mlgate.data.report import DataReport, build_report, render_markdown, render_unchanged
 from mlgate.data.stats import DatasetStats, LeakageStats, compute_stats
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from mlgate.data.baseline import BaselineResult
 
 
-def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[str, str]) -> int:
+def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[str, str],
+                   figure_worker: FigureWorker | None = None) -> int:
     root = ctx.workspace
     data_rel = settings.data.as_posix()
     data_dir = settings.data if settings.data.is_absolute() else root / settings.data
@@ -54,15 +56,19 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[st
     from mlgate.data.gates import evaluate_data_gates
 
     baseline = _train_baseline(settings, dataset, stats) if settings.baseline_train else None
-    pngs = {
-        "label_distribution": figures.label_distribution({n: s.label_counts for n, s in stats.splits.items()}),
-        "sample_grid": figures.sample_grid(samples, stats.class_names, per_class=settings.samples_per_class),
-        "pixel_histogram": figures.pixel_histogram(
-            {n: (s.histogram, s.histogram_edges) for n, s in stats.splits.items() if s.histogram}
-        ),
+    label_counts = {n: s.label_counts for n, s in stats.splits.items()}
+    jobs: dict[str, Job] = {
+        "label_distribution": ("label_distribution", (label_counts,), {}),
+        "sample_grid": ("sample_grid_of_displays",
+                        (figures.display_samples(samples, per_class=settings.samples_per_class), stats.class_names),
+                        {"per_class": settings.samples_per_class}),
+        "pixel_histogram": ("pixel_histogram",
+                            ({n: (s.histogram, s.histogram_edges) for n, s in stats.splits.items() if s.histogram},),
+                            {}),
     }
     if baseline is not None:
-        pngs["baseline_loss"] = figures.loss_curve(baseline.losses, title="Sanity baseline: training loss")
+        jobs["baseline_loss"] = ("loss_curve", (baseline.losses,), {"title": "Sanity baseline: training loss"})
+    pngs = (figure_worker or FigureWorker(None)).render(jobs)
     report = build_report(
         title=settings.report_title, data=data_rel, stats=stats, content_hash=head_hash, changes=changes,
         gates=evaluate_data_gates(stats, settings, baseline), baseline=baseline,
@@ -73,7 +79,7 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[st
     paths = write_report_files(out_dir, local_md, report.model_dump_json(indent=2), pngs)
     cache.flush()
     links, note = publication.host_figures({f"{name}.png": png for name, png in pngs.items()})
-    fallback = figures.label_distribution_mermaid({n: s.label_counts for n, s in stats.splits.items()})
+    fallback = figures.label_distribution_mermaid(label_counts)
     markdown = render_markdown(
         report, {name: links[f"{name}.png"] for name in pngs if f"{name}.png" in links},
         fallback_chart=fallback, note=note,
