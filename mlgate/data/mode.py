@@ -57,15 +57,16 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, env: Mapping[st
 
     baseline = _train_baseline(settings, dataset, stats) if settings.baseline_train else None
     label_counts = {n: s.label_counts for n, s in stats.splits.items()}
-    jobs: dict[str, Job] = {
-        "label_distribution": ("label_distribution", (label_counts,), {}),
-        "sample_grid": ("sample_grid_of_displays",
-                        (figures.display_samples(samples, per_class=settings.samples_per_class), stats.class_names),
-                        {"per_class": settings.samples_per_class}),
-        "pixel_histogram": ("pixel_histogram",
-                            ({n: (s.histogram, s.histogram_edges) for n, s in stats.splits.items() if s.histogram},),
-                            {}),
-    }
+    jobs: dict[str, Job] = {"label_distribution": ("label_distribution", (label_counts,), {})}
+    try:
+        displays = figures.display_samples(samples, per_class=settings.samples_per_class)
+        jobs["sample_grid"] = ("sample_grid_of_displays", (displays, stats.class_names),
+                               {"per_class": settings.samples_per_class})
+    except figures.CannotDrawFigure as exc:  # feature vectors, not images: no grid, say why
+        workflow.annotate("notice", "No sample grid", exc.message)
+    histograms = {n: (s.histogram, s.histogram_edges) for n, s in stats.splits.items() if s.histogram}
+    if histograms:
+        jobs["pixel_histogram"] = ("pixel_histogram", (histograms,), {})
     if baseline is not None:
         jobs["baseline_loss"] = ("loss_curve", (baseline.losses,), {"title": "Sanity baseline: training loss"})
     pngs = (figure_worker or FigureWorker(None)).render(jobs)

@@ -73,3 +73,17 @@ def test_cli__sanity_baseline_learns_the_example_digits_and_fails_on_random_labe
     assert report["baseline"]["converged"] is False
     assert report["passed"] is False
     assert "does not learn" in (tmp_path / "noise-out" / "report.md").read_text()
+
+
+def test_cli__feature_vectors_get_statistics_without_a_sample_grid(tmp_path: Path) -> None:
+    from tests.fixtures.datasets import make_npz
+
+    truth = make_npz(tmp_path / "features", n_train=200, n_test=50, shape=(16,), dtype="float32", seed=6)
+    done = mlgate("data-stats", "--data", "features", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["splits"]["train"]["count"] == truth.counts["train"]
+    assert report["splits"]["train"]["shape"] == [16]
+    assert "sample_grid" not in report["figures"]
+    assert "label_distribution" in report["figures"]
+    assert "::notice title=No sample grid::" in done.stdout
