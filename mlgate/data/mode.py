@@ -127,7 +127,7 @@ def _dvc(settings: DataStatsSettings, root: Path, env: Mapping[str, str]) -> Ite
     """A DVC runner when the repository uses DVC (and the user did not switch it off), with the
     service-account key in a private temp file for exactly as long as DVC runs."""
     runner = DvcRunner(root, env)
-    if settings.dvc_pull == "false" and settings.baseline_data is None and not settings.compare_base:
+    if settings.dvc_pull == "false" and not settings.compare_base:
         yield None
         return
     if not runner.is_dvc_repo():
