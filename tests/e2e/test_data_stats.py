@@ -4,10 +4,7 @@ GitHub (HTTP on loopback) and a real git + DVC repository whose data changes bet
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,10 +14,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.e2e.runner import Run, run_entrypoint
 from tests.fakes.dvc_repo import hermetic_env, run
 from tests.fakes.github_server import FakeGitHub
 from tests.fixtures.datasets import GroundTruth, make_course
-from tests.unit.test_workflow import parse_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- mlgate:data-stats:Data report -->"
@@ -67,19 +64,6 @@ def data_repo(tmp_path_factory: pytest.TempPathFactory) -> DataRepo:
     return build_data_repo(tmp_path_factory.mktemp("data-repo"))
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    outputs: dict[str, str]
-    summary: str
-    workspace: Path
-
-    def report_json(self) -> dict[str, Any]:
-        return dict(json.loads((self.workspace / self.outputs["report-json"]).read_text()))
-
-
 @pytest.fixture
 def workspace(tmp_path: Path, data_repo: DataRepo) -> Path:
     """What actions/checkout with fetch-depth: 0 leaves: a fresh clone, no DVC cache, no data."""
@@ -93,35 +77,16 @@ def run_action(tmp_path: Path, data_repo: DataRepo, fake_github: FakeGitHub) -> 
     counter = iter(range(100))
 
     def start(workspace: Path, event_name: str, event: Mapping[str, Any], **inputs: str) -> Run:
-        n = next(counter)
-        files = tmp_path / f"run{n}"
-        files.mkdir()
-        (files / "event.json").write_text(json.dumps(event))
         env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(files),
             **data_repo.env,
             **fake_github.env(),
-            "GITHUB_ACTIONS": "true",
-            "GITHUB_EVENT_NAME": event_name,
-            "GITHUB_EVENT_PATH": str(files / "event.json"),
-            "GITHUB_WORKSPACE": str(workspace),
             "GITHUB_SHA": data_repo.head_sha,
-            "GITHUB_OUTPUT": str(files / "output"),
-            "GITHUB_STEP_SUMMARY": str(files / "summary"),
             "INPUT_MODE": "data-stats",
             "INPUT_DATA": "data/processed",
             "INPUT_GITHUB-TOKEN": fake_github.token,
             "INPUT_TITLE": "",  # the runner passes declared inputs with empty defaults
         }
-        env.update({f"INPUT_{name.upper().replace('_', '-')}": value for name, value in inputs.items()})
-        done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
-        output = files / "output"
-        summary = files / "summary"
-        return Run(done.returncode, done.stdout, done.stderr,
-                   parse_outputs(output.read_text()) if output.exists() else {},
-                   summary.read_text() if summary.exists() else "", workspace)
+        return run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs)
 
     return start
 

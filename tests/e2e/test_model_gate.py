@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,11 +18,11 @@ import jsonschema
 import pytest
 import torch
 
+from tests.e2e import runner
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.wandb_server import FakeWandb
 from tests.fixtures.model_zoo import SmallCNN
 from tests.fixtures.models import make_images, trained_cnn
-from tests.unit.test_workflow import parse_outputs
 
 pytestmark = pytest.mark.slow  # each run imports torch and wandb in a fresh process (~5 s)
 
@@ -117,15 +115,7 @@ def push_event(*added: str) -> dict[str, Any]:
     return event
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    outputs: dict[str, str]
-    summary: str
-    workspace: Path
-
+class Run(runner.Run):
     def report(self) -> dict[str, Any]:
         report = json.loads((self.workspace / self.outputs["report-json"]).read_text())
         jsonschema.validate(report, SCHEMA)
@@ -145,23 +135,12 @@ def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -
 
     def start(workspace: Path, event_name: str, event: Mapping[str, Any], mode: str = "model-gate",
               **inputs: str) -> Run:
-        files = tmp_path / f"run{next(counter)}"
-        files.mkdir()
-        (files / "event.json").write_text(json.dumps(event))
         env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(files),
             # the fake_wandb fixture's cache dirs and fast-failing retry settings; no WANDB_API_KEY,
             # so the key reaches the SDK only through the `wandb-api-key` input, as in a workflow
             **{k: v for k, v in os.environ.items() if k.startswith("WANDB_") and k != "WANDB_API_KEY"},
             **fake_github.env(),
-            "GITHUB_ACTIONS": "true",
-            "GITHUB_EVENT_NAME": event_name,
-            "GITHUB_EVENT_PATH": str(files / "event.json"),
-            "GITHUB_WORKSPACE": str(workspace),
             "GITHUB_SHA": fake_github.repo.branch_sha("main") or "",
-            "GITHUB_OUTPUT": str(files / "output"),
-            "GITHUB_STEP_SUMMARY": str(files / "summary"),
             "INPUT_MODE": mode,
             "INPUT_GITHUB-TOKEN": fake_github.token,
             "INPUT_WANDB-API-KEY": fake_wandb.api_key,
@@ -173,13 +152,8 @@ def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -
         if mode == "model-gate":
             env["INPUT_EVAL-DATA"] = "data/processed"
             env.update({f"INPUT_{name.upper()}": value for name, value in FAST.items()})
-        env.update({f"INPUT_{name.upper().replace('_', '-')}": value for name, value in inputs.items()})
-        done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
-        output, summary = files / "output", files / "summary"
-        return Run(done.returncode, done.stdout, done.stderr,
-                   parse_outputs(output.read_text()) if output.exists() else {},
-                   summary.read_text() if summary.exists() else "", workspace)
+        done = runner.run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs)
+        return Run(**vars(done))
 
     return start
 
