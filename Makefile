@@ -3,11 +3,17 @@
 #   make test   # lint, type-check and the whole test suite (incl. the container, where Docker runs)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Where torch and torchvision come from. Empty: the default index (PyPI's CUDA build on Linux, several
+# GB). On a laptop or CI runner without a GPU: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 
 .PHONY: demo test lint bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
+ifneq ($(TORCH_INDEX_URL),)
+	$(PY) -m pip install -q --index-url $(TORCH_INDEX_URL) $$(grep -E '^(torch|torchvision)==' requirements.txt)
+endif
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
@@ -25,3 +31,4 @@ test: lint
 bench: $(VENV)/.installed
 	$(PY) bench/data_stats.py
 	$(PY) bench/model_benchmark.py
+	$(PY) bench/model_gate.py

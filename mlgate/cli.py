@@ -18,6 +18,12 @@ from mlgate.context import RunContext
 from mlgate.errors import MlgateError
 from mlgate.settings import MODES, CommonSettings, import_mode, input_name, inputs_from_env, load_settings
 
+MODE_HELP = {
+    "data-stats": "statistics and checks of a dataset, compared with the base branch",
+    "model-gate": "benchmark a model, gate it on thresholds and production, promote or propose",
+    "promote": "apply a merged promotion manifest (after the approval pull request)",
+}
+
 EXIT_GATE_FAILED = 1
 EXIT_ERROR = 2
 
@@ -26,6 +32,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = dict(os.environ if env is None else env)
     args = list(sys.argv[1:] if argv is None else argv)
     summary_path = Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None
+    if not args and not any(key.startswith("INPUT_") for key in env):
+        build_parser(None).print_help(sys.stderr)  # a person at a terminal, not the runner
+        return EXIT_ERROR
     try:
         inputs = _cli_inputs(args) if args else inputs_from_env(env)
         settings = load_settings(inputs)
@@ -84,7 +93,7 @@ def _trust_workspace(ctx: RunContext) -> None:
 
 def _cli_inputs(args: list[str]) -> dict[str, str]:
     mode = args[0]
-    if mode not in MODES:
+    if mode not in MODES:  # also --help and --version
         build_parser(None).parse_args(args)  # prints usage and exits 2
     parser = build_parser(mode)
     namespace = parser.parse_args(args)
@@ -97,12 +106,19 @@ def _cli_inputs(args: list[str]) -> dict[str, str]:
 
 def build_parser(mode: str | None) -> argparse.ArgumentParser:
     """Flags are the action's inputs, generated from the settings model of ``mode``."""
+    from mlgate import __version__
+    from mlgate.action_metadata import default_text
     from mlgate.settings import SETTINGS_BY_MODE
 
-    parser = argparse.ArgumentParser(prog="python -m mlgate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mlgate",
+        description="Continuous ML gate. Every input of the GitHub Action is a --flag of the same name; "
+        "`python -m mlgate MODE --help` lists a mode's.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
     sub = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
     for name in MODES:
-        command = sub.add_parser(name, help=f"run mode {name}")
+        command = sub.add_parser(name, help=MODE_HELP[name])
         if name != mode:
             continue
         if name not in SETTINGS_BY_MODE:
@@ -111,12 +127,14 @@ def build_parser(mode: str | None) -> argparse.ArgumentParser:
             if field == "mode":
                 continue
             is_bool = "bool" in str(info.annotation).lower()
+            default = default_text(info)
+            shown = " (required)" if info.is_required() else "" if default is None else f" (default: {default})"
             command.add_argument(
                 f"--{input_name(field)}",
                 dest=field,
                 nargs="?" if is_bool else None,
                 const="true" if is_bool else None,
                 default=None,
-                help=(info.description or "") + ("" if info.default is None else f" (default: {info.default})"),
+                help=((info.description or "") + shown).replace("%", "%%"),  # argparse formats help with %
             )
     return parser

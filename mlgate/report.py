@@ -6,6 +6,10 @@ share lives here so that a gate table or a folded section looks the same in ever
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+
 from pydantic import BaseModel
 
 COMMENT_LIMIT = 65_536
@@ -72,3 +76,20 @@ def fit(body: str, limit: int, pointer: str) -> str:
         tail = "\n\n</details>" + tail
         cut = body[: limit - len(tail)]
     return cut + tail
+
+
+IMAGE_PATTERN = re.compile(r"^[a-z0-9./_-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
+
+
+@functools.cache
+def footer() -> str:
+    """Which mlgate made the report: its version, and the image digest when the release pinned one.
+
+    A released action.yml sets ``MLGATE_IMAGE`` (``ghcr.io/OWNER/mlgate@sha256:…``) in ``runs.env``;
+    a build from the Dockerfile or a local run has none, and the footer says only the version.
+    """
+    from mlgate import __version__
+
+    image = os.environ.get("MLGATE_IMAGE", "").strip()
+    shown = f" · image `{image}`" if image and IMAGE_PATTERN.fullmatch(image) else ""
+    return f"<sub>mlgate {__version__}{shown}</sub>"

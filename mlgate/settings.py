@@ -184,11 +184,21 @@ def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
     if mode not in SETTINGS_BY_MODE:
         import_mode(mode)
     model = SETTINGS_BY_MODE[mode]
-    fields = {name.replace("-", "_"): value for name, value in inputs.items()}
+    fields = {
+        name.replace("-", "_"): value for name, value in inputs.items()
+        if name.replace("-", "_") in model.model_fields or value != _action_defaults().get(name)
+    }
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
         raise InvalidInput(_explain(exc, model, inputs), hint=_hint(exc, model, mode)) from None
+
+
+def _action_defaults() -> dict[str, str]:
+    """The runner passes every input's action.yml default, also those of other modes: ignore those."""
+    from mlgate.action_metadata import action_defaults
+
+    return action_defaults()
 
 
 def import_mode(mode: str) -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.changes import Changes
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
-from mlgate.report import Gate, fold, format_number, gates_table
+from mlgate.report import Gate, fold, footer, format_number, gates_table
 
 SCHEMA_VERSION = "1"
 
@@ -79,7 +79,7 @@ def build_report(
 
 def render_unchanged(title: str, data: str, content_hash: str | None, base: str) -> str:
     short = f" (DVC hash `{content_hash[:10]}`)" if content_hash else ""
-    return f"## {title}\n\n➖ `{data}` is unchanged against `{base}`{short}; nothing to report.\n"
+    return f"## {title}\n\n➖ `{data}` is unchanged against `{base}`{short}; nothing to report.\n\n{footer()}\n"
 
 
 def _shape(shape: list[int] | None, shapes: Mapping[str, int]) -> str:
@@ -231,4 +231,5 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
     parts.append(fold("Label counts per class", _label_counts_table(report)))
     if report.baseline is not None:
         parts.append("### Sanity baseline\n\n" + _baseline(report.baseline))
+    parts.append(footer())
     return "\n\n".join(parts) + "\n"

@@ -16,7 +16,7 @@ from mlgate.model.registry import ModelRegistry, ModelVersion
 from mlgate.model.settings import ModelGateSettings, PromoteSettings, RegistrySettings
 from mlgate.model.target import ModelTarget, resolve_target
 from mlgate.publish import Publication, publish, workspace_relative, write_report_files
-from mlgate.report import COMMENT_LIMIT, fit
+from mlgate.report import COMMENT_LIMIT, fit, footer
 from mlgate.settings import CommonSettings
 
 MANIFEST_DIR = ".mlgate/promotions"
@@ -324,7 +324,7 @@ def run_promote(settings: PromoteSettings, ctx: RunContext, env: Mapping[str, st
         lines.append(f"- `{manifest['artifact']}` " + (
             f"now holds `{manifest['alias']}` in `{manifest['collection']}`." if linked
             else f"already held `{manifest['alias']}` in `{manifest['collection']}`: nothing to do."))
-    markdown = f"## ✅ {settings.title or 'Promotion'}\n\n" + "\n".join(lines) + "\n"
+    markdown = f"## ✅ {settings.title or 'Promotion'}\n\n" + "\n".join(lines) + f"\n\n{footer()}\n"
     print(markdown)
     workflow.append_summary(ctx.summary_path, markdown)
     workflow.set_outputs(ctx.output_path, {"passed": "true", "model": "\n".join(models)})

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 
 from mlgate.model.benchmark import Environment, LatencyStats, ModelMeasurement
-from mlgate.report import Gate, fold, format_number, gates_table
+from mlgate.report import Gate, fold, footer, format_number, gates_table
 
 SCHEMA_VERSION = "1"
 
@@ -160,4 +160,5 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
         parts.append(f"**Next:** {report.action.result}")
     if note:
         parts.append(f"> {note}")
+    parts.append(footer())
     return "\n\n".join(parts) + "\n"

@@ -54,6 +54,25 @@ def test_cli__every_input_is_a_flag() -> None:
         assert flag in done.stdout
 
 
+def test_cli__help_works_for_every_mode_and_shows_real_defaults() -> None:
+    for mode in ("data-stats", "model-gate", "promote"):
+        done = mlgate(mode, "--help", cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert "--out" in done.stdout and "(default: mlgate-report)" in done.stdout
+        assert "PydanticUndefined" not in done.stdout and "(default: )" not in done.stdout
+
+
+def test_cli__version_and_usage_without_arguments() -> None:
+    from mlgate import __version__
+
+    done = mlgate("--version", cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == f"mlgate {__version__}"
+    done = mlgate(cwd=ROOT)
+    assert done.returncode == 2
+    assert "usage: python -m mlgate" in done.stderr and "data-stats" in done.stderr
+    assert "::error" not in done.stdout + done.stderr
+
+
 def test_cli__sanity_baseline_learns_the_example_digits_and_fails_on_random_labels(tmp_path: Path) -> None:
     done = mlgate("data-stats", "--data", str(ROOT / "examples" / "data"), "--out", str(tmp_path / "digits"),
                   "--baseline-train", "true", "--baseline-time-budget", "30", cwd=tmp_path)

@@ -58,3 +58,30 @@ def test_fit__truncates_under_the_limit_and_closes_an_open_details() -> None:
     assert short.rstrip().endswith("See the job summary.")
     assert short.count("<details>") == short.count("</details>")
     assert fit("small", COMMENT_LIMIT, "x") == "small"
+
+
+def test_footer__names_the_version_and_the_pinned_image_only_when_it_is_a_valid_reference(monkeypatch) -> None:
+    from mlgate import __version__
+    from mlgate.report import footer
+
+    digest = "sha256:" + "ab" * 32
+    for image, shown in ((f"ghcr.io/acme/mlgate@{digest}", True), ("evil`\n::error::x", False), ("", False)):
+        monkeypatch.setenv("MLGATE_IMAGE", image)
+        footer.cache_clear()
+        text = footer()
+        assert f"mlgate {__version__}" in text
+        assert (digest in text) is shown
+        assert "\n" not in text
+    footer.cache_clear()
+
+
+def test_reports__end_with_the_footer() -> None:
+    from mlgate.report import footer
+
+    report = build_report(
+        title="t", data="d", stats=DatasetStats(layout="course", class_names=None, splits={},
+                                                leakage=LeakageStats(train_test_exact_duplicates=0, per_split={},
+                                                                     conflicting_labels=0)),
+        content_hash=None, changes=None, gates=[], baseline=None, figures={},
+    )
+    assert render_markdown(report, {}).rstrip().endswith(footer())

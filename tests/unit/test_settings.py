@@ -62,8 +62,13 @@ def test_unknown_mode__lists_modes() -> None:
 
 def test_input_of_another_mode__is_named_with_this_modes_inputs() -> None:
     with pytest.raises(InvalidInput) as info:
-        load_settings(make_inputs(predictions="100"))
+        load_settings(make_inputs(predictions="250"))
     assert "`predictions` is not used by `mode: data-stats`" in str(info.value)
+
+
+def test_input_of_another_mode_at_its_action_default__is_ignored_as_the_runner_passes_every_default() -> None:
+    settings = load_settings(make_inputs(predictions="100", **{"batch-sizes": "1,32", "on-pass": "none"}))
+    assert isinstance(settings, DataStatsSettings)
 
 
 def test_missing_required_input__is_named() -> None:
