@@ -22,8 +22,9 @@ demo: $(VENV)/.installed
 	@echo "report: mlgate-report/report.md (figures and report.json beside it)"
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check mlgate tests bench entrypoint.py
+	$(PY) -m ruff check mlgate tests bench entrypoint.py .github/scripts examples
 	$(PY) -m mypy mlgate
+	bash .ci/static-checks.sh
 
 test: lint
 	$(PY) -m pytest
