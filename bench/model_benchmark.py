@@ -24,7 +24,8 @@ from torch.utils import benchmark as torch_benchmark
 # run as a script from anywhere: the repository root holds both mlgate/ and tests/fixtures/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlgate.model.benchmark import environment, measure_latency, measure_pair
+from mlgate.model.measure.environment import environment
+from mlgate.model.measure.latency import measure_latency, measure_pair
 from tests.fixtures.models import trained_cnn
 
 THREADS = 1

@@ -99,7 +99,8 @@ def main() -> None:
     }
 
     imports, _ = timed([sys.executable, "-c", "import mlgate.model.mode, mlgate.model.report, "
-                        "mlgate.model.figures, mlgate.github, torch._dynamo, wandb, matplotlib.pyplot"],
+                        "mlgate.figures.model, mlgate.github.comments, mlgate.github.branch_store, "
+                        "mlgate.github.pulls, torch._dynamo, wandb, matplotlib.pyplot"],
                        {**env, "PYTHONPATH": str(ROOT)}, workspace)
     load_before = os.getloadavg()[0]  # a shared machine: other work on the 2 cores shows up here
     walls = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
-from mlgate.settings import MODES, SETTINGS_BY_MODE, CommonSettings, import_mode, input_name
+from mlgate.settings import MODES, SETTINGS_BY_MODE, CommonSettings, input_name
 
 TOKEN_DEFAULT = "${{ github.token }}"
 """What the runner substitutes for ``github-token`` when the workflow does not set it."""
@@ -57,8 +57,6 @@ def default_text(info: FieldInfo) -> str | None:
 @functools.cache
 def input_docs() -> tuple[InputDoc, ...]:
     """Every input of every mode, in declaration order (common inputs first)."""
-    for mode in MODES:
-        import_mode(mode)
     docs: dict[str, InputDoc] = {}
     for mode in MODES:
         for field, info in SETTINGS_BY_MODE[mode].model_fields.items():

@@ -14,9 +14,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlgate import workflow
+from mlgate.clients import Clients
 from mlgate.context import RunContext
-from mlgate.errors import MlgateError
-from mlgate.settings import MODES, CommonSettings, import_mode, input_name, inputs_from_env, load_settings
+from mlgate.errors import ExitCode, MlgateError
+from mlgate.settings import (
+    MODES,
+    SETTINGS_BY_MODE,
+    CommonSettings,
+    DataStatsSettings,
+    ModelGateSettings,
+    PromoteSettings,
+    input_name,
+    inputs_from_env,
+    load_settings,
+)
 
 MODE_HELP = {
     "data-stats": "statistics and checks of a dataset, compared with the base branch",
@@ -24,24 +35,27 @@ MODE_HELP = {
     "promote": "apply a merged promotion manifest (after the approval pull request)",
 }
 
-EXIT_GATE_FAILED = 1
-EXIT_ERROR = 2
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         clients: Clients | None = None) -> int:
+    """Run one mode from CLI flags (``argv``) or the runner's ``INPUT_*`` variables; returns the exit code.
+
+    ``clients`` replaces the GitHub, DVC and registry clients built from the environment (tests).
+    """
     env = dict(os.environ if env is None else env)
     args = list(sys.argv[1:] if argv is None else argv)
     summary_path = Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None
     if not args and not any(key.startswith("INPUT_") for key in env):
         build_parser(None).print_help(sys.stderr)  # a person at a terminal, not the runner
-        return EXIT_ERROR
+        return ExitCode.ERROR
     try:
         inputs = _cli_inputs(args) if args else inputs_from_env(env)
         settings = load_settings(inputs)
         _mask_secrets(settings)
         ctx = RunContext.from_env(env)
         _trust_workspace(ctx)
-        return _run(settings, ctx, env)
+        return _run(settings, ctx, clients or Clients.for_run(settings, ctx, env))
     except MlgateError as exc:
         # the annotation is what the checks UI shows: say what failed and how to fix it
         workflow.annotate("error", exc.title, str(exc))
@@ -50,25 +64,28 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 f"```yaml\n{exc.hint}\n```\n" if exc.hint else ""
             )
         )
-        return EXIT_ERROR
+        return ExitCode.ERROR
 
 
-def _run(settings: CommonSettings, ctx: RunContext, env: Mapping[str, str]) -> int:
-    if settings.mode == "data-stats":
-        from mlgate.data.figure_worker import FigureWorker
-        from mlgate.settings import DataStatsSettings
+def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCode:
+    if isinstance(settings, DataStatsSettings):
+        from mlgate.figures.worker import FigureWorker
 
-        assert isinstance(settings, DataStatsSettings)
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
         try:
             from mlgate.data.mode import run_data_stats
 
-            return run_data_stats(settings, ctx, env, figure_worker=worker)
+            return run_data_stats(settings, ctx, clients, figure_worker=worker)
         finally:
             worker.close()
-    from mlgate.model.mode import run_model_mode
+    if isinstance(settings, ModelGateSettings):
+        from mlgate.model.mode import run_model_gate
 
-    return run_model_mode(settings, ctx, env)
+        return run_model_gate(settings, ctx, clients)
+    assert isinstance(settings, PromoteSettings)
+    from mlgate.model.promote import run_promote
+
+    return run_promote(settings, ctx, clients)
 
 
 def _mask_secrets(settings: CommonSettings) -> None:
@@ -108,8 +125,6 @@ def build_parser(mode: str | None) -> argparse.ArgumentParser:
     """Flags are the action's inputs, generated from the settings model of ``mode``."""
     from mlgate import __version__
     from mlgate.action_metadata import default_text
-    from mlgate.settings import SETTINGS_BY_MODE
-
     parser = argparse.ArgumentParser(
         prog="python -m mlgate",
         description="Continuous ML gate. Every input of the GitHub Action is a --flag of the same name; "
@@ -121,8 +136,6 @@ def build_parser(mode: str | None) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=MODE_HELP[name])
         if name != mode:
             continue
-        if name not in SETTINGS_BY_MODE:
-            import_mode(name)
         for field, info in SETTINGS_BY_MODE[name].model_fields.items():
             if field == "mode":
                 continue

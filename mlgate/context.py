@@ -44,6 +44,10 @@ class RunContext(BaseModel):
     summary_path: Path | None = None
     pull_request: PullRequest | None = None
 
+    def in_workspace(self, path: Path) -> Path:
+        """Where an input path points: relative paths are relative to the workspace (the checkout)."""
+        return path if path.is_absolute() else self.workspace / path
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunContext:
         event_path = env.get("GITHUB_EVENT_PATH")

@@ -1,6 +1,8 @@
-"""Where a report goes: local files, the job summary, outputs, and one sticky PR comment.
+"""Where a report goes: local files, hosted figures, one sticky PR comment, the job summary, outputs.
 
-Shared by every mode. Publishing never formats numbers: it gets finished Markdown. A missing
+Every mode ends in :func:`finish`, handing it a :class:`Finished` report: its JSON, a function that
+renders its Markdown for given figure links, its figures and its outputs. ``finish`` is the only
+code that writes them anywhere. It never formats numbers: it gets finished Markdown. A missing
 permission (fork PR, read-only token) never fails the step: the report still reaches the job
 summary, with a ``::warning::`` that names the permission.
 """
@@ -10,17 +12,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from mlgate import workflow
+from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
+from mlgate.errors import ExitCode
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit
 from mlgate.settings import CommonSettings
 
 if TYPE_CHECKING:
-    from mlgate.github import Publisher
+    from mlgate.github.branch_store import BranchStore
+    from mlgate.github.client import GitHubRepo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +34,40 @@ class ReportPaths:
     json: Path
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target and rename, so a reader never sees half a file."""
+# Modes of everything mlgate leaves in the workspace. The container runs as root, later steps of the
+# job as the runner user (`actions/upload-artifact`, `cat`, a comment action): they must read it all.
+SHARED_FILE_MODE = 0o644
+SHARED_DIR_MODE = 0o755
+
+
+def make_shared_dirs(folder: Path) -> None:
+    """``mkdir -p`` whose new folders are 0755 whatever the umask; existing folders are left alone."""
+    missing: list[Path] = []
+    current = folder
+    while not current.is_dir() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # made meanwhile by another process: its mode is its own
+        os.chmod(path, SHARED_DIR_MODE)  # mkdir applies the umask, chmod does not
+
+
+def write_shared_file(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically with mode 0644 whatever the umask: a reader never sees half a file.
+
+    The data goes to a temporary file beside the target (mode 0600 from ``mkstemp``), which is
+    chmod-ed and then renamed over the target.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), SHARED_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -50,74 +83,73 @@ def workspace_relative(path: Path, root: Path) -> str:
 
 
 def write_report_files(out_dir: Path, markdown: str, json_text: str, pngs: Mapping[str, bytes]) -> ReportPaths:
-    """``report.md``, the figures, and ``report.json`` last (its presence means the set is complete)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """``report.md``, the figures, and ``report.json`` last (its presence means the set is complete).
+
+    Files are 0644 and new folders 0755 (:func:`write_shared_file`, :func:`make_shared_dirs`).
+    """
+    make_shared_dirs(out_dir)
     for name, png in pngs.items():
-        _write_atomic(out_dir / f"{name}.png", png)
+        write_shared_file(out_dir / f"{name}.png", png)
     paths = ReportPaths(markdown=out_dir / "report.md", json=out_dir / "report.json")
-    _write_atomic(paths.markdown, markdown.encode("utf-8"))
-    _write_atomic(paths.json, json_text.encode("utf-8"))
+    write_shared_file(paths.markdown, markdown.encode("utf-8"))
+    write_shared_file(paths.json, json_text.encode("utf-8"))
     return paths
 
 
 @dataclasses.dataclass(frozen=True)
 class Publication:
-    """What this run may publish, decided once from the settings and the run context."""
+    """Where this run's report may go, decided once from the settings, the run and the clients."""
 
-    publisher: Publisher | None
+    repo: GitHubRepo | None
+    """The repository to write to; None when GitHub writes are skipped (see :attr:`blocked`)."""
+    branch_store: BranchStore | None
+    """Figures and cache entries on branches of :attr:`repo`; None exactly when :attr:`repo` is."""
     pr_number: int | None
     comment: Literal["update", "new", "off"]
     marker: str
     host: bool
     assets_branch: str
+    out_dir: Path
     blocked: str = ""
     """Why GitHub writes are skipped (fork PR, no token); empty when they are allowed."""
 
     @classmethod
-    def for_run(cls, settings: CommonSettings, ctx: RunContext) -> Publication:
-        marker = f"<!-- mlgate:{settings.mode}:{settings.report_title} -->"
-        pr = ctx.pull_request
-        blocked = ""
-        publisher = None
-        if not ctx.in_actions or not ctx.repository:
-            blocked = "not running in GitHub Actions"
-        elif settings.github_token is None:
-            blocked = "no `github-token`"
-        elif pr is not None and pr.is_fork:
-            blocked = ("this pull request comes from a fork, where `GITHUB_TOKEN` is read-only "
-                       "(no `pull-requests: write`, no `contents: write`)")
-        else:
-            from mlgate.github import Publisher, connect
+    def for_run(cls, settings: CommonSettings, ctx: RunContext, clients: Clients) -> Publication:
+        branch_store = None
+        if clients.github is not None:
+            from mlgate.github.branch_store import BranchStore
 
-            gh = connect(settings.github_token.get_secret_value(), ctx.api_url)
-            publisher = Publisher(gh, ctx.repository, ctx.server_url)
+            branch_store = BranchStore(clients.github)
+        pr = ctx.pull_request
         return cls(
-            publisher=publisher,
+            repo=clients.github,
+            branch_store=branch_store,
             pr_number=pr.number if pr else None,
             comment=settings.comment,
-            marker=marker,
+            marker=f"<!-- mlgate:{settings.mode}:{settings.report_title} -->",
             host=settings.host_figures,
             assets_branch=settings.assets_branch,
-            blocked=blocked,
+            out_dir=ctx.in_workspace(settings.out),
+            blocked=clients.github_blocked,
         )
 
-    def without_comment(self) -> Publication:
-        return dataclasses.replace(self, comment="off")
-
     def host_figures(self, files: Mapping[str, bytes]) -> tuple[dict[str, str], str]:
-        """Links to figures committed to the assets branch, or ({}, a one-line note why not)."""
+        """Links to figures committed to the assets branch, or ({}, a one-line note why not).
+
+        Hosting the same bytes again in this run costs no request (the branch store remembers them).
+        """
         if not files:
             return {}, ""
         if not self.host:
             return {}, "Figures are not hosted (`host-figures: false`); they are in the report folder."
-        if self.publisher is None:
-            if self.blocked == "not running in GitHub Actions":
+        if self.branch_store is None:
+            if self.blocked == NOT_IN_ACTIONS:
                 return {}, ""
             return {}, f"Figures are not hosted: {self.blocked}. They are in the report folder."
-        from mlgate.github import GitHubError, GitHubPermissionError
+        from mlgate.github.client import GitHubError, GitHubPermissionError
 
         try:
-            return self.publisher.host_files(files, branch=self.assets_branch), ""
+            return self.branch_store.host_files(files, branch=self.assets_branch), ""
         except GitHubPermissionError as exc:
             workflow.annotate("warning", "Figures not hosted", exc.message)
             return {}, f"Figures are not hosted: the token lacks `{exc.permission}`."
@@ -126,29 +158,67 @@ class Publication:
             return {}, "Figures are not hosted: GitHub refused the upload (see the run's warnings)."
 
 
-def publish(publication: Publication, ctx: RunContext, markdown: str, *, outputs: Mapping[str, str]) -> None:
-    """Comment (when on a PR and allowed), job summary, and step outputs, in that order."""
+RenderMarkdown = Callable[[Mapping[str, str], str], str]
+"""(figure name -> link, a note about the figures) -> the report as Markdown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """A mode's result, computed and ready to publish; nothing in it has been written anywhere yet."""
+
+    passed: bool
+    report_json: str
+    render: RenderMarkdown
+    figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    """Figure name (``sample_grid``) -> PNG bytes; saved as ``<name>.png`` beside the report."""
+    outputs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Mode-specific step outputs; ``passed``, ``report``, ``report-json`` and ``comment-url`` are added."""
+    comment: bool = True
+    """False: stay quiet on the pull request (job summary and outputs only)."""
+    headline: str = ""
+    """One line for the log: the verdict and what was done."""
+
+
+def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitCode:
+    """Render, write the report folder, host the figures, comment, summarise, set outputs: in that order.
+
+    The local report links figures by file name; the comment and the summary by their hosted links.
+    """
+    local = result.render({name: f"{name}.png" for name in result.figures}, "")
+    paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
+    links, note = publication.host_figures({f"{name}.png": png for name, png in result.figures.items()})
+    markdown = result.render({name: links[f"{name}.png"] for name in result.figures if f"{name}.png" in links},
+                             note)
     comment_url = ""
-    if publication.comment != "off" and publication.pr_number is not None:
+    if result.comment and publication.comment != "off" and publication.pr_number is not None:
         comment_url = _comment(publication, markdown)
     workflow.append_summary(ctx.summary_path, fit(markdown, SUMMARY_LIMIT - 1024, "See report.md."))
-    workflow.set_outputs(ctx.output_path, {**outputs, "comment-url": comment_url})
+    report = workspace_relative(paths.markdown, ctx.workspace)
+    workflow.set_outputs(ctx.output_path, {
+        "passed": str(result.passed).lower(), **result.outputs, "report": report,
+        "report-json": workspace_relative(paths.json, ctx.workspace), "comment-url": comment_url,
+    })
+    if result.headline:
+        print(f"{result.headline}\nreport: {report}", flush=True)
+    return ExitCode.of(result.passed)
 
 
 def _comment(publication: Publication, markdown: str) -> str:
-    if publication.publisher is None:
-        if publication.blocked and publication.blocked != "not running in GitHub Actions":
+    if publication.repo is None:
+        if publication.blocked and publication.blocked != NOT_IN_ACTIONS:
             workflow.annotate("warning", "No PR comment",
                               f"The report is in the job summary only: {publication.blocked}.")
         return ""
-    from mlgate.github import GitHubError, GitHubPermissionError
+    from mlgate.github.client import GitHubError, GitHubPermissionError
+    from mlgate.github.comments import upsert_comment
 
     body = fit(markdown, COMMENT_LIMIT - len(publication.marker) - 64,
                "The full report is in the job summary of this run.")
     assert publication.pr_number is not None
     try:
-        return publication.publisher.upsert_comment(
-            publication.pr_number, publication.marker, body, mode="new" if publication.comment == "new" else "update"
+        return upsert_comment(
+            publication.repo, publication.pr_number, publication.marker, body,
+            mode="new" if publication.comment == "new" else "update",
         )
     except GitHubPermissionError as exc:
         workflow.annotate("warning", "No PR comment",

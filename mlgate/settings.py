@@ -1,18 +1,20 @@
 """Every input of every mode, validated up front.
 
-One pydantic model per mode. Field names are the snake_case form of the action's kebab-case inputs
-(``min-samples`` -> ``min_samples``); the same models back the CLI flags, so the action and
-``python -m mlgate`` share one definition. Settings are built from a plain mapping of input name to
-string (the runner's ``INPUT_*`` variables, or parsed CLI flags), and a bad value fails before any
-work with a message that names the input, the value, what is allowed and an example.
+One pydantic model per mode, all in this module; inputs several modes share are declared once, in a
+base model they inherit (``CommonSettings``, ``DatasetInputs``, ``RegistrySettings``). Field names are
+the snake_case form of the action's kebab-case inputs (``min-samples`` -> ``min_samples``); the same
+models back the CLI flags, action.yml and the README table (``mlgate.action_metadata``). Settings
+are built from a plain mapping of input name to string (the runner's ``INPUT_*`` variables, or
+parsed CLI flags), and a bad value fails before any work with a message that names the input, the
+value, what is allowed and an example.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,9 +28,8 @@ from pydantic import (
 )
 
 from mlgate.errors import InvalidInput
-
-Mode = Literal["data-stats", "model-gate", "promote"]
-MODES: tuple[str, ...] = ("data-stats", "model-gate", "promote")
+from mlgate.model.artifact_paths import COLLECTION_PATH
+from mlgate.user_code import IMPORT_PATH
 
 
 def _strict_bool(value: object) -> object:
@@ -42,8 +43,6 @@ def _strict_bool(value: object) -> object:
 
 
 StrictBool = Annotated[bool, BeforeValidator(_strict_bool)]
-
-IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def _import_path(value: str) -> str:
@@ -65,7 +64,7 @@ class CommonSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Mode = Field(description="What to do: `data-stats`, `model-gate` or `promote`.")
+    mode: str = Field(description="What to do: `data-stats`, `model-gate` or `promote`.")
     github_token: SecretStr | None = Field(
         None, description="Token for comments, figures and pull requests.",
         json_schema_extra=example("${{ github.token }}"),
@@ -89,24 +88,33 @@ class CommonSettings(BaseModel):
         json_schema_extra=example("mlgate-report"),
     )
 
+    default_title: ClassVar[str] = "mlgate"
+
     @property
     def report_title(self) -> str:
-        return self.title or {"data-stats": "Data report", "model-gate": "Model gate"}.get(self.mode, "mlgate")
+        return self.title or self.default_title
 
 
-class DataStatsSettings(CommonSettings):
-    """Inputs of `mode: data-stats`."""
+Layout = Literal["auto", "course", "imagefolder", "npz", "dataset-class"]
 
-    mode: Literal["data-stats"] = "data-stats"  # narrowed per mode
-    data: Path = Field(description="Dataset folder, relative to the repository root.",
-                       json_schema_extra=example("data/processed"))
-    layout: Literal["auto", "course", "imagefolder", "npz", "dataset-class"] = Field(
-        "auto", description="Dataset layout; `auto` detects it."
-    )
+
+class DatasetInputs(BaseModel):
+    """How to read a dataset: data-stats reads ``data``, model-gate reads ``eval-data`` the same way."""
+
+    layout: Layout = Field("auto", description="Dataset layout; `auto` detects it.")
     dataset_class: ImportPath | None = Field(
         None, description="A `torch.utils.data.Dataset` to load the data with, as `module:Class`.",
         json_schema_extra=example("mypkg.data:MnistDataset"),
     )
+
+
+class DataStatsSettings(DatasetInputs, CommonSettings):
+    """Inputs of `mode: data-stats`."""
+
+    default_title: ClassVar[str] = "Data report"
+    mode: Literal["data-stats"] = "data-stats"  # narrowed per mode
+    data: Path = Field(description="Dataset folder, relative to the repository root.",
+                       json_schema_extra=example("data/processed"))
     dvc_pull: Literal["auto", "true", "false"] = Field(
         "auto", description="Run `dvc pull` for `data` first; `auto` pulls when the repository uses DVC."
     )
@@ -148,13 +156,130 @@ class DataStatsSettings(CommonSettings):
         return value
 
 
+
+
+class RegistrySettings(CommonSettings):
+    """What both model modes need to reach the W&B registry."""
+
+    wandb_api_key: SecretStr | None = Field(
+        None, description="W&B API key (needed for W&B artifacts).",
+        json_schema_extra=example("${{ secrets.WANDB_API_KEY }}"),
+    )
+    wandb_base_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$", description="W&B server for dedicated or self-hosted W&B.",
+        json_schema_extra=example("https://wandb.example.com"),
+    )
+    registry: str | None = Field(
+        None, description="Registry collection to promote into: `wandb-registry-model/<collection>` "
+        "or `entity/model-registry/<name>`; default from the dispatch payload.",
+        json_schema_extra=example("wandb-registry-model/mnist"),
+    )
+    promote_alias: str = Field("production", pattern=r"^[\w.-]+$",
+                               description="Alias that marks the production model.")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_path(cls, value: str | None) -> str | None:
+        if value is not None and not COLLECTION_PATH.fullmatch(value):
+            raise ValueError("must be `wandb-registry-model/<collection>` or `entity/model-registry/<name>`")
+        return value
+
+
+class ModelGateSettings(DatasetInputs, RegistrySettings):
+    """Inputs of `mode: model-gate`."""
+
+    default_title: ClassVar[str] = "Model gate"
+    mode: Literal["model-gate"] = "model-gate"  # narrowed per mode
+    model: str | None = Field(
+        None, description="W&B artifact (`entity/project/name:v3`, `wandb-registry-model/coll:staging`) "
+        "or a model file in the workspace; default from the `repository_dispatch` payload.",
+        json_schema_extra=example("wandb-registry-model/mnist:staging"),
+    )
+    model_class: ImportPath | None = Field(
+        None, description="`module:Class` of the network, for a state_dict or Lightning checkpoint.",
+        json_schema_extra=example("mypkg.models:MyCNN"),
+    )
+    model_kwargs: str = Field("{}", description="JSON object of constructor arguments for `model-class`.",
+                              json_schema_extra=example('{"hidden": 128}'))
+    trust_pickle: StrictBool = Field(False, description="Allow a fully pickled model (runs code from the file).")
+    eval_data: Path | None = Field(None, description="Evaluation data, any layout data-stats reads.",
+                                   json_schema_extra=example("data/processed"))
+    eval_split: str = Field("test", pattern=r"^[\w.-]+$", description="Split of `eval-data` to evaluate on.")
+    input_shape: str | None = Field(
+        None, pattern=r"^\d+(,\d+)*$", description="Shape of one input without batch, e.g. `1,28,28`; "
+        "default from the eval data.", json_schema_extra=example("1,28,28"),
+    )
+    predictions: int = Field(100, ge=1, le=1_000_000, description="Single predictions timed for latency.")
+    batch_sizes: str = Field("1,32", pattern=r"^\d+(,\d+)*$", description="Batch sizes for throughput.")
+    threads: int = Field(1, ge=1, le=256, description="torch threads used while measuring.")
+    max_eval_samples: int = Field(10_000, ge=1, description="Evaluate on at most this many items.")
+    robustness_eps: float | None = Field(None, gt=0, description="Also measure accuracy under noise and FGSM.",
+                                         json_schema_extra=example("0.1"))
+    max_latency_ms: float | None = Field(None, gt=0, description="Gate: p95 latency of one prediction (ms).",
+                                         json_schema_extra=example("5"))
+    max_total_seconds: float | None = Field(None, gt=0, description="Gate: seconds for all `predictions`.",
+                                            json_schema_extra=example("1"))
+    max_size_mb: float | None = Field(None, gt=0, description="Gate: model file size (MB).",
+                                      json_schema_extra=example("50"))
+    max_params: int | None = Field(None, gt=0, description="Gate: parameter count.",
+                                   json_schema_extra=example("1000000"))
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="Gate: accuracy on `eval-data`.",
+                                       json_schema_extra=example("0.95"))
+    max_latency_regression: float | None = Field(
+        None, ge=0, description="Gate: p95 may be this much slower than production (0.10 = 10 %).",
+        json_schema_extra=example("0.10"),
+    )
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=1, description="Gate: accuracy may be this much lower than production.",
+        json_schema_extra=example("0.01"),
+    )
+    on_pass: Literal["promote", "pull-request", "none"] = Field(
+        "none", description="When every gate passes: `promote` now, open a `pull-request` to approve, or `none`."
+    )
+    on_fail_alias: str | None = Field(None, pattern=r"^[\w.-]+$", description="Alias added to a failing model.",
+                                      json_schema_extra=example("gate-failed"))
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _json_object(cls, value: str) -> str:
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"is not valid JSON ({exc})") from None
+        if not isinstance(parsed, dict):
+            raise ValueError("must be a JSON object")
+        return value
+
+    @property
+    def model_kwargs_dict(self) -> dict[str, Any]:
+        return dict(json.loads(self.model_kwargs))
+
+    @property
+    def batch_size_list(self) -> list[int]:
+        return [int(size) for size in self.batch_sizes.split(",")]
+
+    @property
+    def input_shape_list(self) -> list[int] | None:
+        return [int(dim) for dim in self.input_shape.split(",")] if self.input_shape else None
+
+
+class PromoteSettings(RegistrySettings):
+    """Inputs of `mode: promote` (after a promotion pull request is merged)."""
+
+    default_title: ClassVar[str] = "Promotion"
+    mode: Literal["promote"] = "promote"  # narrowed per mode
+    manifest: Path | None = Field(
+        None, description="Promotion manifest to apply; default: those changed by the pushed commit.",
+        json_schema_extra=example(".mlgate/promotions/mnist.json"),
+    )
+
+
 SETTINGS_BY_MODE: dict[str, type[CommonSettings]] = {
     "data-stats": DataStatsSettings,
+    "model-gate": ModelGateSettings,
+    "promote": PromoteSettings,
 }
-
-
-def register_mode(mode: str, model: type[CommonSettings]) -> None:
-    SETTINGS_BY_MODE[mode] = model
+MODES: tuple[str, ...] = tuple(SETTINGS_BY_MODE)
 
 
 def input_name(field: str) -> str:
@@ -181,8 +306,6 @@ def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
             f"Input `mode` is {mode!r}; allowed: {', '.join(MODES)}.",
             hint="Example:\n  with:\n    mode: data-stats\n    data: data/processed",
         )
-    if mode not in SETTINGS_BY_MODE:
-        import_mode(mode)
     model = SETTINGS_BY_MODE[mode]
     fields = {
         name.replace("-", "_"): value for name, value in inputs.items()
@@ -199,12 +322,6 @@ def _action_defaults() -> dict[str, str]:
     from mlgate.action_metadata import action_defaults
 
     return action_defaults()
-
-
-def import_mode(mode: str) -> None:
-    """Modes register their settings on import; data-stats needs no model-gate code at start-up."""
-    if mode in ("model-gate", "promote"):
-        import mlgate.model.settings  # noqa: F401  # registers ModelGateSettings and PromoteSettings
 
 
 def _allowed(model: type[BaseModel], field: str) -> str:

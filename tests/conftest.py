@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 pytest_plugins = [
-    "tests.fakes.github_server",
+    "tests.fakes.github.server",
     "tests.fakes.gcs",
     "tests.fakes.wandb_server",
     "tests.fakes.dvc_repo",

@@ -113,6 +113,12 @@ class DvcRunner:
         self.repo = Path(repo)
         self._env = {**os.environ, **(env or {}), "DVC_NO_ANALYTICS": "1"}
 
+    def with_env(self, extra: Mapping[str, str]) -> DvcRunner:
+        """The same runner with ``extra`` added to every subprocess's environment (e.g. credentials)."""
+        runner = DvcRunner(self.repo)
+        runner._env = {**self._env, **extra}
+        return runner
+
     def is_dvc_repo(self) -> bool:
         return (self.repo / ".dvc").is_dir()
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from mlgate.data.loaders import Batch, Dataset
+from mlgate.data.layouts import Batch, Dataset
 
 HISTOGRAM_BINS = 64
 

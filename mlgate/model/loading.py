@@ -5,7 +5,8 @@ Supported formats, told apart by the file's contents rather than its name:
 - TorchScript archive (``torch.jit.save``): needs no Python class.
 - ``torch.export`` program (``.pt2``, ``torch.export.save``): needs no Python class.
 - ``state_dict`` or Lightning checkpoint (a dict with a ``state_dict`` key): the architecture comes
-  from ``model_class="pkg.module:Class"``, imported from the checked-out repository.
+  from ``model_class="pkg.module:Class"``, imported from the checked-out repository (see
+  :mod:`mlgate.user_code`).
 - A whole pickled ``nn.Module`` (``torch.save(model)``): unpickling it runs arbitrary code, so it is
   refused unless ``trust_pickle`` is set.
 
@@ -14,15 +15,12 @@ Everything else goes through ``torch.load(weights_only=True)``, which cannot exe
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import pickle
 import re
-import sys
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import torch
 from torch import nn
 
 from mlgate.errors import MlgateError
+from mlgate.user_code import ImportRoot, split_import_path
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit")
 """File endings considered model files when a directory (e.g. a W&B artifact download) is given."""
@@ -174,7 +173,7 @@ def _load_pickled(
                 f"Cannot read model file {str(file)!r} with torch.load: {_unpickler_reason(exc)}",
                 hint="The file is corrupt or was not written by torch.save / torch.jit.save / torch.export.save.",
             ) from exc
-        with _on_sys_path(import_root):
+        with ImportRoot(import_root):  # unpickling imports the model's classes from the checkout
             try:
                 obj = torch.load(file, map_location="cpu", weights_only=False)
             except Exception as exc2:
@@ -236,23 +235,24 @@ def _find_state_dict(file: Path, obj: object) -> tuple[dict[str, torch.Tensor], 
 
 
 def _instantiate(spec: str, kwargs: dict[str, Any], import_root: Path | None) -> nn.Module:
-    module_name, sep, class_name = spec.partition(":")
-    if not sep or not module_name or not class_name:
+    parts = split_import_path(spec)
+    if parts is None:
         raise ModelLoadError(
             f"model-class {spec!r} is not of the form `package.module:ClassName`.",
             hint="Example: `model-class: models.cnn:SmallCNN` for class SmallCNN in models/cnn.py.",
         )
+    module_name, class_name = parts
+    checkout = ImportRoot(import_root)
     where = f" under {str(import_root)!r}" if import_root else ""
-    with _on_sys_path(import_root):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ModelLoadError(
-                f"model-class {spec!r}: cannot import module {module_name!r}{where}: {exc}",
-                hint="The module path is relative to the repository root, with dots for folders.",
-            ) from exc
-        except Exception as exc:  # importing user code can raise anything
-            raise ModelLoadError(f"model-class {spec!r}: importing {module_name!r} failed: {exc}") from exc
+    try:
+        module = checkout.import_module(module_name)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"model-class {spec!r}: cannot import module {module_name!r}{where}: {exc}",
+            hint="The module path is relative to the repository root, with dots for folders.",
+        ) from exc
+    except Exception as exc:  # importing user code can raise anything
+        raise ModelLoadError(f"model-class {spec!r}: importing {module_name!r} failed: {exc}") from exc
     cls = getattr(module, class_name, None)
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         found = sorted(
@@ -266,7 +266,8 @@ def _instantiate(spec: str, kwargs: dict[str, Any], import_root: Path | None) ->
             hint=f"nn.Module classes defined there: {_listing(found) or 'none'}.",
         )
     try:
-        return cls(**kwargs)
+        with checkout:  # the constructor is user code too
+            return cls(**kwargs)
     except Exception as exc:
         raise ModelLoadError(
             f"model-class {spec!r}: {class_name}(**{kwargs!r}) failed: {exc}",
@@ -318,20 +319,6 @@ def _best_prefix(keys: list[str], expected: list[str]) -> str:
         return hits, -len(prefix)
 
     return max(sorted(candidates), key=score)
-
-
-@contextmanager
-def _on_sys_path(root: Path | None) -> Iterator[None]:
-    if root is None:
-        yield
-        return
-    entry = str(Path(root).resolve())
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
 
 
 def _listing(items: list[str]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,16 +23,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from mlgate.errors import MlgateError
+from mlgate.model.artifact_paths import COLLECTION_PATH, NAME, VERSION_PATH
 
 if TYPE_CHECKING:
     from wandb.apis.public import Api
     from wandb.sdk.artifacts.artifact import Artifact
 
-_SEG = r"[A-Za-z0-9_.-]+"
-_ALIAS = re.compile(_SEG)
-_COLLECTION = rf"(?:{_SEG}/{_SEG}|wandb-registry-{_SEG})/{_SEG}"
-_COLLECTION_PATH = re.compile(_COLLECTION)
-_VERSION_PATH = re.compile(rf"{_COLLECTION}:{_SEG}")
+    from mlgate.settings import RegistrySettings
+
 
 _VERSION_FORMS = (
     "entity/project/name:v3, entity/project/name:alias, wandb-registry-model/collection:alias "
@@ -98,13 +96,13 @@ class ModelRegistry(Protocol):
 
 
 def check_version_path(path: str) -> str:
-    if not _VERSION_PATH.fullmatch(path):
+    if not VERSION_PATH.fullmatch(path):
         raise RegistryError(f"Invalid W&B artifact path {path!r}.", hint=f"Accepted forms: {_VERSION_FORMS}.")
     return path
 
 
 def check_collection_path(path: str) -> str:
-    if not _COLLECTION_PATH.fullmatch(path):
+    if not COLLECTION_PATH.fullmatch(path):
         raise RegistryError(
             f"Invalid W&B registry collection {path!r}.", hint=f"Accepted forms: {_COLLECTION_FORMS}."
         )
@@ -112,7 +110,7 @@ def check_collection_path(path: str) -> str:
 
 
 def check_alias(alias: str) -> str:
-    if not _ALIAS.fullmatch(alias) or re.fullmatch(r"v\d+", alias):
+    if not NAME.fullmatch(alias) or re.fullmatch(r"v\d+", alias):
         raise RegistryError(
             f"Invalid W&B alias {alias!r}.",
             hint="Use letters, digits, '-', '_' or '.'; 'v<number>' is reserved for versions.",
@@ -237,3 +235,21 @@ def _model_version(artifact: Artifact) -> ModelVersion:
         digest=artifact.digest,
         metadata=dict(artifact.metadata),
     )
+
+
+RegistryFactory = Callable[["RegistrySettings", Mapping[str, str]], ModelRegistry]
+"""How a mode gets its registry: :func:`connect_wandb` in production, an in-memory fake in tests."""
+
+
+def connect_wandb(settings: RegistrySettings, env: Mapping[str, str]) -> ModelRegistry:
+    """The W&B registry for the key and server in the settings (or the environment); the key is masked."""
+    from mlgate import workflow
+
+    key = settings.wandb_api_key.get_secret_value() if settings.wandb_api_key else env.get("WANDB_API_KEY", "")
+    if not key:
+        raise RegistryUnauthorized(
+            "No W&B API key: the model lives in W&B, so `wandb-api-key` is needed.",
+            hint="with:\n  wandb-api-key: ${{ secrets.WANDB_API_KEY }}",
+        )
+    workflow.mask(key)
+    return WandbRegistry(key, settings.wandb_base_url or env.get("WANDB_BASE_URL") or None)

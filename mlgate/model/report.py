@@ -1,4 +1,4 @@
-"""The model-gate report: ``report.json`` (a public contract) and its Markdown."""
+"""The model-gate report: ``report.json`` (a public contract) and its Markdown; imports no torch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from mlgate.model.benchmark import Environment, LatencyStats, ModelMeasurement
+from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurement
 from mlgate.report import Gate, fold, footer, format_number, gates_table
 
 SCHEMA_VERSION = "1"
@@ -38,6 +38,14 @@ class Baseline(BaseModel):
     params: int
     accuracy: float | None
     ratios: dict[str, float]
+
+    @classmethod
+    def of(cls, model: str, alias: str, candidate: ModelMeasurement, production: ModelMeasurement) -> Baseline:
+        from mlgate.model.gates import ratios
+
+        return cls(model=model, alias=alias, total_seconds=production.latency.total_seconds,
+                   latency_ms=LatencyMs.of(production.latency), size_mb=production.size_mb,
+                   params=production.params, accuracy=production.accuracy, ratios=ratios(candidate, production))
 
 
 class Action(BaseModel):

@@ -15,11 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlgate.errors import MlgateError
-
-_PART = r"\w[\w.-]{0,127}"  # starts with a letter, digit or _, so never "." or ".."
-NAME = re.compile(rf"^{_PART}$", re.ASCII)
-VERSION_STRING = re.compile(rf"^{_PART}/{_PART}/{_PART}:{_PART}$", re.ASCII)
-ARTIFACT = re.compile(rf"^{_PART}(/{_PART}){{1,2}}:{_PART}$", re.ASCII)
+from mlgate.model.artifact_paths import ARTIFACT, NAME, VERSION_STRING
 
 EXPECTED_PAYLOAD = """{
   "event_type": "staged_model",

@@ -2,7 +2,12 @@
 
 The workspace is mounted at /github/workspace and owned by another user (as the runner's checkout
 is), the file commands at /github/file_commands and the event at /github/workflow/event.json; the
-container reaches the fake GitHub on the host's loopback (--network=host).
+container reaches the fake GitHub on the host's loopback (--network=host). The container runs as
+root (as on GitHub); what it leaves in the workspace is then read as the runner user (uid 1001).
+
+Where the image comes from (.ci/docker-build.sh): ../shared/tools/docker-up.sh when it exists (our
+development machines), else a plain `docker build` wherever `docker info` answers (GitHub runners,
+laptops); otherwise the test is skipped and says why.
 """
 
 from __future__ import annotations
@@ -10,46 +15,105 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_data_stats import MARKER, DataRepo, build_data_repo, pr_event
 from tests.fakes.dvc_repo import run
-from tests.fakes.github_server import FakeGitHub
-from tests.unit.test_workflow import parse_outputs
+from tests.fakes.github import FakeGitHub
+from tests.helpers import MARKER, DataRepo, build_data_repo, parse_outputs, pr_event
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKER_UP = ROOT.parent / "shared" / "tools" / "docker-up.sh"
+TOOLS = Path(os.path.normpath(os.environ.get("MLGATE_SHARED_TOOLS") or ROOT.parent / "shared" / "tools"))
+DOCKER_UP = TOOLS / "docker-up.sh"
+RUNNER_UID = 1001
 
 pytestmark = pytest.mark.docker
 
 
+def _why_no_engine() -> str | None:
+    """None when an image can be built here; else why not, in words."""
+    if DOCKER_UP.exists():
+        return None
+    if shutil.which("docker") is None:
+        why = "no `docker` on PATH"
+    else:
+        done = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode == 0:
+            return None
+        why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    shown = f"../{DOCKER_UP.relative_to(ROOT.parent)}" if DOCKER_UP.is_relative_to(ROOT.parent) else str(DOCKER_UP)
+    return f"no Docker engine answers (docker info failed: {why}) and {shown} does not exist"
+
+
 @pytest.fixture(scope="session")
 def image() -> tuple[str, dict[str, str]]:
-    """Build the image from the real Dockerfile (.ci/docker-build.sh); skip only outside CI."""
-    if not DOCKER_UP.exists() and not shutil.which("docker"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the container test, but neither docker nor ../shared/tools/docker-up.sh exists")
-        pytest.skip("no Docker engine here (set CI=true to make this a failure)")
+    """Build the image from the real Dockerfile (.ci/docker-build.sh): (tag, environment for `docker`)."""
+    reason = _why_no_engine()
+    if reason is not None:
+        if os.environ.get("CI") == "true" and TOOLS.exists():
+            pytest.fail(f"{reason}; CI on a machine with {TOOLS} must run the container test")
+        pytest.skip(reason)
     done = subprocess.run(["bash", str(ROOT / ".ci" / "docker-build.sh")], capture_output=True, text=True,
                           timeout=1800, check=False)
     if done.returncode != 0:
         pytest.fail(f"building the image failed:\n{done.stderr[-4000:]}")
     exports = dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines()
                    if line.startswith("export "))
-    return exports["MLGATE_IMAGE"], {"DOCKER_HOST": exports["DOCKER_HOST"]}
+    return exports.pop("MLGATE_IMAGE"), exports
 
 
-def test_container__posts_one_sticky_comment_from_a_workspace_owned_by_another_user(
-    tmp_path: Path, image: tuple[str, dict[str, str]], fake_github: FakeGitHub
+@pytest.fixture
+def workspace(image: tuple[str, dict[str, str]]) -> Iterator[Path]:
+    """An empty folder for the checkout that the runner user can enter (pytest's tmp root is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="mlgate-workspace-"))
+    path.chmod(0o755)
+    yield path
+    if os.geteuid() != 0:  # give the files the container made as root back to us, so they can go
+        tag, docker_env = image
+        subprocess.run(["docker", "run", "--rm", "-v", f"{path}:/w", "--entrypoint", "chown", tag, "-R",
+                        f"{os.geteuid()}:{os.getegid()}", "/w"], env={**os.environ, **docker_env},
+                       capture_output=True, timeout=120, check=False)
+    shutil.rmtree(path)
+
+
+def _as_runner_user(*command: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ``command`` as a later step of the job would: uid 1001 when we are root, else as ourselves."""
+    if os.geteuid() == 0:
+        return subprocess.run(list(command), user=RUNNER_UID, group=RUNNER_UID, extra_groups=[],
+                              capture_output=True, timeout=60, check=False)
+    return subprocess.run(list(command), capture_output=True, timeout=60, check=False)
+
+
+def _assert_readable_by_the_runner_user(folder: Path) -> int:
+    """Every folder under ``folder`` is 0755 and listable, every file 0644 and readable; returns the file count."""
+    files = 0
+    for path in sorted([folder, *folder.rglob("*")]):
+        if path.is_dir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o755, f"{path}: {oct(path.stat().st_mode)}"
+            listing = _as_runner_user("ls", "-A", str(path))
+            assert listing.returncode == 0, f"cannot list {path}: {listing.stderr.decode()}"
+        else:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, f"{path}: {oct(path.stat().st_mode)}"
+            read = _as_runner_user("cat", str(path))
+            assert read.returncode == 0, f"cannot read {path}: {read.stderr.decode()}"
+            assert read.stdout == path.read_bytes()
+            files += 1
+    return files
+
+
+def test_container__posts_one_sticky_comment_and_leaves_files_the_runner_user_can_read(
+    tmp_path: Path, image: tuple[str, dict[str, str]], fake_github: FakeGitHub, workspace: Path
 ) -> None:
     tag, docker_env = image
     repo: DataRepo = build_data_repo(tmp_path / "repo")
-    workspace = tmp_path / "workspace"
     run(tmp_path, repo.env, "git", "clone", "-q", str(repo.origin), str(workspace))
-    subprocess.run(["chown", "-R", "1001:1001", str(workspace)], check=True)  # the runner user, not root
+    if os.geteuid() == 0:  # the checkout belongs to the runner user, not to the container's root
+        subprocess.run(["chown", "-R", f"{RUNNER_UID}:{RUNNER_UID}", str(workspace)], check=True)
     file_commands = tmp_path / "file_commands"
     workflow_dir = tmp_path / "workflow"
     file_commands.mkdir()
@@ -87,4 +151,8 @@ def test_container__posts_one_sticky_comment_from_a_workspace_owned_by_another_u
     assert outputs["passed"] == "true"
     assert outputs["data-changed"] == "true"
     assert outputs["comment-url"] != ""
-    assert (workspace / outputs["report-json"]).exists()
+    report_json = workspace / outputs["report-json"]
+    assert report_json.exists()
+    # written by root in the container, read by the job's later steps as the runner user
+    assert _assert_readable_by_the_runner_user(report_json.parent) >= 5  # report.md, .json, 3 PNGs
+    assert _assert_readable_by_the_runner_user(workspace / ".mlgate-cache") >= 1

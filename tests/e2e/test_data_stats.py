@@ -7,56 +7,18 @@ import json
 import re
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from tests.e2e.runner import Run, run_entrypoint
-from tests.fakes.dvc_repo import hermetic_env, run
-from tests.fakes.github_server import FakeGitHub
-from tests.fixtures.datasets import GroundTruth, make_course
+from tests.fakes.dvc_repo import run
+from tests.fakes.github import FakeGitHub
+from tests.helpers import MARKER, DataRepo, Run, build_data_repo, pr_event, run_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKER = "<!-- mlgate:data-stats:Data report -->"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass
-class DataRepo:
-    origin: Path
-    env: dict[str, str]
-    base_sha: str
-    head_sha: str
-    base: GroundTruth
-    head: GroundTruth
-
-
-def build_data_repo(root: Path, *, remote_url: str | None = None, env_extra: Mapping[str, str] = ()) -> DataRepo:
-    """Commit `base`: 600 train / 100 test; commit `head`: 800 train / 100 test with 3 leaks."""
-    env = {**hermetic_env(root / "env"), **dict(env_extra)}
-    origin = root / "origin"
-    origin.mkdir(parents=True)
-    run(origin, env, "git", "init", "-q", "-b", "main")
-    run(origin, env, "dvc", "init", "-q")
-    url = remote_url or str(root / "remote")
-    (origin / ".dvc" / "config").write_text(f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {url}\n")
-    base = make_course(origin / "data" / "processed", n_train=600, n_test=100, shards=2, seed=1)
-    run(origin, env, "dvc", "add", "-q", "data/processed")
-    run(origin, env, "git", "add", "-A")
-    run(origin, env, "git", "commit", "-q", "-m", "data v1")
-    base_sha = run(origin, env, "git", "rev-parse", "HEAD").strip()
-    for old in (origin / "data" / "processed").iterdir():
-        old.unlink()
-    head = make_course(origin / "data" / "processed", n_train=800, n_test=100, shards=2, leaks=3, seed=2)
-    run(origin, env, "dvc", "add", "-q", "data/processed")
-    run(origin, env, "git", "add", "-A")
-    run(origin, env, "git", "commit", "-q", "-m", "data v2")
-    head_sha = run(origin, env, "git", "rev-parse", "HEAD").strip()
-    run(origin, env, "dvc", "push", "-q", "--all-commits")
-    return DataRepo(origin, env, base_sha, head_sha, base, head)
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +51,6 @@ def run_action(tmp_path: Path, data_repo: DataRepo, fake_github: FakeGitHub) -> 
         return run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs)
 
     return start
-
-
-def pr_event(fake_github: FakeGitHub, data_repo: DataRepo, **pull: Any) -> tuple[Any, dict[str, Any]]:
-    """A real pull_request payload for a PR on the fake, pointing at the local repository's commits."""
-    pr = fake_github.add_pull(**pull)
-    event = fake_github.event_payload(pr)
-    event["pull_request"]["base"]["sha"] = data_repo.base_sha
-    event["pull_request"]["head"]["sha"] = data_repo.head_sha
-    return pr, event
 
 
 def image_links(body: str) -> list[str]:

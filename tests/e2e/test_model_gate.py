@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,11 @@ import jsonschema
 import pytest
 import torch
 
-from tests.e2e import runner
-from tests.fakes.github_server import FakeGitHub
+from tests import helpers
+from tests.fakes.github import FakeGitHub
 from tests.fakes.wandb_server import FakeWandb
 from tests.fixtures.model_zoo import SmallCNN
-from tests.fixtures.models import make_images, trained_cnn
+from tests.fixtures.models import make_images, torchscript_bytes, trained_cnn
 
 pytestmark = pytest.mark.slow  # each run imports torch and wandb in a fresh process (~5 s)
 
@@ -34,14 +33,6 @@ REGISTRY = "wandb-registry-model/mnist"
 MANIFEST = ".mlgate/promotions/mnist.json"
 EVAL_SAMPLES, EVAL_SEED = 500, 7
 FAST = {"predictions": "20", "batch-sizes": "1", "host-figures": "false"}
-
-
-def torchscript_bytes(model: SmallCNN) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files still exist
-        torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 28, 28)), buffer)
-    return buffer.getvalue()
 
 
 def reference_accuracy(model: SmallCNN) -> float:
@@ -65,7 +56,7 @@ class Models:
 @pytest.fixture(scope="module")
 def models() -> Models:
     good, weak = trained_cnn(), trained_cnn(seed=2, samples=160, epochs=1)
-    return Models(good, weak, {id(m): {"model.pt": torchscript_bytes(m)} for m in (good, weak)})
+    return Models(good, weak, {id(m): {"model.pt": torchscript_bytes(m, "trace")} for m in (good, weak)})
 
 
 @pytest.fixture
@@ -115,7 +106,7 @@ def push_event(*added: str) -> dict[str, Any]:
     return event
 
 
-class Run(runner.Run):
+class Run(helpers.Run):
     def report(self) -> dict[str, Any]:
         report = json.loads((self.workspace / self.outputs["report-json"]).read_text())
         jsonschema.validate(report, SCHEMA)
@@ -152,7 +143,7 @@ def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -
         if mode == "model-gate":
             env["INPUT_EVAL-DATA"] = "data/processed"
             env.update({f"INPUT_{name.upper()}": value for name, value in FAST.items()})
-        done = runner.run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs)
+        done = helpers.run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs)
         return Run(**vars(done))
 
     return start

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import jsonschema
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 from tests.fixtures.model_zoo import SmallCNN
-from tests.fixtures.models import MODEL_CLASS, MODEL_KWARGS, make_images, trained_cnn
+from tests.fixtures.models import MODEL_CLASS, MODEL_KWARGS, make_images, torchscript_bytes, trained_cnn
 
 pytestmark = pytest.mark.slow  # each run imports torch in a fresh process
 
@@ -50,9 +49,7 @@ def mlgate(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli__passing_model_exits_0_with_a_valid_report_and_the_true_accuracy(workspace: Path) -> None:
     model = trained_cnn()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files still exist
-        torch.jit.save(torch.jit.script(model), str(workspace / "model.pt"))
+    (workspace / "model.pt").write_bytes(torchscript_bytes(model))
 
     done = mlgate(workspace, "--model", "model.pt", "--eval-data", "data/", "--out", "OUT",
                   "--min-accuracy", "0.9", "--predictions", "20")

@@ -1,10 +1,11 @@
 """Cut the GitHub REST operations mlgate uses out of GitHub's OpenAPI description.
 
 The full description (npm package ``@octokit/openapi``, ``generated/api.github.com.json``, 13 MB) is
-too large to commit; the fake GitHub (``tests/fakes/github_server.py``) validates every request body
-it receives against the small cut this script writes. The cut stays a valid OpenAPI 3.0 document:
-the operations keep their ``operationId``, parameters and request body with every ``$ref`` inlined;
-responses keep only their status codes and descriptions (the fake does not validate its replies).
+too large to commit; the fake GitHub (``tests/fakes/github/``, see ``schema.py``) validates every
+request body it receives against the small cut this script writes. The cut stays a valid OpenAPI 3.0
+document: the operations keep their ``operationId``, parameters and request body with every ``$ref``
+inlined; responses keep only their status codes and descriptions (the fake does not validate its
+replies).
 
 Usage::
 
@@ -21,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 # (method, path template) in GitHub's spelling; the operationId is checked against the source.
+# One entry per route of the fake (tests/fakes/github/server.py ROUTES), so every body is checked.
 OPERATIONS: dict[str, tuple[str, str]] = {
     "repos/get": ("get", "/repos/{owner}/{repo}"),
-    "repos/get-branch": ("get", "/repos/{owner}/{repo}/branches/{branch}"),
     "repos/get-content": ("get", "/repos/{owner}/{repo}/contents/{path}"),
     "repos/create-or-update-file-contents": ("put", "/repos/{owner}/{repo}/contents/{path}"),
-    "repos/create-commit-status": ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
-    "issues/get": ("get", "/repos/{owner}/{repo}/issues/{issue_number}"),
     "issues/list-comments": ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     "issues/create-comment": ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     "issues/get-comment": ("get", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
@@ -45,7 +44,6 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "pulls/create": ("post", "/repos/{owner}/{repo}/pulls"),
     "pulls/get": ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     "pulls/update": ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}"),
-    "checks/create": ("post", "/repos/{owner}/{repo}/check-runs"),
 }
 
 _DROPPED_KEYS = {"examples", "example", "x-github"}

@@ -1,4 +1,4 @@
-"""mlgate.github against the stateful fake GitHub (tests/fakes/github_server.py) over real HTTP.
+"""mlgate.github against the stateful fake GitHub (tests/fakes/github/) over real HTTP.
 
 Assertions are on the fake's state (comments, refs, commits, pulls), never on which methods ran.
 """
@@ -22,16 +22,19 @@ from pathlib import Path
 import github
 import pytest
 
-from mlgate.github import (
+from mlgate.github.branch_store import BranchStore
+from mlgate.github.client import (
     CONTENTS_WRITE,
     PULL_REQUESTS_WRITE,
     GitHubError,
     GitHubPermissionError,
+    GitHubRepo,
     NothingToPropose,
-    Publisher,
     connect,
 )
-from tests.fakes.github_server import Blob, Commit, FakeGitHub, Tree, TreeEntry, git_sha
+from mlgate.github.comments import upsert_comment
+from mlgate.github.pulls import default_branch, upsert_pull_request
+from tests.fakes.github import Blob, Commit, FakeGitHub, Tree, TreeEntry, git_sha
 
 REPO = "octo-org/octo-repo"
 MARKER = "<!-- mlgate:data-stats:Data report -->"
@@ -45,10 +48,15 @@ def gh(fake_github: FakeGitHub) -> Iterator[github.Github]:
 
 
 @pytest.fixture
-def publisher(gh: github.Github, fake_github: FakeGitHub) -> Iterator[Publisher]:
-    yield Publisher(gh, REPO, fake_github.server_url)
+def gh_repo(gh: github.Github, fake_github: FakeGitHub) -> Iterator[GitHubRepo]:
+    yield GitHubRepo(gh, REPO, fake_github.server_url)
     # whatever a test did, nothing we sent may be a body GitHub would reject
     assert fake_github.violations == []
+
+
+@pytest.fixture
+def store(gh_repo: GitHubRepo) -> BranchStore:
+    return BranchStore(gh_repo)
 
 
 def png(width: int, height: int, seed: int) -> bytes:
@@ -75,7 +83,7 @@ def writes(fake: FakeGitHub) -> list[tuple[str, str]]:
 # ---- sticky comment
 
 
-def test_sticky_comment__updates_existing_marker_past_first_page(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_sticky_comment__updates_existing_marker_past_first_page(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     repo = fake_github.repo
     pull = fake_github.add_pull()
     # 110 comments before the marker: with 100 per page (GitHub's maximum) it sits on page 2
@@ -83,7 +91,7 @@ def test_sticky_comment__updates_existing_marker_past_first_page(fake_github: Fa
     [old] = fake_github.add_comments(repo, pull.number, [f"{MARKER}\nold report"], user="github-actions[bot]")
     fake_github.add_comments(repo, pull.number, [f"more chatter {i}" for i in range(20)])
 
-    url = publisher.upsert_comment(pull.number, MARKER, "new report")
+    url = upsert_comment(gh_repo, pull.number, MARKER, "new report")
 
     comments = repo.comments_on(pull.number)
     marked = [c for c in comments if c.body.startswith(MARKER)]
@@ -94,28 +102,28 @@ def test_sticky_comment__updates_existing_marker_past_first_page(fake_github: Fa
     assert "2" in pages
 
 
-def test_sticky_comment__second_upsert_edits_the_first(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_sticky_comment__second_upsert_edits_the_first(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
 
-    first = publisher.upsert_comment(pull.number, MARKER, "report one")
-    second = publisher.upsert_comment(pull.number, MARKER, "report two")
+    first = upsert_comment(gh_repo, pull.number, MARKER, "report one")
+    second = upsert_comment(gh_repo, pull.number, MARKER, "report two")
 
     comments = fake_github.repo.comments_on(pull.number)
     assert [c.body for c in comments] == [f"{MARKER}\nreport two"]
     assert first == second
 
 
-def test_sticky_comment__mode_new_always_adds_a_comment(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_sticky_comment__mode_new_always_adds_a_comment(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
 
-    publisher.upsert_comment(pull.number, MARKER, "run 1", mode="new")
-    publisher.upsert_comment(pull.number, MARKER, "run 2", mode="new")
+    upsert_comment(gh_repo, pull.number, MARKER, "run 1", mode="new")
+    upsert_comment(gh_repo, pull.number, MARKER, "run 2", mode="new")
 
     bodies = [c.body for c in fake_github.repo.comments_on(pull.number)]
     assert bodies == [f"{MARKER}\nrun 1", f"{MARKER}\nrun 2"]
 
 
-def test_sticky_comment__edits_newest_marker_and_ignores_quotes(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_sticky_comment__edits_newest_marker_and_ignores_quotes(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     repo = fake_github.repo
     pull = fake_github.add_pull()
     older, newer, quote = fake_github.add_comments(
@@ -123,7 +131,7 @@ def test_sticky_comment__edits_newest_marker_and_ignores_quotes(fake_github: Fak
     )
     other_marker = fake_github.add_comments(repo, pull.number, ["<!-- mlgate:model-gate:Gate -->\nx"])[0]
 
-    publisher.upsert_comment(pull.number, MARKER, "latest")
+    upsert_comment(gh_repo, pull.number, MARKER, "latest")
 
     bodies = {c.id: c.body for c in repo.comments_on(pull.number)}
     assert bodies == {
@@ -134,11 +142,11 @@ def test_sticky_comment__edits_newest_marker_and_ignores_quotes(fake_github: Fak
     }
 
 
-def test_sticky_comment__too_long_body_fails_before_posting(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_sticky_comment__too_long_body_fails_before_posting(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
 
     with pytest.raises(GitHubError, match="65536"):
-        publisher.upsert_comment(pull.number, MARKER, "x" * 65536)
+        upsert_comment(gh_repo, pull.number, MARKER, "x" * 65536)
 
     assert fake_github.repo.comments_on(pull.number) == []
 
@@ -146,11 +154,11 @@ def test_sticky_comment__too_long_body_fails_before_posting(fake_github: FakeGit
 # ---- hosted files
 
 
-def test_host_files__links_resolve_to_the_same_bytes(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_host_files__links_resolve_to_the_same_bytes(fake_github: FakeGitHub, store: BranchStore) -> None:
     files = {"histogram.png": png(4, 3, seed=1), "classes.png": png(2, 5, seed=2)}
     main_before = fake_github.repo.branch_sha("main")
 
-    links = publisher.host_files(files)
+    links = store.host_files(files)
 
     assert links.keys() == files.keys()
     for name, url in links.items():
@@ -165,23 +173,47 @@ def test_host_files__links_resolve_to_the_same_bytes(fake_github: FakeGitHub, pu
     assert fake_github.repo.branch_sha("main") == main_before
 
 
-def test_host_files__rerun_makes_no_new_commit(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_host_files__rerun_makes_no_new_commit(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo, store: BranchStore
+) -> None:
     files = {"histogram.png": png(3, 3, seed=3)}
-    first = publisher.host_files(files)
+    first = store.host_files(files)
     writes_after_first = len(writes(fake_github))
 
-    second = publisher.host_files(files)
+    second = BranchStore(gh_repo).host_files(files)  # a rerun: a new process, nothing remembered
 
     assert second == first
     assert len(fake_github.repo.history("mlgate-assets")) == 1
     assert len(writes(fake_github)) == writes_after_first
 
 
-def test_host_files__new_file_is_added_on_top_and_old_links_keep_working(
-    fake_github: FakeGitHub, publisher: Publisher
+def test_host_files__same_bytes_twice_in_one_run_are_uploaded_once(
+    fake_github: FakeGitHub, store: BranchStore
 ) -> None:
-    old = publisher.host_files({"a.png": png(2, 2, seed=4)})
-    new = publisher.host_files({"a.png": png(2, 2, seed=5), "b.png": png(2, 2, seed=6)})
+    figure = png(3, 3, seed=8)
+    first = store.host_files({"histogram.png": figure})
+    requests_after_first = len(fake_github.requests)
+
+    again = store.host_files({"histogram.png": figure})
+
+    assert again == first
+    assert len(fake_github.requests) == requests_after_first  # not even a read
+
+    more = store.host_files({"histogram.png": figure, "classes.png": png(2, 2, seed=9)})
+
+    later = fake_github.requests[requests_after_first:]
+    uploads = [r for r in later if r.method == "POST" and r.path.endswith("/git/blobs")]
+    assert len(uploads) == 1  # only the new figure
+    assert more["histogram.png"] == first["histogram.png"]
+    assert fetch(more["classes.png"])[0] == png(2, 2, seed=9)
+    assert len(fake_github.repo.files("mlgate-assets")) == 2
+
+
+def test_host_files__new_file_is_added_on_top_and_old_links_keep_working(
+    fake_github: FakeGitHub, store: BranchStore
+) -> None:
+    old = store.host_files({"a.png": png(2, 2, seed=4)})
+    new = store.host_files({"a.png": png(2, 2, seed=5), "b.png": png(2, 2, seed=6)})
 
     history = fake_github.repo.history("mlgate-assets")
     assert len(history) == 2
@@ -191,8 +223,8 @@ def test_host_files__new_file_is_added_on_top_and_old_links_keep_working(
     assert f"/blob/{history[0]}/" in new["b.png"]
 
 
-def test_raw_link__unknown_file_or_commit_is_404(fake_github: FakeGitHub, publisher: Publisher) -> None:
-    [url] = publisher.host_files({"a.png": png(1, 1, seed=7)}).values()
+def test_raw_link__unknown_file_or_commit_is_404(fake_github: FakeGitHub, store: BranchStore) -> None:
+    [url] = store.host_files({"a.png": png(1, 1, seed=7)}).values()
     [commit_sha] = fake_github.repo.history("mlgate-assets")
     unknown_commit = url.replace(commit_sha, "0" * 40)
 
@@ -206,33 +238,41 @@ def test_raw_link__unknown_file_or_commit_is_404(fake_github: FakeGitHub, publis
 # ---- read_file
 
 
-def test_read_file__returns_bytes_or_none_when_missing(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_read_file__returns_bytes_or_none_when_missing(fake_github: FakeGitHub, store: BranchStore) -> None:
     big = bytes(range(256)) * 5000  # 1.28 MB: the contents API leaves it out, the blob API serves it
     fake_github.commit_files(fake_github.repo, "mlgate-cache", {"stats/a.json": b'{"n": 1}', "big.bin": big}, "c")
 
-    assert publisher.read_file("mlgate-cache", "stats/a.json") == b'{"n": 1}'
-    assert publisher.read_file("mlgate-cache", "big.bin") == big
-    assert publisher.read_file("mlgate-cache", "stats/missing.json") is None
-    assert publisher.read_file("no-such-branch", "stats/a.json") is None
+    assert store.read_file("mlgate-cache", "stats/a.json") == b'{"n": 1}'
+    assert store.read_file("mlgate-cache", "big.bin") == big
+    assert store.read_file("mlgate-cache", "stats/missing.json") is None
+    assert store.read_file("no-such-branch", "stats/a.json") is None
     with pytest.raises(GitHubError, match="folder"):
-        publisher.read_file("mlgate-cache", "stats")
+        store.read_file("mlgate-cache", "stats")
+
+
+def test_repo__name_not_owner_slash_name_is_refused(gh: github.Github) -> None:
+    with pytest.raises(GitHubError, match="OWNER/NAME") as caught:
+        GitHubRepo(gh, "octo-repo", "https://github.com")
+
+    assert "GITHUB_REPOSITORY" in caught.value.hint
 
 
 def test_default_branch(fake_github: FakeGitHub, gh: github.Github) -> None:
     fake_github.add_repo("octo-org/trunk-repo", default_branch="trunk")
 
-    assert Publisher(gh, "octo-org/trunk-repo", fake_github.server_url).default_branch() == "trunk"
+    assert default_branch(GitHubRepo(gh, "octo-org/trunk-repo", fake_github.server_url)) == "trunk"
 
 
 # ---- pull requests
 
 
-def test_upsert_pull_request__opens_one_pr_then_updates_it(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_upsert_pull_request__opens_one_pr_then_updates_it(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     repo = fake_github.repo
     main = repo.branch_sha("main")
     files = {"models/production.json": b'{"version": "v3"}\n'}
 
-    url = publisher.upsert_pull_request(
+    url = upsert_pull_request(
+        gh_repo,
         branch="mlgate/promote",
         base="main",
         title="Promote v3",
@@ -253,7 +293,8 @@ def test_upsert_pull_request__opens_one_pr_then_updates_it(fake_github: FakeGitH
     assert head[1:] == [main]  # one commit on top of main
     assert repo.files("mlgate/promote") == {**repo.files("main"), **files}
 
-    again = publisher.upsert_pull_request(
+    again = upsert_pull_request(
+        gh_repo,
         branch="mlgate/promote",
         base="main",
         title="Promote v3 (rerun)",
@@ -267,7 +308,8 @@ def test_upsert_pull_request__opens_one_pr_then_updates_it(fake_github: FakeGitH
     assert (pull.title, pull.body) == ("Promote v3 (rerun)", "still passing")
     assert repo.history("mlgate/promote") == head  # identical content: no new commit
 
-    publisher.upsert_pull_request(
+    upsert_pull_request(
+        gh_repo,
         branch="mlgate/promote",
         base="main",
         title="Promote v4",
@@ -282,10 +324,11 @@ def test_upsert_pull_request__opens_one_pr_then_updates_it(fake_github: FakeGitH
 
 
 def test_upsert_pull_request__files_already_on_base_propose_nothing(
-    fake_github: FakeGitHub, publisher: Publisher
+    fake_github: FakeGitHub, gh_repo: GitHubRepo
 ) -> None:
     with pytest.raises(NothingToPropose, match=r"README\.md"):
-        publisher.upsert_pull_request(
+        upsert_pull_request(
+            gh_repo,
             branch="mlgate/promote",
             base="main",
             title="t",
@@ -304,11 +347,11 @@ def test_upsert_pull_request__files_already_on_base_propose_nothing(
 @pytest.mark.parametrize(
     ("action", "permission"),
     [
-        (lambda p, n: p.upsert_comment(n, MARKER, "report"), PULL_REQUESTS_WRITE),
-        (lambda p, n: p.host_files({"a.png": b"png"}), CONTENTS_WRITE),
+        (lambda r, n: upsert_comment(r, n, MARKER, "report"), PULL_REQUESTS_WRITE),
+        (lambda r, n: BranchStore(r).host_files({"a.png": b"png"}), CONTENTS_WRITE),
         (
-            lambda p, n: p.upsert_pull_request(
-                branch="b", base="main", title="t", body="", files={"x": b"x"}, commit_message="m"
+            lambda r, n: upsert_pull_request(
+                r, branch="b", base="main", title="t", body="", files={"x": b"x"}, commit_message="m"
             ),
             CONTENTS_WRITE,
         ),
@@ -316,13 +359,13 @@ def test_upsert_pull_request__files_already_on_base_propose_nothing(
     ids=["comment", "host_files", "pull_request"],
 )
 def test_read_only_token__raises_permission_error_naming_the_permission(
-    fake_github: FakeGitHub, publisher: Publisher, action, permission: str
+    fake_github: FakeGitHub, gh_repo: GitHubRepo, action, permission: str
 ) -> None:
     pull = fake_github.add_pull()
     fake_github.read_only = True
 
     with pytest.raises(GitHubPermissionError) as caught:
-        action(publisher, pull.number)
+        action(gh_repo, pull.number)
 
     error = caught.value
     assert error.permission == permission
@@ -333,26 +376,26 @@ def test_read_only_token__raises_permission_error_naming_the_permission(
 
 
 def test_pull_request_refused_by_repo_setting__hint_names_the_setting(
-    fake_github: FakeGitHub, publisher: Publisher
+    fake_github: FakeGitHub, gh_repo: GitHubRepo
 ) -> None:
     fake_github.actions_can_create_pull_requests = False
 
     with pytest.raises(GitHubPermissionError) as caught:
-        publisher.upsert_pull_request(
-            branch="b", base="main", title="t", body="", files={"x": b"x"}, commit_message="m"
+        upsert_pull_request(
+            gh_repo, branch="b", base="main", title="t", body="", files={"x": b"x"}, commit_message="m"
         )
 
     assert caught.value.permission == PULL_REQUESTS_WRITE
     assert "Allow GitHub Actions to create and approve pull requests" in caught.value.hint
 
 
-def test_server_errors__raise_github_error_within_seconds(fake_github: FakeGitHub, publisher: Publisher) -> None:
+def test_server_errors__raise_github_error_within_seconds(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
     fake_github.fail_with(500)
     started = time.monotonic()
 
     with pytest.raises(GitHubError) as caught:
-        publisher.upsert_comment(pull.number, MARKER, "report")
+        upsert_comment(gh_repo, pull.number, MARKER, "report")
 
     assert time.monotonic() - started < 10
     assert not isinstance(caught.value, GitHubPermissionError)
@@ -368,7 +411,7 @@ def test_unreachable_server__raises_github_error_within_seconds() -> None:
     started = time.monotonic()
 
     with pytest.raises(GitHubError) as caught:
-        Publisher(client, REPO, f"http://127.0.0.1:{port}").default_branch()
+        default_branch(GitHubRepo(client, REPO, f"http://127.0.0.1:{port}"))
 
     client.close()
     assert time.monotonic() - started < 10
@@ -425,7 +468,7 @@ def test_fake__wrong_token_is_401(fake_github: FakeGitHub) -> None:
     client = connect("ghs_wrong", fake_github.api_url, throttle=False)
 
     with pytest.raises(GitHubError, match="401"):
-        Publisher(client, REPO, fake_github.server_url).default_branch()
+        default_branch(GitHubRepo(client, REPO, fake_github.server_url))
 
     client.close()
 

@@ -5,9 +5,7 @@ the middle of a promotion, and the manifest checks of ``mode: promote``."""
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,31 +13,24 @@ from typing import Any
 import pytest
 import torch
 
+from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
-from mlgate.model.mode import PromotionError, manifest_path, run_model_gate, run_promote
+from mlgate.data.dvc import DvcRunner
+from mlgate.model.manifest import PromotionError, manifest_path
+from mlgate.model.mode import run_model_gate
+from mlgate.model.promote import run_promote
 from mlgate.model.registry import ModelRegistry, RegistryError
-from mlgate.model.settings import ModelGateSettings, PromoteSettings, RegistrySettings
-from mlgate.settings import load_settings
+from mlgate.settings import ModelGateSettings, PromoteSettings, RegistrySettings, load_settings
 from tests.fakes.memory_registry import MemoryRegistry
-from tests.fixtures.models import make_images, trained_cnn
+from tests.fixtures.models import make_images, torchscript_bytes, trained_cnn
 
 REGISTRY = "wandb-registry-model/mnist"
 EVAL = 200
 
 
-def torchscript(how: str) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files still exist
-        module = torch.jit.trace(trained_cnn(), torch.zeros(1, 1, 28, 28)) if how == "trace" else \
-            torch.jit.script(trained_cnn())
-        torch.jit.save(module, buffer)
-    return {"model.pt": buffer.getvalue()}
-
-
 @pytest.fixture(scope="module")
 def model_file() -> dict[str, bytes]:
-    return torchscript("trace")
+    return {"model.pt": torchscript_bytes(trained_cnn(), "trace")}
 
 
 @pytest.fixture
@@ -69,6 +60,12 @@ def factory(registry: ModelRegistry) -> Any:
     return make
 
 
+def clients(registry_factory: Any) -> Clients:
+    """Clients for a run outside Actions (no GitHub), with the model registry under test."""
+    return Clients(github=None, github_blocked=NOT_IN_ACTIONS, dvc=DvcRunner(Path(".")), registry=registry_factory,
+                   env={})
+
+
 def refusing_factory(settings: RegistrySettings, env: Mapping[str, str]) -> ModelRegistry:
     raise AssertionError("the registry must not be reached")
 
@@ -90,8 +87,8 @@ def test_on_pass_promote__links_once_and_second_run_says_already(
     registry = MemoryRegistry()
     source = staged(registry, model_file)
     settings = gate_settings(**{"on-pass": "promote", "min-accuracy": "0.9"})
-    assert run_model_gate(settings, context(workspace), {}, factory(registry)) == 0
-    assert run_model_gate(settings, context(workspace), {}, factory(registry)) == 0
+    assert run_model_gate(settings, context(workspace), clients(factory(registry))) == 0
+    assert run_model_gate(settings, context(workspace), clients(factory(registry))) == 0
     assert registry.link_operations == [(source, REGISTRY, "staging"), (source, REGISTRY, "production")]
     report = json.loads((workspace / "mlgate-report" / "report.json").read_text())
     assert report["baseline"] is None  # the candidate itself holds production now
@@ -101,7 +98,7 @@ def test_on_pass_promote__links_once_and_second_run_says_already(
 
 def test_on_pass_pull_request_outside_actions__refused_before_the_registry_is_reached(workspace: Path) -> None:
     with pytest.raises(PromotionError, match="cannot open a pull request: not running in GitHub Actions"):
-        run_model_gate(gate_settings(**{"on-pass": "pull-request"}), context(workspace), {}, refusing_factory)
+        run_model_gate(gate_settings(**{"on-pass": "pull-request"}), context(workspace), clients(refusing_factory))
     assert not (workspace / "mlgate-report").exists()
 
 
@@ -109,13 +106,13 @@ def test_on_pass_promote_of_a_local_file__refused_up_front(workspace: Path) -> N
     (workspace / "model.pt").write_bytes(b"not looked at")
     settings = gate_settings(model="model.pt", **{"on-pass": "promote"})
     with pytest.raises(PromotionError, match="needs a W&B model") as info:
-        run_model_gate(settings, context(workspace), {}, refusing_factory)
+        run_model_gate(settings, context(workspace), clients(refusing_factory))
     assert "registry: wandb-registry-model/<collection>" in info.value.hint
 
 
 def test_local_file_without_registry__needs_no_w_and_b(workspace: Path, model_file: dict[str, bytes]) -> None:
     (workspace / "model.pt").write_bytes(model_file["model.pt"])
-    assert run_model_gate(gate_settings(model="model.pt"), context(workspace), {}, refusing_factory) == 0
+    assert run_model_gate(gate_settings(model="model.pt"), context(workspace), clients(refusing_factory)) == 0
 
 
 def test_registry_failing_during_promotion__report_is_written_then_the_error_raised(
@@ -125,7 +122,7 @@ def test_registry_failing_during_promotion__report_is_written_then_the_error_rai
     source = registry.add_model("acme", "mnist-train", "mnist-cnn", model_file)
     MemoryRegistry.link(registry, source, REGISTRY, "staging")
     with pytest.raises(RegistryError, match="503"):
-        run_model_gate(gate_settings(**{"on-pass": "promote"}), context(workspace), {}, factory(registry))
+        run_model_gate(gate_settings(**{"on-pass": "promote"}), context(workspace), clients(factory(registry)))
     report = json.loads((workspace / "mlgate-report" / "report.json").read_text())
     assert report["passed"] is True
     assert "503 Service Unavailable" in report["action"]["result"]
@@ -134,11 +131,11 @@ def test_registry_failing_during_promotion__report_is_written_then_the_error_rai
 def test_production_holder__measured_as_baseline(workspace: Path, model_file: dict[str, bytes]) -> None:
     registry = MemoryRegistry()
     # the same weights in other bytes: a different version, with the very same predictions
-    production = registry.add_model("acme", "mnist-train", "mnist-cnn", torchscript("script"))
+    production = registry.add_model("acme", "mnist-train", "mnist-cnn", {"model.pt": torchscript_bytes(trained_cnn())})
     registry.link(production, REGISTRY, "production")
     staged(registry, model_file)
     settings = gate_settings(**{"max-accuracy-drop": "0"})
-    assert run_model_gate(settings, context(workspace), {}, factory(registry)) == 0
+    assert run_model_gate(settings, context(workspace), clients(factory(registry))) == 0
     report = json.loads((workspace / "mlgate-report" / "report.json").read_text())
     assert report["baseline"]["model"] == production
     assert report["baseline"]["ratios"]["accuracy"] == 1.0  # the same weights, the same eval data
@@ -151,7 +148,7 @@ def test_production_holder_with_the_candidate_s_digest__is_not_compared_with_its
     registry = MemoryRegistry()
     registry.link(registry.add_model("acme", "mnist-train", "mnist-cnn", model_file), REGISTRY, "production")
     staged(registry, model_file)  # logged again, byte for byte: a new version with the same digest
-    assert run_model_gate(gate_settings(), context(workspace), {}, factory(registry)) == 0
+    assert run_model_gate(gate_settings(), context(workspace), clients(factory(registry))) == 0
     assert json.loads((workspace / "mlgate-report" / "report.json").read_text())["baseline"] is None
     assert "Already in production" in capsys.readouterr().out
 
@@ -180,14 +177,15 @@ def test_promote__links_each_changed_manifest_once(workspace: Path, model_file: 
     source = registry.add_model("acme", "mnist-train", "mnist-cnn", model_file)
     rel = write_manifest(workspace, artifact=source)
     ctx = context(workspace, "push", push("README.md", rel))
-    assert run_promote(promote_settings(), ctx, {}, factory(registry)) == 0
-    assert run_promote(promote_settings(), ctx, {}, factory(registry)) == 0
+    assert run_promote(promote_settings(), ctx, clients(factory(registry))) == 0
+    assert run_promote(promote_settings(), ctx, clients(factory(registry))) == 0
     assert registry.link_operations == [(source, REGISTRY, "production")]
     assert registry.alias_map(REGISTRY)["production"] == source
 
 
 def test_promote__push_without_manifests_does_nothing(workspace: Path) -> None:
-    assert run_promote(promote_settings(), context(workspace, "push", push("README.md")), {}, refusing_factory) == 0
+    ctx = context(workspace, "push", push("README.md"))
+    assert run_promote(promote_settings(), ctx, clients(refusing_factory)) == 0
 
 
 @pytest.mark.parametrize(
@@ -204,5 +202,5 @@ def test_promote__refuses_a_manifest_that_is_not_a_passing_gate(
     registry = MemoryRegistry()
     rel = write_manifest(workspace, **fields)
     with pytest.raises(PromotionError, match=message):
-        run_promote(promote_settings(manifest=rel), context(workspace), {}, factory(registry))
+        run_promote(promote_settings(manifest=rel), context(workspace), clients(factory(registry)))
     assert registry.link_operations == []

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from mlgate.data.report import DataReport
+from mlgate.model.promote import PromoteReport
 from mlgate.model.report import ModelReport
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = {"data-stats-report.schema.json": DataReport, "model-gate-report.schema.json": ModelReport}
+SCHEMAS = {"data-stats-report.schema.json": DataReport, "model-gate-report.schema.json": ModelReport,
+           "promote-report.schema.json": PromoteReport}
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

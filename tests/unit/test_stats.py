@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlgate.data.loaders import open_dataset
+from mlgate.data.layouts import open_dataset
 from mlgate.data.stats import SplitStats, compute_stats
 from tests.fixtures.datasets import GroundTruth, make_course, make_imagefolder, make_npz
 

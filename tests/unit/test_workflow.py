@@ -5,17 +5,7 @@ import re
 from pathlib import Path
 
 from mlgate import workflow
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    """The runner's parser for $GITHUB_OUTPUT heredocs, written independently of mlgate's writer."""
-    outputs, lines, i = {}, text.split("\n"), 0
-    while i < len(lines) and lines[i]:
-        name, delimiter = lines[i].split("<<", 1)
-        end = lines.index(delimiter, i + 1)
-        outputs[name] = "\n".join(lines[i + 1:end])
-        i = end + 1
-    return outputs
+from tests.helpers import parse_outputs
 
 
 def test_set_outputs__multiline_values_survive(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mlgate.data.figures import (
+from mlgate.figures.data import (
     CannotDrawFigure,
     label_distribution,
     label_distribution_mermaid,

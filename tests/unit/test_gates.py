@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mlgate.model.benchmark import LatencyStats, ModelMeasurement
-from mlgate.model.gate import GateThresholds, evaluate_gates, ratios
+from mlgate.model.gates import GATES, GateThresholds, Limit, Regression, evaluate_gates, ratios
+from mlgate.model.measure.values import Direction, LatencyStats, ModelMeasurement, direction_of
 
 
 def make_measurement(
@@ -157,3 +157,40 @@ def test_ratios__candidate_over_production() -> None:
 def test_ratios__skip_figures_missing_or_zero_in_production() -> None:
     result = ratios(make_measurement(), make_measurement(accuracy=None, params=0))
     assert "accuracy" not in result and "params" not in result
+
+
+def test_gates__one_per_threshold_in_the_order_of_the_thresholds() -> None:
+    assert [spec.threshold for spec in GATES] == list(GateThresholds.model_fields)
+
+
+def test_gates__max_limits_sit_on_lower_is_better_metrics_and_min_limits_on_higher() -> None:
+    expected = {"max": Direction.LOWER, "min": Direction.HIGHER}
+    for spec in GATES:
+        if isinstance(spec, Limit):
+            assert direction_of(spec.metric) is expected[spec.threshold.split("_")[0]], spec.threshold
+
+
+def test_limit__takes_pass_fail_and_shortfall_from_the_declared_direction() -> None:
+    lower = Limit("max_flops", "flops", "flops_per_prediction", "{:,} FLOPs".format)
+    higher = Limit("min_accuracy", "accuracy", "accuracy", "{:.2f}".format)
+    measurement = make_measurement(accuracy=0.9, flops_per_prediction=1_500)
+
+    assert lower.evaluate(measurement, None, 1_000).detail == "500 FLOPs over"
+    assert lower.evaluate(measurement, None, 2_000).passed
+    assert higher.evaluate(measurement, None, 0.95).detail == "0.05 below"
+    assert higher.evaluate(measurement, None, 0.85).passed
+
+
+def test_regression__worse_means_the_declared_direction_against_production() -> None:
+    def describe(change: object) -> str:
+        return ""
+
+    accuracy_ratio = Regression("max_x", "accuracy_ratio", "accuracy", relative=True, describe=describe)
+    size_growth = Regression("max_y", "size_growth", "size_mb", relative=False, describe=describe)
+    candidate = make_measurement(accuracy=0.45, size_mb=3.0)
+    production = make_measurement(accuracy=0.9, size_mb=4.0)
+
+    lost = accuracy_ratio.evaluate(candidate, production, 0.2)
+    assert (lost.value, lost.passed) == (0.5, False)  # half the accuracy is worse, by a half
+    shrunk = size_growth.evaluate(candidate, production, 0.0)
+    assert (shrunk.value, shrunk.passed) == (-1.0, True)  # smaller is better: negative worsening passes

@@ -1,30 +1,25 @@
-"""Figures for the data-stats comment: PNG bytes (or a Mermaid block) from plain values.
+"""The data-stats figures: PNG bytes (or a Mermaid block) from plain values.
 
-Every figure is drawn on its own ``matplotlib.figure.Figure`` with an Agg canvas (no pyplot, so no
-global figure registry and no backend switch in the caller's process) under matplotlib's
-``default`` style, so a user's ``matplotlibrc`` cannot change the picture. The PNG carries no
-``Software`` metadata: the same input gives the same bytes, so re-running a workflow does not
-produce a "changed" figure. Figures are 800 px wide (the width of a PR comment) with text ≥ 9 pt.
+Every figure is drawn with the one setup of :mod:`mlgate.figures.style` (800 px wide, ``default``
+style whatever the user's ``matplotlibrc``, deterministic PNG bytes), with text >= 9 pt.
+:func:`display_samples` is the torch half of the sample grid and runs in the caller's process; every
+other function needs no torch, so :mod:`mlgate.figures.worker` can run it in a second process.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlgate.errors import MlgateError
+from mlgate.figures.style import WIDTH_IN, figure, png
 
 if TYPE_CHECKING:
     import torch
-    from matplotlib.figure import Figure
 
-DPI = 100
-WIDTH_IN = 8.0  # 800 px at DPI
 MAX_CLASSES_SHOWN = 20
 _MAX_CELL_PX = 128  # larger images are area-downsampled before the grid is composed
 _LABEL_CHARS = 16
@@ -96,7 +91,7 @@ def sample_grid_of_displays(
     if len(labels) > len(shown):
         title += f" (first {len(shown)} of {len(labels)} classes, +{len(labels) - len(shown)} more)"
 
-    with _figure(height_in) as fig:
+    with figure(height_in) as fig:
         for panel in range(panels):
             first = panel * per_panel
             panel_labels = shown[first : first + per_panel]
@@ -122,7 +117,7 @@ def sample_grid_of_displays(
                     fontsize=10 if panels == 1 else 9,
                 )
         fig.text(0.5, 1 - 0.3 / height_in, title, ha="center", va="center", fontsize=12)
-        return _png(fig)
+        return png(fig)
 
 
 def label_distribution(label_counts: Mapping[str, Mapping[str, int]]) -> bytes:
@@ -136,7 +131,7 @@ def label_distribution(label_counts: Mapping[str, Mapping[str, int]]) -> bytes:
     n = len(labels)
     x = np.arange(n)
     width = 0.8 / len(splits)
-    with _figure(4.2, layout="constrained") as fig:
+    with figure(4.2, layout="constrained") as fig:
         ax = fig.add_subplot()
         for i, split in enumerate(splits):
             ax.bar(
@@ -160,7 +155,7 @@ def label_distribution(label_counts: Mapping[str, Mapping[str, int]]) -> bytes:
         ax.set_title(f"Label distribution ({n} labels)", fontsize=12, loc="left")
         # below the axes: a legend inside hides bars, one above collides with the title
         fig.legend(fontsize=9, ncols=len(splits) + 1, loc="outside lower center", frameon=False)
-        return _png(fig)
+        return png(fig)
 
 
 def pixel_histogram(histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]) -> bytes:
@@ -188,7 +183,7 @@ def pixel_histogram(histograms: Mapping[str, tuple[Sequence[int], Sequence[float
         densities[split] = (c / (c.sum() * widths), e)
     positive = np.concatenate([d[d > 0] for d, _ in densities.values()])
     log_y = positive.max() > 20 * np.median(positive)
-    with _figure(3.6, layout="constrained") as fig:
+    with figure(3.6, layout="constrained") as fig:
         ax = fig.add_subplot()
         for split, (density, bin_edges) in densities.items():
             ax.stairs(density, bin_edges, label=split, linewidth=1.6, baseline=None)
@@ -200,7 +195,7 @@ def pixel_histogram(histograms: Mapping[str, tuple[Sequence[int], Sequence[float
         ax.set_ylabel("density" + (" (log scale)" if log_y else ""), fontsize=10)
         ax.set_title("Pixel value distribution", fontsize=12, loc="left")
         ax.legend(fontsize=9, loc="upper right")
-        return _png(fig)
+        return png(fig)
 
 
 def label_distribution_mermaid(label_counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -248,7 +243,7 @@ def loss_curve(losses: Sequence[float], *, title: str = "Sanity baseline: traini
     steps = np.arange(1, values.size + 1)
     finite = values[np.isfinite(values)]
     log_y = finite.size > 0 and finite.min() > 0 and finite.max() > 50 * finite.min()
-    with _figure(3.2, layout="constrained") as fig:
+    with figure(3.2, layout="constrained") as fig:
         ax = fig.add_subplot()
         many = values.size > 50
         ax.plot(
@@ -270,31 +265,11 @@ def loss_curve(losses: Sequence[float], *, title: str = "Sanity baseline: traini
         ax.set_xlabel("step", fontsize=10)
         ax.set_ylabel("loss" + (" (log scale)" if log_y else ""), fontsize=10)
         ax.set_title(title, fontsize=12, loc="left")
-        return _png(fig)
+        return png(fig)
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-@contextmanager
-def _figure(height_in: float, *, layout: Literal["constrained"] | None = None) -> Iterator[Figure]:
-    import matplotlib.style
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # style.context restores the caller's rcParams on exit; "default" ignores any matplotlibrc.
-    # Class and split names are data, not TeX: "$" in a name must not start (broken) mathtext.
-    with matplotlib.style.context(["default", {"text.parse_math": False}]):
-        fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout=layout)
-        FigureCanvasAgg(fig)
-        yield fig
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def _display_image(image: torch.Tensor, label: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""mlgate.data.loaders: every layout detected and read back exactly as the factories wrote it."""
+"""mlgate.data.layouts: every layout detected and read back exactly as the factories wrote it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlgate.data.loaders import (
+from mlgate.data.layouts import (
     Batch,
     DatasetClassError,
     DatasetLayoutError,
@@ -273,6 +273,30 @@ def test_dataset_class__bad_item_names_the_index(tmp_path: Path, package: str) -
 
     with pytest.raises(DatasetClassError, match=r"item 0 is a str; expected an \(image, label\) pair"):
         list(dataset.splits["train"].batches())
+
+
+def test_dataset_class__imports_lazily_while_iterated_and_leaves_sys_path_as_it_was(
+    tmp_path: Path, package: str
+) -> None:
+    (tmp_path / f"{package}.py").write_text(
+        "import torch\n"
+        "class Data:\n"
+        "    def __init__(self, train=True): pass\n"
+        "    def __len__(self): return 2\n"
+        "    def __getitem__(self, i):\n"
+        f"        from {package}_labels import LABELS  # first imported here, long after construction\n"
+        "        return torch.zeros(2, 2), LABELS[i]\n"
+    )
+    (tmp_path / f"{package}_labels.py").write_text("LABELS = [1, 0]\n")
+    path_before = list(sys.path)
+
+    dataset = open_dataset(tmp_path, dataset_class=f"{package}:Data", import_root=tmp_path)
+    assert sys.path == path_before
+    labels = _all(dataset.splits["train"].batches())[1]
+
+    assert labels == [1, 0]
+    assert sys.path == path_before
+    sys.modules.pop(f"{package}_labels", None)
 
 
 def test_open_dataset__unrecognised_folder_lists_what_was_found_and_the_layouts(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Benchmark: latency statistics, interleaving, FLOPs, memory and accuracy against independent references."""
+"""Measurements: latency statistics, interleaving, FLOPs, memory and accuracy against independent references."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,21 +13,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlgate.model import benchmark
-from mlgate.model.benchmark import (
-    BenchmarkError,
-    default_preprocess,
-    environment,
-    infer_input_shape,
-    measure_latency,
-    measure_model,
-    measure_pair,
-    peak_forward_bytes,
-    summarize_latencies,
-)
 from mlgate.model.loading import LoadedModel, load_model
+from mlgate.model.measure import latency
+from mlgate.model.measure.environment import environment
+from mlgate.model.measure.inputs import default_preprocess, infer_input_shape
+from mlgate.model.measure.latency import measure_latency, measure_pair, summarize_latencies
+from mlgate.model.measure.memory import peak_forward_bytes
+from mlgate.model.measure.run import MeasureOptions, measure_model
+from mlgate.model.measure.values import (
+    BenchmarkError,
+    Direction,
+    LatencyStats,
+    ModelMeasurement,
+    Throughput,
+    direction_of,
+)
 from tests.fixtures.model_zoo import SmallCNN
 from tests.fixtures.models import NUM_CLASSES, batches, make_images, save_all_formats, trained_cnn
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeClock:
@@ -83,7 +89,7 @@ def test_summarize_latencies__single_prediction_has_zero_spread() -> None:
 
 def test_measure_latency__times_each_call_after_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(benchmark, "perf_counter_ns", clock)
+    monkeypatch.setattr(latency, "perf_counter_ns", clock)
     durations = [999] * 3 + [1_000_000, 3_000_000, 2_000_000, 4_000_000]
 
     stats = measure_latency(clock.model("a", durations), predictions=4, warmup=3)
@@ -94,7 +100,7 @@ def test_measure_latency__times_each_call_after_warmup(monkeypatch: pytest.Monke
 
 def test_measure_pair__interleaves_candidate_and_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(benchmark, "perf_counter_ns", clock)
+    monkeypatch.setattr(latency, "perf_counter_ns", clock)
     cand_ns = [1, 1, 1_000_000, 2_000_000, 3_000_000]
     base_ns = [1, 1, 5_000_000, 6_000_000, 7_000_000]
 
@@ -168,13 +174,11 @@ def test_measure_model__accuracy_matches_plain_loop_for_candidate_and_baseline(t
 
     cand, base = measure_model(
         _loaded(trained, tmp_path, "cand.pth"),
-        input_shape=[1, 28, 28],
-        predictions=5,
-        batch_sizes=(1, 4),
+        MeasureOptions(
+            input_shape=[1, 28, 28], predictions=5, batch_sizes=(1, 4), max_eval_samples=limit, num_classes=NUM_CLASSES
+        ),
         eval_data=batches(images, labels, 128),
-        max_eval_samples=limit,
         baseline=_loaded(untrained, tmp_path),
-        num_classes=NUM_CLASSES,
     )
 
     assert base is not None
@@ -192,7 +196,9 @@ def test_measure_model__figures_from_independent_formulas(tmp_path: Path) -> Non
     model = _loaded(trained_cnn(), tmp_path)
     threads_before = torch.get_num_threads()
 
-    measured, baseline = measure_model(model, input_shape=[1, 28, 28], predictions=7, batch_sizes=(1, 8), threads=1)
+    measured, baseline = measure_model(
+        model, MeasureOptions(input_shape=[1, 28, 28], predictions=7, batch_sizes=(1, 8), threads=1)
+    )
 
     assert baseline is None
     assert torch.get_num_threads() == threads_before
@@ -214,11 +220,8 @@ def test_measure_model__fgsm_matches_reference_attack(tmp_path: Path) -> None:
 
     measured, _ = measure_model(
         _loaded(trained, tmp_path),
-        input_shape=[1, 28, 28],
-        predictions=3,
-        batch_sizes=(1,),
+        MeasureOptions(input_shape=[1, 28, 28], predictions=3, batch_sizes=(1,), robustness_eps=eps),
         eval_data=batches(images, labels, 64),
-        robustness_eps=eps,
     )
 
     x = images.float().div(255).unsqueeze(1).requires_grad_(True)
@@ -240,11 +243,8 @@ def test_measure_model__measures_compiled_formats_completely(fmt: str, tmp_path:
 
     measured, _ = measure_model(
         load_model(path, trust_pickle=True),
-        input_shape=[1, 28, 28],
-        predictions=3,
-        batch_sizes=(2,),
+        MeasureOptions(input_shape=[1, 28, 28], predictions=3, batch_sizes=(2,), robustness_eps=0.1),
         eval_data=[(images, labels)],
-        robustness_eps=0.1,
     )
 
     assert measured.notes == []
@@ -259,7 +259,7 @@ def test_measure_model__static_export_batch_is_a_clear_error(tmp_path: Path) -> 
     torch.export.save(program, str(path))
 
     with pytest.raises(BenchmarkError, match=r"shape \(32, 1, 28, 28\)") as info:
-        measure_model(load_model(path), input_shape=[1, 28, 28], predictions=2, batch_sizes=(1, 32))
+        measure_model(load_model(path), MeasureOptions(input_shape=[1, 28, 28], predictions=2, batch_sizes=(1, 32)))
     assert "dynamic_shapes" in info.value.hint
 
 
@@ -268,3 +268,85 @@ def test_environment__reports_versions_and_threads() -> None:
     assert env.threads == 3
     assert env.torch == torch.__version__
     assert env.cpu
+
+
+# --- metric directions and torch-free value types ---------------------------------------------------
+
+NOT_METRICS = {"predictions", "eval_samples", "batch_size", "confusion", "notes", "latency", "throughput"}
+
+
+@pytest.mark.parametrize(
+    ("direction", "value", "limit", "meets", "shortfall"),
+    [
+        (Direction.LOWER, 2.0, 2.0, True, 0.0),
+        (Direction.LOWER, 2.5, 2.0, False, 0.5),
+        (Direction.LOWER, 1.5, 2.0, True, -0.5),
+        (Direction.HIGHER, 0.9, 0.9, True, 0.0),
+        (Direction.HIGHER, 0.8, 0.9, False, 0.9 - 0.8),
+        (Direction.HIGHER, 0.95, 0.9, True, 0.9 - 0.95),
+    ],
+)
+def test_direction__meets_a_limit_from_its_side(
+    direction: Direction, value: float, limit: float, meets: bool, shortfall: float
+) -> None:
+    assert direction.meets(value, limit) is meets
+    assert direction.shortfall(value, limit) == shortfall
+    assert direction.higher_is_better is (direction is Direction.HIGHER)
+
+
+def test_direction__worsening_is_positive_when_worse_absolute_or_relative() -> None:
+    assert Direction.LOWER.worsening(2.25, 2.0) == 0.25  # slower
+    assert Direction.LOWER.worsening(2.25, 2.0, relative=True) == 2.25 / 2.0 - 1
+    assert Direction.LOWER.worsening(1.5, 2.0, relative=True) == -0.25  # faster: better
+    assert Direction.HIGHER.worsening(0.95, 0.97) == 0.97 - 0.95  # less accurate
+    assert Direction.HIGHER.worsening(0.99, 0.97) == 0.97 - 0.99
+    assert Direction.HIGHER.worsening(0.5, 2.0, relative=True) == 0.75
+    assert (Direction.LOWER.miss, Direction.HIGHER.miss) == ("over", "below")
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction"),
+    [
+        ("latency.p95_ms", Direction.LOWER),
+        ("latency.total_seconds", Direction.LOWER),
+        ("throughput.samples_per_second", Direction.HIGHER),
+        ("size_mb", Direction.LOWER),
+        ("params", Direction.LOWER),
+        ("flops_per_prediction", Direction.LOWER),
+        ("peak_memory_mb", Direction.LOWER),
+        ("accuracy", Direction.HIGHER),
+        ("per_class_accuracy", Direction.HIGHER),
+        ("robustness", Direction.HIGHER),
+    ],
+)
+def test_direction_of__reads_the_direction_declared_on_the_field(metric: str, direction: Direction) -> None:
+    assert direction_of(metric) is direction
+
+
+def test_direction_of__refuses_counts_tables_and_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="not a metric"):
+        direction_of("eval_samples")
+    with pytest.raises(ValueError, match="not a metric"):
+        direction_of("latency.predictions")
+    with pytest.raises(KeyError):
+        direction_of("latency.p42_ms")
+
+
+@pytest.mark.parametrize("model", [ModelMeasurement, LatencyStats, Throughput])
+def test_value_types__every_metric_field_declares_a_direction(model: type[ModelMeasurement]) -> None:
+    undeclared = [
+        name
+        for name, field in model.model_fields.items()
+        if name not in NOT_METRICS and not any(isinstance(item, Direction) for item in field.metadata)
+    ]
+    assert undeclared == []
+
+
+def test_report_and_gates__import_without_torch() -> None:
+    code = (
+        "import sys\n"
+        "import mlgate.model.gates, mlgate.model.measure.latency, mlgate.model.measure.values, mlgate.model.report\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,229 @@
+"""Render figures in a second process, started before this one imports torch.
+
+On a 2-core runner, importing matplotlib and drawing the figures (about a second) then overlaps
+with importing torch and computing the statistics, instead of following them. A figure is asked for
+as a typed job, one frozen dataclass per figure kind (:class:`LabelDistribution`, :class:`SampleGrid`,
+…), whose ``render()`` calls the drawing function of :mod:`mlgate.figures.data` or
+:mod:`mlgate.figures.model`. The worker runs the same ``render()``, so the PNG bytes are identical;
+if it cannot start or fails, :meth:`FigureWorker.render` renders in this process.
+
+Protocol (private): the parent writes one pickle of ``{name: job}`` to the worker's stdin and reads
+one pickle of ``{name: png bytes}`` (or ``("error", text)``) from its stdout. Both ends unpickle with
+an allow-list (:class:`_Unpickler`): the job classes below and numpy's array and scalar
+reconstruction, nothing else. Job fields hold values taken from the user's dataset (label and class
+names, pixels); pickling encodes them as data, and a stream that names any other class or function
+(say a value of a user-defined type that slipped into a job) is refused before anything is imported,
+so nothing in it can run code in the worker.
+
+This module imports only the standard library: ``cli`` imports it, and starts the worker, before
+anything heavy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs: one per figure kind
+
+
+@dataclass(frozen=True)
+class LabelDistribution:
+    """Per split, the count of each label: :func:`mlgate.figures.data.label_distribution`."""
+
+    label_counts: Mapping[str, Mapping[str, int]]
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import label_distribution
+
+        return label_distribution(self.label_counts)
+
+
+@dataclass(frozen=True)
+class SampleGrid:
+    """Samples already made displayable by :func:`mlgate.figures.data.display_samples` (so the worker
+    needs no torch): :func:`mlgate.figures.data.sample_grid_of_displays`."""
+
+    displays: Mapping[int, Sequence[np.ndarray]]
+    class_names: Sequence[str] | None
+    per_class: int
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import sample_grid_of_displays
+
+        return sample_grid_of_displays(self.displays, self.class_names, per_class=self.per_class)
+
+
+@dataclass(frozen=True)
+class PixelHistogram:
+    """Per split, ``(counts, bin_edges)``: :func:`mlgate.figures.data.pixel_histogram`."""
+
+    histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import pixel_histogram
+
+        return pixel_histogram(self.histograms)
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """Training loss per logged step: :func:`mlgate.figures.data.loss_curve`."""
+
+    losses: Sequence[float]
+    title: str
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import loss_curve
+
+        return loss_curve(self.losses, title=self.title)
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Counts, true class by row: :func:`mlgate.figures.model.confusion_matrix`."""
+
+    confusion: Sequence[Sequence[int]]
+    class_names: Sequence[str] | None = None
+
+    def render(self) -> bytes:
+        from mlgate.figures.model import confusion_matrix
+
+        return confusion_matrix(self.confusion, self.class_names)
+
+
+FigureJob = LabelDistribution | SampleGrid | PixelHistogram | LossCurve | ConfusionMatrix
+_JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, ConfusionMatrix)
+
+
+def render_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:
+    """PNG bytes per job name, drawn in this process."""
+    return {name: job.render() for name, job in jobs.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the parent's end
+
+
+class FigureWorker:
+    def __init__(self, process: subprocess.Popen[bytes] | None) -> None:
+        self._process = process
+
+    @classmethod
+    def start(cls) -> FigureWorker:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+        try:
+            process = subprocess.Popen([sys.executable, "-m", "mlgate.figures.worker"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=env)
+        except OSError:
+            process = None
+        return cls(process)
+
+    def render(self, jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:
+        """PNG bytes per job name; renders in this process when the worker is unavailable."""
+        rendered = self._render_remote(jobs) if self._process is not None else None
+        if rendered is None:
+            rendered = render_jobs(jobs)
+        return rendered
+
+    def _render_remote(self, jobs: Mapping[str, FigureJob]) -> dict[str, bytes] | None:
+        process, self._process = self._process, None
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(pickle.dumps(dict(jobs)))
+            process.stdin.close()
+            answer = _Unpickler(process.stdout).load()  # plain dict/bytes/str: no class is allowed
+            process.wait(timeout=60)
+        except (OSError, EOFError, pickle.PickleError, subprocess.TimeoutExpired):
+            _stop(process)
+            return None
+        finally:
+            process.stdout.close()
+        if isinstance(answer, tuple):  # ("error", text): render here, so the real exception surfaces
+            return None
+        return dict(answer)
+
+    def close(self) -> None:
+        if self._process is not None:
+            _stop(self._process)
+            self._process = None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None and not pipe.closed:
+            with contextlib.suppress(OSError):  # a broken pipe to a killed worker
+                pipe.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the worker's end
+
+
+class _Unpickler(pickle.Unpickler):
+    """Builds only the job types and numpy arrays/scalars; any other global is refused unimported."""
+
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {(job.__module__, job.__qualname__) for job in _JOB_TYPES}
+        | {("numpy", "ndarray"), ("numpy", "dtype")}
+        # numpy 2 names its array/scalar reconstructors in numpy._core, numpy 1 in numpy.core
+        | {(f"numpy.{core}.multiarray", name) for core in ("_core", "core") for name in ("_reconstruct", "scalar")}
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"a figure job may not hold {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _load_jobs(stream: IO[bytes]) -> dict[str, FigureJob]:
+    received = _Unpickler(stream).load()
+    if not isinstance(received, dict) or not all(
+        isinstance(name, str) and isinstance(job, _JOB_TYPES) for name, job in received.items()
+    ):
+        raise pickle.UnpicklingError(f"expected {{name: figure job}}, got {type(received).__name__}")
+    return received
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    # warm up while the parent imports torch: matplotlib, the Agg canvas, fonts and text layout
+    # (a first figure costs about three times a later one)
+    LabelDistribution({"warm-up": {"0": 1}}).render()
+    answer: object
+    try:
+        jobs = _load_jobs(stdin)
+    except EOFError:
+        return  # the parent did not need figures after all
+    except pickle.UnpicklingError as exc:  # refused: the parent renders in its own process instead
+        answer = ("error", repr(exc))
+    else:
+        try:
+            answer = render_jobs(jobs)
+        except Exception as exc:  # reported back; the parent re-renders and raises it properly
+            answer = ("error", repr(exc))
+    stdout.write(pickle.dumps(answer))
+    stdout.flush()
+
+
+if __name__ == "__main__":
+    # serve from the imported module, not this __main__ copy: the parent pickles the job classes
+    # as mlgate.figures.worker.*, and those are the ones the allow-list admits
+    from mlgate.figures import worker
+
+    worker.serve(sys.stdin.buffer, sys.stdout.buffer)

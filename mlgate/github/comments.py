@@ -1,0 +1,53 @@
+"""The sticky pull-request comment: one comment per report, found again by its marker line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from github.IssueComment import IssueComment
+
+from mlgate.github.client import PULL_REQUESTS_WRITE, GitHubError, GitHubRepo, calling
+
+COMMENT_MAX_CHARS = 65536  # GitHub rejects longer comment bodies
+
+
+def has_marker(body: str | None, marker: str) -> bool:
+    """True when ``body``'s first line is ``marker`` (a quoted copy of a report does not count)."""
+    first_line = (body or "").split("\n", 1)[0]
+    return first_line.rstrip("\r").strip() == marker
+
+
+def upsert_comment(
+    repo: GitHubRepo, pr_number: int, marker: str, body: str, *, mode: Literal["update", "new"] = "update"
+) -> str:
+    """Post ``body`` on the PR under ``marker``; in "update" mode edit the newest comment that
+    carries the marker instead (every page of comments is searched). Returns its html_url.
+
+    Raises GitHubError when the comment would exceed GitHub's limit (before any request), and
+    GitHubError/GitHubPermissionError when GitHub refuses.
+    """
+    if mode not in ("update", "new"):
+        raise ValueError(f"mode must be 'update' or 'new', not {mode!r}")
+    if not marker or "\n" in marker:
+        raise ValueError(f"marker must be one non-empty line, not {marker!r}")
+    text = f"{marker}\n{body}"
+    if len(text) > COMMENT_MAX_CHARS:
+        raise GitHubError(
+            f"The comment for pull request #{pr_number} is {len(text)} characters long; "
+            f"GitHub accepts at most {COMMENT_MAX_CHARS}.",
+            hint="Shorten the report (fewer columns or figures); the full report is in the job summary.",
+        )
+    action = f"Commenting on pull request #{pr_number} of {repo.full_name}"
+    with calling(action, PULL_REQUESTS_WRITE):
+        issue = repo.api.get_issue(pr_number)
+        if mode == "update":
+            existing = _newest(c for c in issue.get_comments() if has_marker(c.body, marker))
+            if existing is not None:
+                existing.edit(text)
+                return existing.html_url
+        return issue.create_comment(text).html_url
+
+
+def _newest(comments: Iterable[IssueComment]) -> IssueComment | None:
+    return max(comments, key=lambda comment: comment.id, default=None)

@@ -1,0 +1,151 @@
+"""Promotion: what a gated model earns (``on-pass``, ``on-fail-alias``) and ``mode: promote``.
+
+:func:`check_action` refuses an action that could never be carried out before anything is measured;
+:func:`act` carries it out after the gates; :func:`run_promote` applies a merged approval pull request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from mlgate.clients import Clients
+from mlgate.context import RunContext
+from mlgate.errors import ExitCode
+from mlgate.model.manifest import PromotionError, manifest_path, promotion_manifest, pushed_manifests, read_manifest
+from mlgate.model.registry import ModelRegistry, ModelVersion
+from mlgate.model.target import ModelTarget
+from mlgate.publish import Finished, Publication, finish
+from mlgate.report import COMMENT_LIMIT, fit, footer
+from mlgate.settings import ModelGateSettings, PromoteSettings
+
+if TYPE_CHECKING:
+    from mlgate.model.report import Action, ModelReport
+
+SCHEMA_VERSION = "1"
+
+
+class Promotion(BaseModel):
+    artifact: str
+    collection: str
+    alias: str
+    manifest: str
+    linked: bool
+    """False when the alias already pointed at this version (a rerun)."""
+
+
+class PromoteReport(BaseModel):
+    """report.json of `mode: promote` (schemas/promote-report.schema.json)."""
+
+    schema_version: str = SCHEMA_VERSION
+    title: str
+    passed: bool = True
+    promotions: list[Promotion]
+
+
+def run_promote(settings: PromoteSettings, ctx: RunContext, clients: Clients) -> ExitCode:
+    """Link what each changed manifest names; a rerun finds the alias in place and does nothing."""
+    manifests = [settings.manifest] if settings.manifest else list(pushed_manifests(ctx.event))
+    promotions: list[Promotion] = []
+    if manifests:
+        registry = clients.registry(settings, clients.env)
+        for rel in manifests:
+            manifest = read_manifest(ctx.in_workspace(rel))
+            linked = registry.link(manifest["artifact"], manifest["collection"], manifest["alias"])
+            promotions.append(Promotion(artifact=manifest["artifact"], collection=manifest["collection"],
+                                        alias=manifest["alias"], manifest=rel.as_posix(), linked=linked))
+    report = PromoteReport(title=settings.report_title, promotions=promotions)
+    markdown = render_markdown(report)
+    return finish(Finished(
+        passed=True, report_json=report.model_dump_json(indent=2), render=lambda links, note: markdown,
+        outputs={"model": "\n".join(p.artifact for p in promotions)}, comment=False, headline=markdown.strip(),
+    ), Publication.for_run(settings, ctx, clients), ctx)
+
+
+def render_markdown(report: PromoteReport) -> str:
+    if not report.promotions:
+        return f"## ➖ {report.title}\n\nNo promotion manifest changed; nothing to do.\n\n{footer()}\n"
+    lines = [f"- `{p.artifact}` " + (f"now holds `{p.alias}` in `{p.collection}`." if p.linked
+                                     else f"already held `{p.alias}` in `{p.collection}`: nothing to do.")
+             for p in report.promotions]
+    return f"## ✅ {report.title}\n\n" + "\n".join(lines) + f"\n\n{footer()}\n"
+
+
+def check_action(settings: ModelGateSettings, target: ModelTarget, publication: Publication) -> None:
+    """Refuse an ``on-pass``/``on-fail-alias`` that could never be carried out, before measuring."""
+    if settings.on_pass in ("promote", "pull-request") and (target.is_local or target.collection is None):
+        raise PromotionError(
+            f"`on-pass: {settings.on_pass}` needs a W&B model and a registry collection to promote into; "
+            f"got model {target.model!r}" + (" (a local file)" if target.is_local else "")
+            + f" and collection {target.collection!r}.",
+            hint="with:\n  model: wandb-registry-model/<collection>:staging   # or the dispatch payload\n"
+            "  registry: wandb-registry-model/<collection>",
+        )
+    if settings.on_fail_alias and target.is_local:
+        raise PromotionError(
+            f"`on-fail-alias: {settings.on_fail_alias}` needs a W&B model; {target.model!r} is a local file.",
+            hint="Remove `on-fail-alias`, or gate a W&B artifact such as wandb-registry-model/<collection>:staging.",
+        )
+    if settings.on_pass == "pull-request" and publication.repo is None:
+        raise PromotionError(
+            f"`on-pass: pull-request` cannot open a pull request: {publication.blocked}.",
+            hint="with:\n  github-token: ${{ github.token }}\n"
+            "and in the workflow:\npermissions:\n  contents: write\n  pull-requests: write",
+        )
+
+
+def act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, version: ModelVersion | None,
+        registry: ModelRegistry | None, publication: Publication, figures: Mapping[str, bytes]) -> Action:
+    """What a gated model earns: the promotion alias, an approval pull request, or the failure alias."""
+    from mlgate.model.report import Action
+
+    if not report.passed:
+        failed = ", ".join(f"`{g.name}`" for g in report.gates if not g.passed)
+        result = f"not promoted: gate(s) {failed} failed."
+        if settings.on_fail_alias and registry is not None and version is not None:
+            # the path the candidate came by: on a registry path the alias shows in the registry
+            registry.add_alias(target.model, settings.on_fail_alias)
+            result += f" Added alias `{settings.on_fail_alias}` to `{target.model}`."
+        return Action(on_pass=settings.on_pass, result=result)
+    if settings.on_pass == "none":
+        return Action(on_pass="none", result="all gates passed; `on-pass: none`, so nothing else was done.")
+    # check_action made sure of these before anything was measured
+    assert version is not None and target.collection is not None and registry is not None
+    if settings.on_pass == "promote":
+        linked = registry.link(version.name, target.collection, settings.promote_alias)
+        result = (f"promoted: `{version.name}` now holds `{settings.promote_alias}` in `{target.collection}`."
+                  if linked else f"`{version.name}` already holds `{settings.promote_alias}` in "
+                  f"`{target.collection}`: nothing to do.")
+        return Action(on_pass="promote", result=result)
+    return _promotion_pull_request(settings, report, target, version, publication, figures)
+
+
+def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
+                            version: ModelVersion, publication: Publication,
+                            figures: Mapping[str, bytes]) -> Action:
+    from mlgate.github.pulls import default_branch, upsert_pull_request
+    from mlgate.model.report import Action, render_markdown
+
+    assert target.collection is not None and publication.repo is not None
+    manifest = promotion_manifest(report, version, target.collection, settings.promote_alias)
+    path = manifest_path(target.collection)
+    links, _ = publication.host_figures({f"{name}.png": png for name, png in figures.items()})
+    figure_links = {name: links[f"{name}.png"] for name in figures if f"{name}.png" in links}
+    body = render_markdown(report, figure_links) + (
+        f"\n\nMerging this pull request links `{version.name}` into `{target.collection}` with the alias "
+        f"`{settings.promote_alias}` (the `mode: promote` workflow on the default branch does it)."
+    )
+    url = upsert_pull_request(
+        publication.repo,
+        branch=f"mlgate/promote-{Path(path).stem}", base=default_branch(publication.repo),
+        title=f"Promote {version.name} to {settings.promote_alias}",
+        body=fit(body, COMMENT_LIMIT - 1024, "The full report is in the job summary of the gate run."),
+        files={path: (json.dumps(manifest, indent=2) + "\n").encode()},
+        commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
+    )
+    return Action(on_pass="pull-request", result=f"all gates passed; approve by merging {url}",
+                  pull_request_url=url)
