@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # GB). On a laptop or CI runner without a GPU: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench bench-container
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -33,3 +33,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/data_stats.py
 	$(PY) bench/model_benchmark.py
 	$(PY) bench/model_gate.py
+
+# needs a Docker engine (builds the image with .ci/docker-build.sh): image size per package, start-up time
+bench-container: $(VENV)/.installed
+	$(PY) bench/container.py
