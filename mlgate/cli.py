@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,35 +38,55 @@ MODE_HELP = {
 }
 
 
-
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          clients: Clients | None = None) -> int:
     """Run one mode from CLI flags (``argv``) or the runner's ``INPUT_*`` variables; returns the exit code.
 
     ``clients`` replaces the GitHub, DVC and registry clients built from the environment (tests).
+    Inside Actions (``GITHUB_ACTIONS=true``) everything said is a workflow command; elsewhere plain text.
     """
     env = dict(os.environ if env is None else env)
     args = list(sys.argv[1:] if argv is None else argv)
-    summary_path = Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None
     if not args and not any(key.startswith("INPUT_") for key in env):
         build_parser(None).print_help(sys.stderr)  # a person at a terminal, not the runner
         return ExitCode.ERROR
-    try:
-        inputs = _cli_inputs(args) if args else inputs_from_env(env)
-        settings = load_settings(inputs)
-        _mask_secrets(settings)
-        ctx = RunContext.from_env(env)
-        _trust_workspace(ctx)
-        return _run(settings, ctx, clients or Clients.for_run(settings, ctx, env))
-    except MlgateError as exc:
-        # the annotation is what the checks UI shows: say what failed and how to fix it
-        workflow.annotate("error", exc.title, str(exc))
-        workflow.append_summary(
-            summary_path, f"### ❌ mlgate: {exc.title}\n\n{exc.message}\n\n" + (
-                f"```yaml\n{exc.hint}\n```\n" if exc.hint else ""
-            )
-        )
-        return ExitCode.ERROR
+    with workflow.running(in_actions=env.get("GITHUB_ACTIONS") == "true"):
+        try:
+            inputs = _cli_inputs(args) if args else inputs_from_env(env)
+            settings = load_settings(inputs)
+            _mask_secrets(settings)
+            ctx = RunContext.from_env(env)
+            _trust_workspace(ctx)
+            return _run(settings, ctx, clients or Clients.for_run(settings, ctx, env))
+        except MlgateError as exc:
+            _report_error(exc, Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None)
+            return ExitCode.ERROR
+
+
+def _report_error(exc: MlgateError, summary_path: Path | None) -> None:
+    """The one place an error becomes output: what failed and how to fix it, for whoever reads it.
+
+    In Actions the annotation is what the checks UI shows, and the job summary holds the fuller
+    explanation; on a terminal the same text is printed plainly on stderr.
+    """
+    workflow.error(exc.title, exc.message, exc.hint)
+    workflow.append_summary(summary_path, f"### ❌ mlgate: {exc.title}\n\n{exc.message}\n\n{_hint_markdown(exc.hint)}")
+
+
+def _hint_markdown(hint: str) -> str:
+    """A hint for the job summary: its prose as text, its workflow YAML (a ``with:`` line and the
+    indented lines under it) as a code block."""
+    blocks: list[tuple[bool, list[str]]] = []
+    for line in hint.strip("\n").splitlines():
+        is_yaml = line.startswith((" ", "\t")) or re.fullmatch(r"[a-z][\w-]*:", line.strip()) is not None
+        if blocks and blocks[-1][0] == is_yaml:
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((is_yaml, [line]))
+    return "\n\n".join(
+        "```yaml\n" + textwrap.dedent("\n".join(lines)) + "\n```" if is_yaml else "\n".join(lines)
+        for is_yaml, lines in blocks
+    ) + "\n"
 
 
 def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCode:
@@ -93,7 +115,14 @@ def _mask_secrets(settings: CommonSettings) -> None:
 
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if isinstance(value, SecretStr):
+        if not isinstance(value, SecretStr):
+            continue
+        if name == "gcp_credentials":  # a JSON document: mask its secret fields, not its braces
+            from mlgate.gcp import secret_values
+
+            for secret in secret_values(value.get_secret_value()):
+                workflow.mask(secret)
+        else:
             workflow.mask(value.get_secret_value())
 
 

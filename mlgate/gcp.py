@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgate.errors import MlgateError
+from mlgate.workflow import MIN_MASK_LENGTH
 
 _REQUIRED_FIELDS = ("client_email", "private_key", "token_uri")
 _KEY_SHAPE = (
@@ -45,15 +46,13 @@ class InvalidCredentials(MlgateError):
 def service_account_credentials(json_text: str, *, mask: Callable[[str], None]) -> Iterator[dict[str, str]]:
     """Yield ``{"GOOGLE_APPLICATION_CREDENTIALS": path}`` for a private copy of the key.
 
-    ``mask`` is called with every secret part of the key before anything else can print it; it is
-    only ever called with single-line values, so ``::add-mask::`` covers them whole (the PEM key is
-    masked line by line, which also covers its ``\\n``-joined form inside the JSON text).
+    ``mask`` is called with each of :func:`secret_values` before anything else can print them.
     The file is created 0600 under ``RUNNER_TEMP`` when that folder exists (a container action may
     be handed a host path that does not), else under the system temp folder, and is removed when
     the block exits, also on error.
     """
     key = _parse_key(json_text)
-    for secret in _secret_parts(key):
+    for secret in secret_values(json_text):
         mask(secret)
     fd, name = tempfile.mkstemp(prefix="gcp-credentials-", suffix=".json", dir=_scratch_dir())
     try:
@@ -70,7 +69,8 @@ def _parse_key(text: str) -> dict[str, Any]:
         raise InvalidCredentials("gcp-credentials is empty; " + _KEY_SHAPE + ".", hint=_HINT)
     if not stripped.startswith(("{", "[")):
         try:
-            stripped = base64.b64decode(stripped, validate=True).decode("utf-8").strip()
+            joined = "".join(stripped.split())  # `base64` wraps at 76 columns unless told -w0
+            stripped = base64.b64decode(joined, validate=True).decode("utf-8").strip()
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidCredentials(
                 "gcp-credentials is neither JSON nor base64-encoded JSON; " + _KEY_SHAPE + ".", hint=_HINT
@@ -105,12 +105,41 @@ def _parse_key(text: str) -> dict[str, Any]:
     return key
 
 
+def secret_values(text: str) -> list[str]:
+    """What to mask of a ``gcp-credentials`` value: only secrets, each a single line of 4+ characters.
+
+    - the value as given, when it is one line (minified JSON or base64); a wrapped base64 value line
+      by line (every line of it decodes to part of the key);
+    - the key's ``private_key``, line by line without the ``-----BEGIN/END`` lines: the runner masks
+      within a log line, so this also covers the key's ``\\n``-joined form inside the JSON text;
+    - ``private_key_id`` and ``client_email``.
+
+    Never a line of the pretty-printed JSON itself: masking ``{`` or ``}`` would hide every brace in
+    the rest of the log. Never raises: a value that is not a usable key is masked line by line (still
+    never a line under 4 characters), and refused later, where it is used.
+    """
+    stripped = text.strip()
+    values: list[str] = []
+    if "\n" not in stripped:
+        values.append(stripped)
+    elif not stripped.startswith(("{", "[")):
+        values += stripped.splitlines()  # base64 wrapped at 76 columns, as `base64` writes it
+    try:
+        values += _secret_parts(_parse_key(text))
+    except InvalidCredentials:
+        if "\n" in stripped and stripped.startswith(("{", "[")):
+            values += stripped.splitlines()  # where its secrets are is unknown: mask every line
+    kept = (value.strip() for value in values)
+    return list(dict.fromkeys(value for value in kept if len(value) >= MIN_MASK_LENGTH))
+
+
 def _secret_parts(key: dict[str, Any]) -> list[str]:
     lines = [line.strip() for line in key["private_key"].splitlines()]
     parts = [line for line in lines if line and not line.startswith("-----")]
-    key_id = key.get("private_key_id")
-    if isinstance(key_id, str) and key_id:
-        parts.append(key_id)
+    for field in ("private_key_id", "client_email"):
+        value = key.get(field)
+        if isinstance(value, str) and value:
+            parts.append(value)
     return parts
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,7 +21,7 @@ from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import ExitCode
-from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit
+from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold
 from mlgate.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -173,49 +174,79 @@ class Finished:
     """Figure name (``sample_grid``) -> PNG bytes; saved as ``<name>.png`` beside the report."""
     outputs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Mode-specific step outputs; ``passed``, ``report``, ``report-json`` and ``comment-url`` are added."""
-    comment: bool = True
-    """False: stay quiet on the pull request (job summary and outputs only)."""
+    comment: Literal["post", "update-existing", "off"] = "post"
+    """``post``: as the ``comment`` input says (update the sticky comment or post a new one).
+    ``update-existing``: stay quiet unless this report's comment already exists, then edit it to this
+    report with the earlier one folded below (a later run found nothing to report: the old numbers must
+    not stand). ``off``: never (job summary and outputs only)."""
     headline: str = ""
-    """One line for the log: the verdict and what was done."""
+    """The outcome for the log, plain text (``mlgate.report.outcome``): a line with the verdict and key
+    figures, then one line per failed gate and the next step."""
 
 
 def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitCode:
-    """Render, write the report folder, host the figures, comment, summarise, set outputs: in that order.
+    """Render, write the report folder, host the figures, comment, summarise, set outputs: in that order;
+    then say the outcome and where the report is on stdout (the terminal, or the Actions log).
 
     The local report links figures by file name; the comment and the summary by their hosted links.
     """
-    local = result.render({name: f"{name}.png" for name in result.figures}, "")
-    paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
-    links, note = publication.host_figures({f"{name}.png": png for name, png in result.figures.items()})
-    markdown = result.render({name: links[f"{name}.png"] for name in result.figures if f"{name}.png" in links},
-                             note)
-    comment_url = ""
-    if result.comment and publication.comment != "off" and publication.pr_number is not None:
-        comment_url = _comment(publication, markdown)
-    workflow.append_summary(ctx.summary_path, fit(markdown, SUMMARY_LIMIT - 1024, "See report.md."))
-    report = workspace_relative(paths.markdown, ctx.workspace)
-    workflow.set_outputs(ctx.output_path, {
-        "passed": str(result.passed).lower(), **result.outputs, "report": report,
-        "report-json": workspace_relative(paths.json, ctx.workspace), "comment-url": comment_url,
-    })
-    if result.headline:
-        print(f"{result.headline}\nreport: {report}", flush=True)
+    with workflow.phase("Publishing the report"):
+        local = result.render({name: f"{name}.png" for name in result.figures}, "")
+        paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
+        links, note = publication.host_figures({f"{name}.png": png for name, png in result.figures.items()})
+        markdown = result.render({name: links[f"{name}.png"] for name in result.figures if f"{name}.png" in links},
+                                 note)
+        comment_url = ""
+        if result.comment != "off" and publication.comment != "off" and publication.pr_number is not None:
+            comment_url = _comment(publication, markdown, existing_only=result.comment == "update-existing")
+        workflow.append_summary(ctx.summary_path, fit(markdown, SUMMARY_LIMIT - 1024, "See report.md."))
+        report = workspace_relative(paths.markdown, ctx.workspace)
+        workflow.set_outputs(ctx.output_path, {
+            "passed": str(result.passed).lower(), **result.outputs, "report": report,
+            "report-json": workspace_relative(paths.json, ctx.workspace), "comment-url": comment_url,
+        })
+    headline = result.headline or f"mlgate: {'passed' if result.passed else 'FAILED'}"
+    print(f"{headline}\nreport: {report}", file=sys.stdout, flush=True)
     return ExitCode.of(result.passed)
 
 
-def _comment(publication: Publication, markdown: str) -> str:
+STALE_MARKER = "<!-- mlgate:stale -->"
+"""Starts the folded earlier report in a refreshed comment, so a second refresh does not nest it."""
+
+
+def collapse_earlier(markdown: str) -> Callable[[str], str]:
+    """``markdown``, then the comment's earlier report folded in a ``<details>`` (once, never nested)."""
+    def rewrite(old: str) -> str:
+        earlier = old.strip()
+        if STALE_MARKER in earlier:  # refreshed before: keep the report it folded, not the fold itself
+            earlier = earlier.split(STALE_MARKER, 1)[1].rsplit("</details>", 1)[0].strip()
+        if not earlier:
+            return markdown
+        body = fold("The earlier report on this pull request (no longer current)", f"{STALE_MARKER}\n{earlier}")
+        return f"{markdown.rstrip()}\n\n{body}\n"
+
+    return rewrite
+
+
+def _comment(publication: Publication, markdown: str, *, existing_only: bool = False) -> str:
     if publication.repo is None:
-        if publication.blocked and publication.blocked != NOT_IN_ACTIONS:
+        if publication.blocked and publication.blocked != NOT_IN_ACTIONS and not existing_only:
             workflow.annotate("warning", "No PR comment",
                               f"The report is in the job summary only: {publication.blocked}.")
-        return ""
+        return ""  # (a blocked run could not have posted the comment that would need refreshing)
     from mlgate.github.client import GitHubError, GitHubPermissionError
-    from mlgate.github.comments import upsert_comment
+    from mlgate.github.comments import refresh_comment, upsert_comment
 
-    body = fit(markdown, COMMENT_LIMIT - len(publication.marker) - 64,
-               "The full report is in the job summary of this run.")
+    limit = COMMENT_LIMIT - len(publication.marker) - 64
     assert publication.pr_number is not None
     try:
+        if existing_only:
+            collapse = collapse_earlier(markdown)
+            return refresh_comment(
+                publication.repo, publication.pr_number, publication.marker,
+                lambda old: fit(collapse(old), limit, "The earlier report is cut here."),
+            )
+        body = fit(markdown, limit, "The full report is in the job summary of this run.")
         return upsert_comment(
             publication.repo, publication.pr_number, publication.marker, body,
             mode="new" if publication.comment == "new" else "update",

@@ -1,17 +1,18 @@
 """Every input of every mode, validated up front.
 
 One pydantic model per mode, all in this module; inputs several modes share are declared once, in a
-base model they inherit (``CommonSettings``, ``DatasetInputs``, ``RegistrySettings``). Field names are
-the snake_case form of the action's kebab-case inputs (``min-samples`` -> ``min_samples``); the same
-models back the CLI flags, action.yml and the README table (``mlgate.action_metadata``). Settings
-are built from a plain mapping of input name to string (the runner's ``INPUT_*`` variables, or
-parsed CLI flags), and a bad value fails before any work with a message that names the input, the
-value, what is allowed and an example.
+base model they inherit (``CommonSettings``, ``DatasetInputs``, ``DvcInputs``, ``RegistrySettings``).
+Field names are the snake_case form of the action's kebab-case inputs (``min-samples`` ->
+``min_samples``); the same models back the CLI flags, action.yml and the README table
+(``mlgate.action_metadata``). Settings are built from a plain mapping of input name to string (the
+runner's ``INPUT_*`` variables, or parsed CLI flags), and a bad value fails before any work with a
+message that names the input, the value, what is allowed and an example.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -53,6 +54,22 @@ def _import_path(value: str) -> str:
 
 ImportPath = Annotated[str, AfterValidator(_import_path)]
 """``package.module:ClassName`` of user code imported from the checked-out repository."""
+
+
+def _shape(value: object) -> object:
+    """``1,28,28``; also as Python prints it, ``(1, 28, 28)`` or ``[1, 28, 28]``, or ``1x28x28``."""
+    if not isinstance(value, str):
+        return value
+    dims = [dim.strip() for dim in re.sub("[x×]", ",", value.strip().strip("()[]")).split(",")]
+    if dims[-1] == "" and len(dims) > 1:  # (1,) as Python prints a 1-tuple
+        dims.pop()
+    if not all(dim.isdigit() and int(dim) > 0 for dim in dims):
+        raise ValueError("must be positive whole numbers separated by commas, e.g. `1,28,28`")
+    return ",".join(str(int(dim)) for dim in dims)
+
+
+Shape = Annotated[str, BeforeValidator(_shape)]
+"""A tensor shape as comma-separated dimensions, normalised to ``1,28,28``."""
 
 
 def example(value: str) -> Any:
@@ -108,20 +125,35 @@ class DatasetInputs(BaseModel):
     )
 
 
-class DataStatsSettings(DatasetInputs, CommonSettings):
+DVC_TIMEOUT_MAX = 21_600
+"""Six hours, the longest a job on a GitHub-hosted runner may run."""
+
+
+class DvcInputs(BaseModel):
+    """How to get data kept in DVC: data-stats pulls ``data``, model-gate pulls ``eval-data``."""
+
+    dvc_pull: Literal["auto", "true", "false"] = Field(
+        "auto", description="Run `dvc pull` for the data first (`data`, `eval-data`); `auto` pulls when "
+        "DVC tracks it.",
+    )
+    gcp_credentials: SecretStr | None = Field(
+        None, description="Google service-account key (JSON) for a `gs://` DVC remote.",
+        json_schema_extra=example("${{ secrets.GCP_SA_KEY }}"),
+    )
+    dvc_timeout: int = Field(
+        1800, ge=1, le=DVC_TIMEOUT_MAX,
+        description=f"Seconds one DVC download (`dvc pull`, the base branch's data) may take before it is "
+        f"stopped; at most {DVC_TIMEOUT_MAX}.", json_schema_extra=example("3600"),
+    )
+
+
+class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
     """Inputs of `mode: data-stats`."""
 
     default_title: ClassVar[str] = "Data report"
     mode: Literal["data-stats"] = "data-stats"  # narrowed per mode
     data: Path = Field(description="Dataset folder, relative to the repository root.",
                        json_schema_extra=example("data/processed"))
-    dvc_pull: Literal["auto", "true", "false"] = Field(
-        "auto", description="Run `dvc pull` for `data` first; `auto` pulls when the repository uses DVC."
-    )
-    gcp_credentials: SecretStr | None = Field(
-        None, description="Google service-account key (JSON) for a `gs://` DVC remote.",
-        json_schema_extra=example("${{ secrets.GCP_SA_KEY }}"),
-    )
     compare_base: StrictBool = Field(True, description="On a pull request, compare with the base branch's data.")
     baseline_data: Path | None = Field(
         None, description="A local copy of the dataset to compare against (instead of the base branch).",
@@ -185,7 +217,7 @@ class RegistrySettings(CommonSettings):
         return value
 
 
-class ModelGateSettings(DatasetInputs, RegistrySettings):
+class ModelGateSettings(DatasetInputs, DvcInputs, RegistrySettings):
     """Inputs of `mode: model-gate`."""
 
     default_title: ClassVar[str] = "Model gate"
@@ -205,9 +237,10 @@ class ModelGateSettings(DatasetInputs, RegistrySettings):
     eval_data: Path | None = Field(None, description="Evaluation data, any layout data-stats reads.",
                                    json_schema_extra=example("data/processed"))
     eval_split: str = Field("test", pattern=r"^[\w.-]+$", description="Split of `eval-data` to evaluate on.")
-    input_shape: str | None = Field(
-        None, pattern=r"^\d+(,\d+)*$", description="Shape of one input without batch, e.g. `1,28,28`; "
-        "default from the eval data.", json_schema_extra=example("1,28,28"),
+    input_shape: Shape | None = Field(
+        None, description="Shape of one model input without the "
+        "batch dimension, e.g. `1,28,28` (`1,1,28,28` works too when the eval data agrees); default from the "
+        "eval data.", json_schema_extra=example("1,28,28"),
     )
     predictions: int = Field(100, ge=1, le=1_000_000, description="Single predictions timed for latency.")
     batch_sizes: str = Field("1,32", pattern=r"^\d+(,\d+)*$", description="Batch sizes for throughput.")
@@ -358,7 +391,7 @@ def _explain(exc: ValidationError, model: type[BaseModel], inputs: Mapping[str, 
         shown = "(hidden)" if secret else repr(inputs.get(name, ""))
         lines.append(
             f"Input `{name}` is {shown}: {error['msg'].removeprefix('Value error, ')}. "
-            f"Allowed: {_allowed(model, field)}."
+            f"Allowed: {_allowed(model, field).rstrip('.')}."
         )
     return "\n".join(lines)
 

@@ -1,16 +1,49 @@
-"""GitHub Actions workflow commands and file commands: masks, annotations, outputs, job summary.
+"""What a run says while it runs: masks, annotations, folded phases, progress, outputs, job summary.
 
-Everything here also works outside Actions: without GITHUB_OUTPUT / GITHUB_STEP_SUMMARY the files
-are simply not written, and the ``::`` lines are harmless on a terminal.
+Two readers, one API. Inside GitHub Actions (``GITHUB_ACTIONS=true``) everything is a workflow
+command on stdout: ``::add-mask::``, ``::error title=...::`` (escaped as the runner expects),
+``::group::`` folding. Outside Actions the same calls write plain text for a person at a terminal on
+stderr (stdout keeps the run's outcome), and masks print nothing at all: echoing a secret to the
+terminal would be the opposite of masking it. Without GITHUB_OUTPUT / GITHUB_STEP_SUMMARY the files
+are simply not written.
+
+Which reader is decided once per run: :func:`running` (``mlgate.cli.main`` sets it from the
+environment it is given). The default is a terminal.
 """
 
 from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
+
+Level = Literal["error", "warning", "notice"]
+
+MIN_MASK_LENGTH = 4
+"""Shorter values are never masked: ``::add-mask::{`` would hide every brace in the rest of the log,
+and a secret of 1–3 characters is not protected by masking anyway."""
+
+_in_actions = False
+
+
+def in_actions() -> bool:
+    """True while :func:`running` says the run is a GitHub Actions step."""
+    return _in_actions
+
+
+@contextmanager
+def running(*, in_actions: bool) -> Iterator[None]:
+    """Write for the Actions log (``in_actions``) or for a terminal until the block ends."""
+    global _in_actions
+    previous, _in_actions = _in_actions, in_actions
+    try:
+        yield
+    finally:
+        _in_actions = previous
 
 
 def _escape_data(text: str) -> str:
@@ -21,18 +54,95 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _out(stream: TextIO | None) -> TextIO:
+    """Workflow commands go to stdout (the runner reads them there); terminal chatter to stderr."""
+    return stream or (sys.stdout if _in_actions else sys.stderr)
+
+
 def mask(value: str, stream: TextIO | None = None) -> None:
-    """Ask the runner to hide ``value`` (each line of it) in every later log line."""
-    out = stream or sys.stdout
-    for line in value.splitlines():
-        if line.strip():
+    """Ask the runner to hide ``value`` in every later log line; nothing outside Actions.
+
+    The runner matches masks within one log line, so a multi-line value is masked line by line.
+    Lines (and values) shorter than :data:`MIN_MASK_LENGTH` after stripping are skipped: masking
+    ``{`` or ``-`` garbles the whole log and protects nothing. Callers with a structured secret (a
+    JSON key) pass its secret fields, not the whole document (see :mod:`mlgate.gcp`).
+    """
+    if not _in_actions:
+        return
+    out = _out(stream)
+    for line in dict.fromkeys(part.strip() for part in value.splitlines()):
+        if len(line) >= MIN_MASK_LENGTH:
             print(f"::add-mask::{_escape_data(line)}", file=out, flush=True)
 
 
-def annotate(level: str, title: str, message: str, stream: TextIO | None = None) -> None:
-    """``::error title=...::message`` (or warning/notice), escaped as the runner expects."""
-    out = stream or sys.stdout
-    print(f"::{level} title={_escape_property(title)}::{_escape_data(message)}", file=out, flush=True)
+def annotate(level: Level, title: str, message: str, stream: TextIO | None = None) -> None:
+    """``::error title=...::message`` (or warning/notice) in Actions; ``warning: title — message`` else."""
+    if _in_actions:
+        print(f"::{level} title={_escape_property(title)}::{_escape_data(message)}", file=_out(stream), flush=True)
+        return
+    body = "\n  ".join(message.strip().splitlines())
+    print(f"{level}: {title} — {body}" if body else f"{level}: {title}", file=_out(stream), flush=True)
+
+
+def error(title: str, message: str, hint: str = "", stream: TextIO | None = None) -> None:
+    """A failure, for the person who has to fix it.
+
+    In Actions: one ``::error`` annotation (message and hint; the checks UI shows it). On a terminal:
+    a title line, the message, then the fix, as plain text on stderr.
+    """
+    if _in_actions:
+        annotate("error", title, f"{message}\n{hint}" if hint else message, stream)
+        return
+    lines = [f"error: {title}", message.strip()]
+    if hint:
+        lines += ["", "How to fix it:", *(f"  {line}" for line in hint.strip("\n").splitlines())]
+    print("\n".join(lines), file=_out(stream), flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+@contextmanager
+def phase(name: str, stream: TextIO | None = None,
+          clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """One long step of a run, with its elapsed time.
+
+    In Actions its output is folded under ``::group::name`` and the time follows the fold, so it
+    shows while folded; on a terminal it is announced as ``▸ name…``. If the block raises, the fold
+    is closed first, so that the error is not hidden inside it.
+    """
+    out = _out(stream)
+    print(f"::group::{name}" if _in_actions else f"▸ {name}…", file=out, flush=True)
+    start = clock()
+    outcome = "failed after"
+    try:
+        yield
+        outcome = "done in"
+    finally:
+        if _in_actions:
+            print("::endgroup::", file=out, flush=True)
+        print(f"  {outcome} {_duration(clock() - start)}", file=out, flush=True)
+
+
+def progress(every_s: float = 5.0, stream: TextIO | None = None,
+             clock: Callable[[], float] = time.monotonic) -> Callable[[str], None]:
+    """A reporter for a long loop: call it as often as you like with how far it got; it prints at most
+    once every ``every_s`` seconds (with the time since it was made), so a short loop prints nothing."""
+    start = clock()
+    last = start
+
+    def report(text: str) -> None:
+        nonlocal last
+        now = clock()
+        if now - last >= every_s:
+            last = now
+            print(f"  … {text} ({_duration(now - start)})", file=_out(stream), flush=True)
+
+    return report
 
 
 def set_outputs(path: Path | None, outputs: Mapping[str, str]) -> None:

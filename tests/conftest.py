@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fakes.gcs",
     "tests.fakes.wandb_server",
     "tests.fakes.dvc_repo",
+    "tests.reliability.catalogue",
 ]

@@ -4,25 +4,33 @@ Everything that moves data goes through the ``dvc`` CLI of the running interpret
 interface; ``dvc.repo.Repo`` is internal), with exit codes checked and DVC's own ``ERROR:`` lines
 carried into :class:`DvcError`. Which outputs cover a path, and their hashes, are read straight
 from the ``.dvc`` / ``dvc.yaml`` / ``dvc.lock`` files (at a git revision through ``git show``),
-so they cost no download and no DVC start-up.
+so they cost no download and no DVC start-up. Downloads (``dvc pull``, ``dvc get``) stream DVC's own
+progress to the log as they run and are stopped, with their whole process group, after ``timeout``
+seconds (:func:`run_streaming`).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import json
 import os
 import posixpath
+import selectors
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from pydantic import BaseModel
 
+from mlgate import workflow
 from mlgate.errors import MlgateError
 
 _HINT_REMOTE = (
@@ -40,6 +48,10 @@ _HINT_MISSING = (
 _HINT_REVISION = (
     "The revision is not in this clone. Check out the full history:\n"
     "  - uses: actions/checkout@v4\n    with:\n      fetch-depth: 0"
+)
+_HINT_TIMEOUT = (
+    "Give the download more time (seconds, at most 21600), or check that the DVC remote is reachable "
+    "from the runner:\n  with:\n    dvc-timeout: 3600"
 )
 _HINT_UNTRACKED = "Track it first: `dvc add PATH` (or declare it in a dvc.yaml stage's outs), then commit."
 
@@ -76,12 +88,23 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 _MAX_REASON = 2000  # characters of DVC's output kept in an error (it may list thousands of files)
+_TAIL_LINES = 200  # lines of a streamed command's output kept for its error message
+PROGRESS_INTERVAL = 5.0
+"""Seconds between two progress lines of a streamed download (DVC redraws its bars far more often)."""
+_KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a download stopped at its timeout
+_HOLD = 0.5  # seconds a streamed line waits for the spaces that would clear it (a finished progress bar)
 
 
 class DvcError(MlgateError):
     """Raised when a ``dvc`` command fails or answers something unusable; carries DVC's reason."""
 
     title = "DVC failed"
+
+
+class DvcTimeout(DvcError):
+    """Raised when a download runs past the runner's ``timeout`` and is stopped."""
+
+    title = "DVC download timed out"
 
 
 class DataDiff(BaseModel):
@@ -107,16 +130,29 @@ class _Out:
 
 
 class DvcRunner:
-    """Runs ``dvc`` and ``git`` in ``repo``; ``env`` overlays ``os.environ`` for every subprocess."""
+    """Runs ``dvc`` and ``git`` in ``repo``; ``env`` overlays ``os.environ`` for every subprocess.
 
-    def __init__(self, repo: Path, env: Mapping[str, str] | None = None) -> None:
+    Downloads (:meth:`pull`, :meth:`materialize`) print DVC's output to ``log`` as it comes (default:
+    the run's log, see :mod:`mlgate.workflow`) and are stopped after ``timeout`` seconds (None: no limit).
+    """
+
+    def __init__(self, repo: Path, env: Mapping[str, str] | None = None, *, timeout: float | None = None,
+                 log: IO[str] | None = None) -> None:
         self.repo = Path(repo)
+        self.timeout = timeout
         self._env = {**os.environ, **(env or {}), "DVC_NO_ANALYTICS": "1"}
+        self._log = log
 
     def with_env(self, extra: Mapping[str, str]) -> DvcRunner:
         """The same runner with ``extra`` added to every subprocess's environment (e.g. credentials)."""
-        runner = DvcRunner(self.repo)
+        runner = DvcRunner(self.repo, timeout=self.timeout, log=self._log)
         runner._env = {**self._env, **extra}
+        return runner
+
+    def with_timeout(self, seconds: float | None) -> DvcRunner:
+        """The same runner whose downloads are stopped after ``seconds``."""
+        runner = self.with_env({})
+        runner.timeout = seconds
         return runner
 
     def is_dvc_repo(self) -> bool:
@@ -133,7 +169,7 @@ class DvcRunner:
                 f"`{_norm(data)}` is not tracked by DVC in {self.repo}: no .dvc file or dvc.yaml output covers it.",
                 hint=_HINT_UNTRACKED,
             )
-        self._dvc("pull", *targets)
+        self._download("pull", *targets)
 
     def content_hash(self, data: str, rev: str | None = None) -> str | None:
         """DVC's md5 of the output covering ``data`` at ``rev`` (working tree when None).
@@ -182,7 +218,7 @@ class DvcRunner:
                 hint=_HINT_UNTRACKED,
             )
         out.parent.mkdir(parents=True, exist_ok=True)
-        self._dvc("get", str(self.repo.resolve()), rel, "--rev", rev, "-o", str(out))
+        self._download("get", str(self.repo.resolve()), rel, "--rev", rev, "-o", str(out))
         return out
 
     # -- reading DVC's files -------------------------------------------------------------------
@@ -235,6 +271,36 @@ class DvcRunner:
             )
         return done.stdout
 
+    def _download(self, *args: str) -> None:
+        """``dvc ARGS`` with its output streamed to the log, stopped after ``self.timeout`` seconds."""
+        shown = "dvc " + " ".join(args)
+        # the Actions log reads stdout; on a terminal stdout keeps the run's outcome, progress goes to stderr
+        log = self._log or (sys.stdout if workflow.in_actions() else sys.stderr)
+
+        def echo(line: str) -> None:
+            print(line, file=log, flush=True)
+
+        echo(f"$ {shown}")
+        # DVC draws its progress bars only on a terminal unless told otherwise
+        env = {**self._env, "DVC_IGNORE_ISATTY": "true"}
+        try:
+            done = run_streaming([sys.executable, "-m", "dvc", *args], cwd=self.repo, env=env,
+                                 timeout=self.timeout, echo=echo)
+        except OSError as exc:
+            raise DvcError(f"Cannot run `{shown}` in {self.repo}: {exc.strerror}.") from exc
+        if done.timed_out:
+            last = f" Its last output: {done.last_line.strip()!r}." if done.last_line else " It printed nothing."
+            raise DvcTimeout(
+                f"`{shown}` did not finish within {self.timeout:g} s (`dvc-timeout`) and was stopped.{last}",
+                hint=_HINT_TIMEOUT,
+            )
+        if done.returncode != 0:
+            reason = _dvc_reason(done.stderr, done.stdout)
+            raise DvcError(
+                f"`{shown}` failed in {self.repo} (exit code {done.returncode}): {reason}",
+                hint=_hint_for(reason),
+            )
+
     def _verify_revision(self, rev: str) -> None:
         done = self._run_git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
         if done.returncode != 0:
@@ -258,6 +324,189 @@ class DvcRunner:
             )
         except OSError as exc:
             raise DvcError(f"Cannot run `git {' '.join(args)}` in {self.repo}: {exc.strerror}.") from exc
+
+
+# -- streaming a subprocess -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamedRun:
+    """How a :func:`run_streaming` command ended, with the last lines of its output."""
+
+    returncode: int | None
+    """None when it was stopped at the timeout."""
+    stdout: str
+    stderr: str
+    """The last complete lines of each stream (progress redraws left out)."""
+    last_line: str
+    """The last thing it printed, a progress redraw included; what it was doing when stopped."""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+class _Log:
+    """Where the lines of both streams go: every complete line, and of the progress redraws (text
+    ended by a carriage return) one every ``interval`` seconds at most.
+
+    A complete line is held back for up to ``_HOLD`` seconds, so that a progress bar the command
+    clears at once (tqdm's ``leave=False``: spaces over it) never shows its stale first state.
+    """
+
+    def __init__(self, echo: Callable[[str], None], interval: float, clock: Callable[[], float]) -> None:
+        self.last = ""
+        """The last thing printed, a redraw included."""
+        self._echo, self._interval, self._clock = echo, interval, clock
+        self._held: tuple[str, float] | None = None
+        self._last_echo = clock()
+
+    def line(self, text: str) -> None:
+        self.last = text
+        self.release()
+        self._held = (text, self._clock())
+
+    def redraw(self, text: str) -> None:
+        self.last = text
+        if self._clock() - self._last_echo >= self._interval:
+            self.release()
+            self._show(text)
+
+    def cleared(self) -> None:
+        self._held = None
+
+    def tick(self) -> None:
+        """Called while the command runs: a held line is shown once nothing cleared it in time."""
+        if self._held is not None and self._clock() - self._held[1] >= _HOLD:
+            self.release()
+
+    def release(self) -> None:
+        if self._held is not None:
+            text, self._held = self._held[0], None
+            self._show(text)
+
+    def _show(self, text: str) -> None:
+        self._echo(text)
+        self._last_echo = self._clock()
+
+
+class _LineSplitter:
+    """One stream's bytes cut into lines and redraws for the :class:`_Log`; keeps its last lines."""
+
+    def __init__(self, log: _Log) -> None:
+        self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._log = log
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while True:
+            cr, nl = self._buffer.find(b"\r"), self._buffer.find(b"\n")
+            if nl >= 0 and (cr < 0 or nl < cr):
+                segment, self._buffer = self._buffer[:nl], self._buffer[nl + 1:]
+                self._segment(segment, complete=True)
+            elif cr < 0 or cr == len(self._buffer) - 1:
+                return  # no separator yet, or a \r that may be the start of \r\n
+            elif self._buffer[cr + 1:cr + 2] == b"\n":  # a line ended the Windows way, not a redraw
+                segment, self._buffer = self._buffer[:cr], self._buffer[cr + 2:]
+                self._segment(segment, complete=True)
+            else:
+                segment, self._buffer = self._buffer[:cr], self._buffer[cr + 1:]
+                self._segment(segment, complete=False)
+
+    def close(self) -> None:
+        if self._buffer.strip():
+            self._segment(self._buffer, complete=True)
+        self._buffer = b""
+
+    def _segment(self, segment: bytes, *, complete: bool) -> None:
+        text = segment.decode("utf-8", errors="replace").rstrip()
+        if not text and segment:  # spaces over a progress bar: it is done
+            self._log.cleared()
+        if len(text.strip()) <= 1:  # blank, a cleared bar, or DVC's one-character spinner
+            return
+        if complete:
+            self.tail.append(text)
+            self._log.line(text)
+        else:
+            self._log.redraw(text)
+
+
+def run_streaming(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float | None,
+                  echo: Callable[[str], None], progress_interval: float = PROGRESS_INTERVAL) -> StreamedRun:
+    """Run ``command`` with its stdout and stderr passed line by line to ``echo`` as they come.
+
+    The command runs in a process group of its own; past ``timeout`` seconds the whole group is
+    terminated (killed ``_KILL_GRACE`` seconds later if it lingers) and the result says so.
+    Raises :class:`OSError` when the command cannot be started.
+    """
+    proc = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    log = _Log(echo, progress_interval, time.monotonic)
+    splitters = {stream.fileno(): _LineSplitter(log) for stream in (proc.stdout, proc.stderr)}
+    out, err = (splitters[stream.fileno()] for stream in (proc.stdout, proc.stderr))
+    try:
+        timed_out = _pump(proc, splitters, log, deadline)
+    finally:
+        if proc.poll() is None:
+            _stop_group(proc)
+        proc.stdout.close()
+        proc.stderr.close()
+    for splitter in (out, err):
+        splitter.close()
+    log.release()
+    return StreamedRun(
+        returncode=None if timed_out else proc.returncode,
+        stdout="\n".join(out.tail), stderr="\n".join(err.tail), last_line=log.last,
+    )
+
+
+def _pump(proc: subprocess.Popen[bytes], splitters: Mapping[int, _LineSplitter], log: _Log,
+          deadline: float | None) -> bool:
+    """Feed the command's output to ``splitters`` until it exits (True: it ran past ``deadline``).
+
+    Ends when the command has exited and its pipes are drained, even if a process it started
+    still holds them open."""
+    with selectors.DefaultSelector() as selector:
+        for fd in splitters:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            exited = proc.poll() is not None
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0 and not exited:
+                return True
+            ready = selector.select(0 if exited else _HOLD if left is None else min(left, _HOLD))
+            if exited and not ready:
+                break  # drained; a process it left behind may still hold the pipes
+            for key, _ in ready:
+                try:
+                    chunk = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    splitters[key.fd].feed(chunk)
+                else:
+                    selector.unregister(key.fd)
+            log.tick()
+    try:
+        proc.wait(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the command's process group; SIGKILL to whatever of it is left after a grace period."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(_KILL_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 # -- pure helpers --------------------------------------------------------------------------------

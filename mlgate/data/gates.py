@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from mlgate import numbers
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.stats import DatasetStats
+from mlgate.numbers import Unit
 from mlgate.report import Gate
 from mlgate.settings import DataStatsSettings
+
+UNITS: dict[str, Unit] = {
+    "min-samples": Unit.plain("items"),
+    "max-imbalance": numbers.RATIO,
+    "fail-on-leakage": Unit.plain("items"),
+    "fail-on-duplicates": Unit.plain("items"),
+    "fail-on-nonfinite": Unit.plain("items"),
+    "baseline-train": Unit(value=numbers.percent, limit=numbers.percent, difference=numbers.points),
+}
+"""Gate name (the input that sets it) -> how the report writes its value and threshold."""
+
+INPUTS = list(UNITS)
+"""The inputs that switch a data gate on, in the order of the gate table."""
 
 
 def evaluate_data_gates(
@@ -19,7 +34,8 @@ def evaluate_data_gates(
         passed = smallest.count >= settings.min_samples
         gates.append(Gate(
             name="min-samples", value=smallest.count, threshold=settings.min_samples, passed=passed,
-            detail="" if passed else f"split `{name}` has {settings.min_samples - smallest.count:,} too few",
+            detail="" if passed else (f"{numbers.count(settings.min_samples - smallest.count)} items below the "
+                                      f"{numbers.count(settings.min_samples)} minimum in split `{name}`"),
         ))
     if settings.max_imbalance is not None:
         ratios = {n: s.imbalance_ratio for n, s in splits.items() if s.imbalance_ratio is not None}
@@ -27,8 +43,9 @@ def evaluate_data_gates(
             name, worst = max(ratios.items(), key=lambda item: item[1])
             passed = worst <= settings.max_imbalance
             gates.append(Gate(
-                name="max-imbalance", value=round(worst, 4), threshold=settings.max_imbalance, passed=passed,
-                detail="" if passed else f"split `{name}` is {worst / settings.max_imbalance:.2f}× over",
+                name="max-imbalance", value=worst, threshold=settings.max_imbalance, passed=passed,
+                detail="" if passed else (f"{numbers.number(worst - settings.max_imbalance)} over the "
+                                          f"{numbers.RATIO.limit(settings.max_imbalance)} limit in split `{name}`"),
             ))
     for enabled, name, value, what in (
         (settings.fail_on_leakage, "fail-on-leakage", stats.leakage.train_test_exact_duplicates,
@@ -40,11 +57,13 @@ def evaluate_data_gates(
     ):
         if enabled:
             gates.append(Gate(name=name, value=value, threshold=0, passed=value == 0,
-                              detail="" if value == 0 else f"{value:,} {what}"))
+                              detail="" if value == 0 else f"{numbers.count(value)} {what}"))
     if baseline is not None:
         gates.append(Gate(
-            name="baseline-train", value=round(baseline.test_accuracy, 4),
-            threshold=round(baseline.chance_accuracy, 4), passed=baseline.converged,
-            detail="" if baseline.converged else "a small model did not learn this data (accuracy vs chance)",
+            name="baseline-train", value=baseline.test_accuracy,
+            threshold=baseline.chance_accuracy, passed=baseline.converged,
+            detail="" if baseline.converged else (
+                f"a small model did not learn this data: test accuracy {numbers.percent(baseline.test_accuracy)} "
+                f"against {numbers.percent(baseline.chance_accuracy)} by always guessing the most common class"),
         ))
     return gates

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +18,27 @@ from mlgate.context import RunContext
 from mlgate.data.changes import Changes, compare
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
 from mlgate.data.layouts import Dataset, open_dataset
-from mlgate.data.report import DataReport, build_report, render_markdown, render_unchanged
-from mlgate.data.stats import DatasetStats, LeakageStats, compute_stats
+from mlgate.data.pull import dvc_session, pull_if_tracked
+from mlgate.data.report import (
+    DataReport,
+    build_report,
+    data_outcome,
+    render_markdown,
+    render_unchanged,
+    unchanged_outcome,
+)
+from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_stats
 from mlgate.data.stats_cache import StatsCache
 from mlgate.errors import ExitCode
-from mlgate.figures.worker import FigureJob, FigureWorker, LabelDistribution, LossCurve, PixelHistogram, SampleGrid
+from mlgate.figures.worker import (
+    FigureJob,
+    FigureWorker,
+    LabelDistribution,
+    LeakedPairs,
+    LossCurve,
+    PixelHistogram,
+    SampleGrid,
+)
 from mlgate.publish import Finished, Publication, finish
 from mlgate.settings import DataStatsSettings
 
@@ -53,19 +69,27 @@ class Measured:
     samples: dict[int, Tensor]
     """Up to ``samples-per-class`` train images per label, for the sample grid."""
     changes: Changes | None
+    base: DatasetStats | None = None
+    """The statistics ``changes`` compares with, for the base-vs-head figures."""
+    leaked: list[LeakedPixels] = dataclasses.field(default_factory=list)
+    """The first leaked items with their pixels, for the picture of leaked pairs."""
 
 
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Clients,
                    figure_worker: FigureWorker | None = None) -> ExitCode:
     publication = Publication.for_run(settings, ctx, clients)
     cache = StatsCache(ctx.in_workspace(settings.cache_dir), publication.branch_store, settings.assets_branch)
-    with _dvc(settings, clients) as dvc:
+    with dvc_session(settings, clients.dvc, needed=settings.compare_base) as dvc:
         versions = _versions(settings, ctx, dvc)
         measured = None if versions.unchanged else _measure(settings, ctx, dvc, versions, cache)
     if measured is None:
         return finish(_unchanged(settings, versions, cache), publication, ctx)
-    baseline = _train_baseline(settings, measured.dataset, measured.stats) if settings.baseline_train else None
-    figures = (figure_worker or FigureWorker(None)).render(_figure_jobs(settings, measured, baseline))
+    baseline = None
+    if settings.baseline_train:
+        with workflow.phase("Training the sanity baseline"):
+            baseline = _train_baseline(settings, measured.dataset, measured.stats)
+    with workflow.phase("Drawing the figures"):
+        figures = (figure_worker or FigureWorker(None)).render(_figure_jobs(settings, measured, baseline))
     report = _report(settings, versions, measured, baseline, figures)
     cache.flush()
     return finish(_finished(report, figures, _label_counts(measured.stats)), publication, ctx)
@@ -85,31 +109,56 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
              cache: StatsCache) -> Measured:
     """Pull the data, compute its statistics (cached by content hash) and compare with the base."""
     data = settings.data.as_posix()
-    if dvc and _should_pull(settings, dvc, data):
-        dvc.pull(data)
-    dataset = _open(settings, ctx.in_workspace(settings.data), ctx)
-    stats, samples = compute_stats(dataset, samples_per_class=settings.samples_per_class)
+    pull_if_tracked(settings, dvc, settings.data, "data")
+    with workflow.phase(f"Reading {data} and computing its statistics"):
+        dataset = _open(settings, ctx.in_workspace(settings.data), ctx)
+        stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
+                                               progress=_items_read())
     if versions.head_hash:
         cache.put(_cache_key(versions.head_hash, settings), stats)
-    return Measured(dataset, stats, samples, _changes(settings, ctx, dvc, versions, stats, cache))
+    base = settings.baseline_data.as_posix() if settings.baseline_data else None
+    if base is None and dvc is not None and versions.base_hash is not None:
+        base = versions.base_ref or versions.base_sha
+    with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
+        changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache)
+    return Measured(dataset, stats, samples, changes, base_stats, leaked)
+
+
+def _items_read() -> Callable[[int], None]:
+    say = workflow.progress()
+    return lambda items: say(f"{items:,} items read")
 
 
 def _figure_jobs(settings: DataStatsSettings, measured: Measured,
                  baseline: BaselineResult | None) -> dict[str, FigureJob]:
-    from mlgate.figures.data import CannotDrawFigure, display_samples
+    from mlgate.figures.data import CannotDrawFigure, display_images, display_samples
 
-    stats = measured.stats
-    jobs: dict[str, FigureJob] = {"label_distribution": LabelDistribution(_label_counts(stats))}
+    stats, base = measured.stats, measured.base
+    base_name = measured.changes.base if measured.changes else "base"
+    jobs: dict[str, FigureJob] = {"label_distribution": LabelDistribution(
+        _label_counts(stats), base_counts=_label_counts(base) if base else None, base_name=base_name)}
     try:
         displays = display_samples(measured.samples, per_class=settings.samples_per_class)
-        jobs["sample_grid"] = SampleGrid(displays, stats.class_names, settings.samples_per_class)
+        sample_split = "train" if "train" in measured.dataset.splits else next(iter(measured.dataset.splits), "")
+        jobs["sample_grid"] = SampleGrid(displays, stats.class_names, settings.samples_per_class, sample_split)
     except CannotDrawFigure as exc:  # feature vectors, not images: no grid, say why
         workflow.annotate("notice", "No sample grid", exc.message)
     histograms = {n: (s.histogram, s.histogram_edges) for n, s in stats.splits.items() if s.histogram}
     if histograms:
-        jobs["pixel_histogram"] = PixelHistogram(histograms)
+        base_histograms = {n: (s.histogram, s.histogram_edges) for n, s in base.splits.items() if s.histogram} \
+            if base else None
+        jobs["pixel_histogram"] = PixelHistogram(histograms, items={n: s.count for n, s in stats.splits.items()},
+                                                 base=base_histograms, base_name=base_name)
     if baseline is not None:
-        jobs["baseline_loss"] = LossCurve(baseline.losses, title="Sanity baseline: training loss")
+        title = (f"Sanity baseline: training loss of a {baseline.model}\n"
+                 f"train split, {baseline.train_samples:,} items, {baseline.epochs} epochs, {baseline.steps:,} steps")
+        jobs["baseline_loss"] = LossCurve(baseline.losses, title=title, step_every=baseline.log_every)
+    if measured.leaked:
+        with contextlib.suppress(CannotDrawFigure):  # not images: the sample grid's notice said so
+            jobs["leaked_pairs"] = LeakedPairs(
+                display_images([leak.image for leak in measured.leaked]),
+                [(leak.split, leak.item, leak.label, leak.train_item, leak.train_label) for leak in measured.leaked],
+                stats.class_names, stats.leakage.train_test_exact_duplicates)
     return jobs
 
 
@@ -133,11 +182,13 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
         passed=report.passed, report_json=report.model_dump_json(indent=2), figures=figures,
         render=lambda links, note: render_markdown(report, links, fallback_chart=fallback, note=note),
         outputs={"data-changed": "" if report.data_changed is None else str(report.data_changed).lower()},
+        headline=data_outcome(report),
     )
 
 
 def _unchanged(settings: DataStatsSettings, versions: DataVersions, cache: StatsCache) -> Finished:
-    """The data is byte-for-byte the base branch's: one line, no pull, no comment (stay quiet)."""
+    """The data is byte-for-byte the base branch's: one line, no pull, and no new comment (an existing
+    one is edited to say so, its old numbers folded away)."""
     from mlgate.data.gates import evaluate_data_gates
 
     cached = cache.get(_cache_key(versions.head_hash, settings)) if versions.head_hash else None
@@ -151,40 +202,12 @@ def _unchanged(settings: DataStatsSettings, versions: DataVersions, cache: Stats
         content_hash=versions.head_hash, changes=None, gates=gates, baseline=None, figures={},
     ).model_copy(update={"data_changed": False})
     markdown = render_unchanged(settings.report_title, settings.data.as_posix(), versions.head_hash,
-                                versions.base_ref)
+                                versions.base_ref, gates)
     return Finished(passed=report.passed, report_json=report.model_dump_json(indent=2),
-                    render=lambda links, note: markdown, outputs={"data-changed": "false"}, comment=False)
-
-
-@contextlib.contextmanager
-def _dvc(settings: DataStatsSettings, clients: Clients) -> Iterator[DvcRunner | None]:
-    """A DVC runner when the repository uses DVC (and the user did not switch it off), with the
-    service-account key in a private temp file for exactly as long as DVC runs."""
-    runner = clients.dvc
-    if settings.dvc_pull == "false" and not settings.compare_base:
-        yield None
-        return
-    if not runner.is_dvc_repo():
-        if settings.dvc_pull == "true":
-            raise DvcError(
-                f"`dvc-pull: true` but {runner.repo} is not a DVC repository (no .dvc folder).",
-                hint="Run the step after actions/checkout in a DVC repository, or set `dvc-pull: auto`.",
-            )
-        yield None
-        return
-    if settings.gcp_credentials is None:
-        yield runner
-        return
-    from mlgate.gcp import service_account_credentials
-
-    with service_account_credentials(settings.gcp_credentials.get_secret_value(), mask=workflow.mask) as extra:
-        yield runner.with_env(extra)
-
-
-def _should_pull(settings: DataStatsSettings, dvc: DvcRunner, data: str) -> bool:
-    if settings.dvc_pull == "false":
-        return False
-    return settings.dvc_pull == "true" or bool(dvc.tracked_targets(data))
+                    render=lambda links, note: markdown, outputs={"data-changed": "false"},
+                    comment="update-existing",
+                    headline=unchanged_outcome(settings.data.as_posix(), versions.head_hash, versions.base_ref,
+                                               gates))
 
 
 def _base_hash(dvc: DvcRunner, base_sha: str, data: str) -> str | None:
@@ -214,25 +237,26 @@ def _open(settings: DataStatsSettings, data_dir: Path, ctx: RunContext) -> Datas
 
 
 def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
-             head: DatasetStats, cache: StatsCache) -> Changes | None:
-    """Base statistics from a local copy, the cache, or the base revision's data (pulled only then)."""
+             head: DatasetStats, cache: StatsCache) -> tuple[Changes | None, DatasetStats | None]:
+    """Base statistics from a local copy, the cache, or the base revision's data (pulled only then),
+    and what changed against them."""
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data)
-        base_stats, _ = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)
-        return compare(base_stats, head, base_name=settings.baseline_data.as_posix())
+        base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
+        return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
-        return None
+        return None, None
     data = settings.data.as_posix()
     files: DataDiff = dvc.diff(base_sha, "HEAD", data)
     cached = cache.get(_cache_key(base_hash, settings))
     if cached is None:
         with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
             base_dir = dvc.materialize(base_sha, data, Path(tmp))
-            cached, _ = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)
+            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
-                   head_hash=versions.head_hash, files=files)
+                   head_hash=versions.head_hash, files=files), cached
 
 
 def _train_baseline(settings: DataStatsSettings, dataset: Dataset, stats: DatasetStats) -> BaselineResult:

@@ -10,18 +10,22 @@ from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel
 
+from mlgate import numbers
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.changes import Changes
+from mlgate.data.gates import INPUTS, UNITS
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
-from mlgate.report import Gate, fold, footer, format_number, gates_table
+from mlgate.numbers import count, number, percent, ratio, signed_count
+from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 FIGURE_TITLES = {
     "label_distribution": "Label distribution",
     "sample_grid": "Samples per class",
     "pixel_histogram": "Pixel intensities",
     "baseline_loss": "Sanity baseline: training loss",
+    "leaked_pairs": "Leaked items beside their train copies",
 }
 
 
@@ -77,9 +81,40 @@ def build_report(
     )
 
 
-def render_unchanged(title: str, data: str, content_hash: str | None, base: str) -> str:
+def render_unchanged(title: str, data: str, content_hash: str | None, base: str,
+                     gates: list[Gate] | None = None) -> str:
+    """The data is the base branch's: one line, and the gates (judged on cached statistics) when set."""
     short = f" (DVC hash `{content_hash[:10]}`)" if content_hash else ""
-    return f"## {title}\n\n➖ `{data}` is unchanged against `{base}`{short}; nothing to report.\n\n{footer()}\n"
+    said = "its cached statistics were held against the gates." if gates else "nothing to report."
+    parts = [f"## {icon(gates)} {title}" if gates else f"## {title}",
+             f"➖ `{data}` is unchanged against `{base}`{short}; {said}"]
+    if gates:
+        parts += [verdict_line(gates), gates_section(gates, UNITS, INPUTS)]
+    return "\n\n".join([*parts, footer()]) + "\n"
+
+
+def unchanged_outcome(data: str, content_hash: str | None, base: str, gates: list[Gate]) -> str:
+    """The plain-text outcome of a run that found the data unchanged."""
+    short = f" (DVC {content_hash[:10]})" if content_hash else ""
+    return outcome("data-stats", gates, UNITS, [f"{data} unchanged against {base or 'the base'}{short}",
+                                                "no new statistics"])
+
+
+def data_outcome(report: DataReport) -> str:
+    """The plain-text outcome of a run: verdict, items per split, the change, imbalance, leakage."""
+    counts = ", ".join(f"{count(s.count)} {name}" for name, s in report.splits.items())
+    figures = [f"{report.data}: {counts or 'no items'}"]
+    if report.changes is not None:
+        delta = sum(change.count_delta for change in report.changes.splits.values())
+        figures.append(f"{signed_count(delta)} items against {report.changes.base}")
+    ratios = {name: s.imbalance_ratio for name, s in report.splits.items() if s.imbalance_ratio is not None}
+    if ratios:
+        worst = max(ratios, key=lambda name: ratios[name])
+        figures.append(f"imbalance up to {ratio(ratios[worst])} ({worst})")
+    leaked = [f"{count(n)} {name}" for name, n in report.leakage.per_split.items() if n]
+    if leaked:
+        figures.append(f"{', '.join(leaked)} items also in train")
+    return outcome("data-stats", report.gates, UNITS, figures)
 
 
 def _shape(shape: list[int] | None, shapes: Mapping[str, int]) -> str:
@@ -89,9 +124,18 @@ def _shape(shape: list[int] | None, shapes: Mapping[str, int]) -> str:
 
 
 def _label(label: str, class_names: list[str] | None) -> str:
+    """A class as a reader knows it: its name once, with the label only where the name does not say it.
+
+    No names (course shards): ``3``. ImageFolder folders ``0``…``9``: ``3``; folders ``cat``, ``dog``:
+    ``1 · dog``. A dataset class whose names start with the label (torchvision's ``3 - three``): the name.
+    """
+    name = label
     if class_names and label.isdigit() and int(label) < len(class_names):
-        return f"{label} ({class_names[int(label)]})"
-    return label
+        name = class_names[int(label)]
+        says_label = name.startswith(label) and not name[len(label):len(label) + 1].isalnum()
+        if not says_label:
+            name = f"{label} · {name}"
+    return name.replace("|", "\\|")  # a table cell
 
 
 def _splits_table(report: DataReport) -> str:
@@ -101,18 +145,18 @@ def _splits_table(report: DataReport) -> str:
     def row(title: str, cell: Callable[[SplitStats], str]) -> None:
         rows.append((title, [cell(report.splits[n]) for n in names]))
 
-    row("items", lambda s: f"{s.count:,}")
+    row("items", lambda s: count(s.count))
     row("item shape", lambda s: _shape(s.shape, s.shapes))
     row("dtype", lambda s: s.dtype)
-    row("value range", lambda s: f"{format_number(s.min)} … {format_number(s.max)}")
-    row("mean (per channel)", lambda s: ", ".join(format_number(v, 3) for v in s.channel_mean) or "–")
-    row("std (per channel)", lambda s: ", ".join(format_number(v, 3) for v in s.channel_std) or "–")
-    row("classes", lambda s: str(len(s.label_counts)))
-    row("imbalance (largest/smallest class)", lambda s: format_number(s.imbalance_ratio, 3))
-    row("missing classes", lambda s: ", ".join(s.missing_classes) or "none")
-    row("exact duplicates", lambda s: f"{s.duplicates:,}")
-    row("items with NaN/Inf", lambda s: f"{s.nonfinite:,}")
-    row("unreadable files", lambda s: f"{len(s.unreadable):,}")
+    row("value range", lambda s: f"{number(s.min)} … {number(s.max)}")
+    row("mean (per channel)", lambda s: ", ".join(number(v) for v in s.channel_mean) or numbers.MISSING)
+    row("std (per channel)", lambda s: ", ".join(number(v) for v in s.channel_std) or numbers.MISSING)
+    row("classes", lambda s: count(len(s.label_counts)))
+    row("imbalance (largest/smallest class)", lambda s: ratio(s.imbalance_ratio))
+    row("missing classes", lambda s: ", ".join(_label(c, report.class_names) for c in s.missing_classes) or "none")
+    row("exact duplicates", lambda s: count(s.duplicates))
+    row("items with NaN/Inf", lambda s: count(s.nonfinite))
+    row("unreadable files", lambda s: count(len(s.unreadable)))
     lines = ["| | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---:|" * len(names)]
     lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in rows]
     return "\n".join(lines)
@@ -121,23 +165,24 @@ def _splits_table(report: DataReport) -> str:
 def _findings(report: DataReport) -> list[str]:
     findings = []
     leak = report.leakage
-    for split_name, count in leak.per_split.items():
-        if count:
-            findings.append(f"⚠️ **Leakage:** {count:,} `{split_name}` items have an exact copy in `train`.")
+    for split_name, leaked in leak.per_split.items():
+        if leaked:
+            findings.append(f"⚠️ **Leakage:** {count(leaked)} `{split_name}` items have an exact copy in `train`.")
     if leak.conflicting_labels:
         findings.append(
-            f"⚠️ **Conflicting labels:** {leak.conflicting_labels:,} identical items carry different labels."
+            f"⚠️ **Conflicting labels:** {count(leak.conflicting_labels)} identical items carry different labels."
         )
     for name, split in report.splits.items():
         if split.duplicates:
-            findings.append(f"⚠️ `{name}`: {split.duplicates:,} exact duplicates.")
+            findings.append(f"⚠️ `{name}`: {count(split.duplicates)} exact duplicates.")
         if split.nonfinite:
-            findings.append(f"⚠️ `{name}`: {split.nonfinite:,} items contain NaN or Inf.")
+            findings.append(f"⚠️ `{name}`: {count(split.nonfinite)} items contain NaN or Inf.")
         if split.missing_classes:
-            findings.append(f"⚠️ `{name}` has no items of class {', '.join(split.missing_classes)}.")
+            missing = ", ".join(_label(c, report.class_names) for c in split.missing_classes)
+            findings.append(f"⚠️ `{name}` has no items of class {missing}.")
         if split.unreadable:
             shown = ", ".join(f"`{path}`" for path in split.unreadable[:10])
-            more = f" and {len(split.unreadable) - 10:,} more" if len(split.unreadable) > 10 else ""
+            more = f" and {count(len(split.unreadable) - 10)} more" if len(split.unreadable) > 10 else ""
             findings.append(f"❌ `{name}`: unreadable files {shown}{more}.")
     return findings
 
@@ -146,8 +191,8 @@ def _changes(changes: Changes, class_names: list[str] | None) -> str:
     parts = [f"### What changed against `{changes.base}`"]
     if changes.files is not None:
         files = changes.files
-        counts = (f"{len(files.added)} added, {len(files.modified)} modified, "
-                  f"{len(files.deleted)} deleted, {len(files.renamed)} renamed")
+        counts = (f"{count(len(files.added))} added, {count(len(files.modified))} modified, "
+                  f"{count(len(files.deleted))} deleted, {count(len(files.renamed))} renamed")
         listing = "\n".join(
             [f"- ➕ `{p}`" for p in files.added] + [f"- ✏️ `{p}`" for p in files.modified]
             + [f"- ➖ `{p}`" for p in files.deleted] + [f"- 🔀 `{a}` → `{b}`" for a, b in files.renamed]
@@ -156,10 +201,10 @@ def _changes(changes: Changes, class_names: list[str] | None) -> str:
     lines = ["| split | base | head | Δ items | Δ per class |", "|---|---:|---:|---:|---|"]
     for name, change in changes.splits.items():
         per_class = ", ".join(
-            f"{_label(label, class_names)}: {delta:+,}" for label, delta in change.label_deltas.items()
-        ) or "–"
-        lines.append(f"| `{name}` | {change.count_base:,} | {change.count_head:,} | "
-                     f"{change.count_delta:+,} | {per_class} |")
+            f"{_label(label, class_names)}: {signed_count(delta)}" for label, delta in change.label_deltas.items()
+        ) or numbers.MISSING
+        lines.append(f"| `{name}` | {count(change.count_base)} | {count(change.count_head)} | "
+                     f"{signed_count(change.count_delta)} | {per_class} |")
     parts.append("\n".join(lines))
     notes = []
     if changes.new_classes:
@@ -191,31 +236,129 @@ def _label_counts_table(report: DataReport) -> str:
         cells = []
         for n in names:
             split = report.splits[n]
-            count = split.label_counts.get(label, 0)
-            cells.append(f"{count:,} ({split.label_shares.get(label, 0.0):.1%})")
+            cells.append(f"{count(split.label_counts.get(label, 0))} ({percent(split.label_shares.get(label, 0.0))})")
         lines.append(f"| {_label(label, report.class_names)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _baseline(result: BaselineResult) -> str:
-    verdict = "✅ learns" if result.converged else "❌ does not learn"
+    learns = "✅ learns" if result.converged else "❌ does not learn"
     return (
-        f"{verdict}: {result.model}, {result.epochs} epoch(s) in {result.seconds:.1f} s on "
-        f"{result.train_samples:,} train items; test accuracy **{result.test_accuracy:.1%}** "
-        f"against {result.chance_accuracy:.1%} by always guessing the most common class "
-        f"({result.test_samples:,} test items)."
+        f"{learns}: {result.model}, {result.epochs} epoch(s) in {numbers.seconds(result.seconds)} on "
+        f"{count(result.train_samples)} train items; test accuracy **{percent(result.test_accuracy)}** "
+        f"against {percent(result.chance_accuracy)} by always guessing the most common class "
+        f"({count(result.test_samples)} test items)."
     )
+
+
+_NEXT_LISTED = 5
+"""Items named per finding in the Markdown's next steps; report.json lists up to 100."""
+
+
+def _next_steps(report: DataReport) -> str:
+    """The "Next" section: what to do about each finding, naming the items concerned; or that there is
+    nothing to do."""
+    steps: list[str] = []
+    leak = report.leakage
+    for split, total in leak.per_split.items():
+        if total:
+            listed = leak.leaked_items[split].items if split in leak.leaked_items else []
+            pairs = [f"{_item(split, e.item)} = {_item('train', e.train_item)}" for e in listed[:_NEXT_LISTED]]
+            copies, these = ("the copy", "this item") if total == 1 else ("the copies", "these items")
+            steps.append(f"**Leakage:** {_counted(total, f'`{split}` item')} {_is(total)} also in `train`: remove "
+                         f"{copies} from `train` (or {these} from `{split}`), or regenerate the split so no item "
+                         f"is in both{_listing(pairs, total, len(listed))}.")
+    for split, stats in report.splits.items():
+        if stats.duplicates:
+            listed_dups = stats.duplicate_items.items
+            repeats = [f"{_item(split, d.item)} (copy of {_item(split, d.first)})" for d in listed_dups[:_NEXT_LISTED]]
+            steps.append(f"**Duplicates:** drop {_counted(stats.duplicates, f'repeated `{split}` item')}, keeping "
+                         f"the first copy{_listing(repeats, stats.duplicates, len(listed_dups))}.")
+    if leak.conflicting_labels:
+        listed_conflicts = leak.conflicting_items.items
+        conflicts = [
+            f"{_item(c.first_split, c.first_item)} (label {_label(str(c.first_label), report.class_names)}) vs "
+            f"{_item(c.split, c.item)} (label {_label(str(c.label), report.class_names)})"
+            for c in listed_conflicts[:_NEXT_LISTED]
+        ]
+        steps.append(f"**Conflicting labels:** {_counted(leak.conflicting_labels, 'item')} "
+                     f"{_is(leak.conflicting_labels)} labelled twice, differently: keep the right label and relabel "
+                     f"or drop the other copy{_listing(conflicts, leak.conflicting_labels, len(listed_conflicts))}.")
+    failed = {gate.name: gate for gate in report.gates if not gate.passed}
+    ratios = {n: s.imbalance_ratio for n, s in report.splits.items() if s.imbalance_ratio is not None}
+    if "max-imbalance" in failed and ratios:
+        split = max(ratios, key=lambda n: ratios[n])
+        counts = report.splits[split].label_counts
+        large, small = max(counts, key=lambda c: counts[c]), min(counts, key=lambda c: counts[c])
+        steps.append(f"**Imbalance:** `{split}` has {ratio(ratios[split])} as many items of class "
+                     f"{_label(large, report.class_names)} ({count(counts[large])}) as of class "
+                     f"{_label(small, report.class_names)} ({count(counts[small])}); `max-imbalance` allows "
+                     f"{ratio(failed['max-imbalance'].threshold)}. Add items of the small classes, resample, or "
+                     f"weight the loss by class; raise `max-imbalance` if the imbalance is real.")
+    if "min-samples" in failed and report.splits:
+        split = min(report.splits, key=lambda n: report.splits[n].count)
+        steps.append(f"**Too few items:** `{split}` has {_counted(report.splits[split].count, 'item')}; "
+                     f"`min-samples` asks for {number(failed['min-samples'].threshold)}. Add items, or lower "
+                     f"`min-samples`.")
+    for split, stats in report.splits.items():
+        if stats.unreadable:
+            unreadable = len(stats.unreadable)
+            steps.append(f"**Unreadable files:** re-export or delete the {_counted(unreadable, f'`{split}` file')} "
+                         f"listed under Findings; {'it is' if unreadable == 1 else 'they are'} left out of every "
+                         f"statistic.")
+        if stats.nonfinite:
+            steps.append(f"**NaN/Inf:** {_counted(stats.nonfinite, f'`{split}` item')} "
+                         f"{'holds' if stats.nonfinite == 1 else 'hold'} NaN or Inf: fix the step that wrote them (a "
+                         f"division by zero, a log of 0) or drop them; they are left out of the mean, std and "
+                         f"histogram.")
+        if stats.missing_classes:
+            missing = ", ".join(_label(c, report.class_names) for c in stats.missing_classes)
+            steps.append(f"**Missing classes:** add `{split}` items of class {missing}, or nothing measured on "
+                         f"`{split}` covers them.")
+    baseline = report.baseline
+    if baseline is not None and not baseline.converged:
+        steps.append(f"**The baseline does not learn:** a {baseline.model} reached {percent(baseline.test_accuracy)} "
+                     f"test accuracy against {percent(baseline.chance_accuracy)} by always guessing the most common "
+                     f"class. Check that each image is paired with its own label (a shuffle of the images alone, an "
+                     f"off-by-one between files) and that the images are not constant.")
+    if not steps:
+        return "### Next\n\nNothing to fix: no leakage, duplicates, conflicting labels, unreadable files or NaN/Inf."
+    return "### Next\n\n" + "\n".join(f"- {step}" for step in steps)
+
+
+def _item(split: str, item: int | str) -> str:
+    """An item as the reader finds it again: ``test`` 17 (index within the split), or its file path
+    (which names the split)."""
+    return f"`{split}` {item}" if isinstance(item, int) else f"`{item}`"
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{count(n)} {noun}" + ("" if n == 1 else "s")
+
+
+def _is(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def _listing(shown: list[str], total: int, listed: int) -> str:
+    """``: a, b, c`` plus how many more there are and where to find them; empty when nothing is listed."""
+    if not shown:
+        return ""
+    more = total - len(shown)
+    if more <= 0:
+        return ": " + ", ".join(shown)
+    where = "all in report.json" if listed >= total else f"report.json lists the first {count(listed)}"
+    return ": " + ", ".join(shown) + f" and {count(more)} more ({where})"
 
 
 def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fallback_chart: str = "",
                     note: str = "") -> str:
     """The report as Markdown; ``figure_links`` maps figure name -> URL or relative path."""
-    icon = "✅" if report.passed else "❌"
-    counts = " · ".join(f"**{s.count:,}** {name}" for name, s in report.splits.items())
+    counts = " · ".join(f"**{count(s.count)}** {name}" for name, s in report.splits.items())
     hash_text = f" · DVC `{report.content_hash[:10]}`" if report.content_hash else ""
-    parts = [f"## {icon} {report.title}", f"`{report.data}` ({report.layout} layout): {counts}{hash_text}"]
-    if report.gates:
-        parts.append(gates_table(report.gates))
+    parts = [f"## {icon(report.gates)} {report.title}", verdict_line(report.gates),
+             f"`{report.data}` ({report.layout} layout): {counts}{hash_text}",
+             gates_section(report.gates, UNITS, INPUTS)]
     if report.changes is not None:
         parts.append(_changes(report.changes, report.class_names))
     findings = _findings(report)
@@ -231,5 +374,6 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
     parts.append(fold("Label counts per class", _label_counts_table(report)))
     if report.baseline is not None:
         parts.append("### Sanity baseline\n\n" + _baseline(report.baseline))
+    parts.append(_next_steps(report))
     parts.append(footer())
     return "\n\n".join(parts) + "\n"

@@ -1,8 +1,11 @@
 """Dataset statistics in one streaming pass per split: counts, shapes, per-channel moments, labels,
 non-finite items, exact duplicates, train/test leakage and conflicting labels.
 
-Only per-item hashes are kept between batches, so memory grows with the number of items (tens of
-bytes each), never with their size. Exact content identity is the hash of (dtype, shape, raw bytes).
+Only per-item hashes (and the name of each distinct content's first item) are kept between batches,
+so memory grows with the number of items (tens of bytes each), never with their size. Exact content
+identity is the hash of (dtype, shape, raw bytes). Duplicates, leaked and conflicting items are
+counted in full and listed up to :data:`MAX_LISTED_ITEMS` of each kind, by :data:`ItemId`; the pixels
+of the first :data:`MAX_PICTURED_LEAKS` leaked items are kept for a picture.
 Per-channel mean/std, min/max and the histogram are over the finite items; items holding NaN/Inf are
 counted in ``nonfinite`` instead. ``channel_std`` is the population standard deviation (ddof=0).
 """
@@ -12,16 +15,78 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mlgate.data.layouts import Batch, Dataset
 
 HISTOGRAM_BINS = 64
+MAX_LISTED_ITEMS = 100
+"""Duplicate, leaked and conflicting items listed per kind (and split); each list carries its total."""
+MAX_PICTURED_LEAKS = 8
+"""Leaked items whose pixels :func:`compute_stats` keeps, for the picture of leaked pairs."""
+
+ItemId = int | str
+"""An item of a split: its index within the split (course, npz, dataset-class: the order the split is
+read in, counted across shards), or for ImageFolder its file path relative to the data folder."""
+
+
+class DuplicateItem(BaseModel):
+    """An item that repeats an earlier item of its split. Items are indices within the split, or
+    (ImageFolder) file paths relative to the data folder."""
+
+    item: ItemId
+    label: int
+    first: ItemId
+    """The first item of the split with the same content."""
+
+
+class DuplicateItems(BaseModel):
+    """Items repeating an earlier item of the same split: ``total`` of them, the first 100 (in reading
+    order) listed."""
+
+    total: int = 0
+    items: list[DuplicateItem] = []
+
+
+class LeakedItem(BaseModel):
+    """An item whose exact content is also in ``train``, and the first ``train`` item with it."""
+
+    item: ItemId
+    label: int
+    train_item: ItemId
+    train_label: int
+
+
+class LeakedItems(BaseModel):
+    """Items of one split whose exact content is also in ``train``: ``total`` of them, the first 100
+    (in reading order) listed."""
+
+    total: int = 0
+    items: list[LeakedItem] = []
+
+
+class ConflictingItem(BaseModel):
+    """One content that carries two labels: the first item labelled otherwise than the content's first
+    item (``first_*``), which may be in another split."""
+
+    split: str
+    item: ItemId
+    label: int
+    first_split: str
+    first_item: ItemId
+    first_label: int
+
+
+class ConflictingItems(BaseModel):
+    """Distinct contents carrying more than one label: ``total`` of them, the first 100 listed."""
+
+    total: int = 0
+    items: list[ConflictingItem] = []
 
 
 class SplitStats(BaseModel):
@@ -43,12 +108,16 @@ class SplitStats(BaseModel):
     duplicates: int
     histogram: list[int]
     histogram_edges: list[float]
+    duplicate_items: DuplicateItems = Field(default_factory=DuplicateItems)
 
 
 class LeakageStats(BaseModel):
     train_test_exact_duplicates: int
     per_split: dict[str, int]
     conflicting_labels: int
+    leaked_items: dict[str, LeakedItems] = {}
+    """Per non-train split, its items that are also in ``train``."""
+    conflicting_items: ConflictingItems = Field(default_factory=ConflictingItems)
 
 
 class DatasetStats(BaseModel):
@@ -58,52 +127,125 @@ class DatasetStats(BaseModel):
     leakage: LeakageStats
 
 
+@dataclass(frozen=True)
+class LeakedPixels:
+    """A leaked item and its pixels, for the picture of leaked pairs. The train copy's pixels are the
+    same bytes (an exact copy), so one tensor serves both sides."""
+
+    split: str
+    item: ItemId
+    label: int
+    train_item: ItemId
+    train_label: int
+    image: torch.Tensor
+
+
 def compute_stats(
-    dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096
-) -> tuple[DatasetStats, dict[int, torch.Tensor]]:
-    """Statistics of every split, and up to ``samples_per_class`` images per label of the train split
-    (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid."""
+    dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
+    """Statistics of every split; up to ``samples_per_class`` images per label of the train split
+    (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
+    the first :data:`MAX_PICTURED_LEAKS` leaked items with their pixels. ``progress`` is called after
+    every batch with the number of items read so far (all splits)."""
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
-    first_label: dict[bytes, int] = {}
-    conflicts: set[bytes] = set()
-    train_keys: set[bytes] | None = None
     accumulators: dict[str, _SplitAccumulator] = {}
-    per_split: dict[str, int] = {}
+    identity = _Identity()
     samples = _Samples(samples_per_class if sample_split else 0)
+    read = 0
     # train first (the loader orders it so), so every other split can be checked against its hashes
     for name in sorted(dataset.splits, key=lambda n: n != "train"):
         acc = accumulators[name] = _SplitAccumulator()
-        seen: set[bytes] = set()
-        in_train = 0
+        identity.start(name)
         for batch in dataset.splits[name].batches(batch_size):
             keys = acc.add(batch)
+            read += len(keys)
+            if progress is not None:
+                progress(read)
             if name == sample_split:
                 samples.add(batch)
-            for key, label in zip(keys, batch.labels.tolist(), strict=True):
-                if key in seen:
-                    acc.duplicates += 1
-                else:
-                    seen.add(key)
-                if first_label.setdefault(key, label) != label:
-                    conflicts.add(key)
-                if train_keys is not None and key in train_keys:
-                    in_train += 1
-        if name == "train":
-            train_keys = seen
-        elif train_keys is not None:
-            per_split[name] = in_train
+            identity.add(batch, keys)
     present = {label for acc in accumulators.values() for label in acc.labels}
     universe = present | set(range(len(dataset.class_names or [])))
-    splits = {name: accumulators[name].result(universe) for name in dataset.splits}
+    splits = {name: accumulators[name].result(universe, identity.duplicates[name]) for name in dataset.splits}
+    per_split = {name: leaked.total for name, leaked in identity.leaked.items()}
     leakage = LeakageStats(
         train_test_exact_duplicates=sum(per_split.values()),
         per_split=per_split,
-        conflicting_labels=len(conflicts),
+        conflicting_labels=identity.conflicting.total,
+        leaked_items=identity.leaked,
+        conflicting_items=identity.conflicting,
     )
     stats = DatasetStats(
         layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
     )
-    return stats, samples.result()
+    return stats, samples.result(), identity.pixels
+
+
+class _Identity:
+    """Exact content identity across splits, one batch at a time: duplicates within a split, items
+    also in train (leaks), contents with two labels (conflicts). Keeps, per split, each distinct
+    content's key and first item; everything else it keeps is bounded."""
+
+    def __init__(self) -> None:
+        self.first_label: dict[bytes, int] = {}
+        self.seen: dict[str, dict[bytes, ItemId]] = {}  # split (in reading order) -> key -> first item
+        self.conflicts: set[bytes] = set()
+        self.duplicates: dict[str, DuplicateItems] = {}
+        self.leaked: dict[str, LeakedItems] = {}
+        self.conflicting = ConflictingItems()
+        self.pixels: list[LeakedPixels] = []
+        self.split = ""
+        self.position = 0
+
+    def start(self, split: str) -> None:
+        self.split, self.position = split, 0
+        self.seen[split] = {}
+        self.duplicates[split] = DuplicateItems()
+        if split != "train" and "train" in self.seen:
+            self.leaked[split] = LeakedItems()
+
+    def add(self, batch: Batch, keys: list[bytes]) -> None:
+        rows = len(keys)
+        ids: Sequence[ItemId] = batch.ids if batch.ids is not None else range(self.position, self.position + rows)
+        self.position += rows
+        seen, first_label = self.seen[self.split], self.first_label
+        train = self.seen.get("train") if self.split in self.leaked else None
+        duplicates = self.duplicates[self.split]
+        for key, label, item in zip(keys, batch.labels.tolist(), ids, strict=True):
+            first = seen.setdefault(key, item)
+            if first is not item:  # items are unique within a split: another object is another item
+                duplicates.total += 1
+                if len(duplicates.items) < MAX_LISTED_ITEMS:
+                    duplicates.items.append(DuplicateItem(item=item, label=label, first=first))
+            if train is not None:
+                source = train.get(key)
+                if source is not None:
+                    self._leak(batch, ids, item, label, source, first_label[key])
+            if first_label.setdefault(key, label) != label and key not in self.conflicts:
+                self._conflict(key, item, label)
+
+    def _leak(self, batch: Batch, ids: Sequence[ItemId], item: ItemId, label: int, source: ItemId,
+              source_label: int) -> None:
+        leaked = self.leaked[self.split]
+        leaked.total += 1
+        if len(leaked.items) < MAX_LISTED_ITEMS:
+            leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
+        if len(self.pixels) < MAX_PICTURED_LEAKS:
+            self.pixels.append(
+                LeakedPixels(self.split, item, label, source, source_label, batch.images[ids.index(item)].clone())
+            )
+
+    def _conflict(self, key: bytes, item: ItemId, label: int) -> None:
+        self.conflicts.add(key)
+        self.conflicting.total += 1
+        if len(self.conflicting.items) < MAX_LISTED_ITEMS:
+            # the first split (in reading order) that holds the content is where it was first seen
+            first_split = next(split for split, keys in self.seen.items() if key in keys)
+            self.conflicting.items.append(ConflictingItem(
+                split=self.split, item=item, label=label, first_split=first_split,
+                first_item=self.seen[first_split][key], first_label=self.first_label[key],
+            ))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -194,7 +336,6 @@ class _SplitAccumulator:
     labels: Counter[int] = field(default_factory=Counter)
     nonfinite: int = 0
     unreadable: list[str] = field(default_factory=list)
-    duplicates: int = 0
 
     def add(self, batch: Batch) -> list[bytes]:
         """Fold one batch in; return its items' content keys (the caller tracks identity across splits)."""
@@ -268,7 +409,7 @@ class _SplitAccumulator:
         exact = grouped if grouped.dtype in (torch.float32, torch.float64) else wide
         self.histogram.add(exact, float(low), float(high))
 
-    def result(self, universe: set[int]) -> SplitStats:
+    def result(self, universe: set[int], duplicates: DuplicateItems) -> SplitStats:
         mean, std = self._mean_std()
         total = sum(self.labels.values())
         present = sorted(self.labels)
@@ -290,9 +431,10 @@ class _SplitAccumulator:
             missing_classes=[str(label) for label in sorted(universe - set(self.labels))],
             nonfinite=self.nonfinite,
             unreadable=self.unreadable,
-            duplicates=self.duplicates,
+            duplicates=duplicates.total,
             histogram=histogram,
             histogram_edges=edges,
+            duplicate_items=duplicates,
         )
 
     def _mean_std(self) -> tuple[list[float], list[float]]:

@@ -1,7 +1,12 @@
 """The data-stats figures: PNG bytes (or a Mermaid block) from plain values.
 
-Every figure is drawn with the one setup of :mod:`mlgate.figures.style` (800 px wide, ``default``
-style whatever the user's ``matplotlibrc``, deterministic PNG bytes), with text >= 9 pt.
+Every figure is drawn with the one setup of :mod:`mlgate.figures.style` (at most 800 px wide,
+``default`` style whatever the user's ``matplotlibrc``, deterministic PNG bytes), with text >= 9 pt,
+and titled with what it shows, of which split and how many. Each ``draw_*`` function returns the
+:class:`~matplotlib.figure.Figure` (what a test inspects); the function of the same name without
+``draw_`` returns its PNG bytes. When data-stats compares with a base, the label distribution and
+the pixel histogram show the base next to the head.
+
 :func:`display_samples` is the torch half of the sample grid and runs in the caller's process; every
 other function needs no torch, so :mod:`mlgate.figures.worker` can run it in a second process.
 """
@@ -15,14 +20,39 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlgate.errors import MlgateError
-from mlgate.figures.style import WIDTH_IN, figure, png
+from mlgate.figures.style import (
+    SMALL_PT,
+    TEXT_PT,
+    TITLE_PT,
+    WIDTH_IN,
+    figure,
+    log_ticks,
+    png,
+    text_width_in,
+    title_text,
+)
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 MAX_CLASSES_SHOWN = 20
 _MAX_CELL_PX = 128  # larger images are area-downsampled before the grid is composed
 _LABEL_CHARS = 16
+# sample grid geometry, in inches
+_MAX_CELL_IN = 1.0  # one image, at most
+_MAX_GRID_IN = 6.5  # the tallest a panel of rows gets before classes go to a panel beside it
+_MAX_PANELS = 4
+_MARGIN_IN = 0.1
+_PANEL_GAP_IN = 0.3
+_LABEL_PAD_IN = 0.12
+_TITLE_IN = 0.5
+_LEGEND_HANDLE_IN = 0.5  # a legend entry's marker and the gaps around it (2 + 0.8 + 2 em at 9 pt)
+_AXES_TITLE_IN = WIDTH_IN - 0.8  # an axes title starts at the axes, right of the y label
+
+Histogram = tuple[Sequence[int], Sequence[float]]
+"""``(counts, bin_edges)`` as :func:`numpy.histogram` returns them."""
 
 
 class CannotDrawFigure(MlgateError):
@@ -36,7 +66,8 @@ class CannotDrawFigure(MlgateError):
 
 
 def sample_grid(
-    samples: Mapping[int, torch.Tensor], class_names: Sequence[str] | None = None, *, per_class: int = 4
+    samples: Mapping[int, torch.Tensor], class_names: Sequence[str] | None = None, *, per_class: int = 4,
+    split: str = "train",
 ) -> bytes:
     """One row of up to ``per_class`` images per class (at most 20 classes), as PNG bytes.
 
@@ -49,7 +80,7 @@ def sample_grid(
     if not samples:
         raise CannotDrawFigure("No samples were given to draw a sample grid.")
     return sample_grid_of_displays(display_samples(samples, per_class=per_class), class_names,
-                                   per_class=per_class)
+                                   per_class=per_class, split=split)
 
 
 def display_samples(samples: Mapping[int, torch.Tensor], *, per_class: int = 4) -> dict[int, list[np.ndarray]]:
@@ -62,140 +93,176 @@ def display_samples(samples: Mapping[int, torch.Tensor], *, per_class: int = 4) 
 
 
 def sample_grid_of_displays(
-    displays: Mapping[int, Sequence[np.ndarray]], class_names: Sequence[str] | None = None, *, per_class: int = 4
+    displays: Mapping[int, Sequence[np.ndarray]], class_names: Sequence[str] | None = None, *, per_class: int = 4,
+    split: str = "train",
 ) -> bytes:
     """The matplotlib half of :func:`sample_grid` (needs no torch, so it can run in a figure worker)."""
+    return png(draw_sample_grid(displays, class_names, per_class=per_class, split=split))
+
+
+def draw_sample_grid(
+    displays: Mapping[int, Sequence[np.ndarray]], class_names: Sequence[str] | None = None, *, per_class: int = 4,
+    split: str = "train",
+) -> Figure:
+    """:func:`sample_grid_of_displays` as a figure, sized to its content.
+
+    Rows of classes go into up to four panels side by side, as many as make the images largest
+    within 800 px of width and about 650 px of grid height; the canvas is then cut to the panels
+    (and the title), so a few classes make a small figure rather than a mostly white one.
+    """
     if not displays:
         raise CannotDrawFigure("No samples were given to draw a sample grid.")
     labels = sorted(displays)
     shown = labels[:MAX_CLASSES_SHOWN]
-    rows = [list(displays[label]) for label in shown]
+    rows = [list(displays[label])[:per_class] for label in shown]
     cols = max(len(row) for row in rows)
     if cols == 0:
         raise CannotDrawFigure("Every class given to the sample grid has 0 samples.")
     mosaic = _mosaic(rows, cols)
     step_h = mosaic.shape[0] // len(shown)
     aspect = (mosaic.shape[1] / cols) / step_h  # cell width / height
-
-    # more than 10 classes: two panels side by side, so the figure stays about as tall as wide
-    panels = 2 if len(shown) > 10 else 1
-    per_panel = math.ceil(len(shown) / panels)
-    panel_in = (WIDTH_IN - 0.2) / panels
-    label_in = 1.9 if panels == 1 else 1.5
-    cell_h = min((panel_in - label_in - 0.1) / (cols * aspect), 1.2, max(0.45, 7.0 / per_panel))
+    names = [_class_label(label, class_names) for label in shown]
+    panels, per_panel, cell_h, font_pt, label_in = _grid_layout(names, cols, aspect)
     cell_w = cell_h * aspect
-    title_in, bottom_in = 0.55, 0.1
-    grid_top_in = bottom_in + per_panel * cell_h
-    height_in = grid_top_in + title_in
-    title = f"Samples: up to {per_class} per class"
-    if len(labels) > len(shown):
-        title += f" (first {len(shown)} of {len(labels)} classes, +{len(labels) - len(shown)} more)"
+    panel_in = label_in + cols * cell_w
+    content_in = panels * panel_in + (panels - 1) * _PANEL_GAP_IN + 2 * _MARGIN_IN
 
-    with figure(height_in) as fig:
+    every = "" if all(len(row) == cols for row in rows) else "up to "
+    classes = _plural(len(shown), "class") if len(labels) == len(shown) else \
+        f"first {len(shown)} of {len(labels)} classes"
+    title = f"{_capitalised(_truncate(split))} samples: {every}{cols} per class, {classes}"
+    width_in = min(WIDTH_IN, max(content_in, text_width_in(title, TITLE_PT) + 2 * _MARGIN_IN))
+    grid_top_in = _MARGIN_IN + per_panel * cell_h
+    height_in = grid_top_in + _TITLE_IN
+    first_left_in = (width_in - content_in) / 2 + _MARGIN_IN
+
+    with figure(height_in, width_in=width_in) as fig:
         for panel in range(panels):
             first = panel * per_panel
             panel_labels = shown[first : first + per_panel]
-            left_in = 0.1 + panel * panel_in + (panel_in - label_in - cols * cell_w) / 2
-            ax = fig.add_axes(
-                (
-                    (left_in + label_in) / WIDTH_IN,
-                    (grid_top_in - len(panel_labels) * cell_h) / height_in,
-                    cols * cell_w / WIDTH_IN,
-                    len(panel_labels) * cell_h / height_in,
-                )
-            )
+            grid_left_in = first_left_in + panel * (panel_in + _PANEL_GAP_IN) + label_in
+            ax = fig.add_axes((
+                grid_left_in / width_in,
+                (grid_top_in - len(panel_labels) * cell_h) / height_in,
+                cols * cell_w / width_in,
+                len(panel_labels) * cell_h / height_in,
+            ))
             block = mosaic[first * step_h : (first + len(panel_labels)) * step_h]
             ax.imshow(block, vmin=0.0, vmax=1.0, aspect="auto")
             ax.set_axis_off()
-            for row, label in enumerate(panel_labels):
-                fig.text(
-                    (left_in + label_in - 0.1) / WIDTH_IN,
-                    (grid_top_in - (row + 0.5) * cell_h) / height_in,
-                    _class_label(label, class_names),
-                    ha="right",
-                    va="center",
-                    fontsize=10 if panels == 1 else 9,
-                )
-        fig.text(0.5, 1 - 0.3 / height_in, title, ha="center", va="center", fontsize=12)
-        return png(fig)
+            for row in range(len(panel_labels)):
+                fig.text((grid_left_in - _LABEL_PAD_IN / 2) / width_in,
+                         (grid_top_in - (row + 0.5) * cell_h) / height_in,
+                         names[first + row], ha="right", va="center", fontsize=font_pt)
+        fig.text(0.5, 1 - _TITLE_IN / 2 / height_in, title, ha="center", va="center", fontsize=TITLE_PT)
+    return fig
 
 
-def label_distribution(label_counts: Mapping[str, Mapping[str, int]]) -> bytes:
-    """One grouped bar chart: per label, one bar per split, as PNG bytes.
+def label_distribution(
+    label_counts: Mapping[str, Mapping[str, int]], *, base_counts: Mapping[str, Mapping[str, int]] | None = None,
+    base_name: str = "base",
+) -> bytes:
+    """:func:`draw_label_distribution` as PNG bytes."""
+    return png(draw_label_distribution(label_counts, base_counts=base_counts, base_name=base_name))
+
+
+def draw_label_distribution(
+    label_counts: Mapping[str, Mapping[str, int]], *, base_counts: Mapping[str, Mapping[str, int]] | None = None,
+    base_name: str = "base",
+) -> Figure:
+    """One grouped bar chart: per label, one bar per split.
 
     Bars show each label's share of its split (%), not raw counts, so a 60k train split and a 10k
-    test split compare directly; the legend gives each split's total.
+    test split compare directly; the title gives each split's size. With ``base_counts`` (the
+    statistics this data is compared with), each bar carries a black line at the base's share of
+    that label in the same split, named in the legend.
     """
-    labels, shares, totals = _shares(label_counts)
+    labels = _sorted_labels([*label_counts.values(), *(base_counts or {}).values()])
+    shares, totals = _split_shares(label_counts, labels)
+    base_shares, base_totals = _split_shares(
+        {split: counts for split, counts in (base_counts or {}).items() if split in shares and any(counts.values())},
+        labels,
+    )
     splits = list(shares)
     n = len(labels)
     x = np.arange(n)
     width = 0.8 / len(splits)
+    base_label: str | None = f"base {_truncate(base_name, 40)}: " + ", ".join(
+        f"{_truncate(split)} {total:,} items" for split, total in base_totals.items())
     with figure(4.2, layout="constrained") as fig:
         ax = fig.add_subplot()
         for i, split in enumerate(splits):
-            ax.bar(
-                x + (i - (len(splits) - 1) / 2) * width,
-                [shares[split][label] for label in labels],
-                width,
-                label=f"{split} (n={totals[split]:,})",
-            )
-        ax.axhline(100 / n, color="0.4", linestyle="--", linewidth=1, label="uniform")
-        step = math.ceil(n / 50)  # at most 50 tick labels; beyond that every k-th
-        ax.set_xticks(
-            x[::step],
-            [_truncate(label) for label in labels[::step]],
-            rotation=90 if n > 16 or max(len(label) for label in labels) > 6 else 0,
-            fontsize=9,
-        )
+            offsets = x + (i - (len(splits) - 1) / 2) * width
+            ax.bar(offsets, [shares[split][label] for label in labels], width, label=_truncate(split),
+                   color=f"C{i}")
+            if split in base_shares:
+                ax.hlines([base_shares[split][label] for label in labels], offsets - width / 2, offsets + width / 2,
+                          colors="black", linewidth=2, label=base_label or "_base")
+                base_label = None  # one legend entry for every split's base
+        ax.axhline(100 / n, color="0.4", linestyle="--", linewidth=1, label=f"uniform ({_percent(100 / n)}%)")
+        _class_ticks(ax, labels, fig.get_figwidth())
         ax.set_xlim(-0.6, n - 0.4)
-        ax.tick_params(axis="y", labelsize=9)
-        ax.set_ylabel("share of split (%)", fontsize=10)
-        ax.set_xlabel("label", fontsize=10)
-        ax.set_title(f"Label distribution ({n} labels)", fontsize=12, loc="left")
-        # below the axes: a legend inside hides bars, one above collides with the title
-        fig.legend(fontsize=9, ncols=len(splits) + 1, loc="outside lower center", frameon=False)
-        return png(fig)
+        ax.tick_params(axis="y", labelsize=SMALL_PT)
+        ax.set_ylabel("share of split (%)", fontsize=TEXT_PT)
+        ax.set_xlabel("class", fontsize=TEXT_PT)
+        sizes = ", ".join(f"{_truncate(split)} {totals[split]:,} items" for split in splits)
+        title = f"Label distribution: {_plural(n, 'class')}; {sizes}"
+        ax.set_title(title_text(title, _AXES_TITLE_IN), fontsize=TITLE_PT, loc="left")
+        _legend_below(fig, ax)
+    return fig
 
 
-def pixel_histogram(histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]) -> bytes:
-    """Overlaid step histograms (density) per split from ``(counts, bin_edges)``, as PNG bytes.
+def pixel_histogram(
+    histograms: Mapping[str, Histogram], *, items: Mapping[str, int] | None = None,
+    base: Mapping[str, Histogram] | None = None, base_name: str = "base",
+) -> bytes:
+    """:func:`draw_pixel_histogram` as PNG bytes."""
+    return png(draw_pixel_histogram(histograms, items=items, base=base, base_name=base_name))
 
-    The y axis turns logarithmic when the tallest bin is more than 20× the median non-empty bin
-    (typical of images with a flat background), so the rest of the distribution stays visible.
+
+def draw_pixel_histogram(
+    histograms: Mapping[str, Histogram], *, items: Mapping[str, int] | None = None,
+    base: Mapping[str, Histogram] | None = None, base_name: str = "base",
+) -> Figure:
+    """Overlaid step histograms (density) per split from ``(counts, bin_edges)``.
+
+    ``items`` (items per split) goes into the title. With ``base`` (the base's histograms), each
+    split's base is drawn dashed in the split's colour; the legend names the base. The y axis turns
+    logarithmic, with plain tick labels, when the tallest bin is more than 20× the median non-empty
+    bin (typical of images with a flat background), so the rest of the distribution stays visible.
     """
     if not histograms:
         raise CannotDrawFigure("No histograms were given to draw a pixel histogram.")
-    densities: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split, (counts, edges) in histograms.items():
-        c, e = np.asarray(counts, dtype=float), np.asarray(edges, dtype=float)
-        if c.ndim != 1 or e.shape != (c.size + 1,) or c.size == 0:
-            raise CannotDrawFigure(
-                f"Histogram of split {split!r} has {c.size} counts and {e.size} bin edges.",
-                hint="Pass (counts, edges) with len(edges) == len(counts) + 1, as numpy.histogram returns.",
-            )
-        widths = np.diff(e)
-        if c.sum() <= 0 or np.any(widths <= 0):
-            raise CannotDrawFigure(
-                f"Histogram of split {split!r} is empty or its bin edges do not increase.",
-                hint="Counts must sum to more than 0 and edges must be strictly increasing.",
-            )
-        densities[split] = (c / (c.sum() * widths), e)
-    positive = np.concatenate([d[d > 0] for d, _ in densities.values()])
+    densities = {split: _density(split, counts, edges) for split, (counts, edges) in histograms.items()}
+    base_densities = {split: _density(f"{split} (base)", counts, edges)
+                      for split, (counts, edges) in (base or {}).items() if split in densities and any(counts)}
+    positive = np.concatenate([d[d > 0] for d, _ in [*densities.values(), *base_densities.values()]])
     log_y = positive.max() > 20 * np.median(positive)
     with figure(3.6, layout="constrained") as fig:
         ax = fig.add_subplot()
-        for split, (density, bin_edges) in densities.items():
-            ax.stairs(density, bin_edges, label=split, linewidth=1.6, baseline=None)
+        for i, (split, (density, bin_edges)) in enumerate(densities.items()):
+            ax.stairs(density, bin_edges, label=_truncate(split), linewidth=1.6, baseline=None, color=f"C{i}")
+            if split in base_densities:
+                ax.stairs(*base_densities[split], linewidth=1.3, linestyle="--", baseline=None, color=f"C{i}")
         if log_y:
             ax.set_yscale("log")
             ax.set_ylim(bottom=positive.min() / 2)
-        ax.tick_params(labelsize=9)
-        ax.set_xlabel("pixel value", fontsize=10)
-        ax.set_ylabel("density" + (" (log scale)" if log_y else ""), fontsize=10)
-        ax.set_title("Pixel value distribution", fontsize=12, loc="left")
-        ax.legend(fontsize=9, loc="upper right")
-        return png(fig)
+            log_ticks(ax.yaxis)
+        ax.tick_params(labelsize=SMALL_PT)
+        ax.set_xlabel("pixel value (all channels)", fontsize=TEXT_PT)
+        ax.set_ylabel("density" + (" (log scale)" if log_y else ""), fontsize=TEXT_PT)
+        sizes = ", ".join(_truncate(split) + (f" {items[split]:,} items" if items and split in items else "")
+                          for split in densities)
+        ax.set_title(title_text(f"Pixel value distribution: {sizes}", _AXES_TITLE_IN), fontsize=TITLE_PT, loc="left")
+        handles, names = ax.get_legend_handles_labels()
+        if base_densities:
+            from matplotlib.lines import Line2D
+
+            handles += [Line2D([], [], color="black", linewidth=1.6),
+                        Line2D([], [], color="black", linewidth=1.3, linestyle="--")]
+            names += ["head", f"base {_truncate(base_name, 40)}"]
+        ax.legend(handles, names, fontsize=SMALL_PT, loc="best", ncols=2 if base_densities else 1)
+    return fig
 
 
 def label_distribution_mermaid(label_counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -235,37 +302,157 @@ def label_distribution_mermaid(label_counts: Mapping[str, Mapping[str, int]]) ->
     return "\n".join(lines)
 
 
-def loss_curve(losses: Sequence[float], *, title: str = "Sanity baseline: training loss") -> bytes:
-    """Training loss per logged step (raw, plus a moving average when there are many points)."""
+def loss_curve(losses: Sequence[float], *, title: str = "Sanity baseline: training loss", step_every: int = 1) -> bytes:
+    """:func:`draw_loss_curve` as PNG bytes."""
+    return png(draw_loss_curve(losses, title=title, step_every=step_every))
+
+
+def draw_loss_curve(losses: Sequence[float], *, title: str = "Sanity baseline: training loss",
+                    step_every: int = 1) -> Figure:
+    """Training loss per logged point, each the mean of ``step_every`` training steps (raw, plus a
+    moving average when there are many points); the x axis counts training steps."""
     values = np.asarray(losses, dtype=float)
     if values.ndim != 1 or values.size == 0:
         raise CannotDrawFigure("No losses were given to draw a loss curve.")
-    steps = np.arange(1, values.size + 1)
+    steps = np.arange(1, values.size + 1) * max(1, step_every)
     finite = values[np.isfinite(values)]
     log_y = finite.size > 0 and finite.min() > 0 and finite.max() > 50 * finite.min()
     with figure(3.2, layout="constrained") as fig:
         ax = fig.add_subplot()
         many = values.size > 50
-        ax.plot(
-            steps,
-            values,
-            linewidth=1,
-            alpha=0.35 if many else 1.0,
-            color="#1f77b4",
-            label="loss" if many else None,
-        )
+        ax.plot(steps, values, linewidth=1, alpha=0.35 if many else 1.0, color="C0",
+                label="loss" if many else None)
         if many:
             window = max(2, values.size // 20)
             smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-            ax.plot(steps[window - 1 :], smooth, linewidth=2, color="#1f77b4", label=f"moving average ({window})")
-            ax.legend(fontsize=9, loc="upper right")
+            first = (window - 1) // 2  # centred, so the average does not lag behind the raw curve
+            ax.plot(steps[first : first + smooth.size], smooth, linewidth=2, color="C0",
+                    label=f"moving average of {window} points")
+            ax.legend(fontsize=SMALL_PT, loc="upper right")
         if log_y:
             ax.set_yscale("log")
-        ax.tick_params(labelsize=9)
-        ax.set_xlabel("step", fontsize=10)
-        ax.set_ylabel("loss" + (" (log scale)" if log_y else ""), fontsize=10)
-        ax.set_title(title, fontsize=12, loc="left")
-        return png(fig)
+            log_ticks(ax.yaxis)
+        ax.tick_params(labelsize=SMALL_PT)
+        ax.set_xlabel("training step" + (f" (each point: mean of {step_every} steps)" if step_every > 1 else ""),
+                      fontsize=TEXT_PT)
+        ax.set_ylabel("loss" + (" (log scale)" if log_y else ""), fontsize=TEXT_PT)
+        ax.set_title(title_text(title, _AXES_TITLE_IN), fontsize=TITLE_PT, loc="left")
+    return fig
+
+
+def display_images(images: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """The torch half of :func:`leaked_pairs`: each item as an ``(H, W, 3)`` float array in 0..1 (as in
+    the sample grid). Raises :class:`CannotDrawFigure` for items that are not images."""
+    return [_display_image(image, -1) for image in images]
+
+
+LeakedPair = tuple[str, int | str, int, int | str, int]
+"""``(split, item, label, train item, train label)`` of one leaked item: items are indices within
+their split or file paths relative to the data folder (ImageFolder)."""
+
+_PAIRS_PER_ROW = 4
+_PAIR_GAP_IN = 0.35  # between two pairs
+_EQUALS_IN = 0.25  # between an item and its train copy, where the "=" goes
+_HEADER_IN = 0.42  # two 9 pt lines above each image: split, item
+_FOOTER_IN = 0.3  # one 9 pt line below each image: label
+
+
+def leaked_pairs(
+    images: Sequence[np.ndarray], pairs: Sequence[LeakedPair], class_names: Sequence[str] | None = None, *,
+    total: int,
+) -> bytes:
+    """Leaked items beside their train copies, as PNG bytes: :func:`draw_leaked_pairs`."""
+    return png(draw_leaked_pairs(images, pairs, class_names, total=total))
+
+
+def draw_leaked_pairs(
+    images: Sequence[np.ndarray], pairs: Sequence[LeakedPair], class_names: Sequence[str] | None = None, *,
+    total: int,
+) -> Figure:
+    """Each leaked item (left) beside its copy in train (right), up to four pairs per row, each image
+    headed by its split and item and footed by its label (red where the two labels differ).
+
+    ``images`` are displayable ``(H, W, 3)`` arrays (:func:`display_images`), one per pair: an item
+    and its train copy are exact copies, so one array shows both. ``total`` is the number of leaked
+    items in all; the title says how many of them are shown. Everything is drawn on one axes spanning
+    the figure, in inches (an axes per image would cost most of the time).
+    """
+    from matplotlib.patches import Rectangle
+
+    if not images:
+        raise CannotDrawFigure("No leaked items were given to draw.")
+    if len(images) != len(pairs):
+        raise CannotDrawFigure(f"{len(images)} images were given for {len(pairs)} leaked items.")
+    n = len(pairs)
+    rows = math.ceil(n / _PAIRS_PER_ROW)
+    cols = math.ceil(n / rows)  # balanced: 5 pairs are 3 + 2, not 4 + 1
+    margin_in = 2 * _MARGIN_IN  # a caption may be wider than its image
+    cell = min(_MAX_CELL_IN * 1.1, (WIDTH_IN - 2 * margin_in - (cols - 1) * _PAIR_GAP_IN - cols * _EQUALS_IN)
+               / (2 * cols))
+    pair_in = 2 * cell + _EQUALS_IN
+    content_in = cols * pair_in + (cols - 1) * _PAIR_GAP_IN + 2 * margin_in
+    splits = list(dict.fromkeys(split for split, *_ in pairs))
+    shown = f"all {n}" if total <= n else f"first {n} of {total:,}"
+    title = f"{_capitalised(', '.join(splits))} items that are exact copies of train items: {shown}"
+    width_in = min(WIDTH_IN, max(content_in, text_width_in(title, TITLE_PT) + 2 * margin_in))
+    title = title_text(title, width_in - 2 * margin_in)
+    title_in = _TITLE_IN + title.count("\n") * TITLE_PT * 1.2 / 72
+    row_in = _HEADER_IN + cell + _FOOTER_IN
+    height_in = title_in + rows * row_in + _MARGIN_IN
+    left_in = (width_in - content_in) / 2 + margin_in
+    caption_in = cell + 0.9 * _EQUALS_IN  # the widest a caption may get before it runs into the next
+    pad_in = 0.05
+
+    with figure(height_in, width_in=width_in) as fig:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_axis_off()
+        for k, (image, (split, item, label, train_item, train_label)) in enumerate(zip(images, pairs, strict=True)):
+            row, col = divmod(k, cols)
+            top_in = height_in - title_in - row * row_in - _HEADER_IN
+            x_in = left_in + col * (pair_in + _PAIR_GAP_IN)
+            scale = cell / max(image.shape[:2])
+            h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
+            colour = "#c00000" if label != train_label else "black"
+            for side, (side_split, side_item, side_label) in enumerate(
+                ((split, item, label), ("train", train_item, train_label))
+            ):
+                centre_x, centre_y = x_in + side * (cell + _EQUALS_IN) + cell / 2, top_in - cell / 2
+                ax.imshow(image, extent=(centre_x - w_in / 2, centre_x + w_in / 2, centre_y - h_in / 2,
+                                         centre_y + h_in / 2), vmin=0.0, vmax=1.0, interpolation="nearest",
+                          aspect="auto")
+                ax.add_patch(Rectangle((centre_x - w_in / 2, centre_y - h_in / 2), w_in, h_in, fill=False,
+                                       edgecolor="0.6", linewidth=0.8))
+                ax.text(centre_x, centre_y + h_in / 2 + pad_in,
+                        f"{side_split}\n{_item_caption(side_split, side_item, caption_in)}",
+                        ha="center", va="bottom", fontsize=SMALL_PT)
+                label_text = _class_label(side_label, class_names) if class_names else f"label {side_label}"
+                ax.text(centre_x, centre_y - h_in / 2 - pad_in, _fit(label_text, caption_in), ha="center", va="top",
+                        fontsize=SMALL_PT, color=colour)
+            ax.text(x_in + cell + _EQUALS_IN / 2, top_in - cell / 2, "=", ha="center", va="center", fontsize=TITLE_PT)
+        ax.set_xlim(0.0, width_in)
+        ax.set_ylim(0.0, height_in)
+        fig.text(0.5, 1 - title_in / 2 / height_in, title, ha="center", va="center", fontsize=TITLE_PT)
+    return fig
+
+
+def _item_caption(split: str, item: int | str, width_in: float) -> str:
+    """``item 17``, or a file path without its split folder, cut from the left to fit ``width_in``."""
+    if isinstance(item, int):
+        return f"item {item}"
+    return _fit(item.removeprefix(f"{split}/"), width_in, keep_end=True)
+
+
+def _fit(text: str, width_in: float, *, keep_end: bool = False) -> str:
+    """``text`` no wider than ``width_in`` at 9 pt: cut at the end, or (``keep_end``, for a file path)
+    at the start, where an ellipsis marks the cut."""
+    if text_width_in(text, SMALL_PT) <= width_in:
+        return text
+    while len(text) > 1:
+        text = text[1:] if keep_end else text[:-1]
+        cut = "…" + text if keep_end else text + "…"
+        if text_width_in(cut, SMALL_PT) <= width_in:
+            return cut
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,21 +512,53 @@ def _class_label(label: int, class_names: Sequence[str] | None) -> str:
     return str(label)
 
 
-def _truncate(text: str) -> str:
-    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
+def _truncate(text: str, chars: int = _LABEL_CHARS) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def _shares(
-    label_counts: Mapping[str, Mapping[str, int]],
-) -> tuple[list[str], dict[str, dict[str, float]], dict[str, int]]:
-    """Sorted labels (numerically when all are integers), share (%) per split and label, split totals."""
-    if not label_counts or not any(label_counts.values()):
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "es" if noun.endswith("s") else "s")
+
+
+def _grid_layout(names: Sequence[str], cols: int, aspect: float) -> tuple[int, int, float, float, float]:
+    """Panels, rows per panel, cell height (in), label font size (pt) and label column width (in)
+    that make the sample grid's images largest; fewer panels unless more make images 5 % larger."""
+    best: tuple[int, int, float, float, float] | None = None
+    n = len(names)
+    for wanted in range(1, min(_MAX_PANELS, n) + 1):
+        per_panel = math.ceil(n / wanted)
+        panels = math.ceil(n / per_panel)
+        if best is not None and panels == best[0]:
+            continue
+        font_pt = TEXT_PT if panels == 1 else SMALL_PT
+        label_in = max(text_width_in(name, font_pt) for name in names) + _LABEL_PAD_IN
+        free_in = WIDTH_IN - 2 * _MARGIN_IN - panels * label_in - (panels - 1) * _PANEL_GAP_IN
+        cell_h = min(_MAX_CELL_IN, free_in / (panels * cols * aspect), _MAX_GRID_IN / per_panel)
+        if best is None or cell_h > 1.05 * best[2]:
+            best = (panels, per_panel, cell_h, font_pt, label_in)
+    assert best is not None
+    return best
+
+
+def _sorted_labels(label_counts: Sequence[Mapping[str, int]]) -> list[str]:
+    """Every label of every split, numerically when all are integers, else alphabetically."""
+    names = {str(label) for counts in label_counts for label in counts}
+    if not names:
         raise CannotDrawFigure("No label counts were given to draw a label distribution.")
-    names = {str(label) for counts in label_counts.values() for label in counts}
     try:
-        labels = sorted(names, key=int)
+        return sorted(names, key=int)
     except ValueError:
-        labels = sorted(names)
+        return sorted(names)
+
+
+def _split_shares(
+    label_counts: Mapping[str, Mapping[str, int]], labels: Sequence[str]
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Share (%) per split and label, and split totals."""
     shares: dict[str, dict[str, float]] = {}
     totals: dict[str, int] = {}
     for split, counts in label_counts.items():
@@ -348,7 +567,63 @@ def _shares(
         if totals[split] <= 0:
             raise CannotDrawFigure(f"Split {split!r} has no labelled samples to draw.")
         shares[split] = {label: 100.0 * by_name.get(label, 0) / totals[split] for label in labels}
-    return labels, shares, totals
+    return shares, totals
+
+
+def _shares(
+    label_counts: Mapping[str, Mapping[str, int]],
+) -> tuple[list[str], dict[str, dict[str, float]], dict[str, int]]:
+    """Sorted labels (numerically when all are integers), share (%) per split and label, split totals."""
+    labels = _sorted_labels(list(label_counts.values()))
+    return labels, *_split_shares(label_counts, labels)
+
+
+def _density(split: str, counts: Sequence[int], edges: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per unit of pixel value, so histograms with different bins overlay correctly."""
+    c, e = np.asarray(counts, dtype=float), np.asarray(edges, dtype=float)
+    if c.ndim != 1 or e.shape != (c.size + 1,) or c.size == 0:
+        raise CannotDrawFigure(
+            f"Histogram of split {split!r} has {c.size} counts and {e.size} bin edges.",
+            hint="Pass (counts, edges) with len(edges) == len(counts) + 1, as numpy.histogram returns.",
+        )
+    widths = np.diff(e)
+    if c.sum() <= 0 or np.any(widths <= 0):
+        raise CannotDrawFigure(
+            f"Histogram of split {split!r} is empty or its bin edges do not increase.",
+            hint="Counts must sum to more than 0 and edges must be strictly increasing.",
+        )
+    return c / (c.sum() * widths), e
+
+
+def _class_ticks(ax: Axes, labels: Sequence[str], figure_width_in: float) -> None:
+    """One tick label per class, 9 pt; every k-th beyond 50 classes; turned upright when they would
+    not fit side by side."""
+    n = len(labels)
+    step = math.ceil(n / 50)
+    shown = [_truncate(label) for label in labels[::step]]
+    slot_in = ax.get_position().width * figure_width_in * step / n
+    widest = max(text_width_in(label, SMALL_PT) for label in shown)
+    ax.set_xticks(np.arange(n)[::step], shown, rotation=90 if widest > 0.9 * slot_in else 0, fontsize=SMALL_PT)
+
+
+def _legend_below(fig: Figure, ax: Axes) -> None:
+    """The axes' legend under the plot (inside it hides bars, above it collides with the title), in
+    as many columns as fit the figure's width; an entry wider than the figure is wrapped."""
+    from matplotlib.container import BarContainer
+
+    pairs = sorted(zip(*ax.get_legend_handles_labels(), strict=True),
+                   key=lambda pair: not isinstance(pair[0], BarContainer))  # the splits' bars first
+    room_in = 0.95 * fig.get_figwidth()
+    handles = [handle for handle, _ in pairs]
+    names = [title_text(name, room_in - _LEGEND_HANDLE_IN, SMALL_PT) for _, name in pairs]
+    widths = [text_width_in(name, SMALL_PT) + _LEGEND_HANDLE_IN for name in names]
+    ncols = 1
+    for cols in range(len(names), 0, -1):  # matplotlib fills a legend column by column
+        rows = math.ceil(len(names) / cols)
+        if sum(max(widths[i : i + rows]) for i in range(0, len(names), rows)) <= room_in:
+            ncols = cols
+            break
+    fig.legend(handles, names, fontsize=SMALL_PT, ncols=ncols, loc="outside lower center", frameon=False)
 
 
 def _mermaid_text(text: str) -> str:

@@ -43,71 +43,124 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 @dataclass(frozen=True)
 class LabelDistribution:
-    """Per split, the count of each label: :func:`mlgate.figures.data.label_distribution`."""
+    """Per split, the count of each label (and the base's, when comparing):
+    :func:`mlgate.figures.data.label_distribution`."""
 
     label_counts: Mapping[str, Mapping[str, int]]
+    base_counts: Mapping[str, Mapping[str, int]] | None = None
+    base_name: str = "base"
 
     def render(self) -> bytes:
         from mlgate.figures.data import label_distribution
 
-        return label_distribution(self.label_counts)
+        return label_distribution(self.label_counts, base_counts=self.base_counts, base_name=self.base_name)
 
 
 @dataclass(frozen=True)
 class SampleGrid:
-    """Samples already made displayable by :func:`mlgate.figures.data.display_samples` (so the worker
-    needs no torch): :func:`mlgate.figures.data.sample_grid_of_displays`."""
+    """Samples of one split, already made displayable by :func:`mlgate.figures.data.display_samples`
+    (so the worker needs no torch): :func:`mlgate.figures.data.sample_grid_of_displays`."""
 
     displays: Mapping[int, Sequence[np.ndarray]]
     class_names: Sequence[str] | None
     per_class: int
+    split: str = "train"
 
     def render(self) -> bytes:
         from mlgate.figures.data import sample_grid_of_displays
 
-        return sample_grid_of_displays(self.displays, self.class_names, per_class=self.per_class)
+        return sample_grid_of_displays(self.displays, self.class_names, per_class=self.per_class, split=self.split)
 
 
 @dataclass(frozen=True)
 class PixelHistogram:
-    """Per split, ``(counts, bin_edges)``: :func:`mlgate.figures.data.pixel_histogram`."""
+    """Per split, ``(counts, bin_edges)`` and the number of items (and the base's histograms, when
+    comparing): :func:`mlgate.figures.data.pixel_histogram`."""
 
     histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
+    items: Mapping[str, int] | None = None
+    base: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None
+    base_name: str = "base"
 
     def render(self) -> bytes:
         from mlgate.figures.data import pixel_histogram
 
-        return pixel_histogram(self.histograms)
+        return pixel_histogram(self.histograms, items=self.items, base=self.base, base_name=self.base_name)
 
 
 @dataclass(frozen=True)
 class LossCurve:
-    """Training loss per logged step: :func:`mlgate.figures.data.loss_curve`."""
+    """Training loss per logged point, each the mean of ``step_every`` steps:
+    :func:`mlgate.figures.data.loss_curve`."""
 
     losses: Sequence[float]
     title: str
+    step_every: int = 1
 
     def render(self) -> bytes:
         from mlgate.figures.data import loss_curve
 
-        return loss_curve(self.losses, title=self.title)
+        return loss_curve(self.losses, title=self.title, step_every=self.step_every)
 
 
 @dataclass(frozen=True)
 class ConfusionMatrix:
-    """Counts, true class by row: :func:`mlgate.figures.model.confusion_matrix`."""
+    """Counts, true class by row, of ``model`` on ``split``: :func:`mlgate.figures.model.confusion_matrix`."""
 
     confusion: Sequence[Sequence[int]]
     class_names: Sequence[str] | None = None
+    model: str = ""
+    split: str = ""
 
     def render(self) -> bytes:
         from mlgate.figures.model import confusion_matrix
 
-        return confusion_matrix(self.confusion, self.class_names)
+        return confusion_matrix(self.confusion, self.class_names, model=self.model, split=self.split)
 
 
-FigureJob = LabelDistribution | SampleGrid | PixelHistogram | LossCurve | ConfusionMatrix
-_JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, ConfusionMatrix)
+@dataclass(frozen=True)
+class AccuracyDelta:
+    """Per-class accuracy of the candidate and of the production model on the same eval data:
+    :func:`mlgate.figures.model.accuracy_delta`."""
+
+    candidate: Mapping[str, float]
+    production: Mapping[str, float]
+    candidate_name: str
+    production_name: str
+    split: str = ""
+    eval_samples: int | None = None
+    overall: tuple[float, float] | None = None
+    """(candidate, production) accuracy over every class."""
+
+    def render(self) -> bytes:
+        from mlgate.figures.model import accuracy_delta
+
+        return accuracy_delta(self.candidate, self.production, candidate_name=self.candidate_name,
+                              production_name=self.production_name, split=self.split,
+                              eval_samples=self.eval_samples, overall=self.overall)
+
+
+@dataclass(frozen=True)
+class LeakedPairs:
+    """Up to 8 leaked items beside their train copies, already made displayable by
+    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.data.leaked_pairs`.
+
+    ``pairs`` holds ``(split, item, label, train item, train label)`` per image (plain values: the
+    worker admits no other class); ``total`` counts every leaked item, shown or not."""
+
+    images: Sequence[np.ndarray]
+    pairs: Sequence[tuple[str, int | str, int, int | str, int]]
+    class_names: Sequence[str] | None
+    total: int
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import leaked_pairs
+
+        return leaked_pairs(self.images, self.pairs, self.class_names, total=self.total)
+
+
+FigureJob = LabelDistribution | SampleGrid | PixelHistogram | LossCurve | ConfusionMatrix | AccuracyDelta | LeakedPairs
+_JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, ConfusionMatrix, AccuracyDelta, LeakedPairs)
 
 
 def render_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:

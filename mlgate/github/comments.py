@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from github.IssueComment import IssueComment
@@ -29,6 +29,36 @@ def upsert_comment(
     """
     if mode not in ("update", "new"):
         raise ValueError(f"mode must be 'update' or 'new', not {mode!r}")
+    text = _text(marker, body, pr_number)
+    with calling(_action(repo, pr_number), PULL_REQUESTS_WRITE):
+        issue = repo.api.get_issue(pr_number)
+        if mode == "update":
+            existing = _newest(c for c in issue.get_comments() if has_marker(c.body, marker))
+            if existing is not None:
+                existing.edit(text)
+                return existing.html_url
+        return issue.create_comment(text).html_url
+
+
+def refresh_comment(repo: GitHubRepo, pr_number: int, marker: str, rewrite: Callable[[str], str]) -> str:
+    """Edit the newest comment under ``marker`` to ``rewrite(its body without the marker line)``, so
+    that a report the pull request no longer matches is not left standing; post nothing when there
+    is no such comment. Returns its html_url, or "" when there was none.
+
+    Raises like :func:`upsert_comment`.
+    """
+    with calling(_action(repo, pr_number), PULL_REQUESTS_WRITE):
+        issue = repo.api.get_issue(pr_number)
+        existing = _newest(c for c in issue.get_comments() if has_marker(c.body, marker))
+        if existing is None:
+            return ""
+        text = _text(marker, rewrite((existing.body or "").partition("\n")[2]), pr_number)
+        if text != existing.body:
+            existing.edit(text)
+        return existing.html_url
+
+
+def _text(marker: str, body: str, pr_number: int) -> str:
     if not marker or "\n" in marker:
         raise ValueError(f"marker must be one non-empty line, not {marker!r}")
     text = f"{marker}\n{body}"
@@ -38,15 +68,11 @@ def upsert_comment(
             f"GitHub accepts at most {COMMENT_MAX_CHARS}.",
             hint="Shorten the report (fewer columns or figures); the full report is in the job summary.",
         )
-    action = f"Commenting on pull request #{pr_number} of {repo.full_name}"
-    with calling(action, PULL_REQUESTS_WRITE):
-        issue = repo.api.get_issue(pr_number)
-        if mode == "update":
-            existing = _newest(c for c in issue.get_comments() if has_marker(c.body, marker))
-            if existing is not None:
-                existing.edit(text)
-                return existing.html_url
-        return issue.create_comment(text).html_url
+    return text
+
+
+def _action(repo: GitHubRepo, pr_number: int) -> str:
+    return f"Commenting on pull request #{pr_number} of {repo.full_name}"
 
 
 def _newest(comments: Iterable[IssueComment]) -> IssueComment | None:

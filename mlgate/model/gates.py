@@ -3,7 +3,8 @@
 No gate decides here whether a bigger number is better: each names the metric it reads (a field
 path of :class:`ModelMeasurement`) and uses the :class:`~mlgate.model.measure.values.Direction`
 that metric declares: whether the value meets the limit, by how much it misses, which way is worse
-than production. The gate names, values and detail texts are part of report.json.
+than production. A gate is named by the input that sets it (``max-latency-ms``); its name, value
+and detail text (written by :mod:`mlgate.numbers`) are part of report.json.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mlgate import numbers
 from mlgate.model.measure.values import ModelMeasurement, direction_of, value_at
+from mlgate.numbers import Unit
 from mlgate.report import Gate
 
 NO_BASELINE = "no production model to compare"
@@ -57,18 +60,25 @@ def ratios(candidate: ModelMeasurement, baseline: ModelMeasurement) -> dict[str,
     return result
 
 
+def _name(threshold: str) -> str:
+    """A gate is named by the input that sets it: ``max_latency_ms`` -> ``max-latency-ms``."""
+    return threshold.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Limit:
     """A gate on one metric of the candidate against the user's absolute limit."""
 
     threshold: str
-    """The field of :class:`GateThresholds` that sets it."""
-    name: str
-    """The gate's name in the report."""
+    """The field of :class:`GateThresholds` that sets it; its input (kebab-case) names the gate."""
     metric: str
     """Dotted field path in :class:`ModelMeasurement`; its declared direction decides pass or fail."""
-    amount: Callable[[Any], str]
-    """How far off the limit, in words: ``0.3`` -> ``"0.3 ms"``."""
+    unit: Unit
+    """How the value, the limit and the distance between them are written."""
+
+    @property
+    def name(self) -> str:
+        return _name(self.threshold)
 
     def evaluate(self, candidate: ModelMeasurement, baseline: ModelMeasurement | None, limit: Any) -> Gate:
         value = value_at(candidate, self.metric)
@@ -76,7 +86,10 @@ class Limit:
             return Gate(name=self.name, value=None, threshold=limit, passed=False, detail=NEEDS_EVAL_DATA)
         direction = direction_of(self.metric)
         passed = direction.meets(value, limit)
-        detail = "" if passed else f"{self.amount(direction.shortfall(value, limit))} {direction.miss}"
+        detail = "" if passed else (
+            f"{self.unit.difference(direction.shortfall(value, limit))} {direction.miss} the "
+            f"{self.unit.limit(limit)} {'minimum' if direction.higher_is_better else 'limit'}"
+        )
         return Gate(name=self.name, value=value, threshold=limit, passed=passed, detail=detail)
 
 
@@ -96,13 +109,18 @@ class Regression:
     """A gate on how much worse than production the candidate may be on one metric."""
 
     threshold: str
-    name: str
     metric: str
     relative: bool
     """Worse by a fraction of production's value (latency), or by an absolute amount (accuracy)."""
+    unit: Unit
+    """How the worsening and the allowance are written."""
     describe: Callable[[Change], str]
     nothing_to_compare: str = ""
     """Detail of a relative gate when production's value is 0 (the gate passes)."""
+
+    @property
+    def name(self) -> str:
+        return _name(self.threshold)
 
     def evaluate(self, candidate: ModelMeasurement, baseline: ModelMeasurement | None, limit: Any) -> Gate:
         if baseline is None:
@@ -115,42 +133,35 @@ class Regression:
         worse = direction_of(self.metric).worsening(new, old, relative=self.relative)
         passed = worse <= limit
         detail = self.describe(Change(new=new, old=old, worse=worse, limit=limit, passed=passed))
+        if not passed:
+            detail += f", {self.unit.difference(worse - limit)} over the {self.unit.limit(limit)} limit"
         return Gate(name=self.name, value=worse, threshold=limit, passed=passed, detail=detail)
 
 
-def _points(fraction: float) -> str:
-    return f"{fraction * 100:.2f} percentage points"
-
-
 def _slower(c: Change) -> str:
-    detail = (f"{abs(c.worse) * 100:.1f} % {'slower' if c.worse >= 0 else 'faster'} than production "
-              f"(p95 {c.new:.3g} ms vs {c.old:.3g} ms)")
-    if not c.passed:
-        detail += f", {(c.worse - c.limit) * 100:.1f} % beyond the allowed {c.limit * 100:g} %"
-    return detail
+    return (f"{numbers.percent(abs(c.worse))} {'slower' if c.worse >= 0 else 'faster'} than production "
+            f"(p95 {numbers.ms(c.new)} vs {numbers.ms(c.old)})")
 
 
 def _less_accurate(c: Change) -> str:
-    versus = f"({c.new:.4g} vs production {c.old:.4g})"
-    if c.worse <= 0:
-        return f"{_points(-c.worse)} higher than production {versus}"
-    detail = f"{_points(c.worse)} lower than production {versus}"
-    if not c.passed:
-        detail += f", {_points(c.worse - c.limit)} beyond the allowed {_points(c.limit)}"
-    return detail
+    versus = f"({numbers.percent(c.new)} vs {numbers.percent(c.old)})"
+    return f"{numbers.points(abs(c.worse))} {'lower' if c.worse > 0 else 'higher'} than production {versus}"
 
 
 GATES: tuple[Limit | Regression, ...] = (
-    Limit("max_latency_ms", "latency_p95_ms", "latency.p95_ms", "{:.3g} ms".format),
-    Limit("max_total_seconds", "total_seconds", "latency.total_seconds", "{:.3g} s".format),
-    Limit("max_size_mb", "size_mb", "size_mb", "{:.3g} MB".format),
-    Limit("max_params", "params", "params", "{:,} parameters".format),
-    Limit("min_accuracy", "accuracy", "accuracy", _points),
-    Regression("max_latency_regression", "latency_regression", "latency.p95_ms", relative=True, describe=_slower,
+    Limit("max_latency_ms", "latency.p95_ms", numbers.MILLISECONDS),
+    Limit("max_total_seconds", "latency.total_seconds", numbers.SECONDS),
+    Limit("max_size_mb", "size_mb", numbers.MEGABYTES),
+    Limit("max_params", "params", Unit.plain("parameters")),
+    Limit("min_accuracy", "accuracy", numbers.FRACTION),
+    Regression("max_latency_regression", "latency.p95_ms", relative=True, unit=numbers.RELATIVE, describe=_slower,
                nothing_to_compare="production p95 latency is 0 ms: nothing to compare"),
-    Regression("max_accuracy_drop", "accuracy_drop", "accuracy", relative=False, describe=_less_accurate),
+    Regression("max_accuracy_drop", "accuracy", relative=False, unit=numbers.POINTS, describe=_less_accurate),
 )
 """Every gate, in the order of :class:`GateThresholds` (the order of the report's gate table)."""
+
+UNITS = {spec.name: spec.unit for spec in GATES}
+"""Gate name -> how the report writes its value and limit."""
 
 RATIOS = {
     "latency_p50": "latency.p50_ms",

@@ -23,6 +23,9 @@ from mlgate.publish import Finished, Publication, finish
 from mlgate.settings import ModelGateSettings
 
 if TYPE_CHECKING:  # measuring imports torch: refused inputs never need it
+    from mlgate.data.dvc import DvcRunner
+    from mlgate.model.loading import LoadedModel
+    from mlgate.model.measure.inputs import ModelInput
     from mlgate.model.measure.values import ModelMeasurement
     from mlgate.model.report import Action, ModelReport
 
@@ -45,9 +48,10 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, clients: Client
     publication = Publication.for_run(settings, ctx, clients)
     check_action(settings, target, publication)
     registry = clients.registry(settings, clients.env) if not target.is_local or target.collection else None
-    measured = _measure(settings, ctx, target, registry)
+    measured = _measure(settings, ctx, target, registry, clients.dvc)
     report = _report(settings, target, measured)
-    figures = _figures(report)
+    with workflow.phase("Drawing the figures"):
+        figures = _figures(settings, report)
     failure: MlgateError | None = None
     try:
         action = act(settings, report, target, measured.candidate_version, registry, publication, figures)
@@ -61,27 +65,32 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, clients: Client
 
 
 def _measure(settings: ModelGateSettings, ctx: RunContext, target: ModelTarget,
-             registry: ModelRegistry | None) -> Measured:
-    """Download and load the candidate and production models, then time them interleaved."""
+             registry: ModelRegistry | None, dvc: DvcRunner) -> Measured:
+    """Read the eval data, download and load the candidate and production models, check that they
+    take the input shape, then time them interleaved."""
     from mlgate.model.loading import load_model
     from mlgate.model.measure.run import MeasureOptions, measure_model
 
     root = ctx.workspace
+    eval_batches, model_input = _eval_data(settings, ctx, dvc)  # a data mismatch fails before any download
     with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
-        candidate_version, candidate_path = _fetch(target.model, target.is_local, registry, root, Path(tmp) / "c")
-        candidate = _load(load_model, candidate_path, candidate_version, settings, root)
-        production_version = _production(settings, target, candidate_version, registry)
-        production = None
-        if production_version is not None:
-            _, production_path = _fetch(production_version.name, False, registry, root, Path(tmp) / "p")
-            production = _load(load_model, production_path, production_version, settings, root)
-        eval_batches, input_shape = _eval_data(settings, ctx)
+        with workflow.phase(f"Loading the model {target.model}"):
+            candidate_version, candidate_path = _fetch(target.model, target.is_local, registry, root, Path(tmp) / "c")
+            candidate = _load(load_model, candidate_path, candidate_version, settings, root)
+            production_version = _production(settings, target, candidate_version, registry)
+            production = None
+            if production_version is not None:
+                _, production_path = _fetch(production_version.name, False, registry, root, Path(tmp) / "p")
+                production = _load(load_model, production_path, production_version, settings, root)
+        input_shape = _fit_input(settings, model_input, eval_batches, candidate, production, production_version)
         options = MeasureOptions(
             input_shape=input_shape, predictions=settings.predictions, batch_sizes=settings.batch_size_list,
             max_eval_samples=settings.max_eval_samples, robustness_eps=settings.robustness_eps,
             threads=settings.threads,
         )
-        measured, measured_production = measure_model(candidate, options, eval_data=eval_batches, baseline=production)
+        with workflow.phase("Benchmarking" + (f" against {production_version.name}" if production_version else "")):
+            measured, measured_production = measure_model(candidate, options, eval_data=eval_batches,
+                                                          baseline=production, progress=workflow.progress())
     return Measured(measured, candidate_version, candidate.format, measured_production,
                     production_version if measured_production is not None else None)
 
@@ -105,12 +114,22 @@ def _report(settings: ModelGateSettings, target: ModelTarget, measured: Measured
     )
 
 
-def _figures(report: ModelReport) -> dict[str, bytes]:
+def _figures(settings: ModelGateSettings, report: ModelReport) -> dict[str, bytes]:
+    """The confusion matrix and, with a production model, the per-class accuracy change."""
     if not report.confusion:
         return {}
-    from mlgate.figures.worker import ConfusionMatrix, render_jobs
+    from mlgate.figures.worker import AccuracyDelta, ConfusionMatrix, FigureJob, render_jobs
 
-    return render_jobs({"confusion_matrix": ConfusionMatrix(report.confusion)})
+    jobs: dict[str, FigureJob] = {
+        "confusion_matrix": ConfusionMatrix(report.confusion, model=report.model, split=settings.eval_split),
+    }
+    b = report.baseline
+    if b is not None and b.per_class_accuracy and report.per_class_accuracy:
+        overall = (report.accuracy, b.accuracy) if report.accuracy is not None and b.accuracy is not None else None
+        jobs["per_class_accuracy_change"] = AccuracyDelta(
+            report.per_class_accuracy, b.per_class_accuracy, candidate_name=report.model, production_name=b.model,
+            split=settings.eval_split, eval_samples=report.eval_samples, overall=overall)
+    return render_jobs(jobs)
 
 
 def _refused(settings: ModelGateSettings, exc: MlgateError) -> Action:
@@ -120,7 +139,7 @@ def _refused(settings: ModelGateSettings, exc: MlgateError) -> Action:
 
 
 def _finished(report: ModelReport, figures: Mapping[str, bytes]) -> Finished:
-    from mlgate.model.report import render_markdown
+    from mlgate.model.report import model_outcome, render_markdown
 
     action = report.action
     assert action is not None
@@ -133,7 +152,7 @@ def _finished(report: ModelReport, figures: Mapping[str, bytes]) -> Finished:
             "accuracy": "" if report.accuracy is None else f"{report.accuracy:.6f}",
             "pull-request-url": action.pull_request_url or "",
         },
-        headline=f"mlgate model-gate: {'passed' if report.passed else 'FAILED'} — {action.result}",
+        headline=model_outcome(report),
     )
 
 
@@ -180,33 +199,58 @@ def _load(load_model: Callable[..., Any], path: Path, version: ModelVersion | No
         raise type(exc)(f"W&B artifact {version.name}: {exc.message}", hint=exc.hint) from exc
 
 
-def _eval_data(settings: ModelGateSettings, ctx: RunContext) -> tuple[list[tuple[Any, Any]] | None, list[int]]:
-    """Eval batches (bounded by max-eval-samples) and the per-item input shape."""
-    if settings.eval_data is None:
-        if settings.input_shape_list is None:
-            raise MlgateError("Without `eval-data` mlgate cannot infer the model's input shape.",
-                              hint="with:\n  input-shape: 1,28,28   # or\n  eval-data: data/processed")
-        return None, settings.input_shape_list
-    from mlgate.data.layouts import DatasetLayoutError, open_dataset
-    from mlgate.model.measure.inputs import infer_input_shape
+def _eval_data(settings: ModelGateSettings, ctx: RunContext,
+               dvc: DvcRunner) -> tuple[list[tuple[Any, Any]] | None, ModelInput]:
+    """Eval batches (bounded by max-eval-samples; pulled through DVC first when it tracks them) and
+    the per-item input shape, ``input-shape`` squared with one eval item."""
+    from mlgate.model.measure.inputs import resolve_input_shape
 
-    dataset = open_dataset(ctx.in_workspace(settings.eval_data), settings.layout,
-                           dataset_class=settings.dataset_class, import_root=ctx.workspace)
-    if settings.eval_split not in dataset.splits:
-        raise DatasetLayoutError(
-            f"`eval-data` {settings.eval_data} has no split {settings.eval_split!r}; "
-            f"found: {', '.join(dataset.splits)}.",
-            hint=f"with:\n  eval-split: {next(iter(dataset.splits), 'test')}",
-        )
-    batches: list[tuple[Any, Any]] = []
-    taken = 0
-    for batch in dataset.splits[settings.eval_split].batches(1024):
-        remaining = settings.max_eval_samples - taken
-        if remaining <= 0:
-            break
-        batches.append((batch.images[:remaining], batch.labels[:remaining]))
-        taken += min(remaining, len(batch.labels))
+    if settings.eval_data is None:
+        return None, resolve_input_shape(settings.input_shape_list, None)
+    from mlgate.data.layouts import DatasetLayoutError, open_dataset
+    from mlgate.data.pull import dvc_session, pull_if_tracked
+
+    with dvc_session(settings, dvc) as runner:
+        pull_if_tracked(settings, runner, settings.eval_data, "eval-data")
+    with workflow.phase(f"Reading {settings.eval_data}"):
+        dataset = open_dataset(ctx.in_workspace(settings.eval_data), settings.layout,
+                               dataset_class=settings.dataset_class, import_root=ctx.workspace)
+        if settings.eval_split not in dataset.splits:
+            raise DatasetLayoutError(
+                f"`eval-data` {settings.eval_data} has no split {settings.eval_split!r}; "
+                f"found: {', '.join(dataset.splits)}.",
+                hint=f"with:\n  eval-split: {next(iter(dataset.splits), 'test')}",
+            )
+        batches: list[tuple[Any, Any]] = []
+        taken = 0
+        for batch in dataset.splits[settings.eval_split].batches(1024):
+            remaining = settings.max_eval_samples - taken
+            if remaining <= 0:
+                break
+            batches.append((batch.images[:remaining], batch.labels[:remaining]))
+            taken += min(remaining, len(batch.labels))
     if not batches:
         raise DatasetLayoutError(f"Split {settings.eval_split!r} of `eval-data` {settings.eval_data} is empty.")
-    shape = settings.input_shape_list or infer_input_shape(batches[0][0])
-    return batches, shape
+    resolved = resolve_input_shape(settings.input_shape_list, list(batches[0][0].shape[1:]),
+                                   data=f"{settings.eval_data.as_posix()}, split {settings.eval_split}")
+    if resolved.notice:
+        workflow.annotate("notice", "Input shape", resolved.notice)
+    return batches, dataclasses.replace(resolved, notice=None)
+
+
+def _fit_input(settings: ModelGateSettings, model_input: ModelInput, eval_batches: list[tuple[Any, Any]] | None,
+               candidate: LoadedModel, production: LoadedModel | None,
+               production_version: ModelVersion | None) -> list[int]:
+    """The per-item shape both models take, checked with one call each before anything is timed."""
+    from mlgate.model.measure.inputs import fit_model
+
+    models = [(candidate, "model")]
+    if production is not None and production_version is not None:
+        models.append((production, f"production model {production_version.name}"))
+    for model, what in models:
+        model_input = fit_model(model, model_input, given=settings.input_shape_list,
+                                eval_images=eval_batches[0][0] if eval_batches else None, what=what)
+        if model_input.notice:
+            workflow.annotate("notice", "Input shape", model_input.notice)
+            model_input = dataclasses.replace(model_input, notice=None)
+    return model_input.shape

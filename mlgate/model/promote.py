@@ -20,7 +20,7 @@ from mlgate.model.manifest import PromotionError, manifest_path, promotion_manif
 from mlgate.model.registry import ModelRegistry, ModelVersion
 from mlgate.model.target import ModelTarget
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import COMMENT_LIMIT, fit, footer
+from mlgate.report import COMMENT_LIMIT, fit, footer, plain_text
 from mlgate.settings import ModelGateSettings, PromoteSettings
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def run_promote(settings: PromoteSettings, ctx: RunContext, clients: Clients) ->
     markdown = render_markdown(report)
     return finish(Finished(
         passed=True, report_json=report.model_dump_json(indent=2), render=lambda links, note: markdown,
-        outputs={"model": "\n".join(p.artifact for p in promotions)}, comment=False, headline=markdown.strip(),
+        outputs={"model": "\n".join(p.artifact for p in promotions)}, comment="off", headline=promote_outcome(report),
     ), Publication.for_run(settings, ctx, clients), ctx)
 
 
@@ -73,6 +73,27 @@ def render_markdown(report: PromoteReport) -> str:
                                      else f"already held `{p.alias}` in `{p.collection}`: nothing to do.")
              for p in report.promotions]
     return f"## ✅ {report.title}\n\n" + "\n".join(lines) + f"\n\n{footer()}\n"
+
+
+def promote_outcome(report: PromoteReport) -> str:
+    """The plain-text outcome of ``mode: promote``: how many aliases moved, then one line per manifest."""
+    if not report.promotions:
+        return "mlgate promote: nothing to do · no promotion manifest changed"
+    linked = sum(p.linked for p in report.promotions)
+    lines = [f"mlgate promote: {linked} of {len(report.promotions)} promotion(s) applied"]
+    lines += [plain_text(f"{p.artifact} " + (f"now holds {p.alias} in {p.collection}" if p.linked
+                                             else f"already held {p.alias} in {p.collection}: nothing to do"))
+              for p in report.promotions]
+    return "\n".join(lines)
+
+
+def _gates_verdict(report: ModelReport) -> str:
+    """What passing meant: ``all 2 gates passed``, or that there was no gate to pass."""
+    from mlgate.report import NO_GATES
+
+    if not report.gates:
+        return NO_GATES
+    return "the gate passed" if len(report.gates) == 1 else f"all {len(report.gates)} gates passed"
 
 
 def check_action(settings: ModelGateSettings, target: ModelTarget, publication: Publication) -> None:
@@ -104,22 +125,23 @@ def act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, v
     from mlgate.model.report import Action
 
     if not report.passed:
-        failed = ", ".join(f"`{g.name}`" for g in report.gates if not g.passed)
-        result = f"not promoted: gate(s) {failed} failed."
+        failed = [f"`{g.name}`" for g in report.gates if not g.passed]
+        result = f"not promoted: {'gate' if len(failed) == 1 else 'gates'} {', '.join(failed)} failed."
         if settings.on_fail_alias and registry is not None and version is not None:
             # the path the candidate came by: on a registry path the alias shows in the registry
             registry.add_alias(target.model, settings.on_fail_alias)
             result += f" Added alias `{settings.on_fail_alias}` to `{target.model}`."
         return Action(on_pass=settings.on_pass, result=result)
     if settings.on_pass == "none":
-        return Action(on_pass="none", result="all gates passed; `on-pass: none`, so nothing else was done.")
+        return Action(on_pass="none",
+                      result=f"{_gates_verdict(report)}; `on-pass: none`, so nothing else was done.")
     # check_action made sure of these before anything was measured
     assert version is not None and target.collection is not None and registry is not None
     if settings.on_pass == "promote":
         linked = registry.link(version.name, target.collection, settings.promote_alias)
-        result = (f"promoted: `{version.name}` now holds `{settings.promote_alias}` in `{target.collection}`."
-                  if linked else f"`{version.name}` already holds `{settings.promote_alias}` in "
-                  f"`{target.collection}`: nothing to do.")
+        held = f"`{settings.promote_alias}` in `{target.collection}`"
+        result = (f"{_gates_verdict(report)}; promoted: `{version.name}` now holds {held}." if linked
+                  else f"{_gates_verdict(report)}; `{version.name}` already holds {held}: nothing to do.")
         return Action(on_pass="promote", result=result)
     return _promotion_pull_request(settings, report, target, version, publication, figures)
 
@@ -147,5 +169,5 @@ def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, ta
         files={path: (json.dumps(manifest, indent=2) + "\n").encode()},
         commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
     )
-    return Action(on_pass="pull-request", result=f"all gates passed; approve by merging {url}",
+    return Action(on_pass="pull-request", result=f"{_gates_verdict(report)}; approve by merging {url}",
                   pull_request_url=url)

@@ -6,8 +6,11 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from mlgate import numbers
+from mlgate.model.gates import GATES, UNITS
 from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurement
-from mlgate.report import Gate, fold, footer, format_number, gates_table
+from mlgate.numbers import count, megabytes, ms, number, percent, seconds
+from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
 
 SCHEMA_VERSION = "1"
 
@@ -38,6 +41,8 @@ class Baseline(BaseModel):
     params: int
     accuracy: float | None
     ratios: dict[str, float]
+    per_class_accuracy: dict[str, float] | None = None
+    """Class (as a string) -> accuracy on the same eval data as the candidate."""
 
     @classmethod
     def of(cls, model: str, alias: str, candidate: ModelMeasurement, production: ModelMeasurement) -> Baseline:
@@ -45,7 +50,8 @@ class Baseline(BaseModel):
 
         return cls(model=model, alias=alias, total_seconds=production.latency.total_seconds,
                    latency_ms=LatencyMs.of(production.latency), size_mb=production.size_mb,
-                   params=production.params, accuracy=production.accuracy, ratios=ratios(candidate, production))
+                   params=production.params, accuracy=production.accuracy, ratios=ratios(candidate, production),
+                   per_class_accuracy=production.per_class_accuracy)
 
 
 class Action(BaseModel):
@@ -102,58 +108,66 @@ def build_report(*, title: str, model: str, format: str, collection: str | None,
     )
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2%}"
-
-
 def _ratio(report: ModelReport, key: str) -> str:
     if report.baseline is None or key not in report.baseline.ratios:
         return ""
-    return f"{report.baseline.ratios[key]:.2f}×"
+    return numbers.ratio(report.baseline.ratios[key])
+
+
+def model_outcome(report: ModelReport) -> str:
+    """The plain-text outcome of a run: verdict, p95 latency, accuracy, size, failed gates, what was done."""
+    p95 = f"p95 latency {ms(report.latency_ms.p95)}"
+    if "latency_p95" in (report.baseline.ratios if report.baseline else {}):
+        p95 += f" ({_ratio(report, 'latency_p95')} production)"
+    figures = [report.model, p95]
+    if report.accuracy is not None:
+        figures.append(f"accuracy {percent(report.accuracy)} on {count(report.eval_samples)} items")
+    figures.append(megabytes(report.size_mb))
+    return outcome("model-gate", report.gates, UNITS, figures,
+                   next_step=report.action.result if report.action else "")
 
 
 def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, note: str = "") -> str:
-    icon = "✅" if report.passed else "❌"
     b = report.baseline
-    parts = [f"## {icon} {report.title}: `{report.model}`",
-             f"{report.format} model · {report.params:,} parameters · {report.size_mb:.2f} MB"
-             + (f" · candidate for `{report.collection}`" if report.collection else "")]
-    if report.gates:
-        parts.append(gates_table(report.gates))
+    parts = [f"## {icon(report.gates)} {report.title}: `{report.model}`", verdict_line(report.gates),
+             f"{report.format} model · {count(report.params)} parameters · {megabytes(report.size_mb)}"
+             + (f" · candidate for `{report.collection}`" if report.collection else ""),
+             gates_section(report.gates, UNITS, [spec.name for spec in GATES])]
     lat = report.latency_ms
+
+    def spread(latency: LatencyMs) -> str:
+        return f"{number(latency.mean)} ± {number(latency.stdev)} ms"
+
     rows = [
-        ("latency p50 (ms)", format_number(lat.p50), b and format_number(b.latency_ms.p50),
-         _ratio(report, "latency_p50")),
-        ("latency p95 (ms)", format_number(lat.p95), b and format_number(b.latency_ms.p95),
-         _ratio(report, "latency_p95")),
-        ("latency p99 (ms)", format_number(lat.p99), b and format_number(b.latency_ms.p99), ""),
-        ("latency mean ± stdev (ms)", f"{format_number(lat.mean)} ± {format_number(lat.stdev)}",
-         b and f"{format_number(b.latency_ms.mean)} ± {format_number(b.latency_ms.stdev)}",
-         _ratio(report, "latency_mean")),
-        (f"{report.predictions} predictions (s)", format_number(report.total_seconds),
-         b and format_number(b.total_seconds), _ratio(report, "total_seconds")),
-        ("size (MB)", format_number(report.size_mb), b and format_number(b.size_mb), _ratio(report, "size")),
-        ("parameters", f"{report.params:,}", b and f"{b.params:,}", _ratio(report, "params")),
-        ("accuracy", _pct(report.accuracy), b and _pct(b.accuracy), _ratio(report, "accuracy")),
+        ("latency p50", ms(lat.p50), b and ms(b.latency_ms.p50), _ratio(report, "latency_p50")),
+        ("latency p95", ms(lat.p95), b and ms(b.latency_ms.p95), _ratio(report, "latency_p95")),
+        ("latency p99", ms(lat.p99), b and ms(b.latency_ms.p99), ""),
+        ("latency mean ± stdev", spread(lat), b and spread(b.latency_ms), _ratio(report, "latency_mean")),
+        (f"{count(report.predictions)} predictions", seconds(report.total_seconds), b and seconds(b.total_seconds),
+         _ratio(report, "total_seconds")),
+        ("size", megabytes(report.size_mb), b and megabytes(b.size_mb), _ratio(report, "size")),
+        ("parameters", count(report.params), b and count(b.params), _ratio(report, "params")),
+        ("accuracy", percent(report.accuracy), b and percent(b.accuracy), _ratio(report, "accuracy")),
     ]
     header = "| measure | candidate |" + (f" production (`{b.model}`) | ratio |" if b else "")
     lines = [header, "|---|---:|" + ("---:|---:|" if b else "")]
     for name, cand, prod, ratio in rows:
         lines.append(f"| {name} | {cand} |" + (f" {prod} | {ratio} |" if b else ""))
-    parts.append("\n".join(lines))
-    extra = ["- throughput: " + ", ".join(f"batch {size}: {sps:,.0f}/s" for size, sps in report.throughput.items())]
+    parts.append("### Measurements\n\n" + "\n".join(lines))
+    extra = ["- throughput: " + ", ".join(f"batch {size}: {numbers.per_second(sps)}"
+                                          for size, sps in report.throughput.items())]
     if report.flops_per_prediction is not None:
-        extra.append(f"- FLOPs per prediction: {report.flops_per_prediction:,}")
+        extra.append(f"- FLOPs per prediction: {count(report.flops_per_prediction)}")
     if report.peak_memory_mb is not None:
-        extra.append(f"- peak memory: {report.peak_memory_mb:.1f} MB")
+        extra.append(f"- peak memory: {megabytes(report.peak_memory_mb)}")
     if report.robustness:
-        extra.append("- robustness: " + ", ".join(f"{k}: {_pct(v)}" for k, v in report.robustness.items()))
-    extra.append(f"- accuracy on {report.eval_samples:,} eval items" if report.accuracy is not None
+        extra.append("- robustness: " + ", ".join(f"{k}: {percent(v)}" for k, v in report.robustness.items()))
+    extra.append(f"- accuracy on {count(report.eval_samples)} eval items" if report.accuracy is not None
                  else "- no eval data: accuracy not measured")
     parts.append("\n".join(extra))
     if report.per_class_accuracy:
         table = ["| class | accuracy |", "|---|---:|"] + [
-            f"| {label} | {_pct(acc)} |" for label, acc in report.per_class_accuracy.items()
+            f"| {label} | {percent(acc)} |" for label, acc in report.per_class_accuracy.items()
         ]
         parts.append(fold("Per-class accuracy", "\n".join(table)))
     for name, link in figure_links.items():

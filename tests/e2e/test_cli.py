@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ from tests.fixtures.datasets import make_course, make_imagefolder
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def mlgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def mlgate(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "INPUT_"))}
     env["PYTHONPATH"] = str(ROOT)
+    env.update(extra_env)
     return subprocess.run([sys.executable, "-m", "mlgate", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
 
@@ -42,10 +44,70 @@ def test_cli__unrecognised_folder_fails_with_what_was_found_and_the_supported_la
     (tmp_path / "data" / "readme.txt").write_text("hello")
     done = mlgate("data-stats", "--data", "data", "--out", "out", cwd=tmp_path)
     assert done.returncode == 2
-    assert "::error title=Unrecognised dataset layout::" in done.stdout and "found readme.txt" in done.stdout
+    assert done.stderr.startswith("▸ Reading data and computing its statistics…\n  failed after ")
+    error = done.stderr.split("error: ", 1)[1]
+    assert error.startswith("Unrecognised dataset layout\nCould not recognise the dataset layout of ")
+    assert "found readme.txt" in error
+    fix = error.split("\nHow to fix it:\n", 1)[1]
     for layout in ("course", "imagefolder", "npz", "dataset-class"):
-        assert layout in done.stdout  # the hint: each supported layout with an example tree
+        assert f"\n    {layout} " in fix  # the hint: each supported layout with an example tree
+    assert "::" not in done.stdout + done.stderr and "%0A" not in done.stderr  # plain text on a terminal
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_cli__a_bad_input_is_explained_in_plain_text_with_the_fix(tmp_path: Path) -> None:
+    done = mlgate("data-stats", "--data", str(tmp_path / "no-such-folder"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == "error: Invalid input"
+    assert "`data`" in lines[1] and "no-such-folder" in lines[1] and "does not exist" in lines[1]
+    assert lines[2:4] == ["", "How to fix it:"]
+    assert "      data: data/processed" in lines  # the example, indented under the fix
+    assert "::" not in done.stderr and "%0A" not in done.stderr
+
+
+def test_cli__a_failing_gate_says_so_on_stdout_and_times_each_phase_on_stderr(tmp_path: Path) -> None:
+    done = mlgate("data-stats", "--data", str(ROOT / "examples" / "data"), "--out", "out", "--max-imbalance", "1.2",
+                  cwd=tmp_path)
+    assert done.returncode == 1
+    assert "FAILED" in done.stdout and "max-imbalance" in done.stdout
+    assert done.stdout.rstrip().endswith("report: out/report.md")  # relative to the working folder
+    phases = [line for line in done.stderr.splitlines() if line.startswith("▸ ")]
+    assert phases == [f"▸ Reading {ROOT / 'examples' / 'data'} and computing its statistics…",
+                      "▸ Drawing the figures…", "▸ Publishing the report…"]
+    assert len(re.findall(r"^  done in \d+\.\d s$", done.stderr, re.MULTILINE)) == 3
+
+
+def test_cli__in_actions_phases_are_folded_and_the_outcome_follows(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    done = mlgate("data-stats", "--data", str(ROOT / "examples" / "data"), "--out", "out", "--max-imbalance", "1.2",
+                  cwd=tmp_path, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert done.returncode == 1
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    groups = [line.removeprefix("::group::") for line in lines if line.startswith("::group::")]
+    assert groups == [f"Reading {ROOT / 'examples' / 'data'} and computing its statistics",
+                      "Drawing the figures", "Publishing the report"]
+    for index, line in enumerate(lines):  # every fold is closed, its time right after it
+        if line == "::endgroup::":
+            assert re.fullmatch(r"  done in \d+\.\d s", lines[index + 1])
+    assert lines.count("::endgroup::") == 3
+    assert lines[-1] == "report: out/report.md"
+    assert "FAILED" in done.stdout
+    assert "max-imbalance" in summary.read_text()
+
+
+def test_cli__model_shape_error_names_both_shapes_without_the_models_traceback(tmp_path: Path) -> None:
+    done = mlgate("model-gate", "--model", str(ROOT / "examples" / "model" / "model.pt"), "--input-shape", "3,28,28",
+                  "--out", "out", cwd=tmp_path)
+    assert done.returncode == 2
+    error = done.stderr.split("\nerror: ", 1)[1]
+    message, fix = error.split("\n\nHow to fix it:\n")
+    assert "3,28,28" in message or "(3, 28, 28)" in message  # what was given
+    assert "expected input[1, 3, 28, 28] to have 1 channels" in message  # the model's own reason, one line
+    assert "1,28,28" in fix  # what works
+    assert "Traceback" not in done.stderr and "__torch__" not in done.stderr and "<--- HERE" not in done.stderr
 
 
 def test_cli__every_input_is_a_flag() -> None:
@@ -105,4 +167,4 @@ def test_cli__feature_vectors_get_statistics_without_a_sample_grid(tmp_path: Pat
     assert report["splits"]["train"]["shape"] == [16]
     assert "sample_grid" not in report["figures"]
     assert "label_distribution" in report["figures"]
-    assert "::notice title=No sample grid::" in done.stdout
+    assert "notice: No sample grid — " in done.stderr

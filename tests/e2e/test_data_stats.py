@@ -75,7 +75,7 @@ def test_pull_request__two_runs_leave_one_sticky_comment_with_the_right_numbers(
     assert "3 `test` items have an exact copy in `train`" in body
 
     links = image_links(body)
-    assert len(links) == 3
+    assert len(links) == 4  # label distribution, sample grid, pixel histogram, leaked pairs
     for link in links:
         assert link.startswith(f"{fake_github.server_url}/octo-org/octo-repo/blob/")
         with urllib.request.urlopen(link) as response:  # the link resolves on the fake, to a PNG
@@ -92,7 +92,7 @@ def test_pull_request__two_runs_leave_one_sticky_comment_with_the_right_numbers(
     assert report["changes"]["splits"]["train"]["count_delta"] == 200
     schema = json.loads((ROOT / "schemas" / "data-stats-report.schema.json").read_text())
     jsonschema.validate(report, schema)
-    assert "## ✅ Data report" in second.summary
+    assert "## ℹ️ Data report\n\n**No gates configured**" in second.summary  # no gate set: none passed
 
     # statistics are cached by DVC content hash on the assets branch: the base is never pulled twice
     cached = [path for path in fake_github.repo.files("mlgate-assets") if path.startswith("stats/")]
@@ -114,7 +114,7 @@ def test_failed_gate__fails_the_step_after_the_comment_is_updated(
     assert "❌" in comment.body and "`fail-on-leakage`" in comment.body
 
 
-def test_unchanged_data__one_line_no_pull_no_comment(
+def test_unchanged_data__one_line_no_pull_and_no_comment_when_none_exists(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
     pr, event = pr_event(fake_github, data_repo)
@@ -127,6 +127,42 @@ def test_unchanged_data__one_line_no_pull_no_comment(
     assert not (workspace / "data" / "processed").exists()  # nothing was pulled
 
 
+def test_reverted_data__edits_the_sticky_comment_to_unchanged_with_the_old_report_folded(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo)
+    first = run_action(workspace, "pull_request", event)
+    assert first.returncode == 0, first.stderr + first.stdout
+    [posted] = fake_github.repo.comments_on(pr.number)
+    old_report = posted.body.split("\n", 1)[1].strip()
+    assert f"**{data_repo.head.counts['train']:,}** train" in old_report
+
+    # the author reverts the data: the pull request's head now holds the base's .dvc file
+    dvc_file = run(workspace, data_repo.env, "git", "show", f"{data_repo.base_sha}:data/processed.dvc")
+    (workspace / "data" / "processed.dvc").write_text(dvc_file)
+    run(workspace, data_repo.env, "git", "commit", "-q", "-am", "revert the data")
+    event["pull_request"]["head"]["sha"] = run(workspace, data_repo.env, "git", "rev-parse", "HEAD").strip()
+    second = run_action(workspace, "pull_request", event)
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert second.outputs["data-changed"] == "false"
+
+    [edited] = fake_github.repo.comments_on(pr.number)  # the same comment, edited; none added
+    assert edited.id == posted.id
+    assert second.outputs["comment-url"] == first.outputs["comment-url"]
+    body = edited.body
+    assert body.startswith(MARKER + "\n")
+    unchanged, folded = body.split("<details>", 1)
+    assert "`data/processed` is unchanged against" in unchanged
+    assert f"**{data_repo.head.counts['train']:,}** train" not in unchanged  # no stale number in view
+    assert folded.startswith("<summary>The earlier report on this pull request (no longer current)</summary>\n\n")
+    assert old_report in folded and body.rstrip().endswith("</details>")
+
+    third = run_action(workspace, "pull_request", event)  # unchanged again: the fold is not nested
+    assert third.returncode == 0, third.stderr + third.stdout
+    [again] = fake_github.repo.comments_on(pr.number)
+    assert again.body == body
+
+
 def test_fork_pull_request__report_in_summary_with_a_warning_naming_the_permission(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -136,7 +172,7 @@ def test_fork_pull_request__report_in_summary_with_a_warning_naming_the_permissi
     assert fake_github.repo.comments_on(pr.number) == []
     assert "::warning title=No PR comment::" in result.stdout
     assert "pull-requests: write" in result.stdout
-    assert "## ✅ Data report" in result.summary
+    assert "## ℹ️ Data report" in result.summary
     assert result.outputs["comment-url"] == ""
 
 

@@ -192,12 +192,13 @@ def test_failed_gate__links_nothing_tags_the_candidate_fails_the_step_and_still_
     assert aliases["gate-failed"] == aliases["staging"] == staging.source  # tagged where it was staged
     assert fake_wandb.link_operations == []
     gates = result.gates()
-    assert gates["latency_p95_ms"]["passed"] is False
-    assert gates["latency_p95_ms"]["detail"] == f"{gates['latency_p95_ms']['value'] - 0.000001:.3g} ms over"
-    assert gates["accuracy"]["passed"] is True
+    assert gates["max-latency-ms"]["passed"] is False
+    assert gates["max-latency-ms"]["detail"] == (
+        f"{gates['max-latency-ms']['value'] - 0.000001:#.3g} ms over the 0.000001 ms limit")
+    assert gates["min-accuracy"]["passed"] is True
     assert result.outputs["passed"] == "false"
     assert result.outputs["model"] == staging.source
-    assert "## ❌ Model gate" in result.summary and "`latency_p95_ms`" in result.summary
+    assert "## ❌ Model gate" in result.summary and "`max-latency-ms`" in result.summary
     assert "not promoted" in result.summary and "Added alias `gate-failed`" in result.summary
 
 
@@ -227,7 +228,7 @@ def test_on_pass_pull_request__one_pr_with_pinned_manifest_then_promote_after_me
     assert manifest["collection"] == REGISTRY and manifest["alias"] == "production"
     assert manifest["passed"] is True
     assert manifest["metrics"]["accuracy"] == pytest.approx(reference_accuracy(models.good), abs=1e-9)
-    assert [g["name"] for g in manifest["gates"]] == ["accuracy"]
+    assert [g["name"] for g in manifest["gates"]] == ["min-accuracy"]
     assert fake_wandb.link_operations == []  # nothing is promoted before a human merges
     assert fake_github.violations == []
 
@@ -265,10 +266,10 @@ def test_production_baseline__ratios_and_relative_gates_against_the_production_v
         report["latency_ms"]["p95"] / baseline["latency_ms"]["p95"], rel=1e-9)
     assert baseline["ratios"]["params"] == 1.0
     gates = result.gates()
-    assert gates["accuracy_drop"]["passed"] is False
-    assert gates["accuracy_drop"]["value"] == pytest.approx(good - weak, abs=1e-9)
-    assert f"{(good - weak - 0.01) * 100:.2f} percentage points beyond the allowed" in gates["accuracy_drop"]["detail"]
-    assert gates["latency_regression"]["passed"] is True
+    assert gates["max-accuracy-drop"]["passed"] is False
+    assert gates["max-accuracy-drop"]["value"] == pytest.approx(good - weak, abs=1e-9)
+    assert f"{(good - weak - 0.01) * 100:.1f} pp over the 1 pp limit" in gates["max-accuracy-drop"]["detail"]
+    assert gates["max-latency-regression"]["passed"] is True
     assert fake_wandb.alias_map(REGISTRY)["production"] == production  # untouched
     assert fake_wandb.link_operations == []
     assert f"production (`{production}`)" in result.summary

@@ -1,4 +1,5 @@
-"""DvcRunner against the real ``dvc`` CLI: a local remote, and a gs:// remote on the GCS emulator.
+"""DvcRunner against the real ``dvc`` CLI: a local remote, and a gs:// remote on the GCS emulator;
+downloads stream DVC's output as it comes and stop at their timeout (``run_streaming``).
 
 Ground truth (files per commit, the diff, DVC's folder hash) comes from tests/fakes/dvc_repo.py,
 which builds the repository; the code under test only ever sees fresh clones of it.
@@ -6,11 +7,18 @@ which builds the repository; the code under test only ever sees fresh clones of 
 
 from __future__ import annotations
 
+import io
+import os
+import re
+import shutil
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
+from mlgate.data.dvc import DataDiff, DvcError, DvcRunner, DvcTimeout, run_streaming
 from mlgate.gcp import service_account_credentials
 from tests.fakes.dvc_repo import (
     BASE_FILES,
@@ -263,3 +271,130 @@ def test_tracked_targets__reads_pipeline_outputs_from_dvc_yaml_and_hashes_from_d
     with pytest.raises(DvcError, match=r"models/model\.pt have no recorded hash") as caught:
         runner.content_hash("models", rev="HEAD")
     assert "dvc repro" in caught.value.hint
+
+
+# --- downloads stream DVC's own output and stop at `dvc-timeout` ------------------------------------------
+
+TQDM_BAR = re.compile(r"\|\s*[\d.]+\s*\[\d\d:\d\d")  # "Collecting |7.00 [00:00, 81.0entry/s]"
+
+
+def test_pull__streams_dvcs_own_progress_and_summary_to_the_log(local_repo: DvcRepo, fresh_clone: Path) -> None:
+    log = io.StringIO()
+
+    DvcRunner(fresh_clone, env=local_repo.env, timeout=120, log=log).pull(PROCESSED)
+
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "$ dvc pull data/processed.dvc"
+    assert any(TQDM_BAR.search(line) for line in lines), lines  # DVC's progress bars, though not a terminal
+    assert re.search(r"^\d+ files fetched", log.getvalue(), re.MULTILINE)  # DVC's own summary
+    assert "\r" not in log.getvalue() and all(len(line.strip()) > 1 for line in lines)  # log lines, no redraws
+    assert files_under(fresh_clone, PROCESSED) == local_repo.files_at(local_repo.head_rev)
+
+
+def hanging_remote(repo: DvcRepo, dest: Path) -> Path:
+    """A copy of ``repo``'s remote whose every object is a named pipe: reading one waits forever."""
+    assert repo.remote_url is not None
+    shutil.copytree(repo.remote_url, dest)
+    for path in [path for path in dest.rglob("*") if path.is_file()]:
+        path.unlink()
+        os.mkfifo(path)
+    return dest
+
+
+def release(remote: Path) -> None:
+    """Safety net: let a reader blocked on one of the pipes see end-of-file (the test then fails, not hangs)."""
+    for path in remote.rglob("*"):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            continue  # no reader on this one
+
+
+def test_pull__remote_that_never_answers_is_stopped_at_dvc_timeout(
+    local_repo: DvcRepo, fresh_clone: Path, tmp_path: Path
+) -> None:
+    remote = hanging_remote(local_repo, tmp_path / "hanging-remote")
+    _set_remote(fresh_clone, str(remote))
+    runner = DvcRunner(fresh_clone, env=local_repo.env, log=io.StringIO()).with_timeout(3)
+    guard = threading.Timer(60, release, args=(remote,))
+    guard.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DvcTimeout) as caught:
+            runner.pull(PROCESSED)
+    finally:
+        guard.cancel()
+
+    assert time.monotonic() - started < 3 + 5 + 15  # the timeout, the kill grace, DVC's start-up
+    error = caught.value
+    assert error.message.startswith(
+        "`dvc pull data/processed.dvc` did not finish within 3 s (`dvc-timeout`) and was stopped. Its last output: "
+    )
+    assert "dvc-timeout: 3600" in error.hint
+    assert isinstance(error, DvcError)  # reported like every DVC failure
+
+
+PYTHON = sys.executable
+
+
+def test_run_streaming__passes_each_line_on_while_the_command_still_runs(tmp_path: Path) -> None:
+    # The command waits for a file that only the echo of its first line creates: if output were
+    # passed on at the end, it would give up (exit 3) instead of finishing.
+    marker = tmp_path / "seen"
+    script = (
+        "import pathlib, sys, time\n"
+        "print('first', flush=True)\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not pathlib.Path(sys.argv[1]).exists():\n"
+        "    if time.monotonic() > deadline: sys.exit(3)\n"
+        "    time.sleep(0.02)\n"
+        "sys.stderr.write('\\rprogress 1\\rprogress 2\\n'); sys.stderr.flush()\n"
+        "print('second', flush=True)\n"
+    )
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line == "first":
+            marker.touch()
+
+    done = run_streaming([PYTHON, "-c", script, str(marker)], cwd=tmp_path, env=dict(os.environ), timeout=60,
+                         echo=echo)
+
+    assert done.returncode == 0
+    assert lines[0] == "first"
+    assert sorted(lines[1:]) == ["progress 2", "second"]  # a redraw right after a line is not shown
+    assert done.stdout == "first\nsecond" and done.stderr == "progress 2"
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped; only its parent's reaping is left
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_run_streaming__stops_the_whole_process_group_at_the_timeout(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    script = (
+        "import pathlib, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "pathlib.Path(sys.argv[1]).write_text(str(child.pid))\n"
+        "print('waiting for the remote', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    started = time.monotonic()
+
+    done = run_streaming([PYTHON, "-c", script, str(pid_file)], cwd=tmp_path, env=dict(os.environ), timeout=2,
+                         echo=lambda line: None)
+
+    assert done.timed_out and done.returncode is None
+    assert time.monotonic() - started < 2 + 5 + 5
+    assert done.last_line == "waiting for the remote"
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild)  # the process it started went down with it

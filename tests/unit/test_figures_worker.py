@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlgate.figures.worker import (
+    AccuracyDelta,
     ConfusionMatrix,
     FigureJob,
     FigureWorker,
@@ -57,9 +58,13 @@ def test_no_worker__renders_here() -> None:
 def test_jobs__of_every_kind_cross_the_process_boundary_unchanged() -> None:
     every_kind: dict[str, FigureJob] = {
         **jobs(),
-        "pixel_histogram": PixelHistogram({"train": ([1, 2], [0.0, 0.5, 1.0])}),
-        "loss": LossCurve([np.float32(2.5), np.float64(1.5), 1.0], title="baseline"),  # numpy scalars too
-        "confusion": ConfusionMatrix([[3, 1], [0, 4]], ["cat", "dog"]),
+        "compared": LabelDistribution({"train": {"0": 5}}, base_counts={"train": {"0": 4}}, base_name="main"),
+        "pixel_histogram": PixelHistogram({"train": ([1, 2], [0.0, 0.5, 1.0])}, items={"train": 3},
+                                          base={"train": ([2, 1], [0.0, 0.5, 1.0])}, base_name="main"),
+        "loss": LossCurve([np.float32(2.5), np.float64(1.5), 1.0], title="baseline", step_every=10),  # numpy too
+        "confusion": ConfusionMatrix([[3, 1], [0, 4]], ["cat", "dog"], model="m:v1", split="test"),
+        "delta": AccuracyDelta({"0": 0.9}, {"0": 0.8}, candidate_name="m:v2", production_name="m:v1", split="test",
+                               eval_samples=10, overall=(0.9, 0.8)),
     }
     sent = pickle.dumps(every_kind)
 
@@ -68,6 +73,7 @@ def test_jobs__of_every_kind_cross_the_process_boundary_unchanged() -> None:
     assert [type(job) for job in received.values()] == [type(job) for job in every_kind.values()]
     for name, job in every_kind.items():
         np.testing.assert_equal(dataclasses.asdict(received[name]), dataclasses.asdict(job))
+    assert all(png.startswith(b"\x89PNG") for png in render_jobs(received).values())  # every field reaches its figure
 
 
 class _RunsCode:

@@ -8,6 +8,7 @@ import pytest
 
 from mlgate.model.gates import GATES, GateThresholds, Limit, Regression, evaluate_gates, ratios
 from mlgate.model.measure.values import Direction, LatencyStats, ModelMeasurement, direction_of
+from mlgate.numbers import Unit
 
 
 def make_measurement(
@@ -56,7 +57,8 @@ def test_evaluate_gates__absolute_limits_pass_at_the_threshold() -> None:
     )
     gates = evaluate_gates(make_measurement(), thresholds)
 
-    assert [g.name for g in gates] == ["latency_p95_ms", "total_seconds", "size_mb", "params", "accuracy"]
+    assert [g.name for g in gates] == ["max-latency-ms", "max-total-seconds", "max-size-mb", "max-params",
+                                       "min-accuracy"]
     assert all(g.passed and g.detail == "" for g in gates)
     assert [g.value for g in gates] == [2.0, 0.15, 4.0, 1_000_000, 0.97]
 
@@ -64,11 +66,11 @@ def test_evaluate_gates__absolute_limits_pass_at_the_threshold() -> None:
 @pytest.mark.parametrize(
     ("thresholds", "name", "detail"),
     [
-        (GateThresholds(max_latency_ms=1.7), "latency_p95_ms", "0.3 ms over"),
-        (GateThresholds(max_total_seconds=0.1), "total_seconds", "0.05 s over"),
-        (GateThresholds(max_size_mb=2.5), "size_mb", "1.5 MB over"),
-        (GateThresholds(max_params=999_000), "params", "1,000 parameters over"),
-        (GateThresholds(min_accuracy=0.99), "accuracy", "2.00 percentage points below"),
+        (GateThresholds(max_latency_ms=1.7), "max-latency-ms", "0.300 ms over the 1.7 ms limit"),
+        (GateThresholds(max_total_seconds=0.1), "max-total-seconds", "0.0500 s over the 0.1 s limit"),
+        (GateThresholds(max_size_mb=2.5), "max-size-mb", "1.50 MB over the 2.5 MB limit"),
+        (GateThresholds(max_params=999_000), "max-params", "1,000 parameters over the 999,000 parameters limit"),
+        (GateThresholds(min_accuracy=0.99), "min-accuracy", "2.0 pp below the 99% minimum"),
     ],
 )
 def test_evaluate_gates__failed_gate_says_by_how_much(thresholds: GateThresholds, name: str, detail: str) -> None:
@@ -102,15 +104,15 @@ def test_evaluate_gates__latency_regression_beyond_limit_fails_with_percentages(
     )
     assert not gate.passed
     assert gate.value == pytest.approx(0.125)
-    assert gate.detail == "12.5 % slower than production (p95 2.25 ms vs 2 ms), 2.5 % beyond the allowed 10 %"
+    assert gate.detail == "12.5% slower than production (p95 2.25 ms vs 2 ms), 2.5 pp over the 10% limit"
 
 
 def test_evaluate_gates__latency_within_allowance_or_faster_passes() -> None:
     limit = GateThresholds(max_latency_regression=0.10)
     (slower,) = evaluate_gates(make_measurement(p95=2.1), limit, baseline=make_measurement(p95=2.0))
     (faster,) = evaluate_gates(make_measurement(p95=1.5), limit, baseline=make_measurement(p95=2.0))
-    assert slower.passed and slower.detail.startswith("5.0 % slower than production")
-    assert faster.passed and faster.detail.startswith("25.0 % faster than production")
+    assert slower.passed and slower.detail == "5.0% slower than production (p95 2.10 ms vs 2 ms)"
+    assert faster.passed and faster.detail == "25.0% faster than production (p95 1.50 ms vs 2 ms)"
 
 
 def test_evaluate_gates__accuracy_drop_is_absolute() -> None:
@@ -120,10 +122,7 @@ def test_evaluate_gates__accuracy_drop_is_absolute() -> None:
 
     assert not failed.passed
     assert failed.value == pytest.approx(0.02)
-    assert failed.detail == (
-        "2.00 percentage points lower than production (0.95 vs production 0.97), "
-        "1.00 percentage points beyond the allowed 1.00 percentage points"
-    )
+    assert failed.detail == "2.0 pp lower than production (95.0% vs 97.0%), 1.0 pp over the 1 pp limit"
     assert passed.passed
 
 
@@ -171,13 +170,13 @@ def test_gates__max_limits_sit_on_lower_is_better_metrics_and_min_limits_on_high
 
 
 def test_limit__takes_pass_fail_and_shortfall_from_the_declared_direction() -> None:
-    lower = Limit("max_flops", "flops", "flops_per_prediction", "{:,} FLOPs".format)
-    higher = Limit("min_accuracy", "accuracy", "accuracy", "{:.2f}".format)
+    lower = Limit("max_flops", "flops_per_prediction", Unit.plain("FLOPs"))
+    higher = Limit("min_accuracy", "accuracy", Unit.plain())
     measurement = make_measurement(accuracy=0.9, flops_per_prediction=1_500)
 
-    assert lower.evaluate(measurement, None, 1_000).detail == "500 FLOPs over"
+    assert lower.evaluate(measurement, None, 1_000).detail == "500 FLOPs over the 1,000 FLOPs limit"
     assert lower.evaluate(measurement, None, 2_000).passed
-    assert higher.evaluate(measurement, None, 0.95).detail == "0.05 below"
+    assert higher.evaluate(measurement, None, 0.95).detail == "0.0500 below the 0.95 minimum"
     assert higher.evaluate(measurement, None, 0.85).passed
 
 
@@ -185,8 +184,8 @@ def test_regression__worse_means_the_declared_direction_against_production() -> 
     def describe(change: object) -> str:
         return ""
 
-    accuracy_ratio = Regression("max_x", "accuracy_ratio", "accuracy", relative=True, describe=describe)
-    size_growth = Regression("max_y", "size_growth", "size_mb", relative=False, describe=describe)
+    accuracy_ratio = Regression("max_x", "accuracy", relative=True, unit=Unit.plain(), describe=describe)
+    size_growth = Regression("max_y", "size_mb", relative=False, unit=Unit.plain(), describe=describe)
     candidate = make_measurement(accuracy=0.45, size_mb=3.0)
     production = make_measurement(accuracy=0.9, size_mb=4.0)
 
@@ -194,3 +193,34 @@ def test_regression__worse_means_the_declared_direction_against_production() -> 
     assert (lost.value, lost.passed) == (0.5, False)  # half the accuracy is worse, by a half
     shrunk = size_growth.evaluate(candidate, production, 0.0)
     assert (shrunk.value, shrunk.passed) == (-1.0, True)  # smaller is better: negative worsening passes
+
+
+def test_gates__named_by_the_input_that_sets_them_each_with_a_unit() -> None:
+    from mlgate.data.gates import UNITS as DATA_UNITS
+    from mlgate.model.gates import UNITS
+    from mlgate.settings import DataStatsSettings, ModelGateSettings
+
+    model_inputs = {name.replace("_", "-") for name in ModelGateSettings.model_fields}
+    data_inputs = {name.replace("_", "-") for name in DataStatsSettings.model_fields}
+    assert [spec.name for spec in GATES] == [name.replace("_", "-") for name in GateThresholds.model_fields]
+    assert set(UNITS) == {spec.name for spec in GATES} and set(UNITS) <= model_inputs
+    assert set(DATA_UNITS) <= data_inputs
+
+
+def test_data_gates__imbalance_and_baseline_keep_their_unrounded_values() -> None:
+    """The gate row and the splits table format the same float, so they cannot disagree by rounding."""
+    from mlgate.data.gates import evaluate_data_gates
+    from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
+    from mlgate.settings import DataStatsSettings, load_settings
+
+    split = SplitStats(count=10, shape=[2], shapes={"2": 10}, dtype="float32", channels=None, min=0.0, max=1.0,
+                       channel_mean=[], channel_std=[], label_counts={"0": 7, "1": 3},
+                       label_shares={"0": 0.7, "1": 0.3}, imbalance_ratio=7 / 3, missing_classes=[], nonfinite=0,
+                       unreadable=[], duplicates=0, histogram=[], histogram_edges=[])
+    data = DatasetStats(layout="npz", class_names=None, splits={"train": split},
+                        leakage=LeakageStats(train_test_exact_duplicates=0, per_split={}, conflicting_labels=0))
+    settings = load_settings({"mode": "data-stats", "data": "d", "max-imbalance": "2"})
+    assert isinstance(settings, DataStatsSettings)
+    (gate,) = evaluate_data_gates(data, settings)
+    assert gate.value == 7 / 3 and not gate.passed
+    assert gate.detail == "0.333 over the 2× limit in split `train`"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import re
 import stat
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from mlgate.gcp import InvalidCredentials, service_account_credentials
+from mlgate import workflow
+from mlgate.gcp import InvalidCredentials, secret_values, service_account_credentials
 from tests.fakes.gcs import service_account_key
 
 KEY = service_account_key("http://127.0.0.1:9/token")
@@ -36,17 +39,82 @@ def test_credentials__file_removed_when_the_block_raises() -> None:
     assert not path.exists()
 
 
-def test_credentials__masks_every_key_line_and_key_id_as_single_line_values() -> None:
+def test_credentials__masks_the_one_line_key_whole_and_its_secret_fields() -> None:
     masked: list[str] = []
 
     with service_account_credentials(KEY_JSON, mask=masked.append):
         pass
 
-    assert set(masked) == {*PEM_BODY, KEY["private_key_id"]}
-    assert all("\n" not in value for value in masked)
+    assert masked == [KEY_JSON, *PEM_BODY, KEY["private_key_id"], KEY["client_email"]]
     # every line of the key, as it appears inside the JSON text (joined by literal \n), is covered
     json_key = json.dumps(KEY["private_key"])
     assert all(line in json_key for line in PEM_BODY)
+
+
+def test_credentials__pretty_printed_key_masks_only_its_secrets_never_a_brace() -> None:
+    pretty = json.dumps(KEY, indent=2)  # what `gcloud iam service-accounts keys create` writes
+    out = io.StringIO()
+
+    with workflow.running(in_actions=True), service_account_credentials(
+        pretty, mask=lambda value: workflow.mask(value, stream=out)
+    ):
+        pass
+
+    pem_lines = KEY["private_key"].strip().split("\n")
+    assert pem_lines[0] == "-----BEGIN PRIVATE KEY-----" and pem_lines[-1] == "-----END PRIVATE KEY-----"
+    body = [line for line in pem_lines[1:-1] if len(line) >= 4]
+    assert out.getvalue().splitlines() == [
+        *(f"::add-mask::{line}" for line in body),
+        f"::add-mask::{KEY['private_key_id']}",
+        f"::add-mask::{KEY['client_email']}",
+    ]
+    assert "::add-mask::{" not in out.getvalue() and "::add-mask::}" not in out.getvalue()
+
+
+def test_secret_values__never_a_line_under_4_characters_even_of_the_pem_key() -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG\nw==\n-----END PRIVATE KEY-----\n"
+    short_tail = {**KEY, "private_key": pem}
+
+    values = secret_values(json.dumps(short_tail, indent=2))
+
+    assert values == ["MIIEvQIBADANBgkqhkiG", KEY["private_key_id"], KEY["client_email"]]
+
+
+def test_secret_values__base64_key_masked_whole_or_line_by_line_when_wrapped() -> None:
+    encoded = base64.b64encode(KEY_JSON.encode()).decode()
+    wrapped = "\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))  # as `base64` writes it
+
+    assert secret_values(encoded) == [encoded, *PEM_BODY, KEY["private_key_id"], KEY["client_email"]]
+    assert secret_values(wrapped)[: len(wrapped.splitlines())] == [
+        line for line in wrapped.splitlines() if len(line) >= 4
+    ]
+    with service_account_credentials(wrapped, mask=lambda _: None) as env:  # and the wrapped form works
+        assert json.loads(Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text()) == KEY
+
+
+def test_secret_values__an_unusable_multiline_value_is_masked_line_by_line_without_raising() -> None:
+    broken = '{\n  "private_key": "s3cr3t-token-value",\n  "x": 1\n'
+
+    assert secret_values(broken) == ['"private_key": "s3cr3t-token-value",', '"x": 1']
+
+
+def test_cli__masks_gcp_credentials_by_their_secret_fields_and_other_secrets_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pydantic import SecretStr
+
+    from mlgate.cli import _mask_secrets
+    from mlgate.settings import DataStatsSettings
+
+    settings = DataStatsSettings.model_construct(
+        data=Path("data"), github_token=SecretStr("ghs_0123456789"),
+        gcp_credentials=SecretStr(json.dumps(KEY, indent=2)),
+    )
+    with workflow.running(in_actions=True):
+        _mask_secrets(settings)
+
+    masks = re.findall(r"::add-mask::(.*)", capsys.readouterr().out)
+    assert sorted(masks) == sorted(["ghs_0123456789", *PEM_BODY, KEY["private_key_id"], KEY["client_email"]])
 
 
 def test_credentials__accepts_base64_encoded_key() -> None:

@@ -93,7 +93,7 @@ def test_on_pass_promote__links_once_and_second_run_says_already(
     report = json.loads((workspace / "mlgate-report" / "report.json").read_text())
     assert report["baseline"] is None  # the candidate itself holds production now
     assert "already holds `production`" in report["action"]["result"]
-    assert "::notice title=Already in production::" in capsys.readouterr().out
+    assert "notice: Already in production — " in capsys.readouterr().err  # outside Actions: plain text
 
 
 def test_on_pass_pull_request_outside_actions__refused_before_the_registry_is_reached(workspace: Path) -> None:
@@ -139,7 +139,9 @@ def test_production_holder__measured_as_baseline(workspace: Path, model_file: di
     report = json.loads((workspace / "mlgate-report" / "report.json").read_text())
     assert report["baseline"]["model"] == production
     assert report["baseline"]["ratios"]["accuracy"] == 1.0  # the same weights, the same eval data
-    assert report["gates"][0]["name"] == "accuracy_drop" and report["gates"][0]["value"] == 0
+    assert report["baseline"]["per_class_accuracy"] == report["per_class_accuracy"]
+    assert (workspace / "mlgate-report" / "per_class_accuracy_change.png").read_bytes().startswith(b"\x89PNG")
+    assert report["gates"][0]["name"] == "max-accuracy-drop" and report["gates"][0]["value"] == 0
 
 
 def test_production_holder_with_the_candidate_s_digest__is_not_compared_with_itself(
@@ -150,7 +152,7 @@ def test_production_holder_with_the_candidate_s_digest__is_not_compared_with_its
     staged(registry, model_file)  # logged again, byte for byte: a new version with the same digest
     assert run_model_gate(gate_settings(), context(workspace), clients(factory(registry))) == 0
     assert json.loads((workspace / "mlgate-report" / "report.json").read_text())["baseline"] is None
-    assert "Already in production" in capsys.readouterr().out
+    assert "Already in production" in capsys.readouterr().err
 
 
 def write_manifest(workspace: Path, **fields: Any) -> str:

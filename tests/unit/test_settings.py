@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from mlgate.errors import InvalidInput
-from mlgate.settings import DataStatsSettings, inputs_from_env, load_settings
+from mlgate.settings import DataStatsSettings, DvcInputs, ModelGateSettings, inputs_from_env, load_settings
 
 
 def make_inputs(**overrides: str) -> dict[str, str]:
@@ -101,3 +101,64 @@ def test_model_gate_settings__parse_lists_and_json() -> None:
     assert settings.input_shape_list == [1, 28, 28]  # type: ignore[attr-defined]
     with pytest.raises(InvalidInput, match="`model-kwargs`"):
         load_settings({"mode": "model-gate", "model-kwargs": "[1, 2]"})
+
+
+# --- inputs shared by the modes that read data kept in DVC ---------------------------------------------
+
+
+def test_dvc_inputs__declared_once_and_inherited_by_data_stats_and_model_gate() -> None:
+    shared = set(DvcInputs.model_fields)
+    assert shared == {"dvc_pull", "gcp_credentials", "dvc_timeout"}
+    for mode in (DataStatsSettings, ModelGateSettings):
+        assert issubclass(mode, DvcInputs)
+        assert shared <= set(mode.model_fields)
+        assert not shared & set(vars(mode).get("__annotations__", {}))  # not redeclared
+        assert {name: mode.model_fields[name].default for name in shared} == {
+            "dvc_pull": "auto", "gcp_credentials": None, "dvc_timeout": 1800}
+
+
+def test_model_gate__accepts_gcp_credentials_dvc_pull_and_dvc_timeout() -> None:
+    key = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nSECRETKEYMATERIAL"}'
+    settings = load_settings({"mode": "model-gate", "eval-data": "data/processed", "gcp-credentials": key,
+                              "dvc-pull": "true", "dvc-timeout": "600"})
+    assert isinstance(settings, ModelGateSettings)
+    assert settings.gcp_credentials is not None and settings.gcp_credentials.get_secret_value() == key
+    assert settings.dvc_pull == "true" and settings.dvc_timeout == 600
+    assert "SECRETKEYMATERIAL" not in repr(settings) and "SECRETKEYMATERIAL" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize("mode", ["data-stats", "model-gate"])
+@pytest.mark.parametrize("value", ["0", "21601", "-5", "1.5", "soon"])
+def test_dvc_timeout__whole_seconds_from_1_to_21600(mode: str, value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings({"mode": mode, "data": "d", "dvc-timeout": value} if mode == "data-stats"
+                      else {"mode": mode, "dvc-timeout": value})
+    assert f"Input `dvc-timeout` is {value!r}" in str(info.value)
+    assert "dvc-timeout: 3600" in str(info.value)  # an example that works
+
+
+@pytest.mark.parametrize("value", ["1", "21600"])
+def test_dvc_timeout__bounds_themselves_are_allowed(value: str) -> None:
+    assert load_settings({"mode": "model-gate", "dvc-timeout": value}).dvc_timeout == int(value)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("value", "shape"), [
+    ("1,28,28", [1, 28, 28]),  # one sample
+    ("1,1,28,28", [1, 1, 28, 28]),  # with a batch dimension: the mode decides with the eval data
+    ("(1, 28, 28)", [1, 28, 28]),  # as Python prints a shape
+    ("[3,32,32]", [3, 32, 32]),
+    ("1x28x28", [1, 28, 28]),
+    ("(784,)", [784]),
+])
+def test_input_shape__accepts_a_shape_however_it_is_written(value: str, shape: list[int]) -> None:
+    settings = load_settings({"mode": "model-gate", "input-shape": value})
+    assert settings.input_shape_list == shape  # type: ignore[attr-defined]
+    assert settings.input_shape == ",".join(map(str, shape))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["1,0,28", "1,,28", "1 28 28", "a,b", "-1,28", "1.5,2"])
+def test_input_shape__refuses_anything_but_positive_dimensions_with_an_example(value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings({"mode": "model-gate", "input-shape": value})
+    assert f"Input `input-shape` is {value!r}: must be positive whole numbers" in str(info.value)
+    assert "input-shape: 1,28,28" in str(info.value)

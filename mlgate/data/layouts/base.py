@@ -37,11 +37,15 @@ class Batch:
     """Up to ``batch_size`` items of one split that share one per-item shape and dtype.
 
     ``images`` is empty (shape ``(0,)``) when every file of an ImageFolder chunk was unreadable.
+    ``ids`` names each item where the layout has a name for it (ImageFolder: the file path relative
+    to the data folder, ``train/cat/001.png``); ``None`` means an item is named by its index within
+    the split, counted in the order :meth:`Split.batches` yields the items.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     unreadable: tuple[str, ...] = ()
+    ids: tuple[str, ...] | None = None
 
 
 class Split(Protocol):

@@ -77,27 +77,31 @@ class ImageFolderSplit:
     folder: Path
     classes: list[tuple[str, int]]  # (class folder name, label)
 
-    def _files(self) -> Iterator[tuple[str, int]]:
+    def _files(self) -> Iterator[tuple[str, int, str]]:
+        """(path, label, path relative to the data folder with ``/`` separators) of every image file."""
         # plain strings: building a Path per file costs more than decoding a small PNG
         for class_name, label in self.classes:
-            for dirpath, dirnames, filenames in os.walk(self.folder / class_name):
+            top = self.folder / class_name
+            top_text, relative_top = str(top), top.relative_to(self.root).as_posix()
+            for dirpath, dirnames, filenames in os.walk(top):
                 dirnames.sort()
+                relative_dir = relative_top + dirpath[len(top_text) :].replace(os.sep, "/")
                 for filename in sorted(filenames):
                     if _is_image(filename):
-                        yield os.path.join(dirpath, filename), label
+                        yield os.path.join(dirpath, filename), label, f"{relative_dir}/{filename}"
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
         decode_errors = _decode_errors()
-        chunk: list[tuple[np.ndarray, int]] = []
+        chunk: list[tuple[np.ndarray, int, str]] = []
         unreadable: list[str] = []
         size = 0
-        for path, label in self._files():
+        for path, label, relative in self._files():
             try:
                 array = _decode_file(path)
             except decode_errors:
-                unreadable.append(Path(path).relative_to(self.root).as_posix())
+                unreadable.append(relative)
             else:
-                chunk.append((array, label))
+                chunk.append((array, label, relative))
                 size += array.nbytes
             if len(chunk) + len(unreadable) >= batch_size or size >= _MAX_CHUNK_BYTES:
                 yield from _group_by_shape(chunk, unreadable)
@@ -144,19 +148,20 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     return (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def _group_by_shape(chunk: list[tuple[np.ndarray, int]], unreadable: list[str]) -> Iterator[Batch]:
-    """One Batch per distinct (H, W, C) in the chunk; the chunk's unreadable paths ride on the first."""
-    groups: dict[tuple[int, ...], list[tuple[np.ndarray, int]]] = {}
-    for array, label in chunk:
-        groups.setdefault(array.shape, []).append((array, label))
+def _group_by_shape(chunk: list[tuple[np.ndarray, int, str]], unreadable: list[str]) -> Iterator[Batch]:
+    """One Batch per distinct (H, W, C) in the chunk, each item named by its relative path; the chunk's
+    unreadable paths ride on the first."""
+    groups: dict[tuple[int, ...], list[tuple[np.ndarray, int, str]]] = {}
+    for item in chunk:
+        groups.setdefault(item[0].shape, []).append(item)
     pending = tuple(unreadable)
     if not groups:
-        yield Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), pending)
+        yield Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), pending, ids=())
         return
     for items in groups.values():
-        stacked = torch.from_numpy(np.stack([array for array, _ in items]))
+        stacked = torch.from_numpy(np.stack([array for array, _, _ in items]))
         images = stacked.permute(0, 3, 1, 2).contiguous()
-        labels = torch.tensor([label for _, label in items], dtype=torch.int64)
-        yield Batch(images, labels, pending)
+        labels = torch.tensor([label for _, label, _ in items], dtype=torch.int64)
+        yield Batch(images, labels, pending, ids=tuple(relative for _, _, relative in items))
         pending = ()
 

@@ -51,13 +51,15 @@ def summarize_latencies(ns: Sequence[int]) -> LatencyStats:
 
 
 def measure_interleaved(
-    calls: Sequence[Callable[[], object]], *, predictions: int, warmup: int = WARMUP
+    calls: Sequence[Callable[[], object]], *, predictions: int, warmup: int = WARMUP,
+    progress: Callable[[int], None] | None = None,
 ) -> list[LatencyStats]:
     """Time ``predictions`` rounds of the ``calls`` one after another (A B A B ...), after ``warmup``
-    untimed rounds; one :class:`LatencyStats` per callable, in order."""
+    untimed rounds; one :class:`LatencyStats` per callable, in order. ``progress`` is called with the
+    number of rounds done after each round, outside the timed calls."""
     if predictions < 1:
         raise BenchmarkError(f"predictions must be at least 1, got {predictions}.")
-    return [summarize_latencies(durations) for durations in _time_calls(calls, predictions, warmup)]
+    return [summarize_latencies(durations) for durations in _time_calls(calls, predictions, warmup, progress)]
 
 
 def measure_latency(fn: Callable[[], object], *, predictions: int, warmup: int = WARMUP) -> LatencyStats:
@@ -87,18 +89,21 @@ def throughput(batch_size: int, batch_latency: LatencyStats) -> Throughput:
     )
 
 
-def _time_calls(fns: Sequence[Callable[[], object]], predictions: int, warmup: int) -> list[list[int]]:
+def _time_calls(fns: Sequence[Callable[[], object]], predictions: int, warmup: int,
+                progress: Callable[[int], None] | None = None) -> list[list[int]]:
     for _ in range(warmup):
         for fn in fns:
             fn()
     durations: list[list[int]] = [[] for _ in fns]
     clock = perf_counter_ns
     with _gc_paused():
-        for _ in range(predictions):
+        for done in range(1, predictions + 1):
             for fn, out in zip(fns, durations, strict=True):
                 start = clock()
                 fn()
                 out.append(clock() - start)
+            if progress is not None:
+                progress(done)
     return durations
 
 

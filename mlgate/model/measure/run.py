@@ -16,7 +16,7 @@ from torch import Tensor
 from mlgate.model.loading import LoadedModel
 from mlgate.model.measure.accuracy import Confusion, accuracy_fields
 from mlgate.model.measure.flops import count_flops
-from mlgate.model.measure.inputs import Preprocess, default_preprocess
+from mlgate.model.measure.inputs import Preprocess, default_preprocess, model_error_reason
 from mlgate.model.measure.latency import measure_interleaved, throughput
 from mlgate.model.measure.memory import peak_memory_mb
 from mlgate.model.measure.robustness import Robustness, gaussian_noise
@@ -53,45 +53,54 @@ def measure_model(
     *,
     eval_data: EvalData | None = None,
     baseline: LoadedModel | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[ModelMeasurement, ModelMeasurement | None]:
     """Measure ``model`` (and ``baseline`` the same way, interleaved) on ``options.threads`` CPU threads.
 
     Latency uses one random input of ``input_shape`` at batch 1; throughput one batch per size in
     ``batch_sizes``; FLOPs and peak memory (weights + live activations) are per prediction at batch 1.
     Accuracy, per-class accuracy, the confusion matrix and robustness come from ``eval_data``.
+    ``progress`` is told how far the timing and the evaluation got, after every round of calls.
     Raises :class:`BenchmarkError` when a model fails on the inputs it is fed.
     """
     models = [model] if baseline is None else [model, baseline]
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
-        results = _measure(models, options, eval_data)
+        results = _measure(models, options, eval_data, progress or (lambda _: None))
     finally:
         torch.set_num_threads(previous_threads)
     return results[0], (results[1] if baseline is not None else None)
 
 
-def _measure(models: list[LoadedModel], options: MeasureOptions, eval_data: EvalData | None) -> list[ModelMeasurement]:
+def _measure(models: list[LoadedModel], options: MeasureOptions, eval_data: EvalData | None,
+             progress: Callable[[str], None]) -> list[ModelMeasurement]:
     gen = torch.Generator().manual_seed(options.seed)
     one = torch.randn([1, *options.input_shape], generator=gen)
     with torch.inference_mode():
-        latencies = measure_interleaved([_call(m, one) for m in models], predictions=options.predictions)
-        throughputs = _throughputs(models, options, gen)
+        latencies = measure_interleaved(
+            [_call(m, one) for m in models], predictions=options.predictions,
+            progress=_say(progress, f"latency: {{:,}} of {options.predictions:,} predictions timed"),
+        )
+        throughputs = _throughputs(models, options, gen, progress)
     evaluations = [_Evaluation(m, options.robustness_eps) for m in models]
     if eval_data is not None:
-        _evaluate(evaluations, eval_data, options, gen)
+        _evaluate(evaluations, eval_data, options, gen, progress)
     return [
         _measurement(m, one, latency=latency, throughputs=batches, evaluation=evaluation, options=options)
         for m, latency, batches, evaluation in zip(models, latencies, throughputs, evaluations, strict=True)
     ]
 
 
-def _throughputs(models: list[LoadedModel], options: MeasureOptions, gen: torch.Generator) -> list[list[Throughput]]:
+def _throughputs(models: list[LoadedModel], options: MeasureOptions, gen: torch.Generator,
+                 progress: Callable[[str], None]) -> list[list[Throughput]]:
     per_model: list[list[Throughput]] = [[] for _ in models]
     for size in options.batch_sizes:
         batch = torch.randn([size, *options.input_shape], generator=gen)
         calls = [_call(m, batch) for m in models]
-        stats = measure_interleaved(calls, predictions=max(10, options.predictions // size))
+        rounds = max(10, options.predictions // size)
+        stats = measure_interleaved(calls, predictions=rounds,
+                                    progress=_say(progress, f"throughput: {{:,}} of {rounds:,} batches of {size}"))
         for out, stat in zip(per_model, stats, strict=True):
             out.append(throughput(size, stat))
     return per_model
@@ -147,10 +156,16 @@ class _Evaluation:
         return [] if self.robustness is None else self.robustness.notes
 
 
+def _say(progress: Callable[[str], None], template: str) -> Callable[[int], None]:
+    return lambda n: progress(template.format(n))
+
+
 def _evaluate(
-    evaluations: list[_Evaluation], eval_data: EvalData, options: MeasureOptions, gen: torch.Generator
+    evaluations: list[_Evaluation], eval_data: EvalData, options: MeasureOptions, gen: torch.Generator,
+    progress: Callable[[str], None],
 ) -> None:
     eps = options.robustness_eps
+    evaluated = 0
     for images, batch_labels in _capped(eval_data, options.max_eval_samples):
         labels = batch_labels.long()
         x = options.preprocess(images) if options.preprocess else default_preprocess(images, options.input_shape)
@@ -158,6 +173,8 @@ def _evaluate(
         noise = gaussian_noise(x.shape, eps, gen) if eps is not None else None
         for evaluation in evaluations:  # same batch, same noise for candidate and baseline
             evaluation.add(x, labels, noise, clamp=clamp)
+        evaluated += len(labels)
+        progress(f"accuracy: {evaluated:,} items evaluated")
 
 
 def _capped(eval_data: EvalData, limit: int | None) -> Iterator[tuple[Tensor, Tensor]]:
@@ -183,14 +200,19 @@ def _call(model: LoadedModel, x: Tensor) -> Callable[[], object]:
 
 
 def _run_error(model: LoadedModel, x: Tensor, exc: Exception) -> BenchmarkError:
-    hint = "Check `input-shape` (per sample, without the batch dimension)."
+    """The shape mlgate fed and the model's own one-line reason, never the model's traceback (a
+    TorchScript error carries one of its scripted code). The shape of one item was checked before
+    (:func:`~mlgate.model.measure.inputs.fit_model`): what fails here is a batch size or eval data."""
+    batch, item = x.shape[0], tuple(x.shape[1:])
+    hint = "Check `input-shape` (one item, without the batch dimension) and `batch-sizes`."
     if model.format == "export":
         hint += (
             " A torch.export program only accepts batch sizes it was exported for: export with "
             "dynamic_shapes={'x': {0: torch.export.Dim('batch')}} or benchmark that batch size only."
         )
     return BenchmarkError(
-        f"The {model.format} model {model.path.name!r} failed on an input of shape {tuple(x.shape)}, "
-        f"dtype {x.dtype}: {exc}",
+        f"The {model.format} model {model.path.name!r} failed on a batch of {batch} "
+        f"item{'s' if batch != 1 else ''} of shape {item} (a tensor of shape {tuple(x.shape)}, "
+        f"dtype {x.dtype}): {model_error_reason(exc)}",
         hint=hint,
     )

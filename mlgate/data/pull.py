@@ -1,0 +1,83 @@
+"""Getting data kept in DVC, the same way for every mode: data-stats pulls ``data``, model-gate
+pulls ``eval-data``, with the inputs of :class:`~mlgate.settings.DvcInputs` (``dvc-pull``,
+``gcp-credentials``, ``dvc-timeout``).
+
+:func:`dvc_session` hands out the run's DVC runner (credentials in place, downloads bounded by
+``dvc-timeout``) or None when DVC is not used; :func:`pull_if_tracked` pulls a data path when
+``dvc-pull`` asks for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlgate import workflow
+from mlgate.data.dvc import DvcError, DvcRunner
+from mlgate.settings import DvcInputs
+
+
+@contextlib.contextmanager
+def dvc_session(settings: DvcInputs, runner: DvcRunner, *, needed: bool = False) -> Iterator[DvcRunner | None]:
+    """``runner`` when the repository uses DVC and the run may need it (``dvc-pull`` not `false`, or
+    ``needed`` for another reason, e.g. comparing with the base branch), with the service-account key
+    in a private temp file for exactly as long as DVC runs; None otherwise."""
+    if settings.dvc_pull == "false" and not needed:
+        yield None
+        return
+    if not runner.is_dvc_repo():
+        if settings.dvc_pull == "true":
+            raise DvcError(
+                f"`dvc-pull: true` but {runner.repo} is not a DVC repository (no .dvc folder).",
+                hint="Run the step after actions/checkout in a DVC repository, or set `dvc-pull: auto`.",
+            )
+        yield None
+        return
+    runner = runner.with_timeout(settings.dvc_timeout)
+    if settings.gcp_credentials is None:
+        yield runner
+        return
+    from mlgate.gcp import service_account_credentials
+
+    with service_account_credentials(settings.gcp_credentials.get_secret_value(), mask=workflow.mask) as extra:
+        yield runner.with_env(extra)
+
+
+def should_pull(settings: DvcInputs, dvc: DvcRunner, data: str) -> bool:
+    """``dvc-pull: true``, or `auto` and a .dvc file or dvc.yaml output covers ``data``."""
+    if settings.dvc_pull == "false":
+        return False
+    return settings.dvc_pull == "true" or bool(dvc.tracked_targets(data))
+
+
+def pull_if_tracked(settings: DvcInputs, dvc: DvcRunner | None, data: Path, input_name: str) -> None:
+    """Pull ``data`` (the value of input ``input_name``) when ``dvc-pull`` asks for it.
+
+    With `auto`, a path outside the repository (an absolute path elsewhere) is simply not pulled;
+    with `true` it is an error that names the input.
+    """
+    if dvc is None or settings.dvc_pull == "false":
+        return
+    rel = _in_repo(data, dvc.repo)
+    if rel is None:
+        if settings.dvc_pull == "true":
+            raise DvcError(
+                f"`dvc-pull: true` but `{input_name}` ({data}) is outside the repository {dvc.repo}, "
+                "so DVC cannot pull it.",
+                hint=f"Give `{input_name}` relative to the repository root, e.g. `{input_name}: data/processed`.",
+            )
+        return
+    if should_pull(settings, dvc, rel):
+        with workflow.phase(f"Pulling {rel} (dvc pull)"):
+            dvc.pull(rel)
+
+
+def _in_repo(data: Path, repo: Path) -> str | None:
+    """``data`` as a POSIX path relative to ``repo``; None when it lies outside."""
+    if not data.is_absolute():
+        return None if ".." in data.parts else data.as_posix()
+    try:
+        return data.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None
