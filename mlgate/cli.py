@@ -12,13 +12,14 @@ import os
 import re
 import sys
 import textwrap
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlgate import workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
-from mlgate.errors import ExitCode, MlgateError
+from mlgate.errors import CannotWrite, ExitCode, MlgateError
 from mlgate.settings import (
     MODES,
     SETTINGS_BY_MODE,
@@ -26,6 +27,7 @@ from mlgate.settings import (
     DataStatsSettings,
     ModelGateSettings,
     PromoteSettings,
+    PublishSettings,
     input_name,
     inputs_from_env,
     load_settings,
@@ -35,6 +37,7 @@ MODE_HELP = {
     "data-stats": "statistics and checks of a dataset, compared with the base branch",
     "model-gate": "benchmark a model, gate it on thresholds and production, promote or propose",
     "promote": "apply a merged promotion manifest (after the approval pull request)",
+    "publish": "post the report a fork's run uploaded (from a trusted workflow_run workflow)",
 }
 
 
@@ -56,21 +59,73 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             settings = load_settings(inputs)
             _mask_secrets(settings)
             ctx = RunContext.from_env(env)
+            ctx.check_paths(settings)  # inside the workspace, the report apart from the data: before any work
             _trust_workspace(ctx)
             return _run(settings, ctx, clients or Clients.for_run(settings, ctx, env))
         except MlgateError as exc:
-            _report_error(exc, Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None)
-            return ExitCode.ERROR
+            _report_error(exc, _summary_path(env))
+            return exc.exit_code
+        except Exception as exc:  # anything else is a bug in mlgate: a short report, never a bare traceback
+            _report_bug(exc, _summary_path(env))
+            return ExitCode.BUG
+
+
+ISSUES_URL = "https://github.com/mlgate/mlgate/issues"
+BUG_FRAMES = 2
+"""Stack frames a bug report shows: where it broke, and what called it."""
+BUG_MESSAGE_CHARS = 500
+"""An exception's text is cut here in a bug report (some libraries put whole arrays in theirs)."""
+
+
+def _summary_path(env: Mapping[str, str]) -> Path | None:
+    return Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None
 
 
 def _report_error(exc: MlgateError, summary_path: Path | None) -> None:
     """The one place an error becomes output: what failed and how to fix it, for whoever reads it.
 
     In Actions the annotation is what the checks UI shows, and the job summary holds the fuller
-    explanation; on a terminal the same text is printed plainly on stderr.
+    explanation; on a terminal the same text is printed plainly on stderr. A summary that cannot be
+    written (the error may be about that very file) is said in a second annotation, not raised.
     """
     workflow.error(exc.title, exc.message, exc.hint)
-    workflow.append_summary(summary_path, f"### ❌ mlgate: {exc.title}\n\n{exc.message}\n\n{_hint_markdown(exc.hint)}")
+    _try_summary(summary_path, f"### ❌ mlgate: {exc.title}\n\n{exc.message}\n\n{_hint_markdown(exc.hint)}")
+
+
+def _report_bug(exc: Exception, summary_path: Path | None) -> None:
+    """An unexpected exception: the version, the exception, the last frames, and where to report it.
+
+    Short on purpose: a user can do nothing with a full traceback, and a maintainer can ask for one.
+    """
+    from mlgate import __version__
+
+    said = str(exc) if len(str(exc)) <= BUG_MESSAGE_CHARS else str(exc)[:BUG_MESSAGE_CHARS] + " …"
+    what = f"mlgate {__version__} hit a bug: {type(exc).__name__}: {said}"
+    frames = "\n".join(f"  at {_short_path(frame.filename)}:{frame.lineno} in {frame.name}"
+                       for frame in traceback.extract_tb(exc.__traceback__)[-BUG_FRAMES:])
+    ask = f"This is a bug in mlgate, not in your workflow: please open an issue at {ISSUES_URL} with this log."
+    if workflow.in_actions():
+        workflow.annotate("error", "mlgate hit a bug", f"{what}\n{frames}\n{ask}")
+    print(f"{what}\n{frames}\n{ask}", file=sys.stderr, flush=True)
+    _try_summary(summary_path, f"### 🐞 mlgate hit a bug\n\n`{type(exc).__name__}: {said}`\n\n"
+                               f"```\n{frames}\n```\n\n{ask}\n")
+
+
+def _short_path(filename: str) -> str:
+    """``mlgate/data/stats.py`` rather than the absolute path of the install."""
+    parts = Path(filename).parts
+    for anchor in ("mlgate", "site-packages"):
+        if anchor in parts:
+            index = len(parts) - 1 - parts[::-1].index(anchor)
+            return "/".join(parts[index + (anchor == "site-packages"):])
+    return Path(filename).name
+
+
+def _try_summary(summary_path: Path | None, markdown: str) -> None:
+    try:
+        workflow.append_summary(summary_path, markdown)
+    except CannotWrite as exc:
+        workflow.annotate("warning", exc.title, exc.message)
 
 
 def _hint_markdown(hint: str) -> str:
@@ -104,6 +159,10 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
         from mlgate.model.mode import run_model_gate
 
         return run_model_gate(settings, ctx, clients)
+    if isinstance(settings, PublishSettings):
+        from mlgate.publish_mode import run_publish
+
+        return run_publish(settings, ctx, clients)
     assert isinstance(settings, PromoteSettings)
     from mlgate.model.promote import run_promote
 

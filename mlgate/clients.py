@@ -52,7 +52,8 @@ def connect_github(settings: CommonSettings, ctx: RunContext) -> tuple[GitHubRep
     if not ctx.in_actions or not ctx.repository:
         return None, NOT_IN_ACTIONS
     if settings.github_token is None:
-        return None, "no `github-token`"
+        return None, ("no `github-token` was given (pass `github-token: ${{ github.token }}`, with "
+                      "`permissions: pull-requests: write`, to comment on the pull request)")
     if pr is not None and pr.is_fork:
         return None, ("this pull request comes from a fork, where `GITHUB_TOKEN` is read-only "
                       "(no `pull-requests: write`, no `contents: write`)")

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Literal
 from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
-from mlgate.errors import ExitCode
-from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold
+from mlgate.errors import CannotWrite, ExitCode, MlgateError
+from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class Publication:
             marker=f"<!-- mlgate:{settings.mode}:{settings.report_title} -->",
             host=settings.host_figures,
             assets_branch=settings.assets_branch,
-            out_dir=ctx.in_workspace(settings.out),
+            out_dir=ctx.report_folder(settings),  # inside the workspace, apart from the data
             blocked=clients.github_blocked,
         )
 
@@ -189,25 +189,84 @@ def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitC
     then say the outcome and where the report is on stdout (the terminal, or the Actions log).
 
     The local report links figures by file name; the comment and the summary by their hosted links.
+    A write that fails after the computing is done does not lose the report: whatever can still be
+    published is (the comment, the job summary, the outputs), then the failure is raised as
+    :class:`~mlgate.errors.CannotWrite` (exit 2), naming what could not be written. Likewise a GitHub
+    that stays unavailable through every retry while commenting: the job summary and the outputs still
+    get the report, then :class:`~mlgate.github.client.GitHubUnavailable` is raised (exit 3).
     """
+    failures: list[MlgateError] = []
     with workflow.phase("Publishing the report"):
         local = result.render({name: f"{name}.png" for name in result.figures}, "")
-        paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
+        paths: ReportPaths | None = None
+        try:
+            paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
+            if ctx.pull_request is not None and publication.pr_number is not None:  # for `mode: publish` (forks)
+                _write_publish_manifest(publication, ctx.pull_request.head_sha)
+        except OSError as exc:
+            failures.append(_cannot_write_report(publication.out_dir, exc))
         links, note = publication.host_figures({f"{name}.png": png for name, png in result.figures.items()})
         markdown = result.render({name: links[f"{name}.png"] for name in result.figures if f"{name}.png" in links},
                                  note)
         comment_url = ""
         if result.comment != "off" and publication.comment != "off" and publication.pr_number is not None:
-            comment_url = _comment(publication, markdown, existing_only=result.comment == "update-existing")
-        workflow.append_summary(ctx.summary_path, fit(markdown, SUMMARY_LIMIT - 1024, "See report.md."))
-        report = workspace_relative(paths.markdown, ctx.workspace)
-        workflow.set_outputs(ctx.output_path, {
-            "passed": str(result.passed).lower(), **result.outputs, "report": report,
-            "report-json": workspace_relative(paths.json, ctx.workspace), "comment-url": comment_url,
-        })
+            comment_url, unavailable = _comment(publication, markdown,
+                                                existing_only=result.comment == "update-existing")
+            failures += [unavailable] if unavailable is not None else []
+        report = workspace_relative(paths.markdown, ctx.workspace) if paths else ""
+        cut = "See report.md." if paths else "The rest of the report could not be written to a file."
+        try:
+            workflow.append_summary(ctx.summary_path, fit(markdown, SUMMARY_LIMIT - 1024, cut))
+        except CannotWrite as exc:
+            failures.append(exc)
+        try:
+            workflow.set_outputs(ctx.output_path, {
+                "passed": str(result.passed).lower(), **result.outputs, "report": report,
+                "report-json": workspace_relative(paths.json, ctx.workspace) if paths else "",
+                "comment-url": comment_url,
+            })
+        except CannotWrite as exc:
+            failures.append(exc)
     headline = result.headline or f"mlgate: {'passed' if result.passed else 'FAILED'}"
-    print(f"{headline}\nreport: {report}", file=sys.stdout, flush=True)
+    lines = [*headline.splitlines(), f"report: {report or 'not written (see the error)'}"]
+    # every line plain text: a path or a name the user controls cannot start a workflow command
+    print("\n".join(plain_text(line) for line in lines), file=sys.stdout, flush=True)
+    if failures:
+        first, *others = failures
+        if others:
+            raise type(first)(" ".join([first.message, *(f"Also: {other.message}" for other in others)]),
+                              hint=first.hint)
+        raise first
     return ExitCode.of(result.passed)
+
+
+def _cannot_write_report(out_dir: Path, exc: OSError) -> CannotWrite:
+    """What went wrong writing the report folder (input ``out``), and where the report still is."""
+    if out_dir.exists() and not out_dir.is_dir():
+        why = "it is a file, not a folder"
+    elif isinstance(exc, PermissionError):
+        why = f"permission denied ({exc.filename or out_dir})"
+    else:
+        why = f"{exc.strerror or type(exc).__name__} ({exc.filename or out_dir})"
+    return CannotWrite(
+        f"Cannot write the report folder `out` ({out_dir}): {why}. The report is in the job summary "
+        "(and in the pull request comment, when there is one); report.md and report.json were not written.",
+        hint="Point `out` at a new or writable folder inside the workspace, on a disk with free space:\n"
+        "  with:\n    out: mlgate-report",
+    )
+
+
+def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
+    """``publish.json`` beside the report: what a trusted ``mode: publish`` run needs to post it (it
+    checks every field, and takes the pull request and commit from its own event, not from here)."""
+    from mlgate import __version__
+    from mlgate.publish_mode import manifest_json
+
+    mode, _, title = publication.marker.removeprefix("<!-- mlgate:").removesuffix(" -->").partition(":")
+    assert publication.pr_number is not None
+    text = manifest_json(mode=mode, title=title, marker=publication.marker, pr_number=publication.pr_number,
+                         head_sha=head_sha, version=__version__)
+    write_shared_file(publication.out_dir / "publish.json", text.encode("utf-8"))
 
 
 STALE_MARKER = "<!-- mlgate:stale -->"
@@ -228,13 +287,15 @@ def collapse_earlier(markdown: str) -> Callable[[str], str]:
     return rewrite
 
 
-def _comment(publication: Publication, markdown: str, *, existing_only: bool = False) -> str:
+def _comment(publication: Publication, markdown: str, *,
+             existing_only: bool = False) -> tuple[str, MlgateError | None]:
+    """The comment's URL (empty when none), and GitHub's unavailability to raise once all else is published."""
     if publication.repo is None:
         if publication.blocked and publication.blocked != NOT_IN_ACTIONS and not existing_only:
             workflow.annotate("warning", "No PR comment",
                               f"The report is in the job summary only: {publication.blocked}.")
-        return ""  # (a blocked run could not have posted the comment that would need refreshing)
-    from mlgate.github.client import GitHubError, GitHubPermissionError
+        return "", None  # (a blocked run could not have posted the comment that would need refreshing)
+    from mlgate.github.client import GitHubError, GitHubPermissionError, GitHubUnavailable
     from mlgate.github.comments import refresh_comment, upsert_comment
 
     limit = COMMENT_LIMIT - len(publication.marker) - 64
@@ -245,16 +306,18 @@ def _comment(publication: Publication, markdown: str, *, existing_only: bool = F
             return refresh_comment(
                 publication.repo, publication.pr_number, publication.marker,
                 lambda old: fit(collapse(old), limit, "The earlier report is cut here."),
-            )
+            ), None
         body = fit(markdown, limit, "The full report is in the job summary of this run.")
         return upsert_comment(
             publication.repo, publication.pr_number, publication.marker, body,
             mode="new" if publication.comment == "new" else "update",
-        )
+        ), None
     except GitHubPermissionError as exc:
         workflow.annotate("warning", "No PR comment",
                           f"The report is in the job summary only: the token lacks `{exc.permission}`. "
                           f"{exc.message}")
+    except GitHubUnavailable as exc:
+        return "", exc
     except GitHubError as exc:
         workflow.annotate("warning", "No PR comment", f"The report is in the job summary only: {exc.message}")
-    return ""
+    return "", None

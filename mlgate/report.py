@@ -133,7 +133,8 @@ def plain_text(text: str) -> str:
     ``##[command]`` line of its own, nor move the cursor of a terminal.
     """
     text = " ".join(text.translate(_CONTROL).replace("`", "").split())
-    text = text.replace("##[", "#[")
+    while "##[" in text:  # once is not enough: `###[` would become `##[`
+        text = text.replace("##[", "#[")
     while text.startswith("::"):
         text = text[2:].lstrip()
     return text

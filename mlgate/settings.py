@@ -12,6 +12,7 @@ message that names the input, the value, what is allowed and an example.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -56,6 +58,17 @@ ImportPath = Annotated[str, AfterValidator(_import_path)]
 """``package.module:ClassName`` of user code imported from the checked-out repository."""
 
 
+MAX_SHAPE_DIMS = 8
+MAX_ITEM_ELEMENTS = 2**24
+"""Values in one model input (16,777,216: 64 MiB of float32, e.g. 3×2048×2048)."""
+MAX_BATCH_SIZE = 4096
+MAX_BATCH_SIZES = 8
+MAX_BATCH_ELEMENTS = 2**28
+"""Values in the largest timed batch (1 GiB of float32): what a 7 GB runner holds with the model."""
+MAX_PREDICTIONS = 100_000
+MAX_EVAL_SAMPLES = 1_000_000
+
+
 def _shape(value: object) -> object:
     """``1,28,28``; also as Python prints it, ``(1, 28, 28)`` or ``[1, 28, 28]``, or ``1x28x28``."""
     if not isinstance(value, str):
@@ -65,11 +78,49 @@ def _shape(value: object) -> object:
         dims.pop()
     if not all(dim.isdigit() and int(dim) > 0 for dim in dims):
         raise ValueError("must be positive whole numbers separated by commas, e.g. `1,28,28`")
+    if len(dims) > MAX_SHAPE_DIMS:
+        raise ValueError(f"has {len(dims)} dimensions; at most {MAX_SHAPE_DIMS}")
+    elements = math.prod(int(dim) for dim in dims)
+    if elements > MAX_ITEM_ELEMENTS:
+        raise ValueError(f"holds {elements:,} values per item; at most {MAX_ITEM_ELEMENTS:,} "
+                         f"({MAX_ITEM_ELEMENTS * 4 // 2**20} MiB of float32)")
     return ",".join(str(int(dim)) for dim in dims)
 
 
 Shape = Annotated[str, BeforeValidator(_shape)]
 """A tensor shape as comma-separated dimensions, normalised to ``1,28,28``."""
+
+
+PATH_MAX_BYTES = 4095
+"""The longest path the OS opens (Linux ``PATH_MAX`` is 4096 bytes with the terminating NUL)."""
+NAME_MAX_BYTES = 255
+"""The longest name of one folder or file (Linux ``NAME_MAX``)."""
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
+
+
+def _path_text(value: str) -> str:
+    """Cheap checks any path input passes before the workspace is known: no line breaks or control
+    characters, no ``..``, and a length the OS can open. Whether it stays inside the workspace after
+    following symlinks is :meth:`mlgate.context.RunContext.in_workspace`'s check."""
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain line breaks or control characters")
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size > PATH_MAX_BYTES:
+        raise ValueError(f"is {size:,} bytes long; a path may be at most {PATH_MAX_BYTES:,} bytes")
+    longest = max((len(part.encode("utf-8", "surrogateescape")) for part in value.split("/")), default=0)
+    if longest > NAME_MAX_BYTES:
+        raise ValueError(f"has a folder or file name of {longest:,} bytes; a name may be at most {NAME_MAX_BYTES}")
+    if ".." in Path(value).parts:
+        raise ValueError("must stay inside the workspace (no `..`)")
+    return value
+
+
+def _workspace_path(value: object) -> object:
+    return _path_text(value) if isinstance(value, str) else value
+
+
+WorkspacePath = Annotated[Path, BeforeValidator(_workspace_path)]
+"""A path input: relative to the workspace (the checkout); in Actions it must stay inside it."""
 
 
 def example(value: str) -> Any:
@@ -81,14 +132,15 @@ class CommonSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: str = Field(description="What to do: `data-stats`, `model-gate` or `promote`.")
+    mode: str = Field(description="What to do: `data-stats`, `model-gate`, `promote` or `publish`.")
     github_token: SecretStr | None = Field(
         None, description="Token for comments, figures and pull requests.",
         json_schema_extra=example("${{ github.token }}"),
     )
     title: str = Field(
-        "", description="Report title; also tells sticky comments of several steps apart.",
-        json_schema_extra=example("MNIST data"),
+        "", max_length=200,
+        description="Report title; also tells sticky comments of several steps apart. One line, at most 200 "
+        "characters.", json_schema_extra=example("MNIST data"),
     )
     comment: Literal["update", "new", "off"] = Field(
         "update", description="Pull-request comment: `update` one sticky comment, post a `new` one, or `off`."
@@ -100,12 +152,20 @@ class CommonSettings(BaseModel):
         "mlgate-assets", pattern=r"^[A-Za-z0-9._/-]+$",
         description="Branch that holds hosted figures and cached statistics.",
     )
-    out: Path = Field(
-        Path("mlgate-report"), description="Folder for report.md, report.json and the figures.",
+    out: WorkspacePath = Field(
+        Path("mlgate-report"), description="Folder for report.md, report.json and the figures, inside the "
+        "workspace; never a data folder (`data`, `eval-data`, `baseline-data`, `cache-dir`) or one around it.",
         json_schema_extra=example("mlgate-report"),
     )
 
     default_title: ClassVar[str] = "mlgate"
+
+    @field_validator("title")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if _CONTROL_CHARACTERS.search(value):
+            raise ValueError("must be one line, without control characters")
+        return value
 
     @property
     def report_title(self) -> str:
@@ -152,15 +212,17 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
 
     default_title: ClassVar[str] = "Data report"
     mode: Literal["data-stats"] = "data-stats"  # narrowed per mode
-    data: Path = Field(description="Dataset folder, relative to the repository root.",
-                       json_schema_extra=example("data/processed"))
+    data: WorkspacePath = Field(description="Dataset folder, relative to the repository root (inside the "
+                                "workspace).", json_schema_extra=example("data/processed"))
     compare_base: StrictBool = Field(True, description="On a pull request, compare with the base branch's data.")
-    baseline_data: Path | None = Field(
-        None, description="A local copy of the dataset to compare against (instead of the base branch).",
+    baseline_data: WorkspacePath | None = Field(
+        None, description="A local copy of the dataset to compare against (instead of the base branch), "
+        "inside the workspace.",
         json_schema_extra=example("old-data/processed"),
     )
-    cache_dir: Path = Field(
-        Path(".mlgate-cache"), description="Folder for statistics cached by DVC content hash."
+    cache_dir: WorkspacePath = Field(
+        Path(".mlgate-cache"), description="Folder for statistics cached by DVC content hash, inside the workspace.",
+        json_schema_extra=example(".mlgate-cache"),
     )
     min_samples: int | None = Field(None, ge=0, description="Gate: fewest items any split may have.",
                                     json_schema_extra=example("1000"))
@@ -175,16 +237,16 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
         False, description="Train a small model on train and evaluate on test: does it learn at all?"
     )
     baseline_time_budget: float = Field(60.0, gt=0, le=3600,
-                                        description="Seconds the sanity baseline may train.")
-    samples_per_class: int = Field(4, ge=1, le=16, description="Images per class in the sample grid.")
+                                        description="Seconds the sanity baseline may train; at most 3600.",
+                                        json_schema_extra=example("120"))
+    samples_per_class: int = Field(4, ge=1, le=16, description="Images per class in the sample grid; 1 to 16.",
+                                   json_schema_extra=example("8"))
 
     @field_validator("data")
     @classmethod
-    def _inside_repo(cls, value: Path) -> Path:
+    def _absolute_exists(cls, value: Path) -> Path:
         if value.is_absolute() and not value.exists():
             raise ValueError("folder does not exist")
-        if ".." in value.parts:
-            raise ValueError("must stay inside the repository (no `..`)")
         return value
 
 
@@ -222,9 +284,9 @@ class ModelGateSettings(DatasetInputs, DvcInputs, RegistrySettings):
 
     default_title: ClassVar[str] = "Model gate"
     mode: Literal["model-gate"] = "model-gate"  # narrowed per mode
-    model: str | None = Field(
+    model: Annotated[str, AfterValidator(_path_text)] | None = Field(
         None, description="W&B artifact (`entity/project/name:v3`, `wandb-registry-model/coll:staging`) "
-        "or a model file in the workspace; default from the `repository_dispatch` payload.",
+        "or a model file inside the workspace; default from the `repository_dispatch` payload.",
         json_schema_extra=example("wandb-registry-model/mnist:staging"),
     )
     model_class: ImportPath | None = Field(
@@ -234,18 +296,30 @@ class ModelGateSettings(DatasetInputs, DvcInputs, RegistrySettings):
     model_kwargs: str = Field("{}", description="JSON object of constructor arguments for `model-class`.",
                               json_schema_extra=example('{"hidden": 128}'))
     trust_pickle: StrictBool = Field(False, description="Allow a fully pickled model (runs code from the file).")
-    eval_data: Path | None = Field(None, description="Evaluation data, any layout data-stats reads.",
-                                   json_schema_extra=example("data/processed"))
+    eval_data: WorkspacePath | None = Field(
+        None, description="Evaluation data inside the workspace, any layout data-stats reads.",
+        json_schema_extra=example("data/processed"),
+    )
     eval_split: str = Field("test", pattern=r"^[\w.-]+$", description="Split of `eval-data` to evaluate on.")
     input_shape: Shape | None = Field(
         None, description="Shape of one model input without the "
         "batch dimension, e.g. `1,28,28` (`1,1,28,28` works too when the eval data agrees); default from the "
-        "eval data.", json_schema_extra=example("1,28,28"),
+        f"eval data. At most {MAX_SHAPE_DIMS} dimensions and {MAX_ITEM_ELEMENTS:,} values.",
+        json_schema_extra=example("1,28,28"),
     )
-    predictions: int = Field(100, ge=1, le=1_000_000, description="Single predictions timed for latency.")
-    batch_sizes: str = Field("1,32", pattern=r"^\d+(,\d+)*$", description="Batch sizes for throughput.")
-    threads: int = Field(1, ge=1, le=256, description="torch threads used while measuring.")
-    max_eval_samples: int = Field(10_000, ge=1, description="Evaluate on at most this many items.")
+    predictions: int = Field(100, ge=1, le=MAX_PREDICTIONS,
+                             description=f"Single predictions timed for latency; at most {MAX_PREDICTIONS:,}.",
+                             json_schema_extra=example("1000"))
+    batch_sizes: str = Field(
+        "1,32", description=f"Batch sizes for throughput: at most {MAX_BATCH_SIZES}, each 1 to {MAX_BATCH_SIZE}, "
+        f"and the largest batch at most {MAX_BATCH_ELEMENTS:,} values (batch size × input values).",
+        json_schema_extra=example("1,32,256"),
+    )
+    threads: int = Field(1, ge=1, le=256, description="torch threads used while measuring; 1 to 256.",
+                         json_schema_extra=example("2"))
+    max_eval_samples: int = Field(10_000, ge=1, le=MAX_EVAL_SAMPLES,
+                                  description=f"Evaluate on at most this many items; at most {MAX_EVAL_SAMPLES:,}.",
+                                  json_schema_extra=example("10000"))
     robustness_eps: float | None = Field(None, gt=0, description="Also measure accuracy under noise and FGSM.",
                                          json_schema_extra=example("0.1"))
     max_latency_ms: float | None = Field(None, gt=0, description="Gate: p95 latency of one prediction (ms).",
@@ -283,6 +357,28 @@ class ModelGateSettings(DatasetInputs, DvcInputs, RegistrySettings):
             raise ValueError("must be a JSON object")
         return value
 
+    @field_validator("batch_sizes", mode="before")
+    @classmethod
+    def _batch_sizes(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        sizes = [size.strip() for size in value.split(",")]
+        if not all(size.isdigit() for size in sizes):
+            raise ValueError("must be whole numbers separated by commas, e.g. `1,32`")
+        numbers = [int(size) for size in sizes]
+        if len(numbers) > MAX_BATCH_SIZES:
+            raise ValueError(f"lists {len(numbers)} sizes; at most {MAX_BATCH_SIZES}")
+        if not all(1 <= size <= MAX_BATCH_SIZE for size in numbers):
+            raise ValueError(f"each size must be 1 to {MAX_BATCH_SIZE}")
+        shape = info.data.get("input_shape")
+        if shape:
+            values = max(numbers) * math.prod(int(dim) for dim in shape.split(","))
+            if values > MAX_BATCH_ELEMENTS:
+                raise ValueError(
+                    f"with `input-shape: {shape}` a batch of {max(numbers):,} holds {values:,} values; "
+                    f"at most {MAX_BATCH_ELEMENTS:,} ({MAX_BATCH_ELEMENTS * 4 // 2**30} GiB of float32)")
+        return ",".join(map(str, numbers))
+
     @property
     def model_kwargs_dict(self) -> dict[str, Any]:
         return dict(json.loads(self.model_kwargs))
@@ -301,9 +397,22 @@ class PromoteSettings(RegistrySettings):
 
     default_title: ClassVar[str] = "Promotion"
     mode: Literal["promote"] = "promote"  # narrowed per mode
-    manifest: Path | None = Field(
-        None, description="Promotion manifest to apply; default: those changed by the pushed commit.",
+    manifest: WorkspacePath | None = Field(
+        None, description="Promotion manifest inside the workspace to apply; default: those changed by the "
+        "pushed commit.",
         json_schema_extra=example(".mlgate/promotions/mnist.json"),
+    )
+
+
+class PublishSettings(CommonSettings):
+    """Inputs of `mode: publish` (a trusted `workflow_run` posting the report of a fork's run)."""
+
+    default_title: ClassVar[str] = ""  # the bundle's title unless `title` is set
+    mode: Literal["publish"] = "publish"  # narrowed per mode
+    report_dir: WorkspacePath = Field(
+        description="Report folder a fork's run uploaded (downloaded with actions/download-artifact); "
+        "only read, checked and posted.",
+        json_schema_extra=example("fork-report"),
     )
 
 
@@ -311,6 +420,7 @@ SETTINGS_BY_MODE: dict[str, type[CommonSettings]] = {
     "data-stats": DataStatsSettings,
     "model-gate": ModelGateSettings,
     "promote": PromoteSettings,
+    "publish": PublishSettings,
 }
 MODES: tuple[str, ...] = tuple(SETTINGS_BY_MODE)
 
@@ -323,12 +433,43 @@ def inputs_from_env(env: Mapping[str, str]) -> dict[str, str]:
     """The action's inputs as the runner passes them: ``INPUT_DATA-PATH`` or ``INPUT_DATA_PATH``.
 
     Empty strings count as unset, so an action.yml default of ``""`` never overrides a model default.
+    Two spellings of one input (``INPUT_MIN-SAMPLES`` and ``INPUT_MIN_SAMPLES``) may both be set
+    only to the same value; different values raise :class:`InvalidInput` naming both variables.
     """
     inputs: dict[str, str] = {}
+    spelled: dict[str, str] = {}
     for key, value in env.items():
-        if key.startswith("INPUT_") and value.strip() != "":
-            inputs[key[len("INPUT_"):].lower().replace("_", "-")] = value.strip()
+        if not key.startswith("INPUT_") or value.strip() == "":
+            continue
+        name = key[len("INPUT_"):].lower().replace("_", "-")
+        if name in inputs and inputs[name] != value.strip():
+            first = spelled[name]
+            secret = _is_secret(name.replace("-", "_"))
+            shown = "" if secret else f" ({inputs[name]!r} and {value.strip()!r})"
+            raise InvalidInput(
+                f"Input `{name}` is set twice with different values{shown}: as {first} and as {key}. "
+                "The runner passes `with:` inputs as INPUT_<NAME>; an `env:` entry of the other spelling "
+                "conflicts with it.",
+                hint=f"Give `{name}` one value: set it under `with:` and remove the other spelling from "
+                f"`env:`.\nExample:\n  with:\n    {name}: {input_example(name) or '...'}",
+            )
+        inputs[name] = value.strip()
+        spelled.setdefault(name, key)
     return inputs
+
+
+def input_example(name: str) -> str | None:
+    """The example value documented for input ``name`` (kebab-case), from whichever mode declares it."""
+    for model in SETTINGS_BY_MODE.values():
+        info = model.model_fields.get(name.replace("-", "_"))
+        extra = info.json_schema_extra if info is not None else None
+        if isinstance(extra, dict) and "example" in extra:
+            return str(extra["example"])
+    return None
+
+
+def _is_secret(field: str) -> bool:
+    return "credentials" in field or "token" in field or "key" in field
 
 
 def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
@@ -387,13 +528,19 @@ def _explain(exc: ValidationError, model: type[BaseModel], inputs: Mapping[str, 
         if error["type"] == "missing":
             lines.append(f"Input `{name}` is required for `mode: {inputs.get('mode')}`.")
             continue
-        secret = "credentials" in field or "token" in field or "key" in field
-        shown = "(hidden)" if secret else repr(inputs.get(name, ""))
+        shown = "(hidden)" if _is_secret(field) else _shown(inputs.get(name, ""))
         lines.append(
             f"Input `{name}` is {shown}: {error['msg'].removeprefix('Value error, ')}. "
             f"Allowed: {_allowed(model, field).rstrip('.')}."
         )
     return "\n".join(lines)
+
+
+def _shown(value: str, limit: int = 120) -> str:
+    """A value as the error quotes it: whole when short, else its start and its length."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit - 20]!r}… ({len(value):,} characters)"
 
 
 def _hint(exc: ValidationError, model: type[BaseModel], mode: str) -> str:

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TextIO
 
+from mlgate.errors import CannotWrite
+
 Level = Literal["error", "warning", "notice"]
 
 MIN_MASK_LENGTH = 4
@@ -115,7 +117,10 @@ def phase(name: str, stream: TextIO | None = None,
     shows while folded; on a terminal it is announced as ``▸ name…``. If the block raises, the fold
     is closed first, so that the error is not hidden inside it.
     """
+    from mlgate.report import plain_text  # a name may hold a path the user controls: one inert line
+
     out = _out(stream)
+    name = plain_text(name)
     print(f"::group::{name}" if _in_actions else f"▸ {name}…", file=out, flush=True)
     start = clock()
     outcome = "failed after"
@@ -146,17 +151,46 @@ def progress(every_s: float = 5.0, stream: TextIO | None = None,
 
 
 def set_outputs(path: Path | None, outputs: Mapping[str, str]) -> None:
-    """Append outputs to $GITHUB_OUTPUT using a random heredoc delimiter (multiline-safe)."""
+    """Append outputs to $GITHUB_OUTPUT using a random heredoc delimiter (multiline-safe).
+
+    Raises :class:`~mlgate.errors.CannotWrite` naming ``GITHUB_OUTPUT`` when the file cannot be
+    appended to (a folder, a missing folder, no permission, a full disk).
+    """
     if path is None:
         return
-    with path.open("a", encoding="utf-8") as fh:
-        for name, value in outputs.items():
-            delimiter = f"ghadelimiter_{secrets.token_hex(8)}"
-            fh.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    lines = []
+    for name, value in outputs.items():
+        delimiter = f"ghadelimiter_{secrets.token_hex(8)}"
+        lines.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    _append("GITHUB_OUTPUT", path, "".join(lines))
 
 
 def append_summary(path: Path | None, markdown: str) -> None:
+    """Append ``markdown`` to $GITHUB_STEP_SUMMARY; raises :class:`~mlgate.errors.CannotWrite` naming
+    ``GITHUB_STEP_SUMMARY`` when the file cannot be appended to."""
     if path is None:
         return
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(markdown.rstrip("\n") + "\n")
+    _append("GITHUB_STEP_SUMMARY", path, markdown.rstrip("\n") + "\n")
+
+
+def _append(variable: str, path: Path, text: str) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        why = _why_not_written(path, exc)
+        raise CannotWrite(
+            f"Cannot write to {variable} ({path}): {why}.",
+            hint=f"{variable} is set by the GitHub runner to a file in a folder it created; a step that "
+            f"overrides it (`env: {variable}: ...`) must name a file whose folder exists and is writable.",
+        ) from exc
+
+
+def _why_not_written(path: Path, exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError) or path.is_dir():
+        return "it is a folder, not a file"
+    if isinstance(exc, FileNotFoundError) or not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__

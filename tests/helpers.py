@@ -58,12 +58,14 @@ class Run:
 
 
 def run_entrypoint(files: Path, workspace: Path, event_name: str, event: Mapping[str, Any],
-                   env: Mapping[str, str], inputs: Mapping[str, str]) -> Run:
+                   env: Mapping[str, str], inputs: Mapping[str, str], *,
+                   runner_env: Mapping[str, str | None] | None = None) -> Run:
     """Start entrypoint.py the way the GitHub runner starts the container: INPUT_* and GITHUB_*
     variables, an event payload file, and the output/summary file commands read back afterwards.
 
     ``files`` (a new folder) holds the event, $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY of this run;
-    ``env`` adds the fakes' variables and fixed INPUT_* values; ``inputs`` are snake_case input names."""
+    ``env`` adds the fakes' variables and fixed INPUT_* values; ``inputs`` are snake_case input names;
+    ``runner_env`` replaces (None: removes) what the runner sets, for a broken environment."""
     files.mkdir()
     (files / "event.json").write_text(json.dumps(event))
     output, summary = files / "output", files / "summary"
@@ -79,11 +81,16 @@ def run_entrypoint(files: Path, workspace: Path, event_name: str, event: Mapping
         "GITHUB_STEP_SUMMARY": str(summary),
     }
     full_env.update({f"INPUT_{name.upper().replace('_', '-')}": value for name, value in inputs.items()})
+    for name, value in (runner_env or {}).items():
+        if value is None:
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
     done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=full_env,
                           capture_output=True, text=True, timeout=300, check=False)
     return Run(done.returncode, done.stdout, done.stderr,
-               parse_outputs(output.read_text()) if output.exists() else {},
-               summary.read_text() if summary.exists() else "", workspace)
+               parse_outputs(output.read_text()) if output.is_file() else {},
+               summary.read_text() if summary.is_file() else "", workspace)
 
 
 # ---- a git + DVC repository whose data changes between two commits

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import selectors
 import signal
 import subprocess
@@ -31,7 +32,8 @@ import yaml
 from pydantic import BaseModel
 
 from mlgate import workflow
-from mlgate.errors import MlgateError
+from mlgate.errors import ExitCode, MlgateError
+from mlgate.report import plain_text
 
 _HINT_REMOTE = (
     "Configure a default remote and commit .dvc/config, e.g.\n"
@@ -101,10 +103,19 @@ class DvcError(MlgateError):
     title = "DVC failed"
 
 
+class DvcRemoteUnavailable(DvcError):
+    """Raised when a ``dvc`` command fails because the remote could not be reached or answered a
+    server error (DVC's storage clients have retried by then)."""
+
+    title = "DVC remote unavailable"
+    exit_code = ExitCode.SERVICE
+
+
 class DvcTimeout(DvcError):
     """Raised when a download runs past the runner's ``timeout`` and is stopped."""
 
     title = "DVC download timed out"
+    exit_code = ExitCode.SERVICE  # the remote did not deliver in time; the hint says how to allow more
 
 
 class DataDiff(BaseModel):
@@ -265,7 +276,7 @@ class DvcRunner:
             raise DvcError(f"Cannot run `{shown}` in {self.repo}: {exc.strerror}.") from exc
         if done.returncode != 0:
             reason = _dvc_reason(done.stderr, done.stdout)
-            raise DvcError(
+            raise _failed(reason)(
                 f"`{shown}` failed in {self.repo} (exit code {done.returncode}): {reason}",
                 hint=_hint_for(reason),
             )
@@ -278,7 +289,8 @@ class DvcRunner:
         log = self._log or (sys.stdout if workflow.in_actions() else sys.stderr)
 
         def echo(line: str) -> None:
-            print(line, file=log, flush=True)
+            # DVC's lines name the repository's files: a file name cannot start a workflow command
+            print(plain_text(line), file=log, flush=True)
 
         echo(f"$ {shown}")
         # DVC draws its progress bars only on a terminal unless told otherwise
@@ -296,7 +308,7 @@ class DvcRunner:
             )
         if done.returncode != 0:
             reason = _dvc_reason(done.stderr, done.stdout)
-            raise DvcError(
+            raise _failed(reason)(
                 f"`{shown}` failed in {self.repo} (exit code {done.returncode}): {reason}",
                 hint=_hint_for(reason),
             )
@@ -675,6 +687,24 @@ def _unique(items: Sequence[str]) -> list[str]:
 
 def _join(lines: Sequence[str]) -> str:
     return " ".join(line if line.endswith((".", ":", "!", "?")) else line + ";" for line in lines).rstrip(";")
+
+
+# Lower-cased fragments of a storage client's message when the remote was unreachable or failing.
+_UNREACHABLE = (
+    "connection refused", "connection reset", "connection aborted", "timed out", "timeout",
+    "temporary failure in name resolution", "name or service not known", "max retries exceeded",
+    "service unavailable", "bad gateway", "internal server error",
+)
+_SERVER_STATUS = re.compile(r"\b50[0-4]\b")
+
+
+def _failed(reason: str) -> type[DvcError]:
+    """:class:`DvcRemoteUnavailable` when DVC's reason says the remote did not answer; else DvcError."""
+    lowered = reason.lower()
+    if _hint_for(reason) == _HINT_AUTH:  # a refusal names a credential the user can fix
+        return DvcError
+    unreachable = any(fragment in lowered for fragment in _UNREACHABLE) or _SERVER_STATUS.search(lowered)
+    return DvcRemoteUnavailable if unreachable else DvcError
 
 
 def _hint_for(reason: str) -> str:

@@ -78,7 +78,8 @@ class Measured:
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Clients,
                    figure_worker: FigureWorker | None = None) -> ExitCode:
     publication = Publication.for_run(settings, ctx, clients)
-    cache = StatsCache(ctx.in_workspace(settings.cache_dir), publication.branch_store, settings.assets_branch)
+    cache = StatsCache(ctx.in_workspace(settings.cache_dir, "cache-dir"), publication.branch_store,
+                       settings.assets_branch)
     with dvc_session(settings, clients.dvc, needed=settings.compare_base) as dvc:
         versions = _versions(settings, ctx, dvc)
         measured = None if versions.unchanged else _measure(settings, ctx, dvc, versions, cache)
@@ -111,7 +112,7 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     data = settings.data.as_posix()
     pull_if_tracked(settings, dvc, settings.data, "data")
     with workflow.phase(f"Reading {data} and computing its statistics"):
-        dataset = _open(settings, ctx.in_workspace(settings.data), ctx)
+        dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
                                                progress=_items_read())
     if versions.head_hash:
@@ -229,7 +230,8 @@ def _cache_key(content_hash: str | None, settings: DataStatsSettings) -> str:
 
 
 def _label_counts(stats: DatasetStats) -> dict[str, dict[str, int]]:
-    return {name: split.label_counts for name, split in stats.splits.items()}
+    # an empty split has no shares to draw; the report's findings say it is empty
+    return {name: split.label_counts for name, split in stats.splits.items() if split.count}
 
 
 def _open(settings: DataStatsSettings, data_dir: Path, ctx: RunContext) -> Dataset:
@@ -241,7 +243,7 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     """Base statistics from a local copy, the cache, or the base revision's data (pulled only then),
     and what changed against them."""
     if settings.baseline_data is not None:
-        base_dir = ctx.in_workspace(settings.baseline_data)
+        base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
         base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash

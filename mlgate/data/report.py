@@ -173,11 +173,15 @@ def _findings(report: DataReport) -> list[str]:
             f"⚠️ **Conflicting labels:** {count(leak.conflicting_labels)} identical items carry different labels."
         )
     for name, split in report.splits.items():
+        if split.count == 0:
+            why = "every file of it is unreadable" if split.unreadable else "its files hold zero items"
+            findings.append(f"❌ `{name}` is empty: {why}, so it is left out of the figures and every "
+                            "statistic but this table.")
         if split.duplicates:
             findings.append(f"⚠️ `{name}`: {count(split.duplicates)} exact duplicates.")
         if split.nonfinite:
             findings.append(f"⚠️ `{name}`: {count(split.nonfinite)} items contain NaN or Inf.")
-        if split.missing_classes:
+        if split.missing_classes and split.count:
             missing = ", ".join(_label(c, report.class_names) for c in split.missing_classes)
             findings.append(f"⚠️ `{name}` has no items of class {missing}.")
         if split.unreadable:

@@ -8,7 +8,8 @@ as a typed job, one frozen dataclass per figure kind (:class:`LabelDistribution`
 if it cannot start or fails, :meth:`FigureWorker.render` renders in this process.
 
 Protocol (private): the parent writes one pickle of ``{name: job}`` to the worker's stdin and reads
-one pickle of ``{name: png bytes}`` (or ``("error", text)``) from its stdout. Both ends unpickle with
+one pickle of ``{name: png bytes, or why it could not be drawn}`` (or ``("error", text)`` when it
+refused the jobs) from its stdout. Both ends unpickle with
 an allow-list (:class:`_Unpickler`): the job classes below and numpy's array and scalar
 reconstruction, nothing else. Job fields hold values taken from the user's dataset (label and class
 names, pixels); pickling encodes them as data, and a stream that names any other class or function
@@ -164,8 +165,42 @@ _JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, Confusio
 
 
 def render_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:
-    """PNG bytes per job name, drawn in this process."""
-    return {name: job.render() for name, job in jobs.items()}
+    """PNG bytes per job name, drawn in this process.
+
+    A figure that cannot be drawn is left out, with a ``notice`` that names it and says why; the
+    others are drawn all the same (one figure never costs the whole report).
+    """
+    return _keep_drawn(draw_jobs(jobs))
+
+
+def draw_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes | str]:
+    """Per job name, its PNG bytes, or (a ``str``) why it could not be drawn. Prints nothing: the
+    worker runs it with stdout as its answer pipe."""
+    drawn: dict[str, bytes | str] = {}
+    for name, job in jobs.items():
+        try:
+            drawn[name] = job.render()
+        except Exception as exc:  # each figure on its own: a failure leaves out this figure only
+            drawn[name] = _why_not_drawn(exc)
+    return drawn
+
+
+def _why_not_drawn(exc: Exception) -> str:
+    from mlgate.errors import MlgateError
+
+    if isinstance(exc, MlgateError):  # CannotDrawFigure: empty or unshowable input, said in words
+        return exc.message
+    return f"{type(exc).__name__}: {exc} (a bug in mlgate's figures; please report it)"
+
+
+def _keep_drawn(drawn: Mapping[str, bytes | str]) -> dict[str, bytes]:
+    """The drawn figures; a ``notice`` for each one left out."""
+    from mlgate import workflow
+
+    for name, why in drawn.items():
+        if isinstance(why, str):
+            workflow.annotate("notice", f"Figure {name} left out", f"The figure {name} is not in the report: {why}")
+    return {name: png for name, png in drawn.items() if isinstance(png, bytes)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +241,9 @@ class FigureWorker:
             return None
         finally:
             process.stdout.close()
-        if isinstance(answer, tuple):  # ("error", text): render here, so the real exception surfaces
+        if not isinstance(answer, dict):  # ("error", text): the jobs were refused; render here instead
             return None
-        return dict(answer)
+        return _keep_drawn(answer)
 
     def close(self) -> None:
         if self._process is not None:
@@ -266,10 +301,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     except pickle.UnpicklingError as exc:  # refused: the parent renders in its own process instead
         answer = ("error", repr(exc))
     else:
-        try:
-            answer = render_jobs(jobs)
-        except Exception as exc:  # reported back; the parent re-renders and raises it properly
-            answer = ("error", repr(exc))
+        answer = draw_jobs(jobs)  # a figure that fails is answered as why, and left out by the parent
     stdout.write(pickle.dumps(answer))
     stdout.flush()
 

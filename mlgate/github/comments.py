@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Literal
 
+from github import UnknownObjectException
+from github.Issue import Issue
 from github.IssueComment import IssueComment
 
 from mlgate.github.client import PULL_REQUESTS_WRITE, GitHubError, GitHubRepo, calling
@@ -24,6 +27,11 @@ def upsert_comment(
     """Post ``body`` on the PR under ``marker``; in "update" mode edit the newest comment that
     carries the marker instead (every page of comments is searched). Returns its html_url.
 
+    In "update" mode the PR ends with exactly one marker comment even when two runs upsert at once
+    (both found none and both posted) or a retried POST posted twice: after writing, the marker
+    comments are listed again and all but the newest are deleted; the newest gets ``body``. Two
+    racing runs apply the same rule, so they converge on one comment (the last writer's body).
+
     Raises GitHubError when the comment would exceed GitHub's limit (before any request), and
     GitHubError/GitHubPermissionError when GitHub refuses.
     """
@@ -36,7 +44,10 @@ def upsert_comment(
             existing = _newest(c for c in issue.get_comments() if has_marker(c.body, marker))
             if existing is not None:
                 existing.edit(text)
-                return existing.html_url
+                ours = existing
+            else:
+                ours = issue.create_comment(text)
+            return _remove_duplicates(issue, marker, ours, text).html_url
         return issue.create_comment(text).html_url
 
 
@@ -56,6 +67,30 @@ def refresh_comment(repo: GitHubRepo, pr_number: int, marker: str, rewrite: Call
         if text != existing.body:
             existing.edit(text)
         return existing.html_url
+
+
+def _remove_duplicates(issue: Issue, marker: str, ours: IssueComment, text: str) -> IssueComment:
+    """Delete every marker comment by our author but the newest; give the newest ``text``.
+
+    Keeping the newest makes the rule the one :func:`upsert_comment` edits by, so no run ever edits
+    a comment it then deletes; a comment already deleted by a concurrent run is not an error.
+    """
+    author = _login(ours)
+    marked = [c for c in issue.get_comments() if has_marker(c.body, marker) and _login(c) == author]
+    keep = _newest(marked)
+    if keep is None:  # not listed (yet): nothing to clean up
+        return ours
+    for comment in marked:
+        if comment.id != keep.id:
+            with contextlib.suppress(UnknownObjectException):  # the other run removed it first
+                comment.delete()
+    if keep.body != text:
+        keep.edit(text)
+    return keep
+
+
+def _login(comment: IssueComment) -> str | None:
+    return comment.user.login if comment.user is not None else None  # None: a deleted account ("ghost")
 
 
 def _text(marker: str, body: str, pr_number: int) -> str:

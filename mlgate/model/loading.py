@@ -28,11 +28,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlgate.data.layouts.base import is_outside
 from mlgate.errors import MlgateError
 from mlgate.user_code import ImportRoot, split_import_path
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit")
 """File endings considered model files when a directory (e.g. a W&B artifact download) is given."""
+
+MAX_UNPACKED_BYTES = 16 * 2**30
+"""A model archive may unpack to at most this much (a hosted runner has 16 GB of memory)."""
+MAX_COMPRESSION_RATIO = 100
+"""A compressed entry of a model archive may shrink at most this much; PyTorch stores entries uncompressed."""
 
 _MAX_LISTED = 8
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
@@ -92,13 +98,18 @@ def _resolve_file(path: Path) -> Path:
         return path
     if not path.exists():
         raise ModelLoadError(f"Model path {str(path)!r} does not exist.")
-    candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+    # a file that is a symlink out of the folder is never opened (a DVC symlink cache stays allowed)
+    outside = [p for p in found if p.is_symlink() and is_outside(p, path)]
+    candidates = [p for p in found if p not in outside]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        present = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        present = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p not in outside)
+        not_followed = (f" Not followed (symlinks to outside the folder): "
+                        f"{_listing([str(p.relative_to(path)) for p in outside])}." if outside else "")
         raise ModelLoadError(
-            f"No model file in directory {str(path)!r}; it holds: {_listing(present) or 'nothing'}.",
+            f"No model file in directory {str(path)!r}; it holds: {_listing(present) or 'nothing'}.{not_followed}",
             hint=f"mlgate looks for files ending in {', '.join(MODEL_SUFFIXES)}.",
         )
     names = [str(p.relative_to(path)) for p in candidates]
@@ -110,13 +121,24 @@ def _resolve_file(path: Path) -> Path:
 
 def _sniff(file: Path) -> str:
     """'torchscript', 'export' or 'torch.save' (zip or legacy pickle) from the archive's entries."""
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read model file {str(file)!r}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ModelLoadError(
+            f"Model file {str(file)!r} is empty (0 bytes).",
+            hint="The upload or download that produced it was probably cut short; save the model again.",
+        )
     if not zipfile.is_zipfile(file):
         return "torch.save"
     try:
         with zipfile.ZipFile(file) as archive:
-            names = archive.namelist()
+            entries = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise ModelLoadError(f"Model file {str(file)!r} is not a readable archive: {exc}") from exc
+    _check_unpacked_size(file, size, entries)
+    names = [entry.filename for entry in entries]
     # every entry sits under one top-level folder whose name is the file's stem at save time
     inner = {name.split("/", 1)[1] for name in names if "/" in name}
     if "constants.pkl" in inner and any(name.startswith("code/") for name in inner):
@@ -129,6 +151,26 @@ def _sniff(file: Path) -> str:
         f"Model file {str(file)!r} is a zip archive but not one PyTorch wrote (entries: {_listing(sorted(names))}).",
         hint="Save with torch.save(model.state_dict()), torch.export.save or torch.jit.save.",
     )
+
+
+def _check_unpacked_size(file: Path, size: int, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive that would unpack to more than :data:`MAX_UNPACKED_BYTES`, or whose entries
+    compress more than :data:`MAX_COMPRESSION_RATIO` to one (PyTorch stores its entries uncompressed)."""
+    unpacked = sum(entry.file_size for entry in entries)
+    squeezed = next(
+        (e for e in entries if e.compress_type != zipfile.ZIP_STORED
+         and e.file_size > MAX_COMPRESSION_RATIO * max(e.compress_size, 1)),
+        None,
+    )
+    if unpacked > MAX_UNPACKED_BYTES or squeezed is not None:
+        what = (f"entry {squeezed.filename!r} unpacks {squeezed.compress_size:,} bytes to {squeezed.file_size:,}"
+                if squeezed is not None else f"its entries unpack to {unpacked:,} bytes")
+        raise ModelLoadError(
+            f"Model file {str(file)!r} ({size:,} bytes) looks like a zip bomb: {what} "
+            f"(limits: {MAX_UNPACKED_BYTES:,} bytes in all, {MAX_COMPRESSION_RATIO}:1 per entry).",
+            hint="Save the model with torch.save, torch.export.save or torch.jit.save; "
+            "do not re-compress the archive.",
+        )
 
 
 def _load_torchscript(file: Path) -> nn.Module:

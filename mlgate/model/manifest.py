@@ -31,11 +31,17 @@ def manifest_path(collection: str) -> str:
     return f"{MANIFEST_DIR}/{re.sub(r'[^A-Za-z0-9._-]', '_', collection.rsplit('/', 1)[-1])}.json"
 
 
-def promotion_manifest(report: ModelReport, version: ModelVersion, collection: str, alias: str) -> dict[str, Any]:
-    """What `mode: promote` applies after the merge: a pinned version (`vN`), never a moving alias."""
+def promotion_manifest(report: ModelReport, version: ModelVersion, collection: str, alias: str,
+                       compared_with: str | None = None) -> dict[str, Any]:
+    """What `mode: promote` applies after the merge: a pinned version (`vN`), never a moving alias.
+
+    ``compared_with`` is the version that held ``alias`` when the candidate was gated (None: none did);
+    `mode: promote` refuses to link when the alias has moved since, so two approved pull requests
+    cannot both end up holding it.
+    """
     return {
         "artifact": version.name, "version": version.version, "digest": version.digest,
-        "collection": collection, "alias": alias, "passed": report.passed,
+        "collection": collection, "alias": alias, "compared_with": compared_with, "passed": report.passed,
         "metrics": {"latency_ms": report.latency_ms.model_dump(), "total_seconds": report.total_seconds,
                     "size_mb": report.size_mb, "params": report.params, "accuracy": report.accuracy},
         "gates": [g.model_dump() for g in report.gates],
@@ -62,6 +68,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise PromotionError(f"Promotion manifest {path} is not a JSON object.", hint=hint)
     wrong = [key for key in ("artifact", "collection", "alias") if not isinstance(manifest.get(key), str)]
+    if not isinstance(manifest.get("compared_with", ""), str | None):
+        wrong.append("compared_with")
     if wrong or "passed" not in manifest:
         raise PromotionError(f"Promotion manifest {path} lacks {', '.join(wrong or ['passed'])} "
                              "(each must be a string; `passed` a boolean).", hint=hint)

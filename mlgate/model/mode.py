@@ -45,6 +45,8 @@ class Measured:
 def run_model_gate(settings: ModelGateSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     # everything that can be refused is refused before a byte is downloaded or measured
     target = resolve_target(settings.model, settings.registry, ctx.event_name, ctx.event, ctx.workspace)
+    if target.is_local:
+        ctx.in_workspace(Path(target.model), "model")  # a model file: inside the workspace, symlinks followed
     publication = Publication.for_run(settings, ctx, clients)
     check_action(settings, target, publication)
     registry = clients.registry(settings, clients.env) if not target.is_local or target.collection else None
@@ -54,7 +56,8 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, clients: Client
         figures = _figures(settings, report)
     failure: MlgateError | None = None
     try:
-        action = act(settings, report, target, measured.candidate_version, registry, publication, figures)
+        action = act(settings, report, target, measured.candidate_version, registry, publication, figures,
+                     compared_with=measured.production_version)
     except MlgateError as exc:  # a refused promotion still publishes the measurements, then fails the step
         failure = exc
         action = _refused(settings, exc)
@@ -89,8 +92,17 @@ def _measure(settings: ModelGateSettings, ctx: RunContext, target: ModelTarget,
             threads=settings.threads,
         )
         with workflow.phase("Benchmarking" + (f" against {production_version.name}" if production_version else "")):
-            measured, measured_production = measure_model(candidate, options, eval_data=eval_batches,
-                                                          baseline=production, progress=workflow.progress())
+            try:
+                measured, measured_production = measure_model(candidate, options, eval_data=eval_batches,
+                                                              baseline=production, progress=workflow.progress())
+            except ArithmeticError as exc:  # a 0 or an overflow in the numbers measured: say which inputs matter
+                from mlgate.model.measure.values import BenchmarkError
+
+                raise BenchmarkError(
+                    f"Measuring {target.model} failed: {type(exc).__name__}: {exc}.",
+                    hint="Check the inputs that size the benchmark: `batch-sizes` (positive integers), "
+                    "`predictions`, `input-shape` and `max-eval-samples`, and that the eval data is not empty.",
+                ) from exc
     return Measured(measured, candidate_version, candidate.format, measured_production,
                     production_version if measured_production is not None else None)
 
@@ -213,7 +225,7 @@ def _eval_data(settings: ModelGateSettings, ctx: RunContext,
     with dvc_session(settings, dvc) as runner:
         pull_if_tracked(settings, runner, settings.eval_data, "eval-data")
     with workflow.phase(f"Reading {settings.eval_data}"):
-        dataset = open_dataset(ctx.in_workspace(settings.eval_data), settings.layout,
+        dataset = open_dataset(ctx.in_workspace(settings.eval_data, "eval-data"), settings.layout,
                                dataset_class=settings.dataset_class, import_root=ctx.workspace)
         if settings.eval_split not in dataset.splits:
             raise DatasetLayoutError(

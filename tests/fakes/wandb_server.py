@@ -13,15 +13,23 @@ State: collections (an ``ArtifactSequence`` where a version was logged, an ``Art
 registry) whose members point at logged versions; an alias names at most one member of a collection,
 as on W&B. Tests seed it with ``add_model``/``link``/``set_registry_alias`` and assert on
 ``alias_map``, ``members`` and ``link_operations``.
+
+Faults on the wire (tests/fakes/faults.py), queued per GraphQL operation and served in order:
+``fake.inject("LinkArtifact", server_error(502), reset(after=True))`` (5xx, 429 with ``Retry-After``,
+resets before or after the operation took effect, slow replies); ``fake.before(op, hook)`` runs
+``hook()`` once just before ``op`` is answered (another client acting in between).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +37,8 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
+
+from tests.fakes.faults import Fault, FaultQueues
 
 ORG_NAME = "acme"
 ORG_ENTITY = "acme-org"  # registries live under the organization's entity
@@ -115,6 +125,19 @@ class FakeWandb:
         self.operations: list[str] = []  # GraphQL operation names, in order received
         self._ids = 0
         self._lock = threading.Lock()
+        self.faults = FaultQueues()
+        self.hooks: dict[str, list[Any]] = {}
+
+    # -- faults on the wire ----------------------------------------------------------------------
+    def inject(self, operation: str, *faults: Fault) -> None:
+        """Queue ``faults`` (tests/fakes/faults.py) for the GraphQL ``operation`` (a regex, e.g.
+        "LinkArtifact" or ".*"): each such request takes the next one, then it is answered normally."""
+        self.faults.add("POST", operation, faults)
+
+    def before(self, operation: str, hook: Any) -> None:
+        """Run ``hook()`` once, under the state lock, just before the next ``operation`` is answered
+        (another client acting between two requests of the code under test)."""
+        self.hooks.setdefault(operation, []).append(hook)
 
     # -- seeding and assertions ------------------------------------------------------------------
     def add_model(self, entity: str, project: str, name: str, files: dict[str, bytes],
@@ -284,12 +307,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
         pass
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json",
+               headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up waiting (a slow reply)
+            self.close_connection = True
 
     def do_POST(self) -> None:
         fake = self.server.fake
@@ -301,14 +330,32 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(401, b'{"errors":[{"message":"user is not logged in"}]}')
         match = re.search(r"\b(query|mutation)\s+(\w+)", body["query"])
         op = body.get("operationName") or (match[2] if match else "")
+        fault = fake.faults.take("POST", op)
+        if fault is not None and fault.kind == "status":
+            fake.operations.append(op)
+            return self._reply(fault.status, json.dumps({"errors": [{"message": fault.message}]}).encode(),
+                               headers=fault.headers())
+        if fault is not None and fault.kind == "reset" and not fault.after:
+            return self._drop()
         with fake._lock:
             fake.operations.append(op)
+            for hook in fake.hooks.pop(op, []):
+                hook()
             try:
                 data = fake.graphql(op, body.get("variables") or {})
             except KeyError as exc:
                 msg = f"fake W&B does not implement {op!r} ({exc})"
                 return self._reply(400, json.dumps({"errors": [{"message": msg}]}).encode())
+        if fault is not None and fault.kind == "reset":
+            return self._drop()
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
         self._reply(200, json.dumps({"data": data}).encode())
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def do_GET(self) -> None:  # presigned storage URLs: no API key, like GCS/S3 signed URLs
         fake = self.server.fake

@@ -100,6 +100,10 @@ def test_content_hash__is_dvcs_folder_md5_and_changes_only_with_the_data(local_r
     assert runner.content_hash("docs", rev=local_repo.head_rev) is None
 
 
+@pytest.mark.reliability(
+    "environment", "base revision missing from a shallow checkout",
+    "DVC error naming the revision; the fix shows `fetch-depth: 0`"
+)
 def test_content_hash__unknown_revision_raises_with_fetch_depth_hint(local_repo: DvcRepo) -> None:
     runner = DvcRunner(local_repo.path, env=local_repo.env)
 
@@ -141,6 +145,10 @@ def test_materialize__base_revision_gives_the_base_files(
     assert not (fresh_clone / PROCESSED).exists()  # the checkout itself is untouched
 
 
+@pytest.mark.reliability(
+    "environment", "DVC-tracked data and no remote configured",
+    "DVC error with the command and DVC's reason; the fix shows `dvc remote add -d`; no traceback"
+)
 def test_pull__no_remote_configured_raises_dvc_reason_and_remote_add_hint(
     local_repo: DvcRepo, fresh_clone: Path
 ) -> None:
@@ -156,6 +164,10 @@ def test_pull__no_remote_configured_raises_dvc_reason_and_remote_add_hint(
     assert "Traceback" not in str(error)
 
 
+@pytest.mark.reliability(
+    "wire", "DVC remote lacks the data (never pushed)",
+    "DVC error “failed to pull data from the cloud”; the fix says `dvc push`; no traceback"
+)
 def test_pull__remote_missing_objects_raises_with_push_hint(unpushed_repo: DvcRepo, tmp_path: Path) -> None:
     checkout = clone(unpushed_repo, tmp_path / "clone")
 
@@ -167,6 +179,10 @@ def test_pull__remote_missing_objects_raises_with_push_hint(unpushed_repo: DvcRe
     assert "Traceback" not in str(caught.value)
 
 
+@pytest.mark.reliability(
+    "wire", "DVC remote lacks the folder listing needed for the diff",
+    "DVC error naming the folder and `dvc push`, instead of a diff that only says “folder changed”"
+)
 def test_diff__remote_missing_folder_listing_raises_instead_of_folder_only_answer(
     unpushed_repo: DvcRepo, tmp_path: Path
 ) -> None:
@@ -180,6 +196,10 @@ def test_diff__remote_missing_folder_listing_raises_instead_of_folder_only_answe
     assert "dvc push" in caught.value.hint
 
 
+@pytest.mark.reliability(
+    "data", "baseline path not tracked by DVC at the base revision",
+    "DVC error “not tracked by DVC at revision …” before DVC runs; nothing written"
+)
 def test_materialize__path_untracked_at_revision_raises_before_running_dvc(local_repo: DvcRepo, tmp_path: Path) -> None:
     runner = DvcRunner(local_repo.path, env=local_repo.env)
 
@@ -190,6 +210,10 @@ def test_materialize__path_untracked_at_revision_raises_before_running_dvc(local
     assert not (tmp_path / "base").exists()
 
 
+@pytest.mark.reliability(
+    "data", "`data` folder that DVC does not track",
+    "DVC error naming the folder; the fix says `dvc add`"
+)
 def test_pull__untracked_path_raises_with_dvc_add_hint(local_repo: DvcRepo, fresh_clone: Path) -> None:
     with pytest.raises(DvcError) as caught:
         DvcRunner(fresh_clone, env=local_repo.env).pull("docs/images")
@@ -198,6 +222,10 @@ def test_pull__untracked_path_raises_with_dvc_add_hint(local_repo: DvcRepo, fres
     assert "dvc add" in caught.value.hint
 
 
+@pytest.mark.reliability(
+    "environment", "`gs://` remote and no `gcp-credentials`",
+    "DVC error whose fix names `gcp-credentials`; the bucket refused an anonymous request, no login tried"
+)
 def test_pull__gs_remote_without_credentials_is_refused_with_gcp_credentials_hint(
     local_repo: DvcRepo, fresh_clone: Path, gcs_emulator: GcsEmulator
 ) -> None:
@@ -310,6 +338,10 @@ def release(remote: Path) -> None:
             continue  # no reader on this one
 
 
+@pytest.mark.reliability(
+    "wire", "DVC remote that never answers",
+    "stopped at `dvc-timeout`: error says so with DVC's last output, the fix shows `dvc-timeout: 3600`"
+)
 def test_pull__remote_that_never_answers_is_stopped_at_dvc_timeout(
     local_repo: DvcRepo, fresh_clone: Path, tmp_path: Path
 ) -> None:
@@ -376,6 +408,10 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.reliability(
+    "wire", "DVC command whose child process hangs past the timeout",
+    "the whole process group is killed within seconds; the last output line is kept"
+)
 def test_run_streaming__stops_the_whole_process_group_at_the_timeout(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     script = (

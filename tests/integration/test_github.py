@@ -83,6 +83,10 @@ def writes(fake: FakeGitHub) -> list[tuple[str, str]]:
 # ---- sticky comment
 
 
+@pytest.mark.reliability(
+    "race", "rerun on a PR whose mlgate comment is past the first 100 comments",
+    "that comment is edited, not a second one added"
+)
 def test_sticky_comment__updates_existing_marker_past_first_page(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     repo = fake_github.repo
     pull = fake_github.add_pull()
@@ -102,6 +106,10 @@ def test_sticky_comment__updates_existing_marker_past_first_page(fake_github: Fa
     assert "2" in pages
 
 
+@pytest.mark.reliability(
+    "race", "report posted twice on one PR",
+    "the second run edits the first comment; one comment in all"
+)
 def test_sticky_comment__second_upsert_edits_the_first(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
 
@@ -123,6 +131,10 @@ def test_sticky_comment__mode_new_always_adds_a_comment(fake_github: FakeGitHub,
     assert bodies == [f"{MARKER}\nrun 1", f"{MARKER}\nrun 2"]
 
 
+@pytest.mark.reliability(
+    "race", "PR with two mlgate comments (left by an earlier race), a quote of one and another mode's comment",
+    "the newest is edited and the older duplicate deleted; the quote and the other mode's comment are untouched"
+)
 def test_sticky_comment__edits_newest_marker_and_ignores_quotes(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     repo = fake_github.repo
     pull = fake_github.add_pull()
@@ -134,14 +146,18 @@ def test_sticky_comment__edits_newest_marker_and_ignores_quotes(fake_github: Fak
     upsert_comment(gh_repo, pull.number, MARKER, "latest")
 
     bodies = {c.id: c.body for c in repo.comments_on(pull.number)}
+    assert older.id not in bodies
     assert bodies == {
-        older.id: f"{MARKER}\nold",
         newer.id: f"{MARKER}\nlatest",
         quote.id: quote.body,
         other_marker.id: other_marker.body,
     }
 
 
+@pytest.mark.reliability(
+    "wire", "comment longer than GitHub's 65536 characters",
+    "GitHub error naming the limit before anything is posted"
+)
 def test_sticky_comment__too_long_body_fails_before_posting(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
 
@@ -173,6 +189,7 @@ def test_host_files__links_resolve_to_the_same_bytes(fake_github: FakeGitHub, st
     assert fake_github.repo.branch_sha("main") == main_before
 
 
+@pytest.mark.reliability("race", "figures hosted again by a rerun", "same links, no new commit, no write request")
 def test_host_files__rerun_makes_no_new_commit(
     fake_github: FakeGitHub, gh_repo: GitHubRepo, store: BranchStore
 ) -> None:
@@ -250,6 +267,10 @@ def test_read_file__returns_bytes_or_none_when_missing(fake_github: FakeGitHub, 
         store.read_file("mlgate-cache", "stats")
 
 
+@pytest.mark.reliability(
+    "environment", "`GITHUB_REPOSITORY` not of the form OWNER/NAME",
+    "GitHub error asking for OWNER/NAME; the fix names `GITHUB_REPOSITORY`"
+)
 def test_repo__name_not_owner_slash_name_is_refused(gh: github.Github) -> None:
     with pytest.raises(GitHubError, match="OWNER/NAME") as caught:
         GitHubRepo(gh, "octo-repo", "https://github.com")
@@ -323,6 +344,10 @@ def test_upsert_pull_request__opens_one_pr_then_updates_it(fake_github: FakeGitH
     assert repo.files("mlgate/promote")["models/production.json"] == b'{"version": "v4"}\n'
 
 
+@pytest.mark.reliability(
+    "race", "promotion PR whose files are already on the base branch",
+    "says there is nothing to propose, naming the file; no branch created"
+)
 def test_upsert_pull_request__files_already_on_base_propose_nothing(
     fake_github: FakeGitHub, gh_repo: GitHubRepo
 ) -> None:
@@ -358,6 +383,11 @@ def test_upsert_pull_request__files_already_on_base_propose_nothing(
     ],
     ids=["comment", "host_files", "pull_request"],
 )
+@pytest.mark.reliability(
+    "fork", "read-only token at the `{id}` step",
+    "permission error with GitHub's message; the fix shows `permissions:` with `{permission}`; token not in the "
+    "text; nothing posted"
+)
 def test_read_only_token__raises_permission_error_naming_the_permission(
     fake_github: FakeGitHub, gh_repo: GitHubRepo, action, permission: str
 ) -> None:
@@ -375,6 +405,10 @@ def test_read_only_token__raises_permission_error_naming_the_permission(
     assert fake_github.repo.comments_on(pull.number) == []
 
 
+@pytest.mark.reliability(
+    "environment", "repository forbids Actions to create pull requests",
+    "permission error; the fix names “Allow GitHub Actions to create and approve pull requests”"
+)
 def test_pull_request_refused_by_repo_setting__hint_names_the_setting(
     fake_github: FakeGitHub, gh_repo: GitHubRepo
 ) -> None:
@@ -389,6 +423,10 @@ def test_pull_request_refused_by_repo_setting__hint_names_the_setting(
     assert "Allow GitHub Actions to create and approve pull requests" in caught.value.hint
 
 
+@pytest.mark.reliability(
+    "wire", "GitHub answers 500 to everything",
+    "GitHub error within 10 s after the request and 3 retries; token not in the text"
+)
 def test_server_errors__raise_github_error_within_seconds(fake_github: FakeGitHub, gh_repo: GitHubRepo) -> None:
     pull = fake_github.add_pull()
     fake_github.fail_with(500)
@@ -403,11 +441,15 @@ def test_server_errors__raise_github_error_within_seconds(fake_github: FakeGitHu
     assert fake_github.token not in str(caught.value)
 
 
+@pytest.mark.reliability(
+    "wire", "GitHub API unreachable (connection refused)",
+    "GitHub error within 10 s; token not in the text"
+)
 def test_unreachable_server__raises_github_error_within_seconds() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = connect("ghs_secret", f"http://127.0.0.1:{port}/api/v3", throttle=False)
+    client = connect("ghs_secret", f"http://127.0.0.1:{port}/api/v3", throttle=False, backoff_s=0.05)
     started = time.monotonic()
 
     with pytest.raises(GitHubError) as caught:
@@ -418,6 +460,10 @@ def test_unreachable_server__raises_github_error_within_seconds() -> None:
     assert "ghs_secret" not in str(caught.value)
 
 
+@pytest.mark.reliability(
+    "environment", "empty `github-token`",
+    "refused; the fix shows `github-token: ${{ github.token }}`"
+)
 def test_connect__empty_token_is_refused_with_the_yaml_that_fixes_it() -> None:
     with pytest.raises(GitHubError) as caught:
         connect("", "https://api.github.com")

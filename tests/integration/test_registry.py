@@ -134,6 +134,10 @@ def test_version_with_alias__none_when_no_version_holds_it(
     assert registry.version_with_alias(f"{ENTITY}-2/model-registry/mnist", "production") is None
 
 
+@pytest.mark.reliability(
+    "input", "`registry` with a typo (`wandb-registry-modle/mnist`)",
+    "not-found error naming the registry, instead of “no production model”"
+)
 def test_version_with_alias__missing_registry_is_an_error(registry: WandbRegistry, seeded: object) -> None:
     with pytest.raises(ArtifactNotFound, match="wandb-registry-modle"):
         registry.version_with_alias("wandb-registry-modle/mnist", "production")
@@ -193,6 +197,10 @@ def test_add_alias__tags_candidate_once(
     assert "gate-failed" in registry.resolve(seeded["v2"]).aliases
 
 
+@pytest.mark.reliability(
+    "input", "W&B model version or project that does not exist",
+    "not-found error naming the artifact"
+)
 def test_resolve__unknown_artifact_names_it(registry: WandbRegistry, seeded: dict[str, str]) -> None:
     with pytest.raises(ArtifactNotFound, match="mnist-cnn:v9"):
         registry.resolve(f"{ENTITY}/{PROJECT}/mnist-cnn:v9")
@@ -203,13 +211,24 @@ def test_resolve__unknown_artifact_names_it(registry: WandbRegistry, seeded: dic
 @pytest.mark.parametrize(
     "path", ["mnist-cnn:v1", "a/b/c", "a/b/c:v1:v2", "a b/c/d:v1", "a/b/c/d:v1", "x/y:v1", "e/p/n:"]
 )
+@pytest.mark.reliability("input", "model path `{path}`", "W&B error quoting the path and listing the accepted forms")
 def test_resolve__invalid_path_lists_accepted_forms(registry: WandbRegistry, path: str) -> None:
     with pytest.raises(RegistryError, match="Accepted forms") as info:
         registry.resolve(path)
     assert repr(path) in str(info.value)
 
 
-@pytest.mark.parametrize("secret", ["wrongkey" + "7" * 40, "short-key-123", ""])
+def _wrong_key(secret: str, case: str) -> object:
+    return pytest.param(secret, marks=pytest.mark.reliability(
+        "secret", f"`WANDB_API_KEY` {case}",
+        "W&B refuses it: unauthorized error pointing to `secrets.WANDB_API_KEY`; the key is not in the text"))
+
+
+@pytest.mark.parametrize("secret", [
+    _wrong_key("wrongkey" + "7" * 40, "of the right length but wrong"),
+    _wrong_key("short-key-123", "that is too short"),
+    _wrong_key("", "empty"),
+])
 def test_wrong_key__unauthorized_without_the_key(
     fake_wandb: FakeWandb, seeded: dict[str, str], secret: str
 ) -> None:
@@ -221,6 +240,7 @@ def test_wrong_key__unauthorized_without_the_key(
     assert "secrets.WANDB_API_KEY" in str(info.value)
 
 
+@pytest.mark.reliability("wire", "W&B unreachable (connection refused)", "W&B error within 10 s naming the server")
 def test_server_down__registry_error_quickly(fake_wandb: FakeWandb) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

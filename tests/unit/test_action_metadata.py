@@ -59,7 +59,7 @@ def test_action_inputs__carry_every_real_default_and_no_empty_or_placeholder_def
 def test_action_defaults__as_the_runner_passes_them__validate_and_equal_each_modes_own_defaults(mode: str) -> None:
     """The runner sets INPUT_<NAME> for every input with a default, including other modes' inputs."""
     passed = {name: spec["default"] for name, spec in action()["inputs"].items() if "default" in spec}
-    required = {"data-stats": {"data": "data"}}.get(mode, {})
+    required = {"data-stats": {"data": "data"}, "publish": {"report-dir": "fork-report"}}.get(mode, {})
     settings = load_settings({**passed, "mode": mode, **required, "github-token": "t"})
     model = SETTINGS_BY_MODE[mode]
     for field, info in model.model_fields.items():

@@ -21,6 +21,10 @@ KEY_JSON = json.dumps(KEY)
 PEM_BODY = [line for line in KEY["private_key"].splitlines() if line and not line.startswith("-----")]
 
 
+@pytest.mark.reliability(
+    "secret", "`gcp-credentials` key handed to DVC",
+    "key file has mode 0600 and is deleted when the step ends"
+)
 def test_credentials__yields_private_key_file_and_removes_it_afterwards() -> None:
     with service_account_credentials(KEY_JSON, mask=lambda _: None) as env:
         path = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
@@ -31,6 +35,7 @@ def test_credentials__yields_private_key_file_and_removes_it_afterwards() -> Non
     assert not path.exists()
 
 
+@pytest.mark.reliability("secret", "DVC fails while the service-account key file exists", "key file is deleted anyway")
 def test_credentials__file_removed_when_the_block_raises() -> None:
     with pytest.raises(RuntimeError), service_account_credentials(KEY_JSON, mask=lambda _: None) as env:
         path = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
@@ -39,6 +44,10 @@ def test_credentials__file_removed_when_the_block_raises() -> None:
     assert not path.exists()
 
 
+@pytest.mark.reliability(
+    "secret", "one-line JSON key in `gcp-credentials`",
+    "masked whole, plus each private-key line, the key id and the client email"
+)
 def test_credentials__masks_the_one_line_key_whole_and_its_secret_fields() -> None:
     masked: list[str] = []
 
@@ -51,6 +60,10 @@ def test_credentials__masks_the_one_line_key_whole_and_its_secret_fields() -> No
     assert all(line in json_key for line in PEM_BODY)
 
 
+@pytest.mark.reliability(
+    "secret", "pretty-printed JSON key (as `gcloud` writes it)",
+    "`::add-mask::` for each private-key line, key id and client email; never a lone `{` or `}`"
+)
 def test_credentials__pretty_printed_key_masks_only_its_secrets_never_a_brace() -> None:
     pretty = json.dumps(KEY, indent=2)  # what `gcloud iam service-accounts keys create` writes
     out = io.StringIO()
@@ -71,6 +84,10 @@ def test_credentials__pretty_printed_key_masks_only_its_secrets_never_a_brace() 
     assert "::add-mask::{" not in out.getvalue() and "::add-mask::}" not in out.getvalue()
 
 
+@pytest.mark.reliability(
+    "secret", "PEM key with a line shorter than 4 characters",
+    "that line is not sent to `::add-mask::` (it would blank the log); every other secret line is"
+)
 def test_secret_values__never_a_line_under_4_characters_even_of_the_pem_key() -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG\nw==\n-----END PRIVATE KEY-----\n"
     short_tail = {**KEY, "private_key": pem}
@@ -80,6 +97,10 @@ def test_secret_values__never_a_line_under_4_characters_even_of_the_pem_key() ->
     assert values == ["MIIEvQIBADANBgkqhkiG", KEY["private_key_id"], KEY["client_email"]]
 
 
+@pytest.mark.reliability(
+    "secret", "base64 key, on one line or wrapped at 76 columns",
+    "masked whole or line by line, plus its secret fields; the wrapped key still works"
+)
 def test_secret_values__base64_key_masked_whole_or_line_by_line_when_wrapped() -> None:
     encoded = base64.b64encode(KEY_JSON.encode()).decode()
     wrapped = "\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))  # as `base64` writes it
@@ -92,12 +113,20 @@ def test_secret_values__base64_key_masked_whole_or_line_by_line_when_wrapped() -
         assert json.loads(Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text()) == KEY
 
 
+@pytest.mark.reliability(
+    "secret", "malformed multi-line `gcp-credentials`",
+    "each line of 4+ characters is masked; masking does not raise"
+)
 def test_secret_values__an_unusable_multiline_value_is_masked_line_by_line_without_raising() -> None:
     broken = '{\n  "private_key": "s3cr3t-token-value",\n  "x": 1\n'
 
     assert secret_values(broken) == ['"private_key": "s3cr3t-token-value",', '"x": 1']
 
 
+@pytest.mark.reliability(
+    "secret", "`github-token` and `gcp-credentials` both set",
+    "token masked whole and each secret field of the key masked"
+)
 def test_cli__masks_gcp_credentials_by_their_secret_fields_and_other_secrets_whole(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -140,16 +169,25 @@ def test_credentials__missing_runner_temp_falls_back_to_system_temp(
         assert Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).parent == Path(tempfile.gettempdir())
 
 
+def _bad_key(text: str, expected: str, case: str) -> object:
+    return pytest.param(text, expected, marks=pytest.mark.reliability(
+        "secret", case, f"exit 2: the message says `{expected}`, names `gcp-credentials`, shows what a service-account "
+        "key looks like and points to `secrets.`; no part of the value is echoed"))
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "is empty"),
-        ("s3cr3t-token-value", "neither JSON nor base64"),
-        ('{"private_key": "s3cr3t-token-value", ', "not valid JSON"),
-        ('["s3cr3t-token-value"]', "not an object"),
-        (json.dumps({"type": "authorized_user", "refresh_token": "s3cr3t-token-value"}), "'authorized_user'"),
-        (json.dumps({**KEY, "private_key": "s3cr3t-token-value"}), "not a PEM key"),
-        (json.dumps({k: v for k, v in KEY.items() if k != "client_email"}), "lacks client_email"),
+        _bad_key("", "is empty", "`gcp-credentials` empty"),
+        _bad_key("s3cr3t-token-value", "neither JSON nor base64", "`gcp-credentials` is a bare token"),
+        _bad_key('{"private_key": "s3cr3t-token-value", ', "not valid JSON", "`gcp-credentials` is truncated JSON"),
+        _bad_key('["s3cr3t-token-value"]', "not an object", "`gcp-credentials` is a JSON array"),
+        _bad_key(json.dumps({"type": "authorized_user", "refresh_token": "s3cr3t-token-value"}), "'authorized_user'",
+                 "`gcp-credentials` is a user credential, not a service-account key"),
+        _bad_key(json.dumps({**KEY, "private_key": "s3cr3t-token-value"}), "not a PEM key",
+                 "`gcp-credentials` whose `private_key` is not PEM"),
+        _bad_key(json.dumps({k: v for k, v in KEY.items() if k != "client_email"}), "lacks client_email",
+                 "`gcp-credentials` without `client_email`"),
     ],
 )
 def test_credentials__invalid_key_names_the_input_without_echoing_it(text: str, expected: str) -> None:

@@ -68,6 +68,10 @@ def test_open_dataset__course_unsharded_with_list_targets_and_extra_split(tmp_pa
     assert _all(dataset.splits["valid"].batches())[1] == [0, 1, 2]
 
 
+@pytest.mark.reliability(
+    "data", "course layout with 5 images and 4 labels",
+    "exit 2: names both files and says 5 images but 4 labels"
+)
 def test_course__mismatched_image_and_target_counts_name_both_files(tmp_path: Path) -> None:
     torch.save(torch.zeros(5, 4, 4), tmp_path / "train_images.pt")
     torch.save(torch.zeros(4, dtype=torch.int64), tmp_path / "train_target.pt")
@@ -80,6 +84,10 @@ def test_course__mismatched_image_and_target_counts_name_both_files(tmp_path: Pa
     assert "5 images but 4 labels" in str(raised.value)
 
 
+@pytest.mark.reliability(
+    "data", "`train_images_3.pt` without its targets file",
+    "exit 2: names the expected `train_target_3.pt`"
+)
 def test_course__missing_target_file_names_the_expected_file(tmp_path: Path) -> None:
     torch.save(torch.zeros(2, 4, 4), tmp_path / "train_images_3.pt")
 
@@ -87,6 +95,10 @@ def test_course__missing_target_file_names_the_expected_file(tmp_path: Path) -> 
         open_dataset(tmp_path)
 
 
+@pytest.mark.reliability(
+    "data", "one-hot labels in a targets file",
+    "exit 2: gives the labels' shape; the fix mentions one-hot"
+)
 def test_course__one_hot_labels_are_refused_with_a_hint(tmp_path: Path) -> None:
     torch.save(torch.zeros(2, 4, 4), tmp_path / "train_images.pt")
     torch.save(torch.eye(2), tmp_path / "train_target.pt")
@@ -101,6 +113,10 @@ class Unsafe:
 
 
 @pytest.mark.parametrize("content", [b"not a torch file", "pickled-object"])
+@pytest.mark.reliability(
+    "data", "`train_images.pt` that cannot be loaded safely ({id})",
+    "exit 2: “Could not load train_images.pt”; the fix mentions `weights_only` loading"
+)
 def test_course__unloadable_file_is_named_and_never_unpickled(tmp_path: Path, content: object) -> None:
     path = tmp_path / "train_images.pt"
     if isinstance(content, bytes):
@@ -128,6 +144,7 @@ def test_open_dataset__npz_in_both_styles(tmp_path: Path, style: str, label_colu
         assert labels == truth.labels[split].tolist()
 
 
+@pytest.mark.reliability("data", "`.npz` with unknown array names", "exit 2: lists the arrays found")
 def test_open_dataset__npz_with_unknown_array_names_lists_them(tmp_path: Path) -> None:
     np.savez(tmp_path / "train.npz", pixels=np.zeros((2, 3)), classes=np.zeros(2))
 
@@ -262,6 +279,10 @@ def test_dataset_class__bad_class_raises_a_message_naming_the_problem(
         open_dataset(tmp_path, "dataset-class", dataset_class=spec.format(package=package), import_root=tmp_path)
 
 
+@pytest.mark.reliability(
+    "data", "`dataset-class` whose items are not (image, label) pairs",
+    "exit 2: names item 0, its type and what was expected"
+)
 def test_dataset_class__bad_item_names_the_index(tmp_path: Path, package: str) -> None:
     (tmp_path / f"{package}.py").write_text(
         "class Data:\n"
@@ -299,6 +320,10 @@ def test_dataset_class__imports_lazily_while_iterated_and_leaves_sys_path_as_it_
     sys.modules.pop(f"{package}_labels", None)
 
 
+@pytest.mark.reliability(
+    "data", "`data` folder in no known layout",
+    "exit 2: lists what was found; the fix shows each supported layout"
+)
 def test_open_dataset__unrecognised_folder_lists_what_was_found_and_the_layouts(tmp_path: Path) -> None:
     for name in ("README.md", "train.csv", "labels.json"):
         (tmp_path / name).write_text("x")
@@ -314,6 +339,7 @@ def test_open_dataset__unrecognised_folder_lists_what_was_found_and_the_layouts(
     assert "train_images_0.pt" in raised.value.hint
 
 
+@pytest.mark.reliability("data", "unrecognised folder of 20 files", "exit 2: lists a few names and “(and 12 more)”")
 def test_open_dataset__lists_only_a_few_names_of_a_large_folder(tmp_path: Path) -> None:
     for i in range(20):
         (tmp_path / f"file_{i:02d}.csv").write_text("x")
@@ -347,6 +373,7 @@ def test_open_dataset__single_npz_file_as_root(tmp_path: Path) -> None:
     [("auto", DatasetLayoutError, "does not exist"), ("parquet", DatasetLayoutError, "Unknown layout 'parquet'"),
      ("dataset-class", DatasetClassError, "no dataset class was given")],
 )
+@pytest.mark.reliability("input", "`layout: {layout}` on a missing folder", "exit 2: the message says {message}")
 def test_open_dataset__bad_arguments_are_refused(tmp_path: Path, layout: str, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         open_dataset(tmp_path / "missing", layout)  # type: ignore[arg-type]

@@ -104,7 +104,7 @@ def test_leaked_pairs_job__crosses_the_worker_boundary_and_renders() -> None:
 
 def run_data_stats(data: Path, out: Path) -> Any:
     code = main(["data-stats", "--data", str(data), "--out", str(out), "--dvc-pull", "false",
-                 "--cache-dir", str(out / "cache")], env={"GITHUB_WORKSPACE": str(data.parent)})
+                 "--cache-dir", str(out.parent / f"{out.name}-cache")], env={"GITHUB_WORKSPACE": str(data.parent)})
     assert code == 0
     return json.loads((out / "report.json").read_text())
 

@@ -56,6 +56,10 @@ def test_load_model__returns_module_in_eval_mode(saved: dict[str, Path], fmt: st
     assert not module.training
 
 
+@pytest.mark.reliability(
+    "data", "full-model pickle without `trust-pickle`",
+    "exit 2: refused; names the pickled class, suggests a `state_dict` and shows `trust-pickle: true`"
+)
 def test_load_model__refuses_full_pickle_without_trust(saved: dict[str, Path]) -> None:
     with pytest.raises(UnsafePickleRefused) as info:
         _load(saved["pickle"])
@@ -65,6 +69,10 @@ def test_load_model__refuses_full_pickle_without_trust(saved: dict[str, Path]) -
     assert "state_dict" in text
 
 
+@pytest.mark.reliability(
+    "data", "pickle whose `__reduce__` writes a file",
+    "refused; the payload never runs (no file written)"
+)
 def test_load_model__refused_pickle_runs_no_code(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
@@ -80,6 +88,10 @@ def test_load_model__refused_pickle_runs_no_code(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.reliability(
+    "data", "state_dict without `model-class`",
+    "exit 2: asks for `model-class`; shows the file's weight names"
+)
 def test_load_model__state_dict_without_model_class_asks_for_it(saved: dict[str, Path]) -> None:
     with pytest.raises(ModelLoadError, match="model-class") as info:
         load_model(saved["state_dict"])
@@ -95,6 +107,7 @@ def test_load_model__state_dict_without_model_class_asks_for_it(saved: dict[str,
         ("tests.fixtures.model_zoo.SmallCNN", "not of the form `package.module:ClassName`"),
     ],
 )
+@pytest.mark.reliability("input", "`model-class: {model_class}`", "exit 2: the message says {expected}")
 def test_load_model__wrong_model_class_says_what_is_wrong(
     saved: dict[str, Path], model_class: str, expected: str
 ) -> None:
@@ -103,12 +116,20 @@ def test_load_model__wrong_model_class_says_what_is_wrong(
     assert expected in str(info.value)
 
 
+@pytest.mark.reliability(
+    "input", "`model-class` naming a class the module lacks",
+    "exit 2: the fix lists the module's classes"
+)
 def test_load_model__missing_class_lists_the_modules_classes(saved: dict[str, Path]) -> None:
     with pytest.raises(ModelLoadError) as info:
         _load(saved["state_dict"], model_class="tests.fixtures.model_zoo:BigCNN")
     assert "SmallCNN" in info.value.hint
 
 
+@pytest.mark.reliability(
+    "input", "`model-kwargs` that build a different shape",
+    "exit 2: lists each mismatched weight with file and model shapes"
+)
 def test_load_model__wrong_kwargs_list_the_mismatched_shapes(saved: dict[str, Path]) -> None:
     with pytest.raises(ModelLoadError) as info:
         _load(saved["state_dict"], model_kwargs={"width": 4})
@@ -117,6 +138,10 @@ def test_load_model__wrong_kwargs_list_the_mismatched_shapes(saved: dict[str, Pa
     assert "features.0.weight: file (8, 1, 3, 3) vs model (4, 1, 3, 3)" in text
 
 
+@pytest.mark.reliability(
+    "data", "state_dict with a missing and an unexpected key",
+    "exit 2: names the missing and the unexpected keys"
+)
 def test_load_model__missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
     state = trained_cnn().state_dict()
     state["extra.weight"] = state.pop("head.bias")
@@ -177,6 +202,7 @@ def test_load_model__directory_with_one_model_file_loads_it(saved: dict[str, Pat
     assert loaded.path == download / "model.pt2"
 
 
+@pytest.mark.reliability("data", "model folder with two model files", "exit 2: lists both files")
 def test_load_model__directory_with_several_model_files_lists_them(saved: dict[str, Path], tmp_path: Path) -> None:
     download = tmp_path / "artifact"
     download.mkdir()
@@ -187,17 +213,23 @@ def test_load_model__directory_with_several_model_files_lists_them(saved: dict[s
         load_model(download)
 
 
+@pytest.mark.reliability(
+    "data", "model folder without a model file",
+    "exit 2: says no model file and lists what is there"
+)
 def test_load_model__directory_without_model_file_lists_contents(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ModelLoadError, match=r"No model file .* notes\.txt"):
         load_model(tmp_path)
 
 
+@pytest.mark.reliability("input", "`model` path that does not exist", "exit 2: says it does not exist")
 def test_load_model__missing_path_is_named(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model(tmp_path / "nope.pt")
 
 
+@pytest.mark.reliability("data", "`model.pt` that is a text file", "exit 2: says it cannot read the model file")
 def test_load_model__non_torch_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     path.write_text("not a model")

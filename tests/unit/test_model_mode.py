@@ -81,6 +81,10 @@ class LinkFails(MemoryRegistry):
         raise RegistryError(f"W&B request for {source_path!r} failed: 503 Service Unavailable")
 
 
+@pytest.mark.reliability(
+    "race", "model-gate with `on-pass: promote` run twice",
+    "exit 0 both times; `production` linked once; the rerun says it already holds `production`"
+)
 def test_on_pass_promote__links_once_and_second_run_says_already(
     workspace: Path, model_file: dict[str, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -96,12 +100,21 @@ def test_on_pass_promote__links_once_and_second_run_says_already(
     assert "notice: Already in production — " in capsys.readouterr().err  # outside Actions: plain text
 
 
+@pytest.mark.reliability(
+    "environment", "`on-pass: pull-request` outside GitHub Actions",
+    "exit 2 before W&B is reached: says it cannot open a pull request outside Actions; no report written"
+)
 def test_on_pass_pull_request_outside_actions__refused_before_the_registry_is_reached(workspace: Path) -> None:
     with pytest.raises(PromotionError, match="cannot open a pull request: not running in GitHub Actions"):
         run_model_gate(gate_settings(**{"on-pass": "pull-request"}), context(workspace), clients(refusing_factory))
     assert not (workspace / "mlgate-report").exists()
 
 
+@pytest.mark.reliability(
+    "input", "`on-pass: promote` with a local `model` file",
+    "exit 2 up front: says it needs a W&B model, shows `registry: wandb-registry-model/<collection>`; W&B not "
+    "reached"
+)
 def test_on_pass_promote_of_a_local_file__refused_up_front(workspace: Path) -> None:
     (workspace / "model.pt").write_bytes(b"not looked at")
     settings = gate_settings(model="model.pt", **{"on-pass": "promote"})
@@ -115,6 +128,10 @@ def test_local_file_without_registry__needs_no_w_and_b(workspace: Path, model_fi
     assert run_model_gate(gate_settings(model="model.pt"), context(workspace), clients(refusing_factory)) == 0
 
 
+@pytest.mark.reliability(
+    "wire", "W&B link fails with 503 during promotion",
+    "fails naming the 503; report.json is written first with the passing gate and the failure"
+)
 def test_registry_failing_during_promotion__report_is_written_then_the_error_raised(
     workspace: Path, model_file: dict[str, bytes]
 ) -> None:
@@ -144,6 +161,10 @@ def test_production_holder__measured_as_baseline(workspace: Path, model_file: di
     assert report["gates"][0]["name"] == "max-accuracy-drop" and report["gates"][0]["value"] == 0
 
 
+@pytest.mark.reliability(
+    "race", "staged model byte-identical to the `production` holder",
+    "exit 0; not compared with itself; says already in production"
+)
 def test_production_holder_with_the_candidate_s_digest__is_not_compared_with_itself(
     workspace: Path, model_file: dict[str, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,6 +195,10 @@ def push(*paths: str) -> dict[str, Any]:
     return {"commits": [{"added": list(paths), "modified": []}, {"added": [], "modified": list(paths)}]}
 
 
+@pytest.mark.reliability(
+    "race", "`mode: promote` rerun for the same push",
+    "exit 0 both times; `production` linked once"
+)
 def test_promote__links_each_changed_manifest_once(workspace: Path, model_file: dict[str, bytes]) -> None:
     registry = MemoryRegistry()
     source = registry.add_model("acme", "mnist-train", "mnist-cnn", model_file)
@@ -183,6 +208,32 @@ def test_promote__links_each_changed_manifest_once(workspace: Path, model_file: 
     assert run_promote(promote_settings(), ctx, clients(factory(registry))) == 0
     assert registry.link_operations == [(source, REGISTRY, "production")]
     assert registry.alias_map(REGISTRY)["production"] == source
+
+
+@pytest.mark.reliability(
+    "race", "two approval pull requests, both gated against the same `production`, merged one after the other",
+    "the first links; the second is refused (PromotionRaced, exit 2: production moved, rerun the gate) and "
+    "links nothing; rerunning the first does nothing"
+)
+def test_promote__second_approved_manifest_refused_when_production_moved_since_its_gate(
+    workspace: Path, model_file: dict[str, bytes]
+) -> None:
+    from mlgate.errors import ExitCode
+    from mlgate.model.promote import PromotionRaced
+
+    registry = MemoryRegistry()
+    first = registry.add_model("acme", "mnist-train", "mnist-cnn", model_file)
+    second = registry.add_model("acme", "mnist-train", "mnist-cnn", {**model_file, "notes.txt": b"v2"})
+    rel = write_manifest(workspace, artifact=first, compared_with=None)
+    assert run_promote(promote_settings(manifest=rel), context(workspace), clients(factory(registry))) == 0
+    rel = write_manifest(workspace, artifact=second, compared_with=None)
+    with pytest.raises(PromotionRaced, match=r"moved from no version to .*rerun the gate") as info:
+        run_promote(promote_settings(manifest=rel), context(workspace), clients(factory(registry)))
+    assert info.value.exit_code == ExitCode.ERROR
+    assert registry.link_operations == [(first, REGISTRY, "production")]
+    rel = write_manifest(workspace, artifact=first, compared_with=None)
+    assert run_promote(promote_settings(manifest=rel), context(workspace), clients(factory(registry))) == 0
+    assert registry.link_operations == [(first, REGISTRY, "production")]
 
 
 def test_promote__push_without_manifests_does_nothing(workspace: Path) -> None:
@@ -197,6 +248,10 @@ def test_promote__push_without_manifests_does_nothing(workspace: Path) -> None:
         ({"artifact": None}, "lacks artifact"),
         ({"alias": 3}, "lacks alias"),
     ],
+)
+@pytest.mark.reliability(
+    "input", "promotion manifest with `{fields}`",
+    "exit 2: says the manifest {message}; nothing linked"
 )
 def test_promote__refuses_a_manifest_that_is_not_a_passing_gate(
     workspace: Path, fields: dict[str, Any], message: str

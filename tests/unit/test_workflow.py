@@ -33,6 +33,10 @@ def on_terminal() -> Iterator[None]:
         yield
 
 
+@pytest.mark.reliability(
+    "input", "an output value with lines `EOF` and `ghadelimiter_x`",
+    "written whole to `GITHUB_OUTPUT`; no other output key can be forged"
+)
 def test_set_outputs__multiline_values_survive(tmp_path: Path) -> None:
     path = tmp_path / "output"
     value = "line one\nEOF\nghadelimiter_x\nlast"
@@ -50,6 +54,10 @@ def test_running__sets_the_reader_for_the_block_and_restores_it() -> None:
     assert workflow.in_actions() is False
 
 
+@pytest.mark.reliability(
+    "input", "annotation text with a newline, `%`, `:` and `,`",
+    "escaped (`%0A`, `%25`, `%3A`, `%2C`): one annotation, no second workflow command"
+)
 def test_annotate__in_actions_escapes_newlines_percent_and_property_separators(in_actions: None) -> None:
     out = io.StringIO()
     workflow.annotate("error", "Bad: input, really", "100% wrong\nsecond line", stream=out)
@@ -83,6 +91,10 @@ def test_error__in_actions_is_one_annotation_with_the_hint(in_actions: None) -> 
     assert out.getvalue() == "::error title=Invalid input::bad value%0Awith:%0A  data: d\n"
 
 
+@pytest.mark.reliability(
+    "secret", "multi-line secret (a PEM key)",
+    "`::add-mask::` for each line of 4+ characters; never for a lone brace or a short line"
+)
 def test_mask__in_actions_masks_each_line_of_4_or_more_characters(in_actions: None) -> None:
     out = io.StringIO()
     workflow.mask("-----BEGIN KEY-----\nabc\n  {\nMIIEvQIBADANBg\n}\nabcd\nabcd\n-----END KEY-----", stream=out)
@@ -98,6 +110,10 @@ def test_mask__refuses_values_shorter_than_4_characters(in_actions: None, value:
     assert out.getvalue() == ""
 
 
+@pytest.mark.reliability(
+    "secret", "secret to mask when run at a terminal",
+    "nothing printed (echoing it would show it)"
+)
 def test_mask__on_a_terminal_prints_nothing(on_terminal: None, capsys: pytest.CaptureFixture[str]) -> None:
     workflow.mask("s3cr3t-token-value")
     assert capsys.readouterr() == ("", "")  # echoing it would show the secret, not hide it
@@ -147,3 +163,41 @@ def test_progress__speaks_at_most_once_per_interval_and_not_at_all_in_a_short_lo
 def test_files_are_skipped_outside_actions() -> None:
     workflow.set_outputs(None, {"a": "b"})
     workflow.append_summary(None, "text")
+
+
+@pytest.mark.parametrize(("variable", "where", "why"), [
+    pytest.param("GITHUB_OUTPUT", "folder", "it is a folder, not a file", id="output-folder"),
+    pytest.param("GITHUB_OUTPUT", "missing", "does not exist", id="output-missing-folder"),
+    pytest.param("GITHUB_STEP_SUMMARY", "folder", "it is a folder, not a file", id="summary-folder"),
+    pytest.param("GITHUB_STEP_SUMMARY", "missing", "does not exist", id="summary-missing-folder"),
+])
+def test_file_commands__unwritable_raise_cannot_write_naming_the_variable(
+        tmp_path: Path, variable: str, where: str, why: str) -> None:
+    from mlgate.errors import CannotWrite
+
+    path = tmp_path / "gone" / "file" if where == "missing" else tmp_path / "file"
+    if where == "folder":
+        path.mkdir()
+    write = {"GITHUB_OUTPUT": lambda: workflow.set_outputs(path, {"passed": "true"}),
+             "GITHUB_STEP_SUMMARY": lambda: workflow.append_summary(path, "# Report")}[variable]
+
+    with pytest.raises(CannotWrite) as raised:
+        write()
+
+    assert raised.value.message.startswith(f"Cannot write to {variable} ({path}): ")
+    assert why in raised.value.message
+    assert raised.value.exit_code == 2
+    assert not (tmp_path / "gone").exists()  # nothing created on the way
+
+
+def test_file_commands__a_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from mlgate.errors import CannotWrite
+
+    def full(self: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "open", full)
+    with pytest.raises(CannotWrite, match=r"Cannot write to GITHUB_OUTPUT \(.*\): No space left on device\."):
+        workflow.set_outputs(tmp_path / "output", {"passed": "true"})

@@ -82,6 +82,10 @@ def _detect(root: Path) -> Layout:
         return "course"
     if any(root.glob("*.npz")):
         return "npz"
-    if split_folders(root):
+    skipped: list[str] = []
+    if split_folders(root, skipped):
         return "imagefolder"
-    raise DatasetLayoutError(f"Could not recognise the dataset layout of {root}: {found_in(root)}.", hint=SUPPORTED)
+    not_followed = f" (not followed: {', '.join(skipped)})" if skipped else ""
+    raise DatasetLayoutError(
+        f"Could not recognise the dataset layout of {root}: {found_in(root)}{not_followed}.", hint=SUPPORTED
+    )

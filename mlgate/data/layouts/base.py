@@ -6,6 +6,7 @@ without importing the package that imports them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,10 @@ from typing import Protocol
 import torch
 
 from mlgate.errors import MlgateError
+
+MAX_LABEL = 2**20
+"""Labels are class indices in ``[0, MAX_LABEL)``: a negative label is not a class, and a label of
+2**40 would make every per-class table (counts, confusion matrix) try to allocate terabytes."""
 
 SUPPORTED = """Supported layouts (set the layout input to force one):
   course        train_images_0.pt  train_target_0.pt  train_images_1.pt  train_target_1.pt
@@ -61,6 +66,46 @@ class Dataset:
     splits: dict[str, Split]
     class_names: list[str] | None
     files: list[Path]
+
+
+def check_labels(labels: torch.Tensor, split: str, first_index: int, where: str) -> None:
+    """Raise :class:`DatasetLayoutError` naming the first label of ``labels`` outside ``[0, MAX_LABEL)``.
+
+    ``first_index`` is the split index of ``labels[0]``; ``where`` names the file(s) or class read.
+    """
+    if labels.numel() == 0:
+        return
+    # compare in a wide dtype: a uint8 tensor compares with 2**20 as with 0
+    wide = labels.double() if labels.is_floating_point() else labels.to(torch.int64)
+    bad = (wide < 0) | (wide >= MAX_LABEL)
+    if not bool(bad.any()):
+        return
+    offset = int(torch.nonzero(bad)[0, 0])
+    value = labels[offset].item()
+    raise DatasetLayoutError(
+        f"Split {split!r}: label {value} of item {first_index + offset} ({where}) is outside [0, {MAX_LABEL:,}).",
+        hint=f"Labels must be class indices 0..K-1 (K at most {MAX_LABEL:,}); "
+        "remap negative or sparse ids (e.g. with np.unique(labels, return_inverse=True)).",
+    )
+
+
+def is_outside(path: Path | str, root: Path) -> bool:
+    """Whether ``path`` (inside ``root`` by name) leads out of ``root`` once symlinks are followed.
+
+    A target under a ``.dvc/cache`` next to ``root`` or one of its ancestors stays allowed: DVC's
+    ``symlink`` cache type makes every data file such a link.
+    """
+    real_root = Path(os.path.realpath(root))
+    target = Path(os.path.realpath(path))
+    if target == real_root or real_root in target.parents:
+        return False
+    return not any(
+        (ancestor / ".dvc" / "cache") in target.parents for ancestor in (real_root, *real_root.parents)
+    )
+
+
+OUTSIDE = "a symlink to outside the data folder, not followed"
+"""The reason listed for a file or folder :func:`is_outside` the data folder."""
 
 
 def found_in(root: Path, limit: int = 8) -> str:

@@ -9,7 +9,16 @@ from typing import Any
 
 import torch
 
-from mlgate.data.layouts.base import SUPPORTED, Dataset, DatasetLayoutError, Split, found_in, ordered
+from mlgate.data.layouts.base import (
+    OUTSIDE,
+    SUPPORTED,
+    Dataset,
+    DatasetLayoutError,
+    Split,
+    found_in,
+    is_outside,
+    ordered,
+)
 from mlgate.data.layouts.tensors import Part, TensorSplit
 
 IMAGES_GLOB = "*_images*.pt"
@@ -38,7 +47,10 @@ def open_course(root: Path) -> Dataset:
         for _, images_path in sorted(shards, key=lambda shard: shard[0]):  # numeric: 10 after 9
             targets_path = _targets(images_path)
             files += [images_path, targets_path]
-            parts.append(Part(f"{images_path.name} / {targets_path.name}", _loader(images_path, targets_path)))
+            # a file that is a symlink out of the data folder is listed, not read
+            outside = is_outside(images_path, root) or is_outside(targets_path, root)
+            parts.append(Part(f"{images_path.name} / {targets_path.name}", _loader(images_path, targets_path),
+                              skipped=OUTSIDE if outside else None))
         splits[split] = TensorSplit(split, parts)
     return Dataset(root, "course", ordered(splits), None, files)
 

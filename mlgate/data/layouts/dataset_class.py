@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlgate.data.layouts.base import Batch, Dataset, Split, ordered
+from mlgate.data.layouts.base import MAX_LABEL, Batch, Dataset, Split, ordered
 from mlgate.data.layouts.imagefolder import pil_to_hwc
 from mlgate.errors import MlgateError
 from mlgate.user_code import ImportRoot, split_import_path
@@ -187,6 +187,12 @@ class ClassSplit:
             value = label.item() if hasattr(label, "item") else label
             if isinstance(value, float) and not value.is_integer():
                 raise TypeError(value)
-            return tensor, int(value)
-        except (TypeError, ValueError, RuntimeError) as exc:
+            number = int(value)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
             raise DatasetClassError(f"{where}: label {label!r} is not an integer class index.") from exc
+        if not 0 <= number < MAX_LABEL:
+            raise DatasetClassError(
+                f"{where}: label {number} is outside [0, {MAX_LABEL:,}).",
+                hint=f"Labels must be class indices 0..K-1 (K at most {MAX_LABEL:,}).",
+            )
+        return tensor, number

@@ -3,31 +3,62 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mlgate.data.layouts.base import SUPPORTED, Batch, Dataset, DatasetLayoutError, Split, found_in, ordered
+from mlgate.data.layouts.base import (
+    OUTSIDE,
+    SUPPORTED,
+    Batch,
+    Dataset,
+    DatasetLayoutError,
+    Split,
+    found_in,
+    is_outside,
+    ordered,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # A chunk also stops at this many decoded bytes, so large photos keep memory bounded.
 _MAX_CHUNK_BYTES = 64 * 2**20
+MAX_IMAGE_PIXELS = 40_000_000
+"""Pixel budget per image (width x height; about 120 MB decoded as RGB). The header is read first, so a
+larger image is listed as unreadable, with its size, without being decoded: a 164 KB PNG can claim
+13000x13000 pixels and would otherwise take gigabytes to decode. Frames of the largest common photos
+(a 24 MP camera, 8K video) fit."""
+
+
+class ImageOverBudget(Exception):
+    """An image whose header claims more than :data:`MAX_IMAGE_PIXELS` pixels; the message says how many."""
 
 
 def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def _visible_dirs(folder: Path) -> list[Path]:
+def _visible_dirs(folder: Path, root: Path | None = None, skipped: list[str] | None = None) -> list[Path]:
+    """Sub-folders of ``folder`` not hidden; one that is a symlink out of ``root`` is left out (and,
+    given ``skipped``, listed there by its path relative to ``root``)."""
+    root = folder if root is None else root
+    found = []
     with os.scandir(folder) as entries:
-        return sorted(
-            (Path(e.path) for e in entries if e.is_dir() and not e.name.startswith((".", "__"))),
-            key=lambda p: p.name,
-        )
+        for entry in entries:
+            if entry.name.startswith((".", "__")) or not entry.is_dir():
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink() and is_outside(path, root):
+                if skipped is not None:
+                    skipped.append(f"{path.relative_to(root).as_posix()}/ ({OUTSIDE})")
+                continue
+            found.append(path)
+    return sorted(found, key=lambda p: p.name)
 
 
 def _has_images_directly(folder: Path) -> bool:
@@ -39,35 +70,48 @@ def _has_images(folder: Path) -> bool:
     return any(any(_is_image(f) for f in files) for _, _, files in os.walk(folder))
 
 
-def split_folders(root: Path) -> dict[str, Path]:
+def split_folders(root: Path, skipped: list[str] | None = None) -> dict[str, Path]:
     """Split name -> split folder; a root whose subfolders hold images directly is one split, train.
 
-    Empty when ``root`` holds no ImageFolder images (layout detection asks this).
+    Empty when ``root`` holds no ImageFolder images (layout detection asks this). Folders that are
+    symlinks out of ``root`` are not entered; given ``skipped``, they are listed there.
     """
-    subdirs = _visible_dirs(root)
+    subdirs = _visible_dirs(root, root, skipped)
     if any(_has_images_directly(d) for d in subdirs):
         return {"train": root}
-    return {d.name: d for d in subdirs if any(_has_images(c) for c in _visible_dirs(d))}
+    return {d.name: d for d in subdirs if any(_has_images(c) for c in _visible_dirs(d, root, skipped))}
 
 
 def open_imagefolder(root: Path) -> Dataset:
-    split_dirs = split_folders(root) if root.is_dir() else {}
+    skipped: list[str] = []
+    split_dirs = split_folders(root, skipped) if root.is_dir() else {}
     if not split_dirs:
         raise DatasetLayoutError(
-            f"No ImageFolder images under {root}: {found_in(root) if root.is_dir() else 'not a folder'}.",
+            f"No ImageFolder images under {root}: {found_in(root) if root.is_dir() else 'not a folder'}"
+            + (f" (not followed: {', '.join(skipped)})" if skipped else "") + ".",
             hint="Expected <split>/<class>/<image>.png (or <class>/<image>.png).\n" + SUPPORTED,
         )
+    skipped.clear()  # listed again below, each under the split it belongs to
+    skipped_per_split: dict[str, list[str]] = {}
     classes_per_split = {
-        name: [c.name for c in _visible_dirs(folder) if _has_images(c)] for name, folder in split_dirs.items()
+        name: [c.name for c in _visible_dirs(folder, root, skipped_per_split.setdefault(name, [])) if _has_images(c)]
+        for name, folder in split_dirs.items()
     }
+    if "train" not in split_dirs or split_dirs["train"] != root:
+        _visible_dirs(root, root, skipped)  # split folders that lead out of the data folder
     # One index for all splits, so label 3 means the same class in train and test.
     class_names = sorted({c for names in classes_per_split.values() for c in names})
     index = {name: i for i, name in enumerate(class_names)}
     splits: dict[str, Split] = {
-        name: ImageFolderSplit(name, root, folder, [(c, index[c]) for c in classes_per_split[name]])
+        name: ImageFolderSplit(name, root, folder, [(c, index[c]) for c in classes_per_split[name]],
+                               skipped_per_split[name])
         for name, folder in split_dirs.items()
     }
-    return Dataset(root, "imagefolder", ordered(splits), class_names, list(split_dirs.values()))
+    ordered_splits = ordered(splits)
+    first = next(iter(ordered_splits.values()))
+    assert isinstance(first, ImageFolderSplit)
+    first.skipped = skipped + first.skipped
+    return Dataset(root, "imagefolder", ordered_splits, class_names, list(split_dirs.values()))
 
 
 @dataclass
@@ -76,28 +120,45 @@ class ImageFolderSplit:
     root: Path
     folder: Path
     classes: list[tuple[str, int]]  # (class folder name, label)
+    skipped: list[str] = field(default_factory=list)
+    """Folders not entered (symlinks out of the data folder), each with its reason; listed as unreadable."""
 
-    def _files(self) -> Iterator[tuple[str, int, str]]:
-        """(path, label, path relative to the data folder with ``/`` separators) of every image file."""
+    def _files(self) -> Iterator[tuple[str, int, str, bool]]:
+        """(path, label, path relative to the data folder with ``/`` separators, is a symlink) of every
+        image file, and (relative path ending in ``/``) of every folder below a class folder that is a
+        symlink out of the data folder: never entered, listed as unreadable."""
         # plain strings: building a Path per file costs more than decoding a small PNG
         for class_name, label in self.classes:
             top = self.folder / class_name
-            top_text, relative_top = str(top), top.relative_to(self.root).as_posix()
-            for dirpath, dirnames, filenames in os.walk(top):
-                dirnames.sort()
-                relative_dir = relative_top + dirpath[len(top_text) :].replace(os.sep, "/")
-                for filename in sorted(filenames):
-                    if _is_image(filename):
-                        yield os.path.join(dirpath, filename), label, f"{relative_dir}/{filename}"
+            stack = [(str(top), top.relative_to(self.root).as_posix())]
+            while stack:  # os.walk's order (a folder's files, then its sorted subfolders), with scandir's flags
+                dirpath, relative_dir = stack.pop()
+                with os.scandir(dirpath) as scan:
+                    entries = sorted(scan, key=lambda e: e.name)
+                subdirs = []
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append((entry.path, f"{relative_dir}/{entry.name}"))
+                    elif entry.is_symlink() and entry.is_dir():  # not entered, as os.walk
+                        if is_outside(entry.path, self.root):
+                            yield entry.path, label, f"{relative_dir}/{entry.name}/", True
+                    elif _is_image(entry.name):
+                        yield entry.path, label, f"{relative_dir}/{entry.name}", entry.is_symlink()
+                stack.extend(reversed(subdirs))
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
         decode_errors = _decode_errors()
         chunk: list[tuple[np.ndarray, int, str]] = []
-        unreadable: list[str] = []
+        unreadable: list[str] = list(self.skipped)
         size = 0
-        for path, label, relative in self._files():
+        for path, label, relative, is_link in self._files():
+            if is_link and is_outside(path, self.root):
+                unreadable.append(f"{relative} ({OUTSIDE})")
+                continue
             try:
                 array = _decode_file(path)
+            except ImageOverBudget as exc:
+                unreadable.append(f"{relative} ({exc})")
             except decode_errors:
                 unreadable.append(relative)
             else:
@@ -110,12 +171,34 @@ class ImageFolderSplit:
             yield from _group_by_shape(chunk, unreadable)
 
 
+_PIL_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def _over_budget(width: int, height: int) -> str:
+    return (f"{width}×{height} = {width * height / 1e6:,.0f} M pixels exceeds the "
+            f"{MAX_IMAGE_PIXELS / 1e6:,.0f} M pixel budget")
+
+
 def _decode_file(path: str) -> np.ndarray:
+    """The image at ``path`` as (H, W, C) uint8; raises :class:`ImageOverBudget` before decoding an image
+    whose header claims more than :data:`MAX_IMAGE_PIXELS` pixels."""
     from PIL import Image  # only ImageFolder and user classes need PIL
 
-    with Image.open(path) as image:
-        image.load()
-        return pil_to_hwc(image)
+    with warnings.catch_warnings(record=True):
+        # PIL's own decompression-bomb check is looser than ours: its warning (from 89 M pixels) is
+        # swallowed here, as the size check below refuses the image; its error (from 179 M) is turned into ours
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageOverBudget(_over_budget(width, height))
+                image.load()
+                return pil_to_hwc(image)
+        except Image.DecompressionBombError as exc:
+            claimed = _PIL_PIXELS.search(str(exc))
+            pixels = f"{int(claimed[1]) / 1e6:,.0f} M pixels" if claimed else "too many pixels"
+            raise ImageOverBudget(f"{pixels} exceeds the {MAX_IMAGE_PIXELS / 1e6:,.0f} M pixel budget") from exc
 
 
 def pil_to_hwc(image: Any) -> np.ndarray:

@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlgate.data.layouts.base import SUPPORTED, Dataset, DatasetLayoutError, Split, found_in, ordered
+from mlgate.data.layouts.base import (
+    OUTSIDE,
+    SUPPORTED,
+    Dataset,
+    DatasetLayoutError,
+    Split,
+    found_in,
+    is_outside,
+    ordered,
+)
 from mlgate.data.layouts.tensors import Part, TensorSplit
 
 _IMAGE_KEYS = ("images", "x", "X")
@@ -24,6 +33,9 @@ def open_npz(root: Path, paths: list[Path]) -> Dataset:
         raise DatasetLayoutError(f"No .npz files in {root}: {found_in(root)}.", hint=SUPPORTED)
     splits: dict[str, Split] = {}
     for path in paths:
+        if is_outside(path, root):  # a symlink out of the data folder: listed, not read
+            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _loader(path, "", ""), skipped=OUTSIDE)])
+            continue
         for split, image_key, label_key in _arrays(path):
             if split in splits:
                 raise DatasetLayoutError(

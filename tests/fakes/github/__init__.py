@@ -33,6 +33,13 @@ answered 422 and recorded in ``fake.violations``. Switches: ``fake.read_only = T
 403 "Resource not accessible by integration", as for a fork PR's token), ``fake.permissions[...]``
 per scope, ``fake.actions_can_create_pull_requests``, and ``fake.fail_with(500)``.
 
+Faults on the wire (tests/fakes/faults.py), queued per route and served in order, so runs are
+deterministic: ``fake.inject("POST", r"/repos/o/r/issues/\\d+/comments", server_error(502), reset())``
+(5xx, ``secondary_rate_limit(retry_after=...)``, ``too_many_requests(...)``, ``reset(after=...)``,
+``slow(delay)``); ``fake.before(method, path, hook)`` runs ``hook()`` once just before such a request
+is handled (another run acting between two of ours). ``fake.heal()`` clears both kinds of failure.
+The ``fake_github`` fixture (and ``fake.env()``) set mlgate's retry budget small (``RETRY_ENV``).
+
 From a subprocess: ``env = {**os.environ, **fake_github.env()}``. Standalone (e.g. for a container
 test): ``python -m tests.fakes.github`` prints the environment and serves until interrupted.
 """

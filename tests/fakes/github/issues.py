@@ -75,9 +75,16 @@ def update_comment(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
     return 200, comment_json(fake, call.repo, comment)
 
 
+def delete_comment(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
+    comment = _comment_or_404(call.repo, call.params["comment_id"])
+    call.repo.comments.remove(comment)
+    return 204, b""
+
+
 ROUTES = (
     route("GET", r"/issues/(?P<number>\d+)/comments", "issues/list-comments", list_comments, paginated=True),
     route("POST", r"/issues/(?P<number>\d+)/comments", "issues/create-comment", create_comment, "issues"),
     route("GET", r"/issues/comments/(?P<comment_id>\d+)", "issues/get-comment", get_comment),
     route("PATCH", r"/issues/comments/(?P<comment_id>\d+)", "issues/update-comment", update_comment, "issues"),
+    route("DELETE", r"/issues/comments/(?P<comment_id>\d+)", "issues/delete-comment", delete_comment, "issues"),
 )

@@ -4,11 +4,14 @@ validation, ``Link`` pagination, failure injection; the ``fake_github`` fixture 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.faults import Fault, FaultQueues
 from tests.fakes.github import contents, git, issues, pulls, repos
 from tests.fakes.github.api import NOT_ACCESSIBLE, Call, HttpError, Route, not_found
 from tests.fakes.github.graphql import graphql
@@ -28,6 +32,8 @@ API_PREFIX = "/api/v3"
 GRAPHQL_PATH = "/api/graphql"
 SCOPES = ("contents", "pull_requests", "issues")
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+RETRY_ENV = {"MLGATE_RETRY_BUDGET_S": "4", "MLGATE_RETRY_BACKOFF_S": "0.05", "MLGATE_HTTP_TIMEOUT_S": "1"}
+"""mlgate.github.client's retry knobs, small: a test of exhausted retries takes a second, not a minute."""
 
 ROUTES: tuple[Route, ...] = (*repos.ROUTES, *contents.ROUTES, *issues.ROUTES, *git.ROUTES, *pulls.ROUTES)
 
@@ -52,6 +58,8 @@ class FakeGitHub(GitHubState):
         self.permissions: dict[str, str] = dict.fromkeys(SCOPES, "write")
         self.actions_can_create_pull_requests = True
         self._failure: tuple[int, int | None] | None = None  # (status, remaining or None = forever)
+        self.faults = FaultQueues()
+        self._hooks: list[tuple[str, re.Pattern[str], Callable[[], None]]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.server_url = ""
@@ -99,6 +107,7 @@ class FakeGitHub(GitHubState):
             "GITHUB_TOKEN": self.token,
             "GITHUB_REPOSITORY": repository,
             "GITHUB_REPOSITORY_OWNER": repository.split("/")[0],
+            **RETRY_ENV,
         }
 
     # ---- switches
@@ -117,6 +126,23 @@ class FakeGitHub(GitHubState):
 
     def heal(self) -> None:
         self._failure = None
+        self.faults.clear()
+
+    def inject(self, method: str, path: str, *faults: Fault) -> None:
+        """Queue ``faults`` (tests/fakes/faults.py) for requests ``method`` (or "*") whose path below
+        ``/api/v3`` fully matches the regex ``path``: each such request takes the next one, then the
+        route answers normally again. E.g. three 502s, then success::
+
+            fake.inject("POST", r"/repos/o/r/issues/\\d+/comments", *[server_error(502)] * 3)
+        """
+        self.faults.add(method, path, faults)
+
+    def before(self, method: str, path: str, hook: Callable[[], None]) -> None:
+        """Run ``hook`` (once, under the state lock) just before the next ``method`` request whose
+        path below ``/api/v3`` fully matches ``path`` is handled: a concurrent actor acting between
+        two requests of the code under test (e.g. another run posting its comment)."""
+        with self.lock:
+            self._hooks.append((method.upper(), re.compile(path), hook))
 
     # ---- event payloads
 
@@ -153,25 +179,48 @@ class FakeGitHub(GitHubState):
                 body = raw
         record = RecordedRequest(http.command, split.path, query, body)
         headers: dict[str, str] = {}
+        api_path = split.path.removeprefix(API_PREFIX)
+        fault = self.faults.take(http.command, api_path)
         with self.lock:
             self.requests.append(record)
-            try:
-                status, payload = self._dispatch(http, split.path, query, raw, body, headers)
-            except HttpError as exc:
-                status, payload = exc.status, exc.payload
+            if fault is not None and fault.kind == "reset" and not fault.after:
+                return _drop(http)
+            if fault is not None and fault.kind == "status":
+                status, payload = fault.status, HttpError(fault.status, fault.message).payload
+                headers.update(fault.headers())
+            else:
+                self._run_hooks(http.command, api_path)
+                try:
+                    status, payload = self._dispatch(http, split.path, query, raw, body, headers)
+                except HttpError as exc:
+                    status, payload = exc.status, exc.payload
             record.status = status
+        if fault is not None and fault.kind == "reset":
+            return _drop(http)
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
         if isinstance(payload, bytes):
             data = payload
             headers.setdefault("Content-Type", "application/octet-stream")
         else:
             data = json.dumps(payload).encode()
             headers["Content-Type"] = "application/json; charset=utf-8"
-        http.send_response(status)
-        for name, value in headers.items():
-            http.send_header(name, value)
-        http.send_header("Content-Length", str(len(data)))
-        http.end_headers()
-        http.wfile.write(data)
+        try:
+            http.send_response(status)
+            for name, value in headers.items():
+                http.send_header(name, value)
+            http.send_header("Content-Length", str(len(data)))
+            http.end_headers()
+            http.wfile.write(data)
+        except OSError:  # the client gave up waiting (a slow reply)
+            http.close_connection = True
+
+    def _run_hooks(self, method: str, api_path: str) -> None:
+        for entry in list(self._hooks):
+            hook_method, pattern, hook = entry
+            if hook_method in (method, "*") and pattern.fullmatch(api_path):
+                self._hooks.remove(entry)
+                hook()
 
     def _dispatch(
         self,
@@ -195,7 +244,7 @@ class FakeGitHub(GitHubState):
         if path == GRAPHQL_PATH:
             return graphql(self, body)
         route, match = _route(http.command, path.removeprefix(API_PREFIX))
-        if http.command in WRITE_METHODS:
+        if http.command in WRITE_METHODS and not (http.command == "DELETE" and body is None):
             if isinstance(body, bytes) or (raw and not isinstance(body, dict)):
                 self._violate(http.command, path, route.operation_id, "Problems parsing JSON")
                 raise HttpError(400, "Problems parsing JSON")
@@ -228,6 +277,13 @@ class FakeGitHub(GitHubState):
             raise HttpError(403, NOT_ACCESSIBLE)
 
 
+def _drop(http: BaseHTTPRequestHandler) -> None:
+    """Close the connection without an answer (the client sees a reset / remote disconnect)."""
+    http.close_connection = True
+    with contextlib.suppress(OSError):
+        http.connection.shutdown(socket.SHUT_RDWR)
+
+
 def _route(method: str, path: str) -> tuple[Route, re.Match[str]]:
     for route in ROUTES:
         if route.method == method and (match := route.pattern.fullmatch(path)):
@@ -256,8 +312,11 @@ def _paginate(call: Call, items: list[Json]) -> tuple[int, Any]:
 
 
 @pytest.fixture
-def fake_github() -> Iterator[FakeGitHub]:
-    """A running fake GitHub with octo-org/octo-repo (branch main, one commit with README.md)."""
+def fake_github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
+    """A running fake GitHub with octo-org/octo-repo (branch main, one commit with README.md); the
+    client's retry budget is made small (RETRY_ENV) for in-process clients too."""
+    for name, value in RETRY_ENV.items():
+        monkeypatch.setenv(name, value)
     fake = FakeGitHub().start()
     fake.add_repo("octo-org/octo-repo")
     try:
