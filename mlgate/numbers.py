@@ -34,17 +34,23 @@ def _special(value: float) -> str | None:
     return None
 
 
-def number(value: float | int | None) -> str:
-    """A measured value: ``0.121``, ``0.120``, ``2.90``, ``12.3``, ``123``, ``10,913``, ``1,900``."""
+def _exact(value: float | int | None) -> str | None:
+    """The text of a value every policy writes the same way (missing, yes/no, whole counts, NaN, ∞)."""
     if value is None:
         return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    special = _special(value)
-    if special is not None:
-        return special
+    return _special(value)
+
+
+def number(value: float | int | None) -> str:
+    """A measured value: ``0.121``, ``0.120``, ``2.90``, ``12.3``, ``123``, ``10,913``, ``1,900``."""
+    exact = _exact(value)
+    if exact is not None:
+        return exact
+    assert value is not None
     if value == int(value) or abs(value) >= 10**SIGNIFICANT / 10:
         return f"{round(value):,}"
     text = f"{value:#.{SIGNIFICANT}g}"
@@ -55,15 +61,10 @@ def number(value: float | int | None) -> str:
 
 def typed(value: float | int | None) -> str:
     """A limit as the user typed it: ``0.001``, ``0.000001``, ``10``, ``1.2``, ``1,000,000``."""
-    if value is None:
-        return MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    special = _special(value)
-    if special is not None:
-        return special
+    exact = _exact(value)
+    if exact is not None:
+        return exact
+    assert value is not None
     if value == int(value) and abs(value) < 1e15:
         return f"{int(value):,}"
     if 1e-9 <= abs(value) < 1e15:  # the shortest text that reads back as the value, never 1e-06
