@@ -186,3 +186,20 @@ def test_cli__feature_vectors_get_statistics_without_a_sample_grid(tmp_path: Pat
     assert "sample_grid" not in report["figures"]
     assert "label_distribution" in report["figures"]
     assert "notice: No sample grid — " in done.stderr
+
+
+def test_cli__readme_demo_compares_with_the_whole_bundled_previous_version(tmp_path: Path) -> None:
+    """`make demo`: examples/data-v1 must be read (its files are real files, not links out of the folder)."""
+    import torch
+
+    done = mlgate("data-stats", "--data", "examples/data", "--out", str(tmp_path / "demo"),
+                  "--baseline-data", "examples/data-v1", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    splits = json.loads((tmp_path / "demo" / "report.json").read_text())["changes"]["splits"]
+    v1 = ROOT / "examples" / "data-v1"
+    expected = {"train": len(torch.load(v1 / "train_target_0.pt")), "test": len(torch.load(v1 / "test_target.pt"))}
+    assert {name: split["count_delta"] for name, split in splits.items()} == {
+        name: json.loads((tmp_path / "demo" / "report.json").read_text())["splits"][name]["count"] - count
+        for name, count in expected.items()
+    }
+    assert expected["train"] > 0 and expected["test"] > 0
