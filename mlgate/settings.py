@@ -148,6 +148,10 @@ class CommonSettings(BaseModel):
     host_figures: StrictBool = Field(
         True, description="Commit figures to an orphan branch of this repository and link them in the comment."
     )
+    check_run: StrictBool = Field(
+        True, description="Also post the verdict as a check run on the commit (needs `checks: write`; "
+        "skipped with a notice without it).",
+    )
     assets_branch: str = Field(
         "mlgate-assets", pattern=r"^[A-Za-z0-9._/-]+$",
         description="Branch that holds hosted figures and cached statistics.",
@@ -241,6 +245,23 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
                                         json_schema_extra=example("120"))
     samples_per_class: int = Field(4, ge=1, le=16, description="Images per class in the sample grid; 1 to 16.",
                                    json_schema_extra=example("8"))
+    max_label_drift: float | None = Field(
+        None, ge=0, le=1, description="Gate: largest total variation distance between the base and head label "
+        "distributions of any split (0 to 1; 0.05 = 5 % of items would have to change class).",
+        json_schema_extra=example("0.05"),
+    )
+    max_pixel_drift: float | None = Field(
+        None, ge=0, le=1, description="Gate: largest Kolmogorov-Smirnov statistic between the base and head "
+        "pixel-intensity distributions of any split (0 to 1).", json_schema_extra=example("0.1"),
+    )
+    fail_on_near_leakage: StrictBool = Field(
+        False, description="Gate: fail when test items are near-duplicates of train items (re-encoded, shifted by "
+        "a pixel, brightened).",
+    )
+    near_duplicate_distance: float = Field(
+        0.1, ge=0, le=1, description="Largest pixel distance (0 to 1, after aligning by up to one pixel and "
+        "normalising brightness) at which two images count as near-duplicates.", json_schema_extra=example("0.1"),
+    )
 
     @field_validator("data")
     @classmethod
@@ -339,6 +360,15 @@ class ModelGateSettings(DatasetInputs, DvcInputs, RegistrySettings):
     max_accuracy_drop: float | None = Field(
         None, ge=0, le=1, description="Gate: accuracy may be this much lower than production.",
         json_schema_extra=example("0.01"),
+    )
+    gate_significance: float | None = Field(
+        None, gt=0, lt=0.5, description="Relative gates (`max-accuracy-drop`, `max-latency-regression`) fail only "
+        "when the regression exceeds the threshold at this significance level (0.05 = 95 % confidence).",
+        json_schema_extra=example("0.05"),
+    )
+    require_data_lineage: StrictBool = Field(
+        False, description="Gate: the run that logged the model must have used the data version `eval-data` "
+        "has in this repository (DVC hash).",
     )
     on_pass: Literal["promote", "pull-request", "none"] = Field(
         "none", description="When every gate passes: `promote` now, open a `pull-request` to approve, or `none`."
