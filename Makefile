@@ -31,8 +31,10 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(PY) bench/data_stats.py
+	$(PY) bench/near_duplicates.py
 	$(PY) bench/model_benchmark.py
 	$(PY) bench/model_gate.py
+	$(PY) bench/label_errors.py
 
 # needs a Docker engine (builds the image with .ci/docker-build.sh): image size per package, start-up time
 bench-container: $(VENV)/.installed

@@ -58,7 +58,7 @@ def run(cmd: list[str]) -> tuple[float, int]:
 
 def mlgate_cmd(data: Path, out: Path) -> list[str]:
     return [sys.executable, "mlgate", "data-stats", "--data", str(data), "--out", str(out),
-            "--dvc-pull", "false", "--cache-dir", str(out / "cache")]
+            "--dvc-pull", "false", "--cache-dir", str(out.with_name(out.name + "-cache"))]
 
 
 def median_time(cmd: list[str], repeats: int) -> float:

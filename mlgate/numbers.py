@@ -125,6 +125,13 @@ def typed_points(difference: float | None) -> str:
     return MISSING if difference is None else f"{difference * 100:.6g} pp"
 
 
+def p_value(value: float | None) -> str:
+    """A test's p-value: ``0.0312``, ``0.500``, ``< 0.0001`` (smaller values say no more, and may underflow to 0)."""
+    if value is None:
+        return MISSING
+    return "< 0.0001" if value < 1e-4 else number(value)
+
+
 def ratio(value: float | None) -> str:
     """One value over another: ``1.04×``, ``0.50×``, ``0.0050×``, ``2,048×``."""
     if value is None:

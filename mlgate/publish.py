@@ -1,4 +1,5 @@
-"""Where a report goes: local files, hosted figures, one sticky PR comment, the job summary, outputs.
+"""Where a report goes: local files, hosted figures, one sticky PR comment, a check run, the job summary,
+outputs.
 
 Every mode ends in :func:`finish`, handing it a :class:`Finished` report: its JSON, a function that
 renders its Markdown for given figure links, its figures and its outputs. ``finish`` is the only
@@ -26,6 +27,7 @@ from mlgate.settings import CommonSettings
 
 if TYPE_CHECKING:
     from mlgate.github.branch_store import BranchStore
+    from mlgate.github.checks import Annotation
     from mlgate.github.client import GitHubRepo
 
 
@@ -113,6 +115,10 @@ class Publication:
     out_dir: Path
     blocked: str = ""
     """Why GitHub writes are skipped (fork PR, no token); empty when they are allowed."""
+    check_run: str = ""
+    """The check run's name (the report title); empty with ``check-run: false``."""
+    check_sha: str | None = None
+    """The commit the check run goes on: the pull request's head, else ``GITHUB_SHA``."""
 
     @classmethod
     def for_run(cls, settings: CommonSettings, ctx: RunContext, clients: Clients) -> Publication:
@@ -132,6 +138,8 @@ class Publication:
             assets_branch=settings.assets_branch,
             out_dir=ctx.report_folder(settings),  # inside the workspace, apart from the data
             blocked=clients.github_blocked,
+            check_run=settings.report_title if settings.check_run else "",
+            check_sha=(pr.head_sha if pr else None) or ctx.sha,
         )
 
     def host_figures(self, files: Mapping[str, bytes]) -> tuple[dict[str, str], str]:
@@ -173,7 +181,8 @@ class Finished:
     figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
     """Figure name (``sample_grid``) -> PNG bytes; saved as ``<name>.png`` beside the report."""
     outputs: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Mode-specific step outputs; ``passed``, ``report``, ``report-json`` and ``comment-url`` are added."""
+    """Mode-specific step outputs; ``passed``, ``report``, ``report-json``, ``comment-url`` and
+    ``check-run-url`` are added."""
     comment: Literal["post", "update-existing", "off"] = "post"
     """``post``: as the ``comment`` input says (update the sticky comment or post a new one).
     ``update-existing``: stay quiet unless this report's comment already exists, then edit it to this
@@ -182,11 +191,20 @@ class Finished:
     headline: str = ""
     """The outcome for the log, plain text (``mlgate.report.outcome``): a line with the verdict and key
     figures, then one line per failed gate and the next step."""
+    check_summary: str = ""
+    """Markdown for the check run's summary (``mlgate.report.check_summary``: key lines and the gate
+    table); empty: the headline's lines. The full report goes below it as the check run's text."""
+    gated: bool = True
+    """False when no gate was configured: the check run concludes ``neutral`` (it could not fail)."""
+    annotations: tuple[Annotation, ...] = ()
+    """Notes on lines of files in the repository (data-stats: the changed ``.dvc`` file), shown on the
+    check run and in the pull request's Files changed."""
 
 
 def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitCode:
-    """Render, write the report folder, host the figures, comment, summarise, set outputs: in that order;
-    then say the outcome and where the report is on stdout (the terminal, or the Actions log).
+    """Render, write the report folder, host the figures, comment, post the check run, summarise, set
+    outputs: in that order; then say the outcome and where the report is on stdout (the terminal, or the
+    Actions log). A check run refused for want of ``checks: write`` is a notice, never a failure.
 
     The local report links figures by file name; the comment and the summary by their hosted links.
     A write that fails after the computing is done does not lose the report: whatever can still be
@@ -213,6 +231,11 @@ def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitC
             comment_url, unavailable = _comment(publication, markdown,
                                                 existing_only=result.comment == "update-existing")
             failures += [unavailable] if unavailable is not None else []
+        check_run_url = ""
+        if publication.check_run and publication.check_sha:
+            unavailable_before = any(_is_unavailable(failure) for failure in failures)
+            check_run_url, unavailable = _check_run(publication, result, markdown, skip=unavailable_before)
+            failures += [unavailable] if unavailable is not None else []
         report = workspace_relative(paths.markdown, ctx.workspace) if paths else ""
         cut = "See report.md." if paths else "The rest of the report could not be written to a file."
         try:
@@ -223,7 +246,7 @@ def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitC
             workflow.set_outputs(ctx.output_path, {
                 "passed": str(result.passed).lower(), **result.outputs, "report": report,
                 "report-json": workspace_relative(paths.json, ctx.workspace) if paths else "",
-                "comment-url": comment_url,
+                "comment-url": comment_url, "check-run-url": check_run_url,
             })
         except CannotWrite as exc:
             failures.append(exc)
@@ -267,6 +290,54 @@ def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
     text = manifest_json(mode=mode, title=title, marker=publication.marker, pr_number=publication.pr_number,
                          head_sha=head_sha, version=__version__)
     write_shared_file(publication.out_dir / "publish.json", text.encode("utf-8"))
+
+
+def _is_unavailable(failure: MlgateError) -> bool:
+    from mlgate.github.client import GitHubUnavailable
+
+    return isinstance(failure, GitHubUnavailable)
+
+
+def _check_run(publication: Publication, result: Finished, markdown: str, *,
+               skip: bool = False) -> tuple[str, MlgateError | None]:
+    """The check run's URL (empty when none), and GitHub's unavailability to raise once all else is published.
+
+    No token or a fork's read-only token, and a token without ``checks: write``: a notice with the YAML
+    that grants it, never a failure. ``skip``: GitHub was already unavailable in this run; no second
+    retry budget is spent on it."""
+    from mlgate.github.checks import conclusion, permission_notice
+
+    if publication.repo is None:
+        if publication.blocked and publication.blocked != NOT_IN_ACTIONS:
+            workflow.annotate("notice", "No check run", permission_notice(publication.blocked))
+        return "", None
+    if skip:
+        workflow.annotate("notice", "No check run", "GitHub was unavailable earlier in this run; the verdict "
+                          "is not posted as a check run. Rerun the job when GitHub answers again.")
+        return "", None
+    from mlgate.github.checks import OUTPUT_LIMIT, post_check_run
+    from mlgate.github.client import GitHubError, GitHubPermissionError, GitHubUnavailable
+
+    headline = result.headline or f"mlgate: {'passed' if result.passed else 'FAILED'}"
+    title, *rest = headline.splitlines()
+    summary = result.check_summary or "\n".join(f"- {line}" for line in rest) or title
+    assert publication.check_sha is not None
+    try:
+        return post_check_run(
+            publication.repo, name=publication.check_run, head_sha=publication.check_sha,
+            result=conclusion(result.passed, result.gated), title=title,
+            summary=fit(summary, OUTPUT_LIMIT, "The full report is below and in the job summary."),
+            text=fit(markdown, OUTPUT_LIMIT, "The full report is in the job summary of this run."),
+            annotations=result.annotations,
+        ), None
+    except GitHubPermissionError as exc:
+        workflow.annotate("notice", "No check run",
+                          permission_notice(f"the token lacks `{exc.permission}` ({exc.message})"))
+    except GitHubUnavailable as exc:
+        return "", exc
+    except GitHubError as exc:
+        workflow.annotate("warning", "No check run", f"The verdict is not posted as a check run: {exc.message}")
+    return "", None
 
 
 STALE_MARKER = "<!-- mlgate:stale -->"

@@ -428,6 +428,7 @@ def run_publish(settings: PublishSettings, ctx: RunContext, clients: Clients) ->
         comment=settings.comment, marker=marker_for(bundle.manifest.mode, title), host=settings.host_figures,
         assets_branch=settings.assets_branch, out_dir=out_dir,
         blocked=clients.github_blocked,
+        check_run=title if settings.check_run else "", check_sha=head_sha,  # the fork's commit
     )
     figures = {name.removesuffix(".png"): data for name, data in bundle.pngs.items()}
 

@@ -25,6 +25,16 @@ SUMMARY_LIMIT = 1024 * 1024
 NO_GATES = "no gates configured"
 
 
+class Interval(BaseModel):
+    """A statistic and its two-sided confidence interval, ``low`` to ``high``, at ``confidence``
+    (0.95 = 95 %); each end is also a one-sided bound at ``(1 + confidence) / 2``."""
+
+    value: float
+    low: float
+    high: float
+    confidence: float
+
+
 class Gate(BaseModel):
     """One pass/fail check: the measured value against the user's threshold."""
 
@@ -33,6 +43,8 @@ class Gate(BaseModel):
     threshold: float | int | bool | None
     passed: bool
     detail: str = ""
+    interval: Interval | None = None
+    """With ``gate-significance``: the interval of the tested statistic, in the unit of ``value``."""
 
 
 def all_passed(gates: list[Gate]) -> bool:
@@ -156,6 +168,14 @@ def fit(body: str, limit: int, pointer: str) -> str:
         tail = "\n\n</details>" + tail
         cut = body[: limit - len(tail)]
     return cut + tail
+
+
+def check_summary(headline: str, gates: list[Gate], units: GateUnits) -> str:
+    """A check run's summary (Markdown): the outcome's lines below its first (the check run's title
+    already says that one), then the gate table, or that no gate is configured."""
+    lines = [f"- {line}" for line in headline.splitlines()[1:]]
+    table = gates_table(gates, units) or f"{NO_GATES.capitalize()}: this check cannot fail."
+    return "\n\n".join(part for part in ("\n".join(lines), table) if part)
 
 
 IMAGE_PATTERN = re.compile(r"^[a-z0-9./_-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")

@@ -173,6 +173,14 @@ class DvcRunner:
         """The ``.dvc`` files (or ``dvc.yaml`` output paths) whose outputs cover ``data``."""
         return sorted({out.target for out in self._covering_outs(data, rev=None)})
 
+    def hash_lines(self, data: str) -> list[tuple[str, int]]:
+        """Where the working tree records the hash of each output covering ``data``: (the ``.dvc`` file or
+        ``dvc.lock``, relative to the repository; the 1-based line of its ``md5:``), for annotations."""
+        rel = _norm(data)
+        found = {(name, line) for name, text in self._stage_files(None) for out in _outs_of(name, text)
+                 if out.md5 and _covers(out.path, rel) and (line := hash_line(text, out.md5)) is not None}
+        return sorted(found)
+
     def pull(self, data: str) -> None:
         targets = self.tracked_targets(data)
         if not targets:
@@ -541,6 +549,16 @@ def _is_within(path: str, parent: str) -> bool:
 
 def _covers(out_path: str, data: str) -> bool:
     return _is_within(data, out_path) or _is_within(out_path, data)
+
+
+def hash_line(text: str, md5: str) -> int | None:
+    """The 1-based line of a .dvc / dvc.lock ``text`` that records ``md5`` (``md5: <hash>``, ``- md5:``,
+    quoted or not; ``etag:`` for cloud outputs); None when no line does."""
+    pattern = re.compile(rf"""\s*(?:-\s+)?(?:md5|etag):\s*(['"]?){re.escape(md5)}\1\s*(?:#.*)?""")
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.fullmatch(line):
+            return number
+    return None
 
 
 def _is_stage_file(name: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlgate import numbers
 from mlgate.data.baseline import BaselineResult
+from mlgate.data.drift import DriftReport
 from mlgate.data.stats import DatasetStats
 from mlgate.numbers import Unit
 from mlgate.report import Gate
@@ -15,7 +16,10 @@ UNITS: dict[str, Unit] = {
     "fail-on-leakage": Unit.plain("items"),
     "fail-on-duplicates": Unit.plain("items"),
     "fail-on-nonfinite": Unit.plain("items"),
+    "fail-on-near-leakage": Unit.plain("items"),
     "baseline-train": Unit(value=numbers.percent, limit=numbers.percent, difference=numbers.points),
+    "max-label-drift": numbers.FRACTION,
+    "max-pixel-drift": Unit.plain(),
 }
 """Gate name (the input that sets it) -> how the report writes its value and threshold."""
 
@@ -54,6 +58,8 @@ def evaluate_data_gates(
          "exact duplicates within splits"),
         (settings.fail_on_nonfinite, "fail-on-nonfinite", sum(s.nonfinite for s in splits.values()),
          "items with NaN/Inf"),
+        (settings.fail_on_near_leakage, "fail-on-near-leakage", stats.near_duplicates.near_leaked,
+         "test items near-duplicates of train items"),
     ):
         if enabled:
             gates.append(Gate(name=name, value=value, threshold=0, passed=value == 0,
@@ -65,5 +71,41 @@ def evaluate_data_gates(
             detail="" if baseline.converged else (
                 f"a small model did not learn this data: test accuracy {numbers.percent(baseline.test_accuracy)} "
                 f"against {numbers.percent(baseline.chance_accuracy)} by always guessing the most common class"),
+        ))
+    return gates
+
+
+def evaluate_drift_gates(drift: DriftReport | None, settings: DataStatsSettings, *, unchanged: bool = False
+                         ) -> list[Gate]:
+    """``max-label-drift`` (the worst split's label TVD against the base) and ``max-pixel-drift`` (its
+    pixel KS statistic), when set. Without a base (or a split on both sides) a gate cannot be evaluated:
+    it passes, and its detail says why; ``unchanged`` data is the base's, so nothing moved."""
+    gates: list[Gate] = []
+    for name, limit, measure, what in (
+        ("max-label-drift", settings.max_label_drift, "labels", "label shares"),
+        ("max-pixel-drift", settings.max_pixel_drift, "pixels", "pixel intensities"),
+    ):
+        if limit is None:
+            continue
+        if unchanged:
+            gates.append(Gate(name=name, value=0.0, threshold=limit, passed=True))
+            continue
+        worst = drift.worst(measure) if drift is not None else None
+        if worst is None:
+            why = "no base to compare with" if drift is None or drift.base is None else "no split on both sides"
+            gates.append(Gate(name=name, value=None, threshold=limit, passed=True,
+                              detail=f"not evaluated: {why}"))
+            continue
+        split, value = worst
+        assert drift is not None
+        unit = UNITS[name]
+        passed = value <= limit
+        labels = drift.splits[split].labels
+        test = f" (χ² p = {numbers.number(labels.p_value)})" if measure == "labels" and labels and \
+            labels.p_value is not None else ""
+        gates.append(Gate(
+            name=name, value=value, threshold=limit, passed=passed,
+            detail="" if passed else (f"{what} of `{split}` moved by {unit.show(value)}{test} against "
+                                      f"`{drift.base}`, over the {unit.show(limit, limit=True)} limit"),
         ))
     return gates

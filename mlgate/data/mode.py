@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,11 +33,14 @@ from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_
 from mlgate.data.stats_cache import StatsCache
 from mlgate.errors import ExitCode
 from mlgate.figures.worker import (
+    DriftOverlay,
     FigureJob,
     FigureWorker,
     LabelDistribution,
+    LabelErrorGrid,
     LeakedPairs,
     LossCurve,
+    NearPairs,
     PixelHistogram,
     SampleGrid,
 )
@@ -46,6 +51,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from mlgate.data.baseline import BaselineResult
+    from mlgate.data.drift import DriftReport
+    from mlgate.data.label_errors import LabelErrors, LabelErrorsFound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +81,13 @@ class Measured:
     leaked: list[LeakedPixels] = dataclasses.field(default_factory=list)
     """The first leaked items with their pixels, for the picture of leaked pairs."""
 
+    @functools.cached_property
+    def drift(self) -> DriftReport:
+        """Drift against the base (when compared) and of each split against train, for the report and figure."""
+        from mlgate.data.drift import compute_drift
+
+        return compute_drift(self.stats, self.base, self.changes.base if self.changes else None)
+
 
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Clients,
                    figure_worker: FigureWorker | None = None) -> ExitCode:
@@ -85,15 +99,23 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
         measured = None if versions.unchanged else _measure(settings, ctx, dvc, versions, cache)
     if measured is None:
         return finish(_unchanged(settings, versions, cache), publication, ctx)
-    baseline = None
+    baseline = label_errors = None
     if settings.baseline_train:
+        started = time.perf_counter()
         with workflow.phase("Training the sanity baseline"):
             baseline = _train_baseline(settings, measured.dataset, measured.stats)
+        with workflow.phase("Looking for likely label errors"):
+            label_errors = _find_label_errors(settings, measured.dataset, measured.stats,
+                                              settings.baseline_time_budget - (time.perf_counter() - started))
     with workflow.phase("Drawing the figures"):
-        figures = (figure_worker or FigureWorker(None)).render(_figure_jobs(settings, measured, baseline))
-    report = _report(settings, versions, measured, baseline, figures)
+        jobs = _figure_jobs(settings, measured, baseline)
+        if label_errors is not None:
+            jobs.update(_label_error_jobs(measured, label_errors))
+        figures = (figure_worker or FigureWorker(None)).render(jobs)
+    report = _report(settings, versions, measured, baseline, figures,
+                     label_errors=label_errors.result if label_errors else None)
     cache.flush()
-    return finish(_finished(report, figures, _label_counts(measured.stats)), publication, ctx)
+    return finish(_finished(report, figures, _label_counts(measured.stats), dvc=clients.dvc), publication, ctx)
 
 
 def _versions(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None) -> DataVersions:
@@ -114,7 +136,8 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     with workflow.phase(f"Reading {data} and computing its statistics"):
         dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read())
+                                               progress=_items_read(),
+                                               near_duplicate_distance=settings.near_duplicate_distance)
     if versions.head_hash:
         cache.put(_cache_key(versions.head_hash, settings), stats)
     base = settings.baseline_data.as_posix() if settings.baseline_data else None
@@ -160,23 +183,56 @@ def _figure_jobs(settings: DataStatsSettings, measured: Measured,
                 display_images([leak.image for leak in measured.leaked]),
                 [(leak.split, leak.item, leak.label, leak.train_item, leak.train_label) for leak in measured.leaked],
                 stats.class_names, stats.leakage.train_test_exact_duplicates)
+    if stats.near_duplicates.pictured:
+        jobs["near_pairs"] = _near_pairs_job(stats)
+    if base is not None and measured.drift.splits:
+        compared = {name: stats.splits[name] for name in measured.drift.splits}
+        jobs["drift_overlay"] = DriftOverlay(
+            histograms={n: (s.histogram, s.histogram_edges) for n, s in compared.items() if s.histogram},
+            base_histograms={n: (base.splits[n].histogram, base.splits[n].histogram_edges) for n in compared
+                             if base.splits[n].histogram},
+            label_counts={n: s.label_counts for n, s in compared.items()},
+            base_counts={n: base.splits[n].label_counts for n in compared},
+            ks={n: (d.pixels.ks, d.pixels.ks_at) for n, d in measured.drift.splits.items() if d.pixels},
+            tvd={n: d.labels.tvd for n, d in measured.drift.splits.items() if d.labels},
+            base_name=base_name)
     return jobs
 
 
+def _near_pairs_job(stats: DatasetStats) -> NearPairs:
+    """The picture of near-leaked pairs, or (when nothing leaked) of near-duplicates within a split."""
+    from mlgate.figures.data import display_images
+
+    near = stats.near_duplicates
+    shown = near.pictured
+    leaked = bool(near.near_leaked)
+    total = near.near_leaked if leaked else sum(p.total for p in near.within.values() if p.total)
+    return NearPairs(
+        display_images([image for pair in shown for image in (pair.image, pair.other_image)]),
+        [(p.split, p.item, p.label, p.other_split, p.other, p.other_label, p.distance) for p in shown],
+        stats.class_names, total, leaked, near.threshold)
+
+
 def _report(settings: DataStatsSettings, versions: DataVersions, measured: Measured,
-            baseline: BaselineResult | None, figures: Mapping[str, bytes]) -> DataReport:
-    from mlgate.data.gates import evaluate_data_gates
+            baseline: BaselineResult | None, figures: Mapping[str, bytes], *,
+            label_errors: LabelErrors | None = None) -> DataReport:
+    from mlgate.data.gates import evaluate_data_gates, evaluate_drift_gates
 
     return build_report(
         title=settings.report_title, data=settings.data.as_posix(), stats=measured.stats,
         content_hash=versions.head_hash, changes=measured.changes,
-        gates=evaluate_data_gates(measured.stats, settings, baseline), baseline=baseline,
-        figures={name: f"{name}.png" for name in figures},
+        gates=evaluate_data_gates(measured.stats, settings, baseline)
+        + evaluate_drift_gates(measured.drift, settings), baseline=baseline,
+        figures={name: f"{name}.png" for name in figures}, drift=measured.drift, label_errors=label_errors,
     )
 
 
-def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: dict[str, dict[str, int]]) -> Finished:
+def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: dict[str, dict[str, int]], *,
+              dvc: DvcRunner | None = None) -> Finished:
+    from mlgate.data.annotations import dvc_annotations
+    from mlgate.data.gates import UNITS
     from mlgate.figures.data import label_distribution_mermaid
+    from mlgate.report import check_summary
 
     fallback = label_distribution_mermaid(label_counts)  # shown when the figures cannot be hosted
     return Finished(
@@ -184,20 +240,23 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
         render=lambda links, note: render_markdown(report, links, fallback_chart=fallback, note=note),
         outputs={"data-changed": "" if report.data_changed is None else str(report.data_changed).lower()},
         headline=data_outcome(report),
+        check_summary=check_summary(data_outcome(report), report.gates, UNITS), gated=bool(report.gates),
+        annotations=dvc_annotations(report, dvc) if dvc is not None else (),
     )
 
 
 def _unchanged(settings: DataStatsSettings, versions: DataVersions, cache: StatsCache) -> Finished:
     """The data is byte-for-byte the base branch's: one line, no pull, and no new comment (an existing
     one is edited to say so, its old numbers folded away)."""
-    from mlgate.data.gates import evaluate_data_gates
+    from mlgate.data.gates import evaluate_data_gates, evaluate_drift_gates
 
     cached = cache.get(_cache_key(versions.head_hash, settings)) if versions.head_hash else None
     stats = cached or DatasetStats(
         layout=settings.layout, class_names=None, splits={},
         leakage=LeakageStats(train_test_exact_duplicates=0, per_split={}, conflicting_labels=0),
     )
-    gates = evaluate_data_gates(stats, settings) if cached else []
+    gates = evaluate_data_gates(stats, settings) + evaluate_drift_gates(None, settings, unchanged=True) \
+        if cached else []
     report = build_report(
         title=settings.report_title, data=settings.data.as_posix(), stats=stats,
         content_hash=versions.head_hash, changes=None, gates=gates, baseline=None, figures={},
@@ -206,7 +265,7 @@ def _unchanged(settings: DataStatsSettings, versions: DataVersions, cache: Stats
                                 versions.base_ref, gates)
     return Finished(passed=report.passed, report_json=report.model_dump_json(indent=2),
                     render=lambda links, note: markdown, outputs={"data-changed": "false"},
-                    comment="update-existing",
+                    comment="update-existing", gated=bool(gates),
                     headline=unchanged_outcome(settings.data.as_posix(), versions.head_hash, versions.base_ref,
                                                gates))
 
@@ -261,6 +320,11 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
                    head_hash=versions.head_hash, files=files), cached
 
 
+BASELINE_SHARE = 0.75
+"""Share of ``baseline-time-budget`` the sanity baseline may train for; the label-error pass gets what is
+left after it (all but the baseline's few seconds on most datasets, a quarter at least)."""
+
+
 def _train_baseline(settings: DataStatsSettings, dataset: Dataset, stats: DatasetStats) -> BaselineResult:
     from mlgate.data.baseline import train_baseline
     from mlgate.data.layouts import DatasetLayoutError
@@ -277,7 +341,35 @@ def _train_baseline(settings: DataStatsSettings, dataset: Dataset, stats: Datase
 
     labels = [int(label) for split in stats.splits.values() for label in split.label_counts]
     return train_baseline(pairs("train"), pairs("test"), num_classes=max(labels) + 1,
-                          time_budget_s=settings.baseline_time_budget)
+                          time_budget_s=settings.baseline_time_budget * BASELINE_SHARE)
+
+
+def _find_label_errors(settings: DataStatsSettings, dataset: Dataset, stats: DatasetStats,
+                       budget_s: float) -> LabelErrorsFound:
+    """Likely label errors in train, in what is left of ``baseline-time-budget`` after the baseline."""
+    from mlgate.data.label_errors import find_label_errors
+
+    def batches() -> Iterator[tuple[Tensor, Tensor, tuple[str, ...] | None]]:
+        for batch in dataset.splits["train"].batches():
+            yield batch.images, batch.labels, batch.ids
+
+    labels = [int(label) for split in stats.splits.values() for label in split.label_counts]
+    return find_label_errors(batches(), num_classes=max(labels) + 1, time_budget_s=max(budget_s, 0.0))
+
+
+def _label_error_jobs(measured: Measured, found: LabelErrorsFound) -> dict[str, FigureJob]:
+    """The grid of the first flagged items, given label -> suggested; none for items that are not images."""
+    from mlgate.figures.data import CannotDrawFigure, display_images
+
+    result = found.result
+    if not found.pixels:
+        return {}
+    try:
+        images = display_images(found.pixels)
+    except CannotDrawFigure:  # feature vectors: the table says it all
+        return {}
+    errors = [(e.item, e.label, e.suggested, e.confidence) for e in result.items[:len(images)]]
+    return {"label_errors": LabelErrorGrid(images, errors, measured.stats.class_names, result.flagged, result.split)}
 
 
 __all__ = ["DataReport", "run_data_stats"]

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mlgate import numbers
+from mlgate.data import image_issues
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.changes import Changes
+from mlgate.data.drift import DriftReport, LabelDrift, PixelDrift, SplitDrift
 from mlgate.data.gates import INPUTS, UNITS
+from mlgate.data.label_errors import LabelErrors
+from mlgate.data.near_duplicates import NearDuplicateStats
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.numbers import count, number, percent, ratio, signed_count
 from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
@@ -26,6 +30,9 @@ FIGURE_TITLES = {
     "pixel_histogram": "Pixel intensities",
     "baseline_loss": "Sanity baseline: training loss",
     "leaked_pairs": "Leaked items beside their train copies",
+    "drift_overlay": "Drift against the base: pixel intensities and label shares",
+    "label_errors": "Likely label errors: given label → suggested",
+    "near_pairs": "Near-duplicates: items beside their near copies",
 }
 
 
@@ -48,6 +55,14 @@ class DataReport(BaseModel):
     baseline: BaselineResult | None
     figures: dict[str, str]
     """Figure name -> PNG file name written beside report.json."""
+    drift: DriftReport | None = None
+    """Drift against the base per split (when a comparison exists) and of each split against train."""
+    label_errors: LabelErrors | None = None
+    """Likely label errors in train (confident learning on out-of-sample predictions), with
+    ``baseline-train: true``."""
+    near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
+    """Near-duplicates within each split and non-train items with a near copy in train (re-encoded,
+    shifted, brightened), exact copies excluded."""
 
 
 def build_report(
@@ -60,6 +75,8 @@ def build_report(
     gates: list[Gate],
     baseline: BaselineResult | None,
     figures: dict[str, str],
+    drift: DriftReport | None = None,
+    label_errors: LabelErrors | None = None,
 ) -> DataReport:
     data_changed = None
     if changes is not None:
@@ -74,10 +91,13 @@ def build_report(
         class_names=stats.class_names,
         splits=stats.splits,
         leakage=stats.leakage,
+        near_duplicates=stats.near_duplicates,
         changes=changes,
         gates=gates,
         baseline=baseline,
         figures=figures,
+        drift=drift,
+        label_errors=label_errors,
     )
 
 
@@ -115,6 +135,21 @@ def data_outcome(report: DataReport) -> str:
     if leaked:
         figures.append(f"{', '.join(leaked)} items also in train")
     return outcome("data-stats", report.gates, UNITS, figures)
+
+
+def hash_annotation(report: DataReport) -> str:
+    """The note on the changed ``.dvc`` line (plain text): the outcome, then each split whose item count
+    changed (``train: 600 -> 800 (+200)``) and the classes that came or went."""
+    lines = [data_outcome(report)]
+    changes = report.changes
+    if changes is not None:
+        lines += [f"{name}: {count(c.count_base)} -> {count(c.count_head)} ({signed_count(c.count_delta)}) items"
+                  for name, c in changes.splits.items() if c.count_delta]
+        if changes.new_classes:
+            lines.append(f"new classes: {', '.join(changes.new_classes)}")
+        if changes.removed_classes:
+            lines.append(f"removed classes: {', '.join(changes.removed_classes)}")
+    return "\n".join(lines)
 
 
 def _shape(shape: list[int] | None, shapes: Mapping[str, int]) -> str:
@@ -168,6 +203,7 @@ def _findings(report: DataReport) -> list[str]:
     for split_name, leaked in leak.per_split.items():
         if leaked:
             findings.append(f"⚠️ **Leakage:** {count(leaked)} `{split_name}` items have an exact copy in `train`.")
+    findings += _near_findings(report.near_duplicates)
     if leak.conflicting_labels:
         findings.append(
             f"⚠️ **Conflicting labels:** {count(leak.conflicting_labels)} identical items carry different labels."
@@ -255,8 +291,65 @@ def _baseline(result: BaselineResult) -> str:
     )
 
 
+_LABEL_ERRORS_SHOWN = 10
+"""Flagged items in the label-error table before it is folded away."""
+
+
+def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
+    """One line when nothing was flagged (or the models were too weak to judge); else the count, how it
+    was found, and the flagged items (least believable label first), folded when more than 10."""
+    split = f"`{result.split}`"
+    sampled = f"{count(result.items_examined)} {split} items" + (
+        f" (a random sample of the {count(result.items_read)} read)" if result.items_examined < result.items_read
+        else "")
+    cut = (f" The time budget (`baseline-time-budget`) cut the pass short after {numbers.seconds(result.seconds)} "
+           f"({number(result.epochs)} epochs per fold); raise it for a fuller look." if result.stopped_early else "")
+    if not result.judged and result.undertrained:
+        return (f"➖ Not judged: the time left in `baseline-time-budget` trained the models for "
+                f"{number(result.epochs)} epochs per fold on {sampled}, under half of what they need to dispute "
+                f"a label. Raise `baseline-time-budget` to look for label errors.")
+    if not result.judged:
+        return (f"➖ Not judged: models trained on {sampled} predicted the given labels "
+                f"{percent(result.out_of_sample_accuracy)} of the time, against {percent(result.chance_accuracy)} "
+                f"by always guessing the most common class; too weak to dispute a label.{cut}")
+    if not result.flagged:
+        return f"✅ None found among {sampled}.{cut}"
+    sample = f"; a random sample of the {count(result.items_read)} read" \
+        if result.items_examined < result.items_read else ""
+    found = (f"⚠️ **{count(result.flagged)} of {count(result.items_examined)} {split} items** "
+             f"({percent(result.flagged / result.items_examined)}{sample}) probably "
+             f"{'carries' if result.flagged == 1 else 'carry'} a wrong label: a {result.model}, "
+             f"trained on the other {result.folds - 1} of {result.folds} folds "
+             f"({percent(result.out_of_sample_accuracy)} out-of-sample accuracy), confidently sees another class "
+             f"(confident learning, per-class thresholds).{cut}")
+    lines = ["| item | labelled | looks like | confidence |", "|---|---|---|---:|"]
+    lines += [f"| {_item(result.split, e.item)} | {_label(str(e.label), class_names)} | "
+              f"{_label(str(e.suggested), class_names)} | {percent(e.confidence)} |" for e in result.items]
+    more = result.flagged - len(result.items)
+    if more > 0:
+        lines.append(f"\n… and {count(more)} more, less likely ones (report.json lists the first "
+                     f"{count(len(result.items))}).")
+    table = "\n".join(lines)
+    if len(result.items) > _LABEL_ERRORS_SHOWN:
+        table = fold(f"The {_counted(len(result.items), 'flagged item')}, least believable label first", table)
+    return found + "\n\n" + table
+
+
 _NEXT_LISTED = 5
 """Items named per finding in the Markdown's next steps; report.json lists up to 100."""
+
+
+def _label_error_steps(report: DataReport) -> list[str]:
+    """The next step for likely label errors, naming the first few; none when nothing was flagged."""
+    errors = report.label_errors
+    if errors is None or not errors.judged or not errors.flagged:
+        return []
+    named = [f"{_item(errors.split, e.item)} ({_label(str(e.label), report.class_names)} → "
+             f"{_label(str(e.suggested), report.class_names)})" for e in errors.items[:_NEXT_LISTED]]
+    return [f"**Likely label errors:** look at the {_counted(errors.flagged, f'flagged `{errors.split}` item')}"
+            f"{' (the figure shows the first 16)' if 'label_errors' in report.figures else ''}: relabel those whose "
+            f"label is wrong, drop the truly ambiguous ones and keep the rest (a model can be confidently wrong)"
+            f"{_listing(named, errors.flagged, len(errors.items))}."]
 
 
 def _next_steps(report: DataReport) -> str:
@@ -272,6 +365,7 @@ def _next_steps(report: DataReport) -> str:
             steps.append(f"**Leakage:** {_counted(total, f'`{split}` item')} {_is(total)} also in `train`: remove "
                          f"{copies} from `train` (or {these} from `{split}`), or regenerate the split so no item "
                          f"is in both{_listing(pairs, total, len(listed))}.")
+    steps += _near_steps(report.near_duplicates)
     for split, stats in report.splits.items():
         if stats.duplicates:
             listed_dups = stats.duplicate_items.items
@@ -325,9 +419,53 @@ def _next_steps(report: DataReport) -> str:
                      f"test accuracy against {percent(baseline.chance_accuracy)} by always guessing the most common "
                      f"class. Check that each image is paired with its own label (a shuffle of the images alone, an "
                      f"off-by-one between files) and that the images are not constant.")
+    steps += _drift_and_issue_steps(report)
+    steps += _label_error_steps(report)
     if not steps:
         return "### Next\n\nNothing to fix: no leakage, duplicates, conflicting labels, unreadable files or NaN/Inf."
     return "### Next\n\n" + "\n".join(f"- {step}" for step in steps)
+
+
+def _near_findings(near: NearDuplicateStats) -> list[str]:
+    """One line per split with near-leaked items or near-duplicate pairs (nothing when none)."""
+    limit = f"pixel distance ≤ {number(near.threshold)}"
+    lines = []
+    for split, leaked in near.leaked.items():
+        if leaked.total:
+            first = [f"{_item(split, e.item)} ≈ {_item('train', e.train_item)} (distance {number(e.distance)})"
+                     for e in leaked.items[:3]]
+            what = "a near-duplicate of a `train` item" if leaked.total == 1 else "near-duplicates of `train` items"
+            lines.append(f"⚠️ **Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {_is(leaked.total)} "
+                         f"{what} ({limit}): {', '.join(first)}"
+                         f"{' …' if leaked.total > len(first) else ''}.")
+    for split, pairs in near.within.items():
+        if pairs.total:
+            lines.append(f"⚠️ `{split}`: {_counted(pairs.total, 'near-duplicate pair')} over "
+                         f"{_counted(pairs.items, 'item')} ({limit}).")
+    return lines
+
+
+def _near_steps(near: NearDuplicateStats) -> list[str]:
+    """What to do about near-leaked items and near-duplicate pairs, naming the first few."""
+    steps = []
+    for split, leaked in near.leaked.items():
+        if leaked.total:
+            pairs = [f"{_item(split, e.item)} ≈ {_item('train', e.train_item)} ({number(e.distance)})"
+                     for e in leaked.items[:_NEXT_LISTED]]
+            what = "is a near copy of a `train` item" if leaked.total == 1 else "are near copies of `train` items"
+            steps.append(f"**Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {what} "
+                         f"(re-encoded, shifted by a pixel or brightened): look at the picture, then drop "
+                         f"{'it' if leaked.total == 1 else 'them'} from `{split}` (or the sources from `train`), "
+                         f"or split by source so copies of one picture stay on one side"
+                         f"{_listing(pairs, leaked.total, len(leaked.items))}.")
+    for split, found in near.within.items():
+        if found.total:
+            shown = [f"{_item(split, p.item)} ≈ {_item(split, p.other)} ({number(p.distance)})"
+                     for p in found.pairs[:_NEXT_LISTED]]
+            steps.append(f"**Near-duplicates:** `{split}` has {_counted(found.total, 'pair')} of near-identical "
+                         f"items: keep one of each where they are the same picture re-encoded or shifted"
+                         f"{_listing(shown, found.total, len(found.pairs))}.")
+    return steps
 
 
 def _item(split: str, item: int | str) -> str:
@@ -355,6 +493,180 @@ def _listing(shown: list[str], total: int, listed: int) -> str:
     return ": " + ", ".join(shown) + f" and {count(more)} more ({where})"
 
 
+# ---------------------------------------------------------------------------------------------------
+# Drift and image issues
+
+
+_ISSUE_TEXT = {
+    "constant": "constant (every pixel equal)",
+    "near_blank": f"near-blank ({numbers.typed_percent(image_issues.NEAR_BLANK_SHARE)} of pixels in a 1/8 slice "
+                  "of the range)",
+    "dark": f"very dark (fewer than {numbers.typed_percent(image_issues.DARK_SHARE)} of pixels reach "
+            f"{numbers.typed_percent(image_issues.DARK_LEVEL)} of the range)",
+    "bright": f"very bright (fewer than {numbers.typed_percent(image_issues.BRIGHT_SHARE)} of pixels below "
+              f"{numbers.typed_percent(image_issues.BRIGHT_LEVEL)} of the range)",
+    "low_information": f"low information (entropy below {numbers.typed(image_issues.LOW_ENTROPY_BITS)} bits)",
+    "odd_aspect_ratio": f"extreme aspect ratio (short side below {numbers.typed(image_issues.ODD_ASPECT_RATIO)}× "
+                        "the long)",
+    "odd_size": f"extreme size (over {numbers.typed(image_issues.ODD_SIZE_FACTOR)}× off the median side)",
+    "grayscale_in_rgb": "grayscale among colour images",
+    "mixed_channels": "channel count unlike most items",
+}
+"""How the report names each image issue, with its threshold (:mod:`mlgate.data.image_issues`)."""
+
+_MEASURE_TEXT = {"labels": "labels", "pixels": "pixel intensities", "channels": "channel mean/std", "size": "sizes"}
+
+
+def _signed(value: float) -> str:
+    return ("+" if value >= 0 else "") + number(value)
+
+
+def _p_value(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {number(p)}"
+
+
+def _label_words(labels: LabelDrift) -> str:
+    test = f", χ² {_p_value(labels.p_value)}" if labels.p_value is not None else ", too few items for a χ² test"
+    return f"label shares moved by {percent(labels.tvd)} (TVD){test}"
+
+
+def _pixel_words(pixels: PixelDrift) -> str:
+    return (f"pixel intensities KS {number(pixels.ks)} (noise level {number(pixels.ks_noise)}, largest at pixel "
+            f"value {number(pixels.ks_at)}), Wasserstein {number(pixels.wasserstein)} "
+            f"({percent(pixels.wasserstein_relative)} of the range)")
+
+
+def _drift_words(drift: SplitDrift) -> str:
+    """One plain sentence of what moved: ``label shares moved by 3.1% (TVD), χ² p = 0.02; ...``."""
+    words = []
+    if drift.labels is not None:
+        words.append(_label_words(drift.labels))
+    if drift.pixels is not None:
+        words.append(_pixel_words(drift.pixels))
+    if drift.channels is not None and "channels" in drift.moved:
+        shifts = ", ".join(f"{_signed(m)} σ / {_signed(s)} σ" for m, s in
+                           zip(drift.channels.mean_shift, drift.channels.std_shift, strict=True))
+        words.append(f"channel mean / std shifted by {shifts}")
+    if drift.size is not None:
+        size = drift.size
+        words.append(f"median side {number(size.median_side_reference)} → {number(size.median_side)} px, median "
+                     f"aspect {number(size.median_aspect_reference)} → {number(size.median_aspect)} (KS "
+                     f"{number(size.ks_side)} / {number(size.ks_aspect)})")
+    return "; ".join(words)
+
+
+def _moved(drift: SplitDrift) -> str:
+    if not drift.moved:
+        return "within noise"
+    return "⚠️ moved: " + ", ".join(_MEASURE_TEXT[m] for m in drift.moved)
+
+
+def _drift_table(drifts: Mapping[str, SplitDrift]) -> str:
+    sizes = any(d.size is not None for d in drifts.values())
+    head = "| split | items | label TVD | χ² | pixel KS (noise) | Wasserstein (of range) | mean / std shift |"
+    lines = [head + (" size |" if sizes else "") + " verdict |",
+             "|---|---:|---:|---|---:|---:|---|" + ("---|" if sizes else "") + "---|"]
+    for name, d in drifts.items():
+        labels, pixels, channels = d.labels, d.pixels, d.channels
+        chi = numbers.MISSING
+        if labels is not None and labels.chi_square is not None and labels.p_value is not None:
+            chi = f"{number(labels.chi_square)} (dof {labels.dof}), {_p_value(labels.p_value)}"
+        elif labels is not None:
+            chi = "too few items"
+        cells = [
+            f"`{name}`" if d.reference == "base" else f"`{name}` vs `{d.reference}`",
+            f"{count(d.reference_items)} → {count(d.items)}",
+            percent(labels.tvd) if labels else numbers.MISSING,
+            chi,
+            f"{number(pixels.ks)} ({number(pixels.ks_noise)})" if pixels else numbers.MISSING,
+            f"{number(pixels.wasserstein)} ({percent(pixels.wasserstein_relative)})" if pixels else numbers.MISSING,
+            ", ".join(f"{_signed(m)} σ / {_signed(s)} σ" for m, s in
+                      zip(channels.mean_shift, channels.std_shift, strict=True)) if channels else numbers.MISSING,
+        ]
+        if sizes:
+            cells.append(f"side {number(d.size.median_side_reference)} → {number(d.size.median_side)} px, KS "
+                         f"{number(max(d.size.ks_side, d.size.ks_aspect))}" if d.size else numbers.MISSING)
+        cells.append(_moved(d))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _drift_section(report: DataReport) -> str | None:
+    """``### Drift``: base → head per split and each split against train; folded when nothing moved."""
+    drift = report.drift
+    if drift is None or not (drift.splits or drift.within):
+        return None
+    parts = []
+    if drift.splits:
+        parts.append(f"Against `{drift.base}`:\n\n" + _drift_table(drift.splits))
+        parts += [f"- `{name}`: {_drift_words(d)}." for name, d in drift.splits.items() if d.moved]
+    for name, d in drift.within.items():
+        verdict = (f"`{name}` still represents `{d.reference}`" if not d.moved else
+                   f"⚠️ `{name}` differs from `{d.reference}` in " + ", ".join(_MEASURE_TEXT[m] for m in d.moved))
+        parts.append(f"**{d.reference.capitalize()} → {name}** (within this data): {verdict}: {_drift_words(d)}.")
+    body = "\n\n".join(parts)
+    moved = any(d.moved for d in [*drift.splits.values(), *drift.within.values()])
+    if not moved:
+        what = f"`{drift.base}` → head" if drift.splits else "train → other splits"
+        return fold(f"Drift ({what}): nothing moved beyond sampling noise", body)
+    return "### Drift\n\n" + body
+
+
+def _image_issues_section(report: DataReport) -> str | None:
+    """``### Image issues``: items per issue and split, with the first few; None when there are none."""
+    found = {name: split.image_issues.present() for name, split in report.splits.items()}
+    issues = [issue for issue in image_issues.ISSUES if any(issue in present for present in found.values())]
+    if not issues:
+        return None
+    names = list(report.splits)
+    lines = ["| issue | " + " | ".join(f"`{n}`" for n in names) + " | first items |",
+             "|---|" + "---:|" * len(names) + "---|"]
+    for issue in issues:
+        cells = [count(found[n][issue].total) if issue in found[n] else "0" for n in names]
+        first = [_item(n, item) for n in names if issue in found[n] for item in found[n][issue].items[:3]][:3]
+        lines.append(f"| {_ISSUE_TEXT[issue]} | " + " | ".join(cells) + f" | {', '.join(first)} |")
+    return ("### Image issues\n\n" + "\n".join(lines)
+            + "\n\nreport.json lists up to 100 items per issue and split (`splits.<split>.image_issues`).")
+
+
+def _drift_and_issue_sections(report: DataReport) -> list[str]:
+    return [section for section in (_drift_section(report), _image_issues_section(report)) if section]
+
+
+def _drift_and_issue_steps(report: DataReport) -> list[str]:
+    """Next steps for drift that moved and for image issues."""
+    steps = []
+    drift = report.drift
+    failed = {gate.name for gate in report.gates if not gate.passed}
+    if drift is not None:
+        for name, d in drift.splits.items():
+            if "labels" in d.moved and d.labels is not None:
+                raise_gate = " If it is intended, raise `max-label-drift`." if "max-label-drift" in failed else ""
+                steps.append(f"**Label drift:** `{name}` {_label_words(d.labels)} against `{drift.base}`: check that "
+                             f"the new items were collected like the old ones (a class added in bulk, a filter that "
+                             f"dropped one).{raise_gate}")
+            if "pixels" in d.moved and d.pixels is not None:
+                raise_gate = " If it is intended, raise `max-pixel-drift`." if "max-pixel-drift" in failed else ""
+                steps.append(f"**Pixel drift:** `{name}` {_pixel_words(d.pixels)} against `{drift.base}`: check the "
+                             f"new items' preprocessing (scaling, normalisation, colour space, compression, "
+                             f"exposure).{raise_gate}")
+        for name, d in drift.within.items():
+            if d.moved:
+                steps.append(f"**`{name}` no longer represents `{d.reference}`** ("
+                             + ", ".join(_MEASURE_TEXT[m] for m in d.moved) + f"): draw `{name}` from the same "
+                             f"source and period as `{d.reference}`, or re-split, so its scores predict the model's.")
+    for split, stats in report.splits.items():
+        present = stats.image_issues.present()
+        if present:
+            kinds = ", ".join(f"{count(found.total)} {_ISSUE_TEXT[issue].split(' (')[0]}"
+                              for issue, found in present.items())
+            first = list(dict.fromkeys(_item(split, item) for found in present.values() for item in found.items[:2]))
+            first = first[:_NEXT_LISTED]
+            steps.append(f"**Image issues:** `{split}` has {kinds}: look at them and drop or fix the broken ones; "
+                         f"first: {', '.join(first)} (report.json lists up to 100 per issue).")
+    return steps
+
+
 def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fallback_chart: str = "",
                     note: str = "") -> str:
     """The report as Markdown; ``figure_links`` maps figure name -> URL or relative path."""
@@ -367,6 +679,7 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
         parts.append(_changes(report.changes, report.class_names))
     findings = _findings(report)
     parts.append("### Findings\n\n" + ("\n".join(f"- {f}" for f in findings) if findings else "No problems found."))
+    parts += _drift_and_issue_sections(report)
     parts.append("### Splits\n\n" + _splits_table(report))
     figures = [f"![{FIGURE_TITLES.get(name, name)}]({link})" for name, link in figure_links.items()]
     if figures:
@@ -378,6 +691,8 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
     parts.append(fold("Label counts per class", _label_counts_table(report)))
     if report.baseline is not None:
         parts.append("### Sanity baseline\n\n" + _baseline(report.baseline))
+    if report.label_errors is not None:
+        parts.append("### Likely label errors\n\n" + _label_errors(report.label_errors, report.class_names))
     parts.append(_next_steps(report))
     parts.append(footer())
     return "\n\n".join(parts) + "\n"

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
 from mlgate.data.layouts import Batch, Dataset
+from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 
 HISTOGRAM_BINS = 64
 MAX_LISTED_ITEMS = 100
@@ -109,6 +111,8 @@ class SplitStats(BaseModel):
     histogram: list[int]
     histogram_edges: list[float]
     duplicate_items: DuplicateItems = Field(default_factory=DuplicateItems)
+    image_issues: ImageIssues = Field(default_factory=ImageIssues)
+    """Constant, dark, bright, low-information, odd-sized items and more: :mod:`mlgate.data.image_issues`."""
 
 
 class LeakageStats(BaseModel):
@@ -125,6 +129,8 @@ class DatasetStats(BaseModel):
     class_names: list[str] | None
     splits: dict[str, SplitStats]
     leakage: LeakageStats
+    near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
+    """Near-duplicates within splits and near copies of train items: :mod:`mlgate.data.near_duplicates`."""
 
 
 @dataclass(frozen=True)
@@ -142,12 +148,14 @@ class LeakedPixels:
 
 def compute_stats(
     dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, near_duplicate_distance: float | None = None,
 ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     """Statistics of every split; up to ``samples_per_class`` images per label of the train split
     (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
     the first :data:`MAX_PICTURED_LEAKS` leaked items with their pixels. ``progress`` is called after
-    every batch with the number of items read so far (all splits)."""
+    every batch with the number of items read so far (all splits). With ``near_duplicate_distance``
+    set, near-duplicates are searched too (their pictured pairs ride on ``stats.near_duplicates``)."""
+    near = NearDuplicateFinder() if near_duplicate_distance is not None else None
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
     accumulators: dict[str, _SplitAccumulator] = {}
     identity = _Identity()
@@ -157,6 +165,8 @@ def compute_stats(
     for name in sorted(dataset.splits, key=lambda n: n != "train"):
         acc = accumulators[name] = _SplitAccumulator()
         identity.start(name)
+        if near is not None:
+            near.start(name)
         for batch in dataset.splits[name].batches(batch_size):
             keys = acc.add(batch)
             read += len(keys)
@@ -165,6 +175,8 @@ def compute_stats(
             if name == sample_split:
                 samples.add(batch)
             identity.add(batch, keys)
+            if near is not None:
+                near.add(batch.images, batch.labels, keys, batch.ids)
     present = {label for acc in accumulators.values() for label in acc.labels}
     universe = present | set(range(len(dataset.class_names or [])))
     splits = {name: accumulators[name].result(universe, identity.duplicates[name]) for name in dataset.splits}
@@ -179,6 +191,8 @@ def compute_stats(
     stats = DatasetStats(
         layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
     )
+    if near is not None and near_duplicate_distance is not None:
+        stats.near_duplicates = near.result(near_duplicate_distance)
     return stats, samples.result(), identity.pixels
 
 
@@ -336,6 +350,7 @@ class _SplitAccumulator:
     labels: Counter[int] = field(default_factory=Counter)
     nonfinite: int = 0
     unreadable: list[str] = field(default_factory=list)
+    image_issues: ImageIssueAccumulator = field(default_factory=ImageIssueAccumulator)
 
     def add(self, batch: Batch) -> list[bytes]:
         """Fold one batch in; return its items' content keys (the caller tracks identity across splits)."""
@@ -359,10 +374,12 @@ class _SplitAccumulator:
         # (B, C, P) or (B, P, C): pixels of each channel along one dimension
         grouped = images.reshape(rows, channels, -1) if axis != -1 else images.reshape(rows, -1, channels)
         pixel_dim = 2 if axis != -1 else 1
+        levels = None
         if images.dtype == torch.uint8:
-            self._add_uint8(grouped, channels, axis)
+            levels = self._add_uint8(grouped, channels, axis)
         else:
             self._add_values(grouped, channels, pixel_dim)
+        self.image_issues.add(batch.images, axis, batch.ids, self.count - rows, levels=levels)
         return keys
 
     def _moments(self, channels: int) -> _Moments:
@@ -370,12 +387,24 @@ class _SplitAccumulator:
             self.moments[channels] = _Moments(np.zeros(channels), np.zeros(channels))
         return self.moments[channels]
 
-    def _add_uint8(self, grouped: torch.Tensor, channels: int, axis: int | None) -> None:
-        # Exact and fast: one bincount per channel gives sums, squares, range and histogram.
-        offsets = torch.arange(channels, dtype=torch.int32) * 256
-        offsets = offsets.view(1, 1, channels) if axis == -1 else offsets.view(1, channels, 1)
+    def _add_uint8(self, grouped: torch.Tensor, channels: int, axis: int | None) -> torch.Tensor | None:
+        """Returns, for single-channel items, each item's count of every value ``(B, 256)`` (the image
+        issues read it); None otherwise."""
+        # Exact and fast: one bincount per channel gives sums, squares, range and histogram. With one
+        # channel, a bin per item and value costs the same bincount and serves the image issues too.
+        rows = grouped.shape[0]
+        if channels == 1:
+            offsets = (torch.arange(rows, dtype=torch.int32) * 256).view(rows, 1, 1)
+        else:
+            offsets = torch.arange(channels, dtype=torch.int32) * 256
+            offsets = offsets.view(1, 1, channels) if axis == -1 else offsets.view(1, channels, 1)
         indices = (grouped.to(torch.int32) + offsets).reshape(-1)
-        counts = torch.bincount(indices, minlength=256 * channels).reshape(channels, 256).double().numpy()
+        per_item = None
+        if channels == 1:
+            per_item = torch.bincount(indices, minlength=256 * rows).reshape(rows, 256)
+            counts = per_item.sum(dim=0, keepdim=True).double().numpy()
+        else:
+            counts = torch.bincount(indices, minlength=256 * channels).reshape(channels, 256).double().numpy()
         levels = np.arange(256, dtype=np.float64)
         moments = self._moments(channels)
         moments.total += counts @ levels
@@ -385,6 +414,7 @@ class _SplitAccumulator:
         used = np.nonzero(per_level)[0]
         self.low, self.high = min(self.low, float(used[0])), max(self.high, float(used[-1]))
         self.histogram.add_weighted(levels[used], per_level[used])
+        return per_item
 
     def _add_values(self, grouped: torch.Tensor, channels: int, pixel_dim: int) -> None:
         wide = grouped.to(torch.float64)
@@ -435,6 +465,7 @@ class _SplitAccumulator:
             histogram=histogram,
             histogram_edges=edges,
             duplicate_items=duplicates,
+            image_issues=self.image_issues.result(),
         )
 
     def _mean_std(self) -> tuple[list[float], list[float]]:

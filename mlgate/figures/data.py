@@ -455,6 +455,187 @@ def _fit(text: str, width_in: float, *, keep_end: bool = False) -> str:
     return text
 
 
+_APPROX_IN = 0.5  # between an item and its near-duplicate: "≈" and the distance go there
+NearPair = tuple[str, int | str, int, str, int | str, int, float]
+"""``(split, item, label, other split, other item, other label, pixel distance)`` of one near-duplicate
+pair: items are indices within their split or file paths relative to the data folder (ImageFolder)."""
+
+
+def near_pairs(
+    images: Sequence[np.ndarray], pairs: Sequence[NearPair], class_names: Sequence[str] | None = None, *,
+    total: int, leaked: bool, threshold: float,
+) -> bytes:
+    """Near-duplicate pairs side by side, as PNG bytes: :func:`draw_near_pairs`."""
+    return png(draw_near_pairs(images, pairs, class_names, total=total, leaked=leaked, threshold=threshold))
+
+
+def draw_near_pairs(
+    images: Sequence[np.ndarray], pairs: Sequence[NearPair], class_names: Sequence[str] | None = None, *,
+    total: int, leaked: bool, threshold: float,
+) -> Figure:
+    """Each item (left) beside its near-duplicate (right), "≈" and their pixel distance between them, up
+    to four pairs per row, each image headed by its split and item and footed by its label (red where
+    the two labels differ). The layout of :func:`draw_leaked_pairs`.
+
+    ``images`` holds two displayable ``(H, W, 3)`` arrays per pair (they differ, unlike exact copies).
+    ``total`` counts every pair of the kind shown (``leaked``: items near a train item; else pairs
+    within a split); the title says how many are shown and the distance limit ``threshold``.
+    """
+    from matplotlib.patches import Rectangle
+
+    from mlgate.numbers import number
+
+    if not pairs:
+        raise CannotDrawFigure("No near-duplicate pairs were given to draw.")
+    if len(images) != 2 * len(pairs):
+        raise CannotDrawFigure(f"{len(images)} images were given for {len(pairs)} near-duplicate pairs.")
+    n = len(pairs)
+    rows = math.ceil(n / _PAIRS_PER_ROW)
+    cols = math.ceil(n / rows)
+    margin_in = 2 * _MARGIN_IN
+    cell = min(_MAX_CELL_IN * 1.1, (WIDTH_IN - 2 * margin_in - (cols - 1) * _PAIR_GAP_IN - cols * _APPROX_IN)
+               / (2 * cols))
+    pair_in = 2 * cell + _APPROX_IN
+    content_in = cols * pair_in + (cols - 1) * _PAIR_GAP_IN + 2 * margin_in
+    shown = f"all {n}" if total <= n else f"first {n} of {total:,}"
+    if leaked:
+        splits = list(dict.fromkeys(split for split, *_ in pairs))
+        title = f"{_capitalised(', '.join(splits))} items that are near-duplicates of train items: {shown}"
+    else:
+        title = f"Near-duplicate pairs within splits: {shown}"
+    title += f"\n(pixel distance ≤ {number(threshold)} after aligning by up to one pixel; 0 = same picture)"
+    width_in = min(WIDTH_IN, max(content_in, max(text_width_in(line, TITLE_PT) for line in title.split("\n"))
+                                 + 2 * margin_in))
+    title = "\n".join(title_text(line, width_in - 2 * margin_in) for line in title.split("\n"))
+    title_in = _TITLE_IN + title.count("\n") * TITLE_PT * 1.2 / 72
+    row_in = _HEADER_IN + cell + _FOOTER_IN
+    height_in = title_in + rows * row_in + _MARGIN_IN
+    left_in = (width_in - content_in) / 2 + margin_in
+    caption_in = cell + 0.9 * _APPROX_IN
+    pad_in = 0.05
+
+    with figure(height_in, width_in=width_in) as fig:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_axis_off()
+        for k, (split, item, label, other_split, other, other_label, distance) in enumerate(pairs):
+            row, col = divmod(k, cols)
+            top_in = height_in - title_in - row * row_in - _HEADER_IN
+            x_in = left_in + col * (pair_in + _PAIR_GAP_IN)
+            colour = "#c00000" if label != other_label else "black"
+            for side, (side_split, side_item, side_label) in enumerate(
+                ((split, item, label), (other_split, other, other_label))
+            ):
+                image = images[2 * k + side]
+                scale = cell / max(image.shape[:2])
+                h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
+                centre_x, centre_y = x_in + side * (cell + _APPROX_IN) + cell / 2, top_in - cell / 2
+                ax.imshow(image, extent=(centre_x - w_in / 2, centre_x + w_in / 2, centre_y - h_in / 2,
+                                         centre_y + h_in / 2), vmin=0.0, vmax=1.0, interpolation="nearest",
+                          aspect="auto")
+                ax.add_patch(Rectangle((centre_x - w_in / 2, centre_y - h_in / 2), w_in, h_in, fill=False,
+                                       edgecolor="0.6", linewidth=0.8))
+                ax.text(centre_x, centre_y + h_in / 2 + pad_in,
+                        f"{side_split}\n{_item_caption(side_split, side_item, caption_in)}",
+                        ha="center", va="bottom", fontsize=SMALL_PT)
+                label_text = _class_label(side_label, class_names) if class_names else f"label {side_label}"
+                ax.text(centre_x, centre_y - h_in / 2 - pad_in, _fit(label_text, caption_in), ha="center", va="top",
+                        fontsize=SMALL_PT, color=colour)
+            middle_x, middle_y = x_in + cell + _APPROX_IN / 2, top_in - cell / 2
+            ax.text(middle_x, middle_y + 0.05, "≈", ha="center", va="bottom", fontsize=TITLE_PT)
+            ax.text(middle_x, middle_y - 0.05, number(distance), ha="center", va="top", fontsize=SMALL_PT,
+                    color="0.3")
+        ax.set_xlim(0.0, width_in)
+        ax.set_ylim(0.0, height_in)
+        fig.text(0.5, 1 - title_in / 2 / height_in, title, ha="center", va="center", fontsize=TITLE_PT)
+    return fig
+
+
+LabelError = tuple[int | str, int, int, float]
+"""``(item, given label, suggested label, confidence in the suggested label)`` of one flagged item."""
+
+_ERRORS_PER_ROW = 6
+_ERROR_GAP_IN = 0.25  # between two items
+_ERROR_HEADER_IN = 0.25  # one 9 pt line above each image: the item
+_ERROR_FOOTER_IN = 0.6  # three 9 pt lines below each image: given label, suggested label, confidence
+
+
+def label_error_grid(
+    images: Sequence[np.ndarray], errors: Sequence[LabelError], class_names: Sequence[str] | None = None, *,
+    split: str = "train", total: int,
+) -> bytes:
+    """Likely label errors with their given and suggested labels, as PNG bytes: :func:`draw_label_error_grid`."""
+    return png(draw_label_error_grid(images, errors, class_names, split=split, total=total))
+
+
+def draw_label_error_grid(
+    images: Sequence[np.ndarray], errors: Sequence[LabelError], class_names: Sequence[str] | None = None, *,
+    split: str = "train", total: int,
+) -> Figure:
+    """The flagged items, least believable label first, up to six per row: each image headed by its
+    item and footed by its given label and (red) the label the model suggests, with its confidence.
+
+    ``images`` are displayable ``(H, W, 3)`` arrays (:func:`display_images`), one per error; ``total``
+    counts every flagged item, and the title says how many of them are shown.
+    """
+    from matplotlib.patches import Rectangle
+
+    from mlgate.numbers import percent
+
+    if not images:
+        raise CannotDrawFigure("No flagged items were given to draw.")
+    if len(images) != len(errors):
+        raise CannotDrawFigure(f"{len(images)} images were given for {len(errors)} flagged items.")
+    n = len(errors)
+    rows = math.ceil(n / _ERRORS_PER_ROW)
+    cols = math.ceil(n / rows)  # balanced: 8 items are 4 + 4, not 6 + 2
+    margin_in = 2 * _MARGIN_IN
+    cell = min(_MAX_CELL_IN, (WIDTH_IN - 2 * margin_in - (cols - 1) * _ERROR_GAP_IN) / cols)
+    content_in = cols * cell + (cols - 1) * _ERROR_GAP_IN + 2 * margin_in
+    shown = f"all {n}" if total <= n else f"{n} least believable of {total:,}"
+    title = f"Likely label errors in {split} ({shown}): given label → suggested"
+    width_in = min(WIDTH_IN, max(content_in, text_width_in(title, TITLE_PT) + 2 * margin_in))
+    title = title_text(title, width_in - 2 * margin_in)
+    title_in = _TITLE_IN + title.count("\n") * TITLE_PT * 1.2 / 72
+    row_in = _ERROR_HEADER_IN + cell + _ERROR_FOOTER_IN
+    height_in = title_in + rows * row_in + _MARGIN_IN
+    left_in = (width_in - content_in) / 2 + margin_in
+    caption_in = cell + 0.9 * _ERROR_GAP_IN
+    pad_in = 0.05
+
+    def name(label: int) -> str:  # "7", "7: seven"; a name that starts with its label alone ("7 - seven")
+        if not class_names or not 0 <= label < len(class_names):
+            return str(label)
+        text = str(class_names[label])
+        return text if text.startswith(str(label)) and not text[len(str(label)):][:1].isalnum() else f"{label}: {text}"
+
+    with figure(height_in, width_in=width_in) as fig:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_axis_off()
+        for k, (image, (item, given, suggested, confidence)) in enumerate(zip(images, errors, strict=True)):
+            row, col = divmod(k, cols)
+            top_in = height_in - title_in - row * row_in - _ERROR_HEADER_IN
+            centre_x, centre_y = left_in + col * (cell + _ERROR_GAP_IN) + cell / 2, top_in - cell / 2
+            scale = cell / max(image.shape[:2])
+            h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
+            ax.imshow(image, extent=(centre_x - w_in / 2, centre_x + w_in / 2, centre_y - h_in / 2,
+                                     centre_y + h_in / 2), vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+            ax.add_patch(Rectangle((centre_x - w_in / 2, centre_y - h_in / 2), w_in, h_in, fill=False,
+                                   edgecolor="0.6", linewidth=0.8))
+            ax.text(centre_x, centre_y + h_in / 2 + pad_in, _item_caption(split, item, caption_in), ha="center",
+                    va="bottom", fontsize=SMALL_PT)
+            ax.text(centre_x, centre_y - h_in / 2 - pad_in, _fit(f"given {name(given)}", caption_in), ha="center",
+                    va="top", fontsize=SMALL_PT)
+            line_in = SMALL_PT * 1.25 / 72
+            ax.text(centre_x, centre_y - h_in / 2 - pad_in - line_in, _fit(f"→ {name(suggested)}", caption_in),
+                    ha="center", va="top", fontsize=SMALL_PT, color="#c00000")
+            ax.text(centre_x, centre_y - h_in / 2 - pad_in - 2 * line_in, f"{percent(confidence)} sure",
+                    ha="center", va="top", fontsize=SMALL_PT, color="0.35")
+        ax.set_xlim(0.0, width_in)
+        ax.set_ylim(0.0, height_in)
+        fig.text(0.5, 1 - title_in / 2 / height_in, title, ha="center", va="center", fontsize=TITLE_PT)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 
@@ -633,3 +814,83 @@ def _mermaid_text(text: str) -> str:
 
 def _percent(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+# ---------------------------------------------------------------------------------------------
+# drift against the base
+
+
+_DRIFT_ROW_IN = 2.5
+_MAX_DRIFT_SPLITS = 4
+
+
+def drift_overlay(
+    histograms: Mapping[str, Histogram], base_histograms: Mapping[str, Histogram],
+    label_counts: Mapping[str, Mapping[str, int]], base_counts: Mapping[str, Mapping[str, int]], *,
+    ks: Mapping[str, tuple[float, float]], tvd: Mapping[str, float], base_name: str = "base",
+) -> bytes:
+    """:func:`draw_drift_overlay` as PNG bytes."""
+    return png(draw_drift_overlay(histograms, base_histograms, label_counts, base_counts, ks=ks, tvd=tvd,
+                                  base_name=base_name))
+
+
+def draw_drift_overlay(
+    histograms: Mapping[str, Histogram], base_histograms: Mapping[str, Histogram],
+    label_counts: Mapping[str, Mapping[str, int]], base_counts: Mapping[str, Mapping[str, int]], *,
+    ks: Mapping[str, tuple[float, float]], tvd: Mapping[str, float], base_name: str = "base",
+) -> Figure:
+    """One row per split compared with the base (at most four): left, the cumulative distribution of
+    pixel values, head solid and base dashed, with the Kolmogorov–Smirnov gap (``ks``: split ->
+    (statistic, pixel value where it is largest)) drawn as a red bar; right, each class's share of
+    the split, base beside head (``tvd``: split -> total variation distance, in the panel's title)."""
+    from mlgate import numbers
+
+    splits = [s for s in histograms if s in base_histograms or s in base_counts][:_MAX_DRIFT_SPLITS]
+    if not splits:
+        raise CannotDrawFigure("No split is in both the head and the base: there is no drift to draw.")
+    base_label = f"base {_truncate(base_name, 40)}"
+    with figure(0.7 + _DRIFT_ROW_IN * len(splits), layout="constrained") as fig:
+        axes = fig.subplots(len(splits), 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.3]})
+        for row, split in enumerate(splits):
+            left, right = axes[row]
+            if split in histograms and split in base_histograms:
+                for (counts, edges), style, label in ((base_histograms[split], "--", base_label),
+                                                      (histograms[split], "-", "head")):
+                    c, e = np.asarray(counts, dtype=float), np.asarray(edges, dtype=float)
+                    cdf = np.concatenate([[0.0], np.cumsum(c)]) / max(c.sum(), 1.0)
+                    left.plot(e, cdf, style, color="0.3" if style == "--" else "C0", linewidth=1.5, label=label)
+                if split in ks:
+                    statistic, at = ks[split]
+                    values = [float(np.interp(at, np.asarray(e, dtype=float),
+                                              np.concatenate([[0.0], np.cumsum(c)]) / max(sum(c), 1)))
+                              for c, e in (base_histograms[split], histograms[split])]
+                    left.vlines(at, min(values), max(values), colors="#c00000", linewidth=2.5,
+                                label=f"KS {numbers.number(statistic)}")
+                left.set_ylim(-0.02, 1.02)
+                left.legend(fontsize=SMALL_PT, loc="lower right")
+            else:
+                left.set_axis_off()
+            left.set_title(f"{_truncate(split)}: pixel values (CDF)", fontsize=TEXT_PT, loc="left")
+            left.set_xlabel("pixel value (all channels)", fontsize=SMALL_PT)
+            left.set_ylabel("share of pixels ≤ x", fontsize=SMALL_PT)
+            left.tick_params(labelsize=SMALL_PT)
+            if split in label_counts and split in base_counts and any(base_counts[split].values()):
+                labels = _sorted_labels([label_counts[split], base_counts[split]])[:MAX_CLASSES_SHOWN]
+                shares, _ = _split_shares({"head": label_counts[split], "base": base_counts[split]}, labels)
+                x = np.arange(len(labels))
+                right.bar(x - 0.2, [shares["base"][label] for label in labels], 0.4, color="0.6", label=base_label)
+                right.bar(x + 0.2, [shares["head"][label] for label in labels], 0.4, color="C0", label="head")
+                top = max(max(shares["base"].values()), max(shares["head"].values()))
+                right.set_ylim(0, top * 1.4)  # room for the legend above the bars
+                right.set_xticks(x, [_truncate(label, 8) for label in labels], fontsize=SMALL_PT,
+                                 rotation=90 if len(labels) > 12 else 0)
+                right.tick_params(axis="y", labelsize=SMALL_PT)
+                right.set_ylabel("share of split (%)", fontsize=SMALL_PT)
+                right.legend(fontsize=SMALL_PT, loc="upper right")
+                moved = f"; TVD {numbers.percent(tvd[split])}" if split in tvd else ""
+                right.set_title(f"{_truncate(split)}: label shares{moved}", fontsize=TEXT_PT, loc="left")
+            else:
+                right.set_axis_off()
+        fig.suptitle(title_text(f"Drift against {_truncate(base_name, 40)}: head (solid, blue) vs base "
+                                f"(dashed, grey)", WIDTH_IN - 0.4), fontsize=TITLE_PT)
+    return fig

@@ -1,5 +1,6 @@
 """The model-gate figures, drawn with the one setup of :mod:`mlgate.figures.style`: the confusion
-matrix and, with a production model, the per-class accuracy change.
+matrix and, with a production model, the per-class accuracy change, the flipped items and the
+confusion-matrix difference.
 
 Each ``draw_*`` function returns the :class:`~matplotlib.figure.Figure` (what a test inspects); the
 function of the same name without ``draw_`` returns its PNG bytes. Titles name the model, the
@@ -18,9 +19,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from mlgate.figures.style import SMALL_PT, TEXT_PT, WIDTH_IN, figure, png, text_width_in, title_text
+from mlgate.figures.style import SMALL_PT, TEXT_PT, TITLE_PT, WIDTH_IN, figure, png, text_width_in, title_text
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -143,6 +145,174 @@ def draw_accuracy_delta(candidate: Mapping[str, float], production: Mapping[str,
         ax.set_ylabel("Δ accuracy (percentage points)", fontsize=TEXT_PT)
         ax.set_title(title_text(title, WIDTH_IN - 0.8, TEXT_PT + 1), fontsize=TEXT_PT + 1, loc="left")
     return fig
+
+
+Flip = tuple[int, int, int, int]
+"""``(item, true label, production's prediction, candidate's prediction)`` of one flipped item."""
+
+_FLIPS_PER_ROW = 4
+_FLIP_CELL_IN = 0.95  # side of one image
+_FLIP_HEADER_IN = 0.22  # one 9 pt line above each image: the item
+_FLIP_FOOTER_IN = 0.32  # one 9 pt line below: true · prod · cand
+_SECTION_IN = 0.4  # the heading of each direction
+_FLIP_MARGIN_IN = 0.3
+
+
+def flipped_examples(images: Sequence[np.ndarray], flips: Sequence[Flip], class_names: Sequence[str] | None = None,
+                     *, lost: int, gained: int, candidate_name: str, production_name: str, split: str = "") -> bytes:
+    """:func:`draw_flipped_examples` as PNG bytes."""
+    return png(draw_flipped_examples(images, flips, class_names, lost=lost, gained=gained,
+                                     candidate_name=candidate_name, production_name=production_name, split=split))
+
+
+def draw_flipped_examples(images: Sequence[np.ndarray], flips: Sequence[Flip],
+                          class_names: Sequence[str] | None = None, *, lost: int, gained: int, candidate_name: str,
+                          production_name: str, split: str = "") -> Figure:
+    """The items the two models disagree on, in two blocks: production right and the candidate wrong
+    (``lost`` in all), then the reverse (``gained``); four images a row, each headed by its item and
+    captioned ``true 7 · prod 7 · cand 1`` (the wrong prediction's model in red in the block heading).
+
+    ``images`` are displayable ``(H, W, 3)`` arrays (:func:`mlgate.figures.data.display_images`), one
+    per flip; a block says how many of its items are shown. Everything is drawn on one axes in inches.
+    """
+    from matplotlib.patches import Rectangle
+
+    from mlgate.figures.data import CannotDrawFigure
+
+    if len(images) != len(flips):
+        raise CannotDrawFigure(f"{len(images)} images were given for {len(flips)} flipped items.")
+    if lost + gained == 0:
+        raise CannotDrawFigure("The candidate and production models make the same predictions on every item.")
+    blocks = [
+        (f"Production right → candidate wrong: {_shown(lost, flips, True)}", _WORSE,
+         [(image, f) for image, f in zip(images, flips, strict=True) if f[2] == f[1]]),
+        (f"Candidate right → production wrong: {_shown(gained, flips, False)}", _BETTER,
+         [(image, f) for image, f in zip(images, flips, strict=True) if f[2] != f[1]]),
+    ]
+    row_in = _FLIP_HEADER_IN + _FLIP_CELL_IN + _FLIP_FOOTER_IN
+    slot_in = (WIDTH_IN - 2 * _FLIP_MARGIN_IN) / _FLIPS_PER_ROW
+    on = f"{split} split" if split else "eval data"
+    title = title_text(f"Flipped items: {_short(candidate_name, _MODEL_CHARS)} vs production "
+                       f"{_short(production_name, _MODEL_CHARS)} on the same {on}", WIDTH_IN - 0.6, TITLE_PT)
+    title_in = 0.25 + (title.count("\n") + 1) * TITLE_PT * 1.25 / 72
+    rows = [math.ceil(len(items) / _FLIPS_PER_ROW) for *_, items in blocks]
+    height_in = title_in + sum(_SECTION_IN + n * row_in for n in rows) + 0.1
+
+    def name(label: int) -> str:
+        return _short(class_names[label], 8) if class_names and 0 <= label < len(class_names) else str(label)
+
+    with figure(height_in) as fig:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_axis_off()
+        top = height_in - title_in
+        for (heading, colour, items), n_rows in zip(blocks, rows, strict=True):
+            ax.text(_FLIP_MARGIN_IN, top - _SECTION_IN / 2, heading, ha="left", va="center", fontsize=TEXT_PT,
+                    color=colour, fontweight="bold")
+            top -= _SECTION_IN
+            for k, (image, (item, label, prod, cand)) in enumerate(items):
+                row, col = divmod(k, _FLIPS_PER_ROW)
+                centre_x = _FLIP_MARGIN_IN + (col + 0.5) * slot_in
+                image_top = top - row * row_in - _FLIP_HEADER_IN
+                scale = _FLIP_CELL_IN / max(image.shape[:2])
+                h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
+                extent = (centre_x - w_in / 2, centre_x + w_in / 2, image_top - h_in, image_top)
+                ax.imshow(image, extent=extent, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+                ax.add_patch(Rectangle((extent[0], extent[2]), w_in, h_in, fill=False, edgecolor=colour,
+                                       linewidth=1.2))
+                ax.text(centre_x, image_top + 0.04, f"item {item:,}", ha="center", va="bottom", fontsize=SMALL_PT,
+                        color="0.35")
+                ax.text(centre_x, image_top - _FLIP_CELL_IN - 0.05,
+                        f"true {name(label)} · prod {name(prod)} · cand {name(cand)}", ha="center", va="top",
+                        fontsize=SMALL_PT)
+            top -= n_rows * row_in
+        ax.set_xlim(0.0, WIDTH_IN)
+        ax.set_ylim(0.0, height_in)
+        fig.text(_FLIP_MARGIN_IN / WIDTH_IN, 1 - 0.12 / height_in, title, ha="left", va="top", fontsize=TITLE_PT)
+    return fig
+
+
+def _shown(total: int, flips: Sequence[Flip], lost: bool) -> str:
+    shown = sum((f[2] == f[1]) == lost for f in flips)
+    items = f"{total:,} item{'s' if total != 1 else ''}"
+    return items if shown >= total else f"{items}, first {shown} shown"
+
+
+def confusion_difference(difference: Sequence[Sequence[int]], class_names: Sequence[str] | None = None, *,
+                         candidate_name: str = "", production_name: str = "", split: str = "",
+                         eval_samples: int | None = None) -> bytes:
+    """:func:`draw_confusion_difference` as PNG bytes."""
+    return png(draw_confusion_difference(difference, class_names, candidate_name=candidate_name,
+                                         production_name=production_name, split=split, eval_samples=eval_samples))
+
+
+def draw_confusion_difference(difference: Sequence[Sequence[int]], class_names: Sequence[str] | None = None, *,
+                              candidate_name: str = "", production_name: str = "", split: str = "",
+                              eval_samples: int | None = None) -> Figure:
+    """Candidate minus production confusion counts, true class by row. The colour says better or
+    worse, not the sign: more items on the diagonal (right) is better, more off it (confused) is
+    worse, so a cell is blue where the candidate improves on production and red where it is worse,
+    on a diverging scale centred on no change. Cells hold the signed count difference while it fits."""
+    import numpy as np
+
+    diff = np.asarray(difference, dtype=np.int64)
+    n = diff.shape[0]
+    better = np.where(np.eye(n, dtype=bool), diff, -diff)  # > 0: the candidate improves on production
+    names = [_short(str(name), _NAME_CHARS) for name in class_names] if class_names else [str(i) for i in range(n)]
+    height_in = min(max(2.4 + 0.3 * n, 5.2), 7.2)
+    width_in = min(height_in + 1.4, WIDTH_IN)
+    cell_pt = (height_in - 1.9) * 72 / n
+    widest = max((len(_compact(int(v))) for v in diff.flatten()), default=2)
+    count_pt = min(float(SMALL_PT), cell_pt * 0.85 / (0.62 * widest), cell_pt * 0.6)
+    with_counts = count_pt >= _MIN_COUNT_PT
+    right = int(np.trace(diff))
+    confused = int(diff.sum() - right)
+    on = f"{split} split, " if split else ""
+    items = f"{eval_samples:,} items, " if eval_samples is not None else ""
+    title = (f"Confusion matrix change: candidate minus production\n{_short(candidate_name, _MODEL_CHARS)} vs "
+             f"{_short(production_name, _MODEL_CHARS)}\n{on}{items}right: {_signed_count(right)}, confused: "
+             f"{_signed_count(confused)}")
+    with figure(height_in, width_in=width_in, layout="constrained") as fig:
+        from matplotlib.colors import SymLogNorm
+        from matplotlib.ticker import FuncFormatter
+
+        from mlgate.figures.style import number_label
+
+        ax = fig.add_subplot()
+        top = max(1, int(np.abs(better).max()))
+        # log beyond ±1 item: a change of 2 items stays visible next to one of 1,000
+        norm = SymLogNorm(linthresh=1, linscale=0.5, vmin=-top, vmax=top)
+        image = ax.imshow(better, cmap="RdBu", norm=norm)
+        ticks = sorted({0, 1, -1, top, -top} | {s * 10**k for k in range(1, len(str(top))) for s in (1, -1)})
+        bar = fig.colorbar(image, ax=ax, shrink=0.9, ticks=[t for t in ticks if abs(t) <= top],
+                           format=FuncFormatter(lambda v, _pos: number_label(v)))
+        bar.set_label("← candidate worse · candidate better →\n(items more right, or fewer confused; log scale)",
+                      fontsize=SMALL_PT)
+        bar.ax.tick_params(labelsize=SMALL_PT)
+        ax.set_xlabel("predicted class" + ("" if with_counts else " (differences per cell: report.json)"),
+                      fontsize=TEXT_PT)
+        ax.set_ylabel("true class", fontsize=TEXT_PT)
+        ax.set_title(title_text(title, width_in - 1.6, TEXT_PT + 1), fontsize=TEXT_PT + 1, loc="left")
+        _class_ticks(ax, names, cell_pt)
+        if with_counts:
+            for i in range(n):
+                for j in range(n):
+                    if diff[i, j]:
+                        strong = abs(float(norm(better[i, j])) - 0.5) > 0.3  # a dark cell: white text
+                        ax.text(j, i, _compact(int(diff[i, j])), ha="center", va="center", fontsize=count_pt,
+                                color="white" if strong else "black")
+    return fig
+
+
+def _compact(value: int) -> str:
+    """A signed count in at most 5 characters for a cell: ``+12``, ``−950``, ``+1.0k``, ``−12k``."""
+    if abs(value) < 1000:
+        return _signed_count(value)
+    thousands = value / 1000
+    return (f"{thousands:+.1f}k" if abs(thousands) < 10 else f"{thousands:+.0f}k").replace("-", "−")
+
+
+def _signed_count(value: int) -> str:
+    return f"{value:+,}".replace("-", "−")
 
 
 def _class_ticks(ax: Axes, names: Sequence[str], slot_pt: float, axis: str = "both") -> None:

@@ -160,8 +160,120 @@ class LeakedPairs:
         return leaked_pairs(self.images, self.pairs, self.class_names, total=self.total)
 
 
-FigureJob = LabelDistribution | SampleGrid | PixelHistogram | LossCurve | ConfusionMatrix | AccuracyDelta | LeakedPairs
-_JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, ConfusionMatrix, AccuracyDelta, LeakedPairs)
+@dataclass(frozen=True)
+class FlippedExamples:
+    """Items one model gets right and the other wrong, already made displayable by
+    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.model.flipped_examples`.
+
+    ``flips`` holds ``(item, true label, production's prediction, candidate's)`` per image (plain
+    values); ``lost`` and ``gained`` count every flipped item each way, shown or not."""
+
+    images: Sequence[np.ndarray]
+    flips: Sequence[tuple[int, int, int, int]]
+    lost: int
+    gained: int
+    candidate_name: str
+    production_name: str
+    class_names: Sequence[str] | None = None
+    split: str = ""
+
+    def render(self) -> bytes:
+        from mlgate.figures.model import flipped_examples
+
+        return flipped_examples(self.images, self.flips, self.class_names, lost=self.lost, gained=self.gained,
+                                candidate_name=self.candidate_name, production_name=self.production_name,
+                                split=self.split)
+
+
+@dataclass(frozen=True)
+class ConfusionDifference:
+    """Candidate minus production confusion counts, true class by row:
+    :func:`mlgate.figures.model.confusion_difference`."""
+
+    difference: Sequence[Sequence[int]]
+    class_names: Sequence[str] | None = None
+    candidate_name: str = ""
+    production_name: str = ""
+    split: str = ""
+    eval_samples: int | None = None
+
+    def render(self) -> bytes:
+        from mlgate.figures.model import confusion_difference
+
+        return confusion_difference(self.difference, self.class_names, candidate_name=self.candidate_name,
+                                    production_name=self.production_name, split=self.split,
+                                    eval_samples=self.eval_samples)
+
+
+@dataclass(frozen=True)
+class DriftOverlay:
+    """Per split on both sides, head and base pixel histograms ``(counts, bin_edges)`` and label
+    counts, with the KS statistic and where it is largest, and the label TVD:
+    :func:`mlgate.figures.data.drift_overlay`."""
+
+    histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
+    base_histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
+    label_counts: Mapping[str, Mapping[str, int]]
+    base_counts: Mapping[str, Mapping[str, int]]
+    ks: Mapping[str, tuple[float, float]]
+    tvd: Mapping[str, float]
+    base_name: str = "base"
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import drift_overlay
+
+        return drift_overlay(self.histograms, self.base_histograms, self.label_counts, self.base_counts,
+                             ks=self.ks, tvd=self.tvd, base_name=self.base_name)
+
+
+@dataclass(frozen=True)
+class LabelErrorGrid:
+    """Up to 16 likely label errors, already made displayable by :func:`mlgate.figures.data.display_images`:
+    :func:`mlgate.figures.data.label_error_grid`.
+
+    ``errors`` holds ``(item, given label, suggested label, confidence)`` per image (plain values);
+    ``total`` counts every flagged item, shown or not."""
+
+    images: Sequence[np.ndarray]
+    errors: Sequence[tuple[int | str, int, int, float]]
+    class_names: Sequence[str] | None
+    total: int
+    split: str = "train"
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import label_error_grid
+
+        return label_error_grid(self.images, self.errors, self.class_names, split=self.split, total=self.total)
+
+
+@dataclass(frozen=True)
+class NearPairs:
+    """Up to 8 near-duplicate pairs side by side, each image already made displayable by
+    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.data.near_pairs`.
+
+    ``pairs`` holds ``(split, item, label, other split, other item, other label, distance)`` per pair
+    (plain values: the worker admits no other class); ``images`` two arrays per pair (item, other);
+    ``total`` counts every pair of the kind shown; ``leaked``: the pairs are test items near train
+    items (else near-duplicates within a split)."""
+
+    images: Sequence[np.ndarray]
+    pairs: Sequence[tuple[str, int | str, int, str, int | str, int, float]]
+    class_names: Sequence[str] | None
+    total: int
+    leaked: bool
+    threshold: float
+
+    def render(self) -> bytes:
+        from mlgate.figures.data import near_pairs
+
+        return near_pairs(self.images, self.pairs, self.class_names, total=self.total, leaked=self.leaked,
+                          threshold=self.threshold)
+
+
+FigureJob = (LabelDistribution | SampleGrid | PixelHistogram | LossCurve | ConfusionMatrix | AccuracyDelta | LeakedPairs
+             | FlippedExamples | ConfusionDifference | DriftOverlay | LabelErrorGrid | NearPairs)
+_JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, ConfusionMatrix, AccuracyDelta, LeakedPairs,
+              FlippedExamples, ConfusionDifference, DriftOverlay, LabelErrorGrid, NearPairs)
 
 
 def render_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:

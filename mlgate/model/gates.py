@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from mlgate import numbers
 from mlgate.model.measure.values import ModelMeasurement, direction_of, value_at
 from mlgate.numbers import Unit
-from mlgate.report import Gate
+from mlgate.report import Gate, Interval
+
+if TYPE_CHECKING:
+    from mlgate.model.comparison import Comparison
 
 NO_BASELINE = "no production model to compare"
 NEEDS_EVAL_DATA = "no accuracy measured: this gate needs evaluation data (set `eval-data`)"
@@ -40,12 +43,23 @@ def evaluate_gates(
     candidate: ModelMeasurement,
     thresholds: GateThresholds,
     baseline: ModelMeasurement | None = None,
+    *,
+    tested: Comparison | None = None,
 ) -> list[Gate]:
-    """One gate per threshold that is set, in the order of :class:`GateThresholds`."""
+    """One gate per threshold that is set, in the order of :class:`GateThresholds`.
+
+    ``tested`` (with ``gate-significance``): the comparison with production whose intervals decide
+    the relative gates. A regression then fails only when the lower end of its interval, a one-sided
+    bound at ``(1 + tested.confidence) / 2``, exceeds the limit; see :meth:`Regression.evaluate_tested`.
+    """
     gates: list[Gate] = []
     for spec in GATES:
         limit = getattr(thresholds, spec.threshold)
-        if limit is not None:
+        if limit is None:
+            continue
+        if isinstance(spec, Regression) and tested is not None and baseline is not None:
+            gates.append(spec.evaluate_tested(candidate, baseline, limit, tested))
+        else:
             gates.append(spec.evaluate(candidate, baseline, limit))
     return gates
 
@@ -117,10 +131,43 @@ class Regression:
     describe: Callable[[Change], str]
     nothing_to_compare: str = ""
     """Detail of a relative gate when production's value is 0 (the gate passes)."""
+    tested_on: Callable[[Comparison], Tested | None] | None = None
+    """With ``gate-significance``: the interval of the worsening the gate tests (None: not measured)."""
 
     @property
     def name(self) -> str:
         return _name(self.threshold)
+
+    def evaluate_tested(self, candidate: ModelMeasurement, baseline: ModelMeasurement, limit: Any,
+                        comparison: Comparison) -> Gate:
+        """Fail only when the worsening exceeds ``limit`` with confidence: the interval's lower end
+        (a one-sided bound at ``(1 + confidence) / 2``) is over the limit. The detail says which case
+        applies: a significant excess, an excess that may be noise, no detectable difference, or
+        a detectable change within the limit. Without the interval, as :meth:`evaluate`."""
+        plain = self.evaluate(candidate, baseline, limit)
+        tested = self.tested_on(comparison) if self.tested_on is not None else None
+        if tested is None or plain.value is None:
+            return plain
+        new, old = value_at(candidate, self.metric), value_at(baseline, self.metric)
+        measured = self.describe(Change(new=new, old=old, worse=plain.value, limit=limit, passed=plain.passed))
+        worse = tested.interval
+        one_sided = numbers.typed_percent((1 + worse.confidence) / 2)
+        shown = f"{measured}; {tested.what}, {numbers.typed_percent(worse.confidence)} CI " \
+                f"{self.unit.value(worse.low)} to {self.unit.value(worse.high)}"
+        if worse.low > limit:
+            passed = False
+            verdict = f"exceeds the {self.unit.limit(limit)} limit with {one_sided} confidence"
+        elif worse.low <= 0 <= worse.high:
+            passed = True
+            verdict = f"no detectable difference (the {self.unit.limit(limit)} limit is not exceeded " \
+                      f"with {one_sided} confidence)"
+        elif worse.value > limit:
+            passed = True
+            verdict = f"over the {self.unit.limit(limit)} limit, but not with {one_sided} confidence"
+        else:
+            passed = True
+            verdict = f"within the {self.unit.limit(limit)} limit"
+        return plain.model_copy(update={"passed": passed, "detail": f"{shown}: {verdict}", "interval": worse})
 
     def evaluate(self, candidate: ModelMeasurement, baseline: ModelMeasurement | None, limit: Any) -> Gate:
         if baseline is None:
@@ -136,6 +183,39 @@ class Regression:
         if not passed:
             detail += f", {self.unit.difference(worse - limit)} over the {self.unit.limit(limit)} limit"
         return Gate(name=self.name, value=worse, threshold=limit, passed=passed, detail=detail)
+
+
+@dataclass(frozen=True)
+class Tested:
+    """The interval a gate tests (worsening: positive is worse) and what it is, in words."""
+
+    interval: Interval
+    what: str
+
+
+def _latency_tested(comparison: Comparison) -> Tested:
+    ratio = comparison.latency_median_ratio
+    worse = Interval(value=ratio.value - 1, low=ratio.low - 1, high=ratio.high - 1, confidence=ratio.confidence)
+    return Tested(worse, f"tested on the median of {numbers.count(comparison.rounds)} paired calls: "
+                         f"{numbers.change(worse.value)}")
+
+
+def _accuracy_tested(comparison: Comparison) -> Tested | None:
+    agreement = comparison.agreement
+    if agreement is None:
+        return None
+    gain = agreement.accuracy_difference
+    # + 0.0: a drop of -0.0 would be written "-0.0 pp"
+    drop = Interval(value=0.0 - gain.value, low=0.0 - gain.high, high=0.0 - gain.low, confidence=gain.confidence)
+    lost = agreement.production_only_right
+    return Tested(drop, f"{numbers.count(lost)} item{'' if lost == 1 else 's'} lost and "
+                        f"{numbers.count(agreement.candidate_only_right)} gained of {numbers.count(agreement.items)} "
+                        f"(McNemar p {_p(agreement.mcnemar_p)}), drop {numbers.points(drop.value)}")
+
+
+def _p(p: float) -> str:
+    text = numbers.p_value(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _slower(c: Change) -> str:
@@ -155,8 +235,9 @@ GATES: tuple[Limit | Regression, ...] = (
     Limit("max_params", "params", Unit.plain("parameters")),
     Limit("min_accuracy", "accuracy", numbers.FRACTION),
     Regression("max_latency_regression", "latency.p95_ms", relative=True, unit=numbers.RELATIVE, describe=_slower,
-               nothing_to_compare="production p95 latency is 0 ms: nothing to compare"),
-    Regression("max_accuracy_drop", "accuracy", relative=False, unit=numbers.POINTS, describe=_less_accurate),
+               nothing_to_compare="production p95 latency is 0 ms: nothing to compare", tested_on=_latency_tested),
+    Regression("max_accuracy_drop", "accuracy", relative=False, unit=numbers.POINTS, describe=_less_accurate,
+               tested_on=_accuracy_tested),
 )
 """Every gate, in the order of :class:`GateThresholds` (the order of the report's gate table)."""
 

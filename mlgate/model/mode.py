@@ -24,6 +24,9 @@ from mlgate.settings import ModelGateSettings
 
 if TYPE_CHECKING:  # measuring imports torch: refused inputs never need it
     from mlgate.data.dvc import DvcRunner
+    from mlgate.model.comparison import Comparison, Uncertainty
+    from mlgate.model.generalisation import Generalisation
+    from mlgate.model.lineage import DataLineage
     from mlgate.model.loading import LoadedModel
     from mlgate.model.measure.inputs import ModelInput
     from mlgate.model.measure.values import ModelMeasurement
@@ -40,6 +43,8 @@ class Measured:
     format: str
     production: ModelMeasurement | None = None
     production_version: ModelVersion | None = None
+    generalisation: Generalisation | None = None
+    """The candidate's accuracy on a sample of train next to eval (eval-data with a train split)."""
 
 
 def run_model_gate(settings: ModelGateSettings, ctx: RunContext, clients: Clients) -> ExitCode:
@@ -51,9 +56,11 @@ def run_model_gate(settings: ModelGateSettings, ctx: RunContext, clients: Client
     check_action(settings, target, publication)
     registry = clients.registry(settings, clients.env) if not target.is_local or target.collection else None
     measured = _measure(settings, ctx, target, registry, clients.dvc)
+    lineage = _lineage(settings, ctx, registry, measured.candidate_version, clients.dvc)
     report = _report(settings, target, measured)
+    report = _with_lineage_and_gap(settings, report, lineage, measured.generalisation)
     with workflow.phase("Drawing the figures"):
-        figures = _figures(settings, report)
+        figures = _figures(settings, report, measured)
     failure: MlgateError | None = None
     try:
         action = act(settings, report, target, measured.candidate_version, registry, publication, figures,
@@ -103,8 +110,9 @@ def _measure(settings: ModelGateSettings, ctx: RunContext, target: ModelTarget,
                     hint="Check the inputs that size the benchmark: `batch-sizes` (positive integers), "
                     "`predictions`, `input-shape` and `max-eval-samples`, and that the eval data is not empty.",
                 ) from exc
+        generalisation = _generalisation(settings, ctx, candidate, input_shape, eval_batches, measured)
     return Measured(measured, candidate_version, candidate.format, measured_production,
-                    production_version if measured_production is not None else None)
+                    production_version if measured_production is not None else None, generalisation=generalisation)
 
 
 def _report(settings: ModelGateSettings, target: ModelTarget, measured: Measured) -> ModelReport:
@@ -117,17 +125,32 @@ def _report(settings: ModelGateSettings, target: ModelTarget, measured: Measured
     if measured.production is not None and measured.production_version is not None:
         baseline = Baseline.of(measured.production_version.name, settings.promote_alias,
                                measured.candidate, measured.production)
+    comparison, uncertainty = _significance(settings, measured)
     return build_report(
         title=settings.report_title,
         model=measured.candidate_version.name if measured.candidate_version else target.model,
         format=measured.format, collection=target.collection, measurement=measured.candidate,
-        gates=evaluate_gates(measured.candidate, thresholds, measured.production), baseline=baseline,
-        environment=environment(settings.threads),
+        gates=evaluate_gates(measured.candidate, thresholds, measured.production,
+                             tested=comparison if settings.gate_significance is not None else None),
+        baseline=baseline, environment=environment(settings.threads), comparison=comparison, uncertainty=uncertainty,
     )
 
 
-def _figures(settings: ModelGateSettings, report: ModelReport) -> dict[str, bytes]:
-    """The confusion matrix and, with a production model, the per-class accuracy change."""
+def _significance(settings: ModelGateSettings, measured: Measured) -> tuple[Comparison | None, Uncertainty | None]:
+    """Paired tests against production (when there is one) and the candidate's own intervals, at the
+    confidence ``gate-significance`` implies (95 % without it)."""
+    from mlgate.model.comparison import compare, confidence_for, uncertainty
+
+    confidence = confidence_for(settings.gate_significance)
+    comparison = None
+    if measured.production is not None:
+        comparison = compare(measured.candidate, measured.production, confidence)
+    return comparison, uncertainty(measured.candidate, confidence)
+
+
+def _figures(settings: ModelGateSettings, report: ModelReport, measured: Measured | None = None) -> dict[str, bytes]:
+    """The confusion matrix and, with a production model, the per-class accuracy change, the flipped
+    items (pixels from ``measured``) and the confusion-matrix difference."""
     if not report.confusion:
         return {}
     from mlgate.figures.worker import AccuracyDelta, ConfusionMatrix, FigureJob, render_jobs
@@ -141,7 +164,34 @@ def _figures(settings: ModelGateSettings, report: ModelReport) -> dict[str, byte
         jobs["per_class_accuracy_change"] = AccuracyDelta(
             report.per_class_accuracy, b.per_class_accuracy, candidate_name=report.model, production_name=b.model,
             split=settings.eval_split, eval_samples=report.eval_samples, overall=overall)
+    jobs.update(_change_figures(settings, report, measured))
     return render_jobs(jobs)
+
+
+def _change_figures(settings: ModelGateSettings, report: ModelReport, measured: Measured | None) -> dict[str, Any]:
+    """What changed against production: the flipped items and the confusion-matrix difference."""
+    agreement = report.comparison.agreement if report.comparison is not None else None
+    if agreement is None or report.baseline is None:
+        return {}
+    from mlgate.figures.worker import ConfusionDifference, FlippedExamples
+
+    names = {"candidate_name": report.model, "production_name": report.baseline.model}
+    jobs: dict[str, Any] = {"confusion_matrix_change": ConfusionDifference(
+        agreement.confusion_difference, split=settings.eval_split, eval_samples=agreement.items, **names)}
+    items = measured.candidate.items if measured is not None else None
+    if items is not None and (agreement.production_only_right or agreement.candidate_only_right):
+        from mlgate.figures.data import CannotDrawFigure, display_images
+
+        try:
+            images = display_images([flip.pixels for flip in items.flips])
+        except CannotDrawFigure as exc:
+            workflow.annotate("notice", "Figure flipped_items left out", exc.message)
+            return jobs
+        jobs["flipped_items"] = FlippedExamples(
+            images, [(f.item, f.label, f.production, f.candidate) for f in items.flips],
+            lost=agreement.production_only_right, gained=agreement.candidate_only_right,
+            split=settings.eval_split, **names)
+    return jobs
 
 
 def _refused(settings: ModelGateSettings, exc: MlgateError) -> Action:
@@ -165,7 +215,16 @@ def _finished(report: ModelReport, figures: Mapping[str, bytes]) -> Finished:
             "pull-request-url": action.pull_request_url or "",
         },
         headline=model_outcome(report),
+        check_summary=_check_summary(report), gated=bool(report.gates),
     )
+
+
+def _check_summary(report: ModelReport) -> str:
+    from mlgate.model.gates import UNITS
+    from mlgate.model.report import model_outcome
+    from mlgate.report import check_summary
+
+    return check_summary(model_outcome(report), report.gates, UNITS)
 
 
 def _production(settings: ModelGateSettings, target: ModelTarget, candidate: ModelVersion | None,
@@ -266,3 +325,44 @@ def _fit_input(settings: ModelGateSettings, model_input: ModelInput, eval_batche
             workflow.annotate("notice", "Input shape", model_input.notice)
             model_input = dataclasses.replace(model_input, notice=None)
     return model_input.shape
+
+
+def _generalisation(settings: ModelGateSettings, ctx: RunContext, candidate: LoadedModel, input_shape: list[int],
+                    eval_batches: list[tuple[Any, Any]] | None, measured: ModelMeasurement) -> Generalisation | None:
+    """Accuracy on a seeded sample of eval-data's train split next to eval accuracy ("Did I overfit?");
+    None without eval data or a train split. A failure here is a warning: the gates do not need it."""
+    if settings.eval_data is None or not eval_batches:
+        return None
+    from mlgate.model.generalisation import TRAIN_SAMPLE, from_eval_data
+
+    try:
+        with workflow.phase(f"Generalisation gap: accuracy on up to {TRAIN_SAMPLE:,} train items"):
+            return from_eval_data(settings, ctx.in_workspace(settings.eval_data, "eval-data"), ctx.workspace,
+                                  candidate, input_shape, list(eval_batches[0][0].shape[1:]), measured.accuracy,
+                                  measured.eval_samples)
+    except Exception as exc:  # degrade: the report says the gap is missing and why, the gate still runs
+        workflow.annotate("warning", "Generalisation gap not measured", f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _lineage(settings: ModelGateSettings, ctx: RunContext, registry: ModelRegistry | None,
+             candidate: ModelVersion | None, dvc: DvcRunner) -> DataLineage | None:
+    """The run that logged the candidate and its data version, against eval-data's DVC hash."""
+    if candidate is None and not settings.require_data_lineage:
+        return None
+    from mlgate.model.lineage import read_lineage
+
+    with workflow.phase("Reading the model's lineage"):
+        eval_data = ctx.in_workspace(settings.eval_data, "eval-data") if settings.eval_data else None
+        return read_lineage(registry, candidate, dvc, eval_data, ctx.workspace,
+                            required=settings.require_data_lineage)
+
+
+def _with_lineage_and_gap(settings: ModelGateSettings, report: ModelReport, lineage: DataLineage | None,
+                          generalisation: Generalisation | None) -> ModelReport:
+    """The report with its lineage, generalisation gap and ``require-data-lineage`` gate."""
+    from mlgate.model.lineage import lineage_gate
+
+    gates = [*report.gates, *lineage_gate(lineage, settings.require_data_lineage)]
+    return report.model_copy(update={"lineage": lineage, "generalisation": generalisation, "gates": gates,
+                                     "passed": all(g.passed for g in gates)})

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from mlgate import workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
 from mlgate.errors import ExitCode
@@ -42,6 +43,14 @@ class PromotionRaced(PromotionError):
     exit_code = ExitCode.ERROR
 
 
+class DigestMismatch(PromotionError):
+    """Raised by :func:`run_promote` when the registry's digest of a manifest's artifact is not the one the
+    manifest pinned: the version's files changed after the gate measured them. Nothing is linked."""
+
+    title = "Artifact changed since it was gated"
+    exit_code = ExitCode.ERROR
+
+
 class Promotion(BaseModel):
     artifact: str
     collection: str
@@ -49,6 +58,10 @@ class Promotion(BaseModel):
     manifest: str
     linked: bool
     """False when the alias already pointed at this version (a rerun)."""
+    digest: str | None = None
+    """The artifact's digest in the registry when it was linked."""
+    digest_verified: bool = False
+    """True when it equals the digest the manifest pinned at gate time; False for a manifest without one."""
 
 
 class PromoteReport(BaseModel):
@@ -68,20 +81,50 @@ def run_promote(settings: PromoteSettings, ctx: RunContext, clients: Clients) ->
     promotions: list[Promotion] = []
     if manifests:
         registry = clients.registry(settings, clients.env)
-        for rel, path in manifests.items():
-            manifest = read_manifest(path)
+        read = {rel: read_manifest(path) for rel, path in manifests.items()}
+        # every artifact checked against the digest its gate measured before the first is linked
+        digests = {rel: _verify_digest(registry, rel, manifest) for rel, manifest in read.items()}
+        for rel, manifest in read.items():
             if "compared_with" in manifest:  # the approval was for replacing that version: is it still there?
                 _check_holder(registry, manifest["collection"], manifest["alias"], manifest["artifact"],
                               manifest["compared_with"])
             linked = registry.link(manifest["artifact"], manifest["collection"], manifest["alias"])
             promotions.append(Promotion(artifact=manifest["artifact"], collection=manifest["collection"],
-                                        alias=manifest["alias"], manifest=rel.as_posix(), linked=linked))
+                                        alias=manifest["alias"], manifest=rel.as_posix(), linked=linked,
+                                        digest=digests[rel], digest_verified=bool(manifest.get("digest"))))
     report = PromoteReport(title=settings.report_title, promotions=promotions)
     markdown = render_markdown(report)
     return finish(Finished(
         passed=True, report_json=report.model_dump_json(indent=2), render=lambda links, note: markdown,
         outputs={"model": "\n".join(p.artifact for p in promotions)}, comment="off", headline=promote_outcome(report),
+        gated=bool(promotions),  # a check run concludes `neutral` when nothing was to be promoted
     ), publication, ctx)
+
+
+def _verify_digest(registry: ModelRegistry, rel: Path, manifest: Mapping[str, Any]) -> str | None:
+    """The registry's digest of the manifest's artifact, after checking it is the one the manifest pinned.
+
+    Raises :class:`DigestMismatch` when it is not. A manifest without a digest (written before mlgate
+    pinned one) is still applied, with a warning that what is linked could not be checked against what
+    was gated."""
+    artifact = manifest["artifact"]
+    pinned = manifest.get("digest")
+    current = registry.resolve(artifact).digest
+    if not isinstance(pinned, str) or not pinned:
+        workflow.annotate("warning", "Artifact not verified",
+                          f"Promotion manifest {rel.as_posix()} pins no artifact digest (it was written by an older "
+                          f"mlgate), so `{artifact}` cannot be checked against the version that was gated. "
+                          "Rerun the gate to get a manifest with its digest.")
+        return current
+    if current != pinned:
+        raise DigestMismatch(
+            f"`{artifact}` has digest {current or 'none'} in the registry, but promotion manifest {rel.as_posix()} "
+            f"pinned digest {pinned} when the gate measured it: the artifact's files changed since it was gated. "
+            "Nothing was linked.",
+            hint="Rerun the gate on the version as it is now (the model-gate workflow with `on-pass: pull-request`) "
+            "and merge the pull request it opens; or restore the artifact that was approved.",
+        )
+    return current
 
 
 def render_markdown(report: PromoteReport) -> str:
@@ -89,6 +132,8 @@ def render_markdown(report: PromoteReport) -> str:
         return f"## ➖ {report.title}\n\nNo promotion manifest changed; nothing to do.\n\n{footer()}\n"
     lines = [f"- `{p.artifact}` " + (f"now holds `{p.alias}` in `{p.collection}`." if p.linked
                                      else f"already held `{p.alias}` in `{p.collection}`: nothing to do.")
+             + (f" Digest `{p.digest}`: the one the gate measured." if p.digest_verified
+                else " Not verified: the manifest pins no digest.")
              for p in report.promotions]
     return f"## ✅ {report.title}\n\n" + "\n".join(lines) + f"\n\n{footer()}\n"
 
@@ -196,6 +241,7 @@ def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, ta
                             version: ModelVersion, publication: Publication,
                             figures: Mapping[str, bytes], compared_with: str | None) -> Action:
     from mlgate.github.pulls import default_branch, upsert_pull_request
+    from mlgate.model.card import card_path, render_card
     from mlgate.model.report import Action, render_markdown
 
     assert target.collection is not None and publication.repo is not None
@@ -205,15 +251,17 @@ def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, ta
     figure_links = {name: links[f"{name}.png"] for name in figures if f"{name}.png" in links}
     body = render_markdown(report, figure_links) + (
         f"\n\nMerging this pull request links `{version.name}` into `{target.collection}` with the alias "
-        f"`{settings.promote_alias}` (the `mode: promote` workflow on the default branch does it)."
+        f"`{settings.promote_alias}` (the `mode: promote` workflow on the default branch does it). "
+        f"The model card is in `{card_path(path)}`: metrics with intervals, lineage, gates, how measured."
     )
     url = upsert_pull_request(
         publication.repo,
         branch=f"mlgate/promote-{Path(path).stem}", base=default_branch(publication.repo),
         title=f"Promote {version.name} to {settings.promote_alias}",
         body=fit(body, COMMENT_LIMIT - 1024, "The full report is in the job summary of the gate run."),
-        files={path: (json.dumps(manifest, indent=2) + "\n").encode()},
+        files={path: (json.dumps(manifest, indent=2) + "\n").encode(),
+               card_path(path): render_card(report, version, target.collection, settings.promote_alias).encode()},
         commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
     )
     return Action(on_pass="pull-request", result=f"{_gates_verdict(report)}; approve by merging {url}",
-                  pull_request_url=url)
+                  pull_request_url=url, model_card=card_path(path))

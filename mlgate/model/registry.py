@@ -90,6 +90,39 @@ class ModelVersion(BaseModel):
     metadata: dict[str, Any]
 
 
+class LineageRun(BaseModel):
+    """The W&B run that logged a model version."""
+
+    id: str  # "3kq9x2ab"
+    name: str | None  # the display name, "brisk-sun-12"
+    project: str  # "entity/project"
+    url: str
+
+
+class UsedArtifact(BaseModel):
+    """An artifact version the run declared as input (``run.use_artifact``)."""
+
+    name: str  # "entity/project/mnist-data:v3"
+    type: str  # "dataset", "model", ...
+    digest: str | None
+    metadata: dict[str, Any]
+
+
+MAX_USED_ARTIFACTS = 100
+"""Input artifacts read per run (one page of the SDK's paginator); more are left out."""
+
+
+class Lineage(BaseModel):
+    """What W&B knows about how a model version was made: the run that logged it, that run's config
+    and the artifacts it used. ``run`` is None when no run logged it (uploaded by a user, or the run
+    was deleted); read and judged by :mod:`mlgate.model.lineage`."""
+
+    run: LineageRun | None
+    config: dict[str, Any]
+    """The run's config (``wandb.config``), the SDK's ``value`` wrappers removed."""
+    used: list[UsedArtifact]
+
+
 class ModelRegistry(Protocol):
     def resolve(self, path: str) -> ModelVersion: ...
 
@@ -100,6 +133,8 @@ class ModelRegistry(Protocol):
     def link(self, source_path: str, target_collection: str, alias: str) -> bool: ...
 
     def add_alias(self, path: str, alias: str) -> None: ...
+
+    def lineage(self, path: str) -> Lineage: ...
 
 
 def check_version_path(path: str) -> str:
@@ -206,6 +241,28 @@ class WandbRegistry:
         with self._errors(path, f"Adding alias {alias!r} to"):
             artifact.aliases = [*artifact.aliases, alias]
             artifact.save()
+
+    def lineage(self, path: str) -> Lineage:
+        """``artifact.logged_by()``, then that run's ``config`` and ``used_artifacts()`` (at most
+        :data:`MAX_USED_ARTIFACTS`)."""
+        from itertools import islice
+
+        from wandb.apis.public.runs import RunNotFoundError
+
+        artifact = self._artifact(check_version_path(path))
+        with self._errors(path, "Reading the lineage of"):
+            try:
+                run = artifact.logged_by()
+            except RunNotFoundError:  # the run was deleted
+                run = None
+            if run is None:
+                return Lineage(run=None, config={}, used=[])
+            used = [UsedArtifact(name=a.source_qualified_name, type=a.type, digest=a.digest, metadata=dict(a.metadata))
+                    for a in islice(run.used_artifacts(per_page=MAX_USED_ARTIFACTS), MAX_USED_ARTIFACTS)]
+            return Lineage(
+                run=LineageRun(id=run.id, name=run.name, project=f"{run.entity}/{run.project}", url=run.url),
+                config=dict(run.config), used=used,
+            )
 
     # -- SDK access ----------------------------------------------------------------------------
     def _artifact(self, path: str) -> Artifact:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel
 
 from mlgate import numbers
+from mlgate.model.comparison import Comparison, Uncertainty
 from mlgate.model.gates import GATES, UNITS
+from mlgate.model.generalisation import Generalisation
+from mlgate.model.lineage import DataLineage, normalise, short
 from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurement
 from mlgate.numbers import count, megabytes, ms, number, percent, seconds
-from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
+from mlgate.report import Gate, Interval, fold, footer, gates_section, icon, outcome, verdict_line
 
 SCHEMA_VERSION = "1"
 
@@ -60,6 +63,8 @@ class Action(BaseModel):
     on_pass: str
     result: str
     pull_request_url: str | None = None
+    model_card: str | None = None
+    """Path of the model card in the promotion pull request (``.mlgate/promotions/<collection>.md``)."""
 
 
 class ModelReport(BaseModel):
@@ -91,10 +96,19 @@ class ModelReport(BaseModel):
     environment: Environment
     notes: list[str]
     action: Action | None = None
+    comparison: Comparison | None = None
+    """With a production model: paired significance tests and what changed (flips, confusion difference)."""
+    uncertainty: Uncertainty | None = None
+    lineage: DataLineage | None = None
+    """The W&B run that logged the candidate, the data it used, and whether that is eval-data's DVC version."""
+    generalisation: Generalisation | None = None
+    """Accuracy on a seeded sample of eval-data's train split next to eval accuracy."""
+    """Bootstrap intervals of the candidate's accuracy and p50/p95 latency."""
 
 
 def build_report(*, title: str, model: str, format: str, collection: str | None, measurement: ModelMeasurement,
-                 gates: list[Gate], baseline: Baseline | None, environment: Environment) -> ModelReport:
+                 gates: list[Gate], baseline: Baseline | None, environment: Environment,
+                 comparison: Comparison | None = None, uncertainty: Uncertainty | None = None) -> ModelReport:
     m = measurement
     return ModelReport(
         title=title, passed=all(g.passed for g in gates), model=model, format=format, collection=collection,
@@ -104,7 +118,8 @@ def build_report(*, title: str, model: str, format: str, collection: str | None,
         size_mb=m.size_mb, params=m.params, flops_per_prediction=m.flops_per_prediction,
         peak_memory_mb=m.peak_memory_mb, accuracy=m.accuracy, per_class_accuracy=m.per_class_accuracy,
         confusion=m.confusion, eval_samples=m.eval_samples, robustness=m.robustness, gates=gates,
-        baseline=baseline, environment=environment, notes=list(m.notes),
+        baseline=baseline, environment=environment, notes=list(m.notes), comparison=comparison,
+        uncertainty=uncertainty,
     )
 
 
@@ -125,6 +140,109 @@ def model_outcome(report: ModelReport) -> str:
     figures.append(megabytes(report.size_mb))
     return outcome("model-gate", report.gates, UNITS, figures,
                    next_step=report.action.result if report.action else "")
+
+
+def _signed_points(value: float) -> str:
+    return ("+" if value > 0 and numbers.points(value) != numbers.points(0) else "") + numbers.points(value)
+
+
+def _p(p: float) -> str:
+    text = numbers.p_value(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def _ci(interval: Interval, show: Callable[[float], str]) -> str:
+    return f"{numbers.typed_percent(interval.confidence)} CI {show(interval.low)} to {show(interval.high)}"
+
+
+def significance_section(report: ModelReport) -> str:
+    """``### Significance and what changed``: in plain words, whether each difference from production
+    is detectable, with its interval; the candidate's own intervals. Empty when nothing was kept."""
+    lines: list[str] = []
+    c, u = report.comparison, report.uncertainty
+    if c is not None and c.agreement is not None:
+        a, diff = c.agreement, c.agreement.accuracy_difference
+        words = ("no detectable difference" if diff.low <= 0 <= diff.high else
+                 f"{'higher' if diff.value > 0 else 'lower'} by {numbers.points(abs(diff.value))}")
+        lines.append(
+            f"- **Accuracy vs production: {words}.** {_signed_points(diff.value)} "
+            f"({_ci(diff, _signed_points)}) on the same {count(a.items)} items. Flipped: "
+            f"{count(a.production_only_right)} item{'' if a.production_only_right == 1 else 's'} production gets "
+            f"right {'is' if a.production_only_right == 1 else 'are'} wrong now, "
+            f"{count(a.candidate_only_right)} the reverse; McNemar exact p {_p(a.mcnemar_p)}.")
+    if c is not None:
+        r = c.latency_median_ratio
+        words = ("no detectable difference" if r.low <= 1 <= r.high else
+                 f"{'slower' if r.value > 1 else 'faster'} by {percent(abs(r.value - 1))}")
+        lines.append(f"- **Latency vs production: {words}.** Median {numbers.ratio(r.value)} production "
+                     f"({_ci(r, numbers.ratio)}) over {count(c.rounds)} interleaved calls of each.")
+    if u is not None:
+        own = [f"p50 {ms(u.latency_p50_ms.value)} ({_ci(u.latency_p50_ms, ms)})",
+               f"p95 {ms(u.latency_p95_ms.value)} ({_ci(u.latency_p95_ms, ms)})"]
+        if u.accuracy is not None:
+            own.insert(0, f"accuracy {percent(u.accuracy.value)} ({_ci(u.accuracy, percent)})")
+        lines.append("- **Candidate alone:** " + ", ".join(own) + ".")
+    if not lines:
+        return ""
+    how = ("Intervals are bootstrap confidence intervals (items or paired calls resampled); a difference is "
+           "detectable when its interval excludes no change.")
+    if c is not None and c.agreement is not None:
+        how += (" The figures show the per-class accuracy change, the flipped items and the confusion-matrix "
+                "difference (candidate − production).")
+    return "### Significance and what changed\n\n" + "\n".join(lines) + "\n\n" + how
+
+
+def lineage_section(report: ModelReport) -> str:
+    """``### Lineage``: the data version the candidate was trained on against the repository's, the run,
+    the datasets it used and where each hash was read. Empty without a lineage."""
+    from mlgate.report import plain_text
+
+    lin = report.lineage
+    if lin is None:
+        return ""
+    repo = f"`{lin.eval_data}`" if lin.eval_data else "eval-data"
+    match = next((h for h in lin.hashes if lin.repository_hash and h.value == normalise(lin.repository_hash)), None)
+    if lin.verdict == "matches" and match is not None:
+        head = f"✅ **Trained on data version `{short(match.logged)}`** (matches the repository's {repo})"
+    elif lin.verdict == "differs":
+        logged = ", ".join(f"`{short(h.logged)}`" for h in lin.hashes)
+        head = (f"❌ **Trained on data version {logged}** (differs from the repository's {repo}: "
+                f"`{short(lin.repository_hash or '')}`)")
+    else:
+        head = f"❔ **Data version unknown:** {lin.reason}"
+    lines = [head, ""]
+    if lin.run is not None:
+        name = plain_text(lin.run.name or lin.run.id).replace("[", "(").replace("]", ")")  # a free-text name
+        lines.append(f"- run: [{name}]({lin.run.url}) (`{lin.run.project}/{lin.run.id}`)")
+    else:
+        lines.append("- run: none (no W&B run logged this model version)")
+    if lin.datasets:
+        lines.append("- datasets used: " + ", ".join(
+            f"`{d.name}` ({plain_text(d.type)}" + "".join(f", {k} `{short(v)}`" for k, v in d.hashes.items()) + ")"
+            for d in lin.datasets))
+    elif lin.run is not None:
+        lines.append("- datasets used: none declared (`run.use_artifact`)")
+    for h in lin.hashes:
+        lines.append(f"- data hash `{h.logged}` from {h.source}")
+    if lin.repository_hash:
+        lines.append(f"- repository: {repo} is `{lin.repository_hash}` (DVC)")
+    lines.extend(f"- ignored: {plain_text(item)}" for item in lin.ignored)
+    return "### Lineage\n\n" + "\n".join(lines)
+
+
+def generalisation_section(report: ModelReport) -> str:
+    """``### Generalisation gap``: accuracy on a train sample next to eval, the gap and what it reads as."""
+    g = report.generalisation
+    if g is None:
+        return ""
+    line = (f"Accuracy on {g.train_split} ({count(g.train_samples)} items): {percent(g.train_accuracy)}, "
+            f"on {g.eval_split} ({count(g.eval_samples)} items): {percent(g.eval_accuracy)} — gap "
+            f"{numbers.points(g.gap)} (± {numbers.points(g.gap_margin)} at 95 %).")
+    how = (f"The {g.train_split} items are a uniform sample (seed {g.seed}) of the {count(g.train_items_read)} "
+           f"{g.train_split} items read, prepared like the eval items; the gap is {g.train_split} minus "
+           f"{g.eval_split} accuracy.")
+    notes = "".join(f"\n- {n}" for n in g.notes)
+    return f"### Generalisation gap\n\n{line} {g.reading[0].upper()}{g.reading[1:]}.\n\n{how}{notes}"
 
 
 def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, note: str = "") -> str:
@@ -165,6 +283,10 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
     extra.append(f"- accuracy on {count(report.eval_samples)} eval items" if report.accuracy is not None
                  else "- no eval data: accuracy not measured")
     parts.append("\n".join(extra))
+    significance = significance_section(report)
+    if significance:
+        parts.append(significance)
+    parts.extend(section for section in (generalisation_section(report), lineage_section(report)) if section)
     if report.per_class_accuracy:
         table = ["| class | accuracy |", "|---|---:|"] + [
             f"| {label} | {percent(acc)} |" for label, acc in report.per_class_accuracy.items()

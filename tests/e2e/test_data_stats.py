@@ -80,7 +80,7 @@ def test_pull_request__two_runs_leave_one_sticky_comment_with_the_right_numbers(
     assert "3 `test` items have an exact copy in `train`" in body
 
     links = image_links(body)
-    assert len(links) == 4  # label distribution, sample grid, pixel histogram, leaked pairs
+    assert len(links) == 5  # label distribution, sample grid, pixel histogram, leaked pairs, drift against the base
     for link in links:
         assert link.startswith(f"{fake_github.server_url}/octo-org/octo-repo/blob/")
         with urllib.request.urlopen(link) as response:  # the link resolves on the fake, to a PNG
@@ -113,7 +113,7 @@ def test_failed_gate__fails_the_step_after_the_comment_is_updated(
     assert result.outputs["passed"] == "false"
     gates = {g["name"]: g for g in result.report_json()["gates"]}
     assert gates["fail-on-leakage"] == {"name": "fail-on-leakage", "value": 3, "threshold": 0, "passed": False,
-                                        "detail": "3 test items also in train"}
+                                        "detail": "3 test items also in train", "interval": None}
     assert gates["min-samples"]["passed"] is True and gates["min-samples"]["value"] == 100
     [comment] = fake_github.repo.comments_on(pr.number)
     assert "❌" in comment.body and "`fail-on-leakage`" in comment.body

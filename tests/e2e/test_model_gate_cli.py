@@ -65,7 +65,7 @@ def test_cli__passing_model_exits_0_with_a_valid_report_and_the_true_accuracy(wo
     assert report["predictions"] == 20
     assert report["params"] == sum(p.numel() for p in model.parameters())
     assert report["gates"] == [{"name": "min-accuracy", "value": report["accuracy"], "threshold": 0.9,
-                                "passed": True, "detail": ""}]
+                                "passed": True, "detail": "", "interval": None}]
     assert (workspace / "OUT" / "report.md").read_text().startswith("## ✅ Model gate: `model.pt`")
     assert (workspace / "OUT" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
     assert "report: OUT/report.md" in done.stdout

@@ -44,6 +44,10 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "pulls/create": ("post", "/repos/{owner}/{repo}/pulls"),
     "pulls/get": ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     "pulls/update": ("patch", "/repos/{owner}/{repo}/pulls/{pull_number}"),
+    # checks/create was cut from @octokit/openapi 23.0.2 (the cut of commit 53efee0); checks/update was
+    # written by hand from GitHub's REST docs ("Update a check run"), the source not being at hand.
+    "checks/create": ("post", "/repos/{owner}/{repo}/check-runs"),
+    "checks/update": ("patch", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
 }
 
 _DROPPED_KEYS = {"examples", "example", "x-github"}

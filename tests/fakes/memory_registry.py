@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from mlgate.model.registry import (
+    MAX_USED_ARTIFACTS,
     ArtifactNotFound,
+    Lineage,
+    LineageRun,
     ModelVersion,
     RegistryError,
+    UsedArtifact,
     check_alias,
     check_collection_path,
     check_version_path,
@@ -32,12 +36,21 @@ class _Version:
     path: str  # "entity/project/name:vN"
     files: dict[str, bytes]
     metadata: dict[str, Any]
+    type: str = "model"
+    logged_by: str | None = None  # "entity/project/run-id"
 
     def digest(self) -> str:  # the manifest digest W&B reports (MANIFEST_MD5)
         h = hashlib.md5(b"wandb-artifact-manifest-v1\n")
         for name, data in sorted(self.files.items()):
             h.update(f"{name}:{base64.b64encode(hashlib.md5(data).digest()).decode()}\n".encode())
         return h.hexdigest()
+
+
+@dataclass
+class _Run:
+    display_name: str
+    config: dict[str, Any]
+    used: list[_Version]
 
 
 @dataclass
@@ -63,6 +76,8 @@ class MemoryRegistry:
         self.collections: dict[str, _Collection] = {}
         self.projects: set[str] = set(registries)  # "entity/project", or a registry's project name
         self.link_operations: list[tuple[str, str, str]] = []  # (source, target collection, alias)
+        self.runs: dict[str, _Run] = {}  # "entity/project/run-id" -> run
+        self.app_url = "https://wandb.ai"
         self.fail_with: RegistryError | None = None  # raised by every protocol call while set
         self._hooks: list[tuple[str, int, Callable[[], None]]] = []
         self._calls: dict[str, int] = {}
@@ -80,13 +95,25 @@ class MemoryRegistry:
 
     # -- seeding and assertions ------------------------------------------------------------------
     def add_model(self, entity: str, project: str, name: str, files: dict[str, bytes],
-                  aliases: tuple[str, ...] | list[str] = (), metadata: dict[str, Any] | None = None) -> str:
+                  aliases: tuple[str, ...] | list[str] = (), metadata: dict[str, Any] | None = None,
+                  *, type: str = "model", logged_by: str | None = None) -> str:
+        assert logged_by is None or logged_by in self.runs, f"no run {logged_by}"
         key = f"{entity}/{project}/{name}"
         self.projects.add(f"{entity}/{project}")
         coll = self.collections.setdefault(key, _Collection())
-        version = _Version(f"{key}:v{len(coll.members)}", dict(files), dict(metadata or {}))
+        version = _Version(f"{key}:v{len(coll.members)}", dict(files), dict(metadata or {}), type, logged_by)
         coll.add(version, list(aliases))
         return version.path
+
+    def add_run(self, entity: str, project: str, run_id: str, *, display_name: str = "",
+                config: dict[str, Any] | None = None, used: tuple[str, ...] | list[str] = ()) -> str:
+        """A run with ``config`` that used the versions ``used``; returns ``entity/project/run-id``."""
+        path = f"{entity}/{project}/{run_id}"
+        self.runs[path] = _Run(display_name or run_id, dict(config or {}), [self._version(p) for p in used])
+        return path
+
+    def delete_run(self, path: str) -> None:
+        del self.runs[path]
 
     def alias_map(self, collection: str) -> dict[str, str]:
         coll = self.collections.get(_key(collection))
@@ -152,6 +179,20 @@ class MemoryRegistry:
         version = coll.find(path.partition(":")[2])
         assert version is not None
         coll.aliases[alias] = version
+
+    def lineage(self, path: str) -> Lineage:
+        version = self._version(self.resolve(path).name)
+        run = self.runs.get(version.logged_by) if version.logged_by else None
+        if run is None or version.logged_by is None:
+            return Lineage(run=None, config={}, used=[])
+        entity, project, run_id = version.logged_by.split("/")
+        return Lineage(
+            run=LineageRun(id=run_id, name=run.display_name, project=f"{entity}/{project}",
+                           url=f"{self.app_url}/{entity}/{project}/runs/{run_id}"),
+            config=dict(run.config),
+            used=[UsedArtifact(name=u.path, type=u.type, digest=u.digest(), metadata=dict(u.metadata))
+                  for u in run.used[:MAX_USED_ARTIFACTS]],
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     def _maybe_fail(self) -> None:

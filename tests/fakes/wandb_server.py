@@ -5,13 +5,16 @@ GraphQL operations wandb 0.31.0 sends (read off its requests): ``Viewer``, ``Get
 ``ServerFeaturesQuery`` (``wandb.Api()``); ``FetchOrgInfoFromEntity`` (registry paths);
 ``ArtifactMembershipByName`` (``api.artifact``); ``FetchArtifactManifest``,
 ``GetArtifactMembershipFileUrls`` (``download``); ``LinkArtifact``; ``AddAliases``/``DeleteAliases``,
-``IsProjectReadOnly``, ``UpdateArtifact`` (``save`` after an alias edit); plus the GETs of the
-presigned manifest/file URLs it hands out. Responses carry what the SDK's strict pydantic models
+``IsProjectReadOnly``, ``UpdateArtifact`` (``save`` after an alias edit); ``ArtifactCreatedBy``
+(``artifact.logged_by()``), ``Run`` (``wandb.apis.public.Run``, lightweight then full for ``.config``),
+``RunInputArtifacts`` (``run.used_artifacts()``); plus the GETs of the presigned manifest/file URLs it
+hands out. Responses carry what the SDK's strict pydantic models
 require (``__typename`` and all); a wrong key gets HTTP 401, an unknown artifact ``null`` as on W&B.
 
 State: collections (an ``ArtifactSequence`` where a version was logged, an ``ArtifactPortfolio`` in a
 registry) whose members point at logged versions; an alias names at most one member of a collection,
-as on W&B. Tests seed it with ``add_model``/``link``/``set_registry_alias`` and assert on
+as on W&B; runs (``add_run``) with their config and used artifacts, and the run that logged a version
+(``add_model(..., logged_by=run)``). Tests seed it with ``add_model``/``link``/``set_registry_alias`` and assert on
 ``alias_map``, ``members`` and ``link_operations``.
 
 Faults on the wire (tests/fakes/faults.py), queued per GraphQL operation and served in order:
@@ -59,6 +62,8 @@ class _Version:  # one logged artifact version, in the sequence it was logged to
     index: int
     files: dict[str, bytes]
     metadata: dict[str, Any]
+    type: str = "model"
+    logged_by: tuple[str, str, str] | None = None  # (entity, project, run id) of the run that logged it
 
     @property
     def path(self) -> str:
@@ -107,6 +112,17 @@ class _Collection:
         self.aliases[alias] = member  # moves it off whichever member held it
 
 
+@dataclass
+class _Run:  # a W&B run: its config and the artifact versions it used (``run.use_artifact``)
+    id: str  # the storage id W&B gives it
+    entity: str
+    project: str
+    name: str  # the run id in paths ("3kq9x2ab")
+    display_name: str
+    config: dict[str, Any]
+    used: list[_Version] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class LinkOperation:
     source: str  # "entity/project/name:vN"
@@ -122,7 +138,9 @@ class FakeWandb:
         self.collections: dict[tuple[str, str, str], _Collection] = {}
         self.projects: set[tuple[str, str]] = {(ORG_ENTITY, "wandb-registry-model")}
         self.link_operations: list[LinkOperation] = []
+        self.runs: dict[tuple[str, str, str], _Run] = {}
         self.operations: list[str] = []  # GraphQL operation names, in order received
+        self.last_query = ""  # the text of the GraphQL request being answered
         self._ids = 0
         self._lock = threading.Lock()
         self.faults = FaultQueues()
@@ -141,12 +159,30 @@ class FakeWandb:
 
     # -- seeding and assertions ------------------------------------------------------------------
     def add_model(self, entity: str, project: str, name: str, files: dict[str, bytes],
-                  aliases: tuple[str, ...] | list[str] = (), metadata: dict[str, Any] | None = None) -> str:
+                  aliases: tuple[str, ...] | list[str] = (), metadata: dict[str, Any] | None = None,
+                  *, type: str = "model", logged_by: str | None = None) -> str:
+        """Log a version (of any artifact ``type``); ``logged_by`` is the ``entity/project/run-id`` of
+        a run added with :meth:`add_run`."""
         seq = self._collection((entity, project, name), "ArtifactSequence")
+        run = tuple(logged_by.split("/")) if logged_by else None
+        assert run is None or (len(run) == 3 and run in self.runs), f"no run {logged_by}"
         version = _Version(self._new_id("Artifact"), entity, project, name, len(seq.members),
-                           dict(files), dict(metadata or {}))
+                           dict(files), dict(metadata or {}), type, run)  # type: ignore[arg-type]
         self._add_member(seq, version, ["latest", *aliases])
         return version.path
+
+    def add_run(self, entity: str, project: str, run_id: str, *, display_name: str = "",
+                config: dict[str, Any] | None = None, used: tuple[str, ...] | list[str] = ()) -> str:
+        """A run with ``config`` (as ``wandb.config`` holds it) that used the artifact versions ``used``
+        (``entity/project/name:vN``); returns its path ``entity/project/run-id``."""
+        self.projects.add((entity, project))
+        self.runs[(entity, project, run_id)] = _Run(
+            self._new_id("Run"), entity, project, run_id, display_name or run_id, dict(config or {}),
+            [self._version(p) for p in used])
+        return f"{entity}/{project}/{run_id}"
+
+    def delete_run(self, path: str) -> None:
+        del self.runs[tuple(path.split("/"))]  # type: ignore[arg-type]
 
     def link(self, source: str, collection: str, aliases: tuple[str, ...] | list[str] = ()) -> str:
         version = self._version(source)
@@ -224,12 +260,24 @@ class FakeWandb:
             "__typename": "Artifact", "id": v.id, "versionIndex": v.index,
             "artifactSequence": {"__typename": "ArtifactSequence", "name": v.name,
                                  "project": self._project(v.entity, v.project)},
-            "artifactType": {"name": "model"}, "description": None, "metadata": json.dumps(v.metadata),
+            "artifactType": {"name": v.type}, "description": None, "metadata": json.dumps(v.metadata),
             "ttlDurationSeconds": -2, "ttlIsInherited": True, "tags": [], "historyStep": None,
             "state": "COMMITTED", "size": sum(e["size"] for e in manifest.values()),
             "digest": v.digest(), "digestAlgorithm": "MANIFEST_MD5", "commitHash": None,
             "fileCount": len(manifest), "createdAt": CREATED_AT, "updatedAt": None, "aliases": every_alias,
         }
+
+    def _run(self, run: _Run, *, full: bool) -> dict[str, Any]:
+        answer = {"projectId": 1, "id": run.id, "tags": [], "name": run.name, "displayName": run.display_name,
+                  "sweepName": None, "state": "finished", "group": None, "jobType": "train", "commit": None,
+                  "readOnly": False, "createdAt": CREATED_AT, "heartbeatAt": CREATED_AT, "description": None,
+                  "notes": None, "historyLineCount": 0, "user": {"name": self.viewer, "username": self.viewer}}
+        if full:  # W&B stores config as JSON text, each key wrapped as {"value": ..., "desc": ...}
+            config = {k: {"value": val, "desc": None} for k, val in run.config.items()}
+            config["_wandb"] = {"value": {"cli_version": "0.31.0"}, "desc": None}
+            answer |= {"config": json.dumps(config), "systemMetrics": "{}", "summaryMetrics": "{}",
+                       "historyKeys": None}
+        return answer
 
     def _membership(self, c: _Collection, m: _Member) -> dict[str, Any]:
         return {"__typename": "ArtifactCollectionMembership", "id": m.id, "versionIndex": m.index,
@@ -256,6 +304,31 @@ class FakeWandb:
             c = self.collections.get((v["entity"], v["project"], name))
             m = c.find(alias or "latest") if c else None
             return {"project": {"artifactCollectionMembership": self._membership(c, m) if c and m else None}}
+        if op == "ArtifactCreatedBy":  # artifact.logged_by()
+            art = self._version_by_id(v["id"])
+            run = self.runs.get(art.logged_by) if art and art.logged_by else None
+            creator = ({"__typename": "Run", "id": run.id, "name": run.name,
+                        "project": self._project(run.entity, run.project)} if run
+                       else {"__typename": "User"} if art and art.logged_by is None else None)
+            return {"artifact": {"createdBy": creator} if art else None}
+        if op == "Run":  # wandb.apis.public.Run(...) (lightweight), then .config (full fragment)
+            if (v["entity"], v["project"]) not in self.projects:
+                return {"project": None}
+            run = self.runs.get((v["entity"], v["project"], v["name"]))
+            full = "fragment RunFragment on Run" in self.last_query  # .config asks for the heavy fields
+            return {"project": {"run": self._run(run, full=full) if run else None}}
+        if op == "RunInputArtifacts":  # run.used_artifacts()
+            run = self.runs.get((v["entity"], v["project"], v["run"]))
+            if run is None:
+                return {"project": {"run": None}}
+            first = v.get("perPage") or 50
+            start = int(v["cursor"]) if v.get("cursor") else 0
+            page = run.used[start:start + first]
+            more = start + first < len(run.used)
+            return {"project": {"run": {"artifacts": {
+                "totalCount": len(run.used),
+                "pageInfo": {"__typename": "PageInfo", "endCursor": str(start + len(page)), "hasNextPage": more},
+                "edges": [{"node": self._artifact(u)} for u in page]}}}}
         if op == "FetchArtifactManifest":
             art = self._version_by_id(v["id"])
             url = f"{self.base_url}/storage/manifest/{quote(v['id'])}"
@@ -342,6 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
             for hook in fake.hooks.pop(op, []):
                 hook()
             try:
+                fake.last_query = body["query"]
                 data = fake.graphql(op, body.get("variables") or {})
             except KeyError as exc:
                 msg = f"fake W&B does not implement {op!r} ({exc})"

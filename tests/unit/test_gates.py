@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 import pytest
@@ -224,3 +226,104 @@ def test_data_gates__imbalance_and_baseline_keep_their_unrounded_values() -> Non
     (gate,) = evaluate_data_gates(data, settings)
     assert gate.value == 7 / 3 and not gate.passed
     assert gate.detail == "0.333 over the 2× limit in split `train`"
+
+
+# ---------------------------------------------------------------------------------------------
+# gate-significance: relative gates decided by the interval of the paired comparison
+
+
+def paired(lost: int, gained: int, items: int, *, ratio: float = 1.0, seed: int = 0) -> tuple[ModelMeasurement,
+                                                                                                   ModelMeasurement]:
+    """Candidate and production measured on the same ``items``: production alone right on ``lost``
+    items, the candidate alone on ``gained``, both right on the rest; batch-1 calls in 100 rounds
+    whose candidate call takes ``ratio`` times production's, under noise both calls of a round share."""
+    import numpy as np
+
+    from mlgate.model.measure.values import ItemResults
+
+    labels = [0] * items
+    cand = [1] * lost + [0] * gained + [0] * (items - lost - gained)
+    prod = [0] * lost + [1] * gained + [0] * (items - lost - gained)
+    rng = np.random.default_rng(seed)
+    load = rng.lognormal(0, 0.3, 100)
+    prod_ns = (100_000 * load * rng.lognormal(0, 0.05, 100)).astype(int).tolist()
+    cand_ns = (ratio * 100_000 * load * rng.lognormal(0, 0.05, 100)).astype(int).tolist()
+    accuracy = (items - lost) / items, (items - gained) / items
+    candidate = make_measurement(accuracy=accuracy[0], p95=2.0 * ratio).with_items(
+        ItemResults(latency_ns=cand_ns, labels=labels, predicted=cand))
+    production = make_measurement(accuracy=accuracy[1], p95=2.0).with_items(
+        ItemResults(latency_ns=prod_ns, labels=labels, predicted=prod))
+    return candidate, production
+
+
+def gates_tested(candidate: ModelMeasurement, production: ModelMeasurement, alpha: float = 0.05,
+                 **limits: float) -> dict[str, Any]:
+    from mlgate.model.comparison import compare, confidence_for
+
+    comparison = compare(candidate, production, confidence_for(alpha))
+    gates = evaluate_gates(candidate, GateThresholds(**limits), production, tested=comparison)
+    return {gate.name: gate for gate in gates}
+
+
+def normal_drop_bounds(lost: int, gained: int, items: int, z: float = 1.6449) -> tuple[float, float]:
+    """Independent reference: the normal-approximation 90 % interval of the paired accuracy drop."""
+    p_lost, p_gained = lost / items, gained / items
+    drop = p_lost - p_gained
+    sd = math.sqrt((p_lost + p_gained - drop**2) / items)
+    return drop - z * sd, drop + z * sd
+
+
+def test_significance__accuracy_drop_beyond_the_limit_with_confidence_fails() -> None:
+    gate = gates_tested(*paired(200, 20, 10_000), max_accuracy_drop=0.01)["max-accuracy-drop"]
+    assert not gate.passed
+    assert gate.value == pytest.approx(0.018)  # the measured drop stays the gate's value
+    low, high = normal_drop_bounds(200, 20, 10_000)
+    assert gate.interval is not None and gate.interval.confidence == pytest.approx(0.9)
+    assert gate.interval.low == pytest.approx(low, abs=0.0008) and gate.interval.high == pytest.approx(high, abs=0.0008)
+    assert "200 items lost and 20 gained of 10,000" in gate.detail
+    assert "(McNemar p < 0.0001), drop 1.8 pp, 90% CI 1.6 pp to 2.0 pp" in gate.detail
+    assert gate.detail.endswith("exceeds the 1 pp limit with 95% confidence")
+
+
+def test_significance__a_drop_over_the_limit_that_may_be_noise_passes_and_says_so() -> None:
+    candidate, production = paired(14, 2, 1_000)  # 1.2 pp lower, on 16 flipped items of 1,000
+    plain = evaluate_gates(candidate, GateThresholds(max_accuracy_drop=0.01), production)[0]
+    gate = gates_tested(candidate, production, max_accuracy_drop=0.01)["max-accuracy-drop"]
+    assert not plain.passed  # without gate-significance the same numbers fail
+    assert gate.passed and gate.interval is not None and gate.interval.low < 0.01 < gate.interval.value
+    assert gate.detail.endswith("over the 1 pp limit, but not with 95% confidence")
+
+
+def test_significance__an_undetectable_change_says_no_detectable_difference() -> None:
+    gates = gates_tested(*paired(5, 4, 1_000), max_accuracy_drop=0.0, max_latency_regression=0.0)
+    for gate in gates.values():
+        assert gate.passed and gate.interval is not None and gate.interval.low <= 0 <= gate.interval.high
+        assert "no detectable difference" in gate.detail
+
+
+def test_significance__a_detectable_drop_within_the_limit_passes() -> None:
+    gate = gates_tested(*paired(60, 10, 10_000), max_accuracy_drop=0.01)["max-accuracy-drop"]
+    assert gate.passed and gate.interval is not None and gate.interval.low > 0
+    assert gate.detail.endswith("within the 1 pp limit")
+
+
+def test_significance__latency_is_tested_on_the_ratio_of_medians_and_reports_p95() -> None:
+    candidate, production = paired(0, 0, 100, ratio=1.3)
+    gate = gates_tested(candidate, production, max_latency_regression=0.1)["max-latency-regression"]
+    assert not gate.passed
+    assert gate.value == pytest.approx(0.3)  # p95 change, as without gate-significance
+    prod_ns, cand_ns = production.items.latency_ns, candidate.items.latency_ns  # type: ignore[union-attr]
+    median_change = statistics.median(cand_ns) / statistics.median(prod_ns) - 1
+    assert gate.interval is not None and gate.interval.value == pytest.approx(median_change)
+    assert 0.1 < gate.interval.low < median_change < gate.interval.high
+    assert "tested on the median of 100 paired calls" in gate.detail
+    assert gate.detail.endswith("exceeds the 10% limit with 95% confidence")
+
+
+def test_significance__a_stricter_alpha_widens_the_interval() -> None:
+    candidate, production = paired(30, 10, 2_000)
+    loose = gates_tested(candidate, production, alpha=0.2, max_accuracy_drop=0.0)["max-accuracy-drop"].interval
+    strict = gates_tested(candidate, production, alpha=0.01, max_accuracy_drop=0.0)["max-accuracy-drop"].interval
+    assert loose is not None and strict is not None
+    assert (loose.confidence, strict.confidence) == (pytest.approx(0.6), pytest.approx(0.98))
+    assert strict.low < loose.low < loose.high < strict.high

@@ -350,3 +350,52 @@ def test_report_and_gates__import_without_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_measure_model__keeps_paired_calls_and_predictions_and_the_first_flips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlgate.model.measure.run import FLIPS_KEPT
+
+    clock = FakeClock()
+    monkeypatch.setattr(latency, "perf_counter_ns", clock)
+    trained = trained_cnn()
+    torch.manual_seed(3)
+    untrained = SmallCNN(width=8)
+    images, labels = make_images(300, seed=11)
+    cand_module, base_module = trained.eval(), untrained.eval()
+
+    def ticking(module: nn.Module, step: int) -> nn.Module:
+        class Ticking(nn.Module):  # each call takes `step` ns on the fake clock
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                clock.now_ns += step
+                return module(x)
+
+        return Ticking().eval()
+
+    cand, base = measure_model(
+        _loaded(ticking(cand_module, 300), tmp_path, "cand.pth"),
+        MeasureOptions(input_shape=[1, 28, 28], predictions=7, batch_sizes=(1,)),
+        eval_data=batches(images, labels, 64), baseline=_loaded(ticking(base_module, 100), tmp_path),
+    )
+
+    assert base is not None and cand.items is not None and base.items is not None
+    assert list(cand.items.latency_ns) == [300] * 7 and list(base.items.latency_ns) == [100] * 7
+    assert summarize_latencies(cand.items.latency_ns) == cand.latency  # the summary is of these very calls
+    with torch.no_grad():
+        x = images.float().div(255).unsqueeze(1)
+        cand_pred, base_pred = cand_module(x).argmax(1), base_module(x).argmax(1)
+    assert list(cand.items.labels) == labels.tolist() == list(base.items.labels)
+    assert list(cand.items.predicted) == cand_pred.tolist() and list(base.items.predicted) == base_pred.tolist()
+    lost = ((base_pred == labels) & (cand_pred != labels)).nonzero().flatten().tolist()
+    gained = ((cand_pred == labels) & (base_pred != labels)).nonzero().flatten().tolist()
+    assert len(gained) > FLIPS_KEPT  # the fixture has more flips than are kept
+    flips = cand.items.flips
+    assert [f.item for f in flips if f.production == f.label] == lost[:FLIPS_KEPT]
+    assert [f.item for f in flips if f.candidate == f.label] == gained[:FLIPS_KEPT]
+    for flip in flips:
+        assert (flip.label, flip.production, flip.candidate) == (labels[flip.item], base_pred[flip.item],
+                                                                 cand_pred[flip.item])
+        assert torch.equal(flip.pixels, images[flip.item])
+    assert base.items.flips == ()
+    assert "latency_ns" not in cand.model_dump_json()  # the raw arrays never reach a report

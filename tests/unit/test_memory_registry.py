@@ -16,7 +16,7 @@ from tests.fakes.memory_registry import MemoryRegistry
 
 REGISTRY = "wandb-registry-model/mnist"
 LEGACY = "team-ml/model-registry/mnist"
-PROTOCOL_METHODS = ["resolve", "download", "version_with_alias", "link", "add_alias"]
+PROTOCOL_METHODS = ["resolve", "download", "version_with_alias", "link", "add_alias", "lineage"]
 
 
 @pytest.fixture

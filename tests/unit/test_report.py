@@ -158,7 +158,8 @@ def test_data_report__without_gates_says_none_is_configured() -> None:
     body = render_markdown(data_report(imbalanced(), []), {})
     assert body.startswith("## ℹ️ Data report\n\n**No gates configured**: this report cannot fail the step.")
     assert "### Gates\n\nNo gates configured. Set any of `min-samples`, `max-imbalance`" in body
-    assert "`fail-on-nonfinite` or `baseline-train` to make this step fail on a limit." in body
+    assert "`fail-on-nonfinite`, " in body and "`baseline-train`, " in body
+    assert "`max-label-drift`" in body and "to make this step fail on a limit." in body
     assert "passed" not in body.lower()
 
 

@@ -62,6 +62,17 @@ def measure_interleaved(
     return [summarize_latencies(durations) for durations in _time_calls(calls, predictions, warmup, progress)]
 
 
+def time_interleaved(
+    calls: Sequence[Callable[[], object]], *, predictions: int, warmup: int = WARMUP,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[int]]:
+    """:func:`measure_interleaved` without the summary: per callable, the nanoseconds of each timed
+    call, in round order (``result[0][i]`` and ``result[1][i]`` were timed one right after the other)."""
+    if predictions < 1:
+        raise BenchmarkError(f"predictions must be at least 1, got {predictions}.")
+    return _time_calls(calls, predictions, warmup, progress)
+
+
 def measure_latency(fn: Callable[[], object], *, predictions: int, warmup: int = WARMUP) -> LatencyStats:
     """Time ``predictions`` calls of ``fn`` one by one after ``warmup`` untimed calls."""
     (stats,) = measure_interleaved([fn], predictions=predictions, warmup=warmup)

@@ -17,13 +17,23 @@ from mlgate.model.loading import LoadedModel
 from mlgate.model.measure.accuracy import Confusion, accuracy_fields
 from mlgate.model.measure.flops import count_flops
 from mlgate.model.measure.inputs import Preprocess, default_preprocess, model_error_reason
-from mlgate.model.measure.latency import measure_interleaved, throughput
+from mlgate.model.measure.latency import measure_interleaved, summarize_latencies, throughput, time_interleaved
 from mlgate.model.measure.memory import peak_memory_mb
 from mlgate.model.measure.robustness import Robustness, gaussian_noise
-from mlgate.model.measure.values import BenchmarkError, LatencyStats, ModelMeasurement, Throughput
+from mlgate.model.measure.values import (
+    BenchmarkError,
+    Flip,
+    ItemResults,
+    LatencyStats,
+    ModelMeasurement,
+    Throughput,
+)
 
 EvalData = Iterable[tuple[Tensor, Tensor]]
 """Batches of ``(images, labels)``, read once."""
+
+FLIPS_KEPT = 8
+"""Flipped items kept (with their pixels) each way: production right and candidate wrong, and the reverse."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +71,8 @@ def measure_model(
     ``batch_sizes``; FLOPs and peak memory (weights + live activations) are per prediction at batch 1.
     Accuracy, per-class accuracy, the confusion matrix and robustness come from ``eval_data``.
     ``progress`` is told how far the timing and the evaluation got, after every round of calls.
+    Each measurement carries its :attr:`~ModelMeasurement.items` (every call's time, every item's
+    prediction; with ``baseline``, the candidate's also holds the flipped items), paired by position.
     Raises :class:`BenchmarkError` when a model fails on the inputs it is fed.
     """
     models = [model] if baseline is None else [model, baseline]
@@ -78,17 +90,23 @@ def _measure(models: list[LoadedModel], options: MeasureOptions, eval_data: Eval
     gen = torch.Generator().manual_seed(options.seed)
     one = torch.randn([1, *options.input_shape], generator=gen)
     with torch.inference_mode():
-        latencies = measure_interleaved(
+        timings = time_interleaved(
             [_call(m, one) for m in models], predictions=options.predictions,
             progress=_say(progress, f"latency: {{:,}} of {options.predictions:,} predictions timed"),
         )
         throughputs = _throughputs(models, options, gen, progress)
     evaluations = [_Evaluation(m, options.robustness_eps) for m in models]
+    flips: list[Flip] = []
     if eval_data is not None:
-        _evaluate(evaluations, eval_data, options, gen, progress)
+        flips = _evaluate(evaluations, eval_data, options, gen, progress)
+    measurements = [
+        _measurement(m, one, latency=summarize_latencies(ns), throughputs=batches, evaluation=evaluation,
+                     options=options)
+        for m, ns, batches, evaluation in zip(models, timings, throughputs, evaluations, strict=True)
+    ]
     return [
-        _measurement(m, one, latency=latency, throughputs=batches, evaluation=evaluation, options=options)
-        for m, latency, batches, evaluation in zip(models, latencies, throughputs, evaluations, strict=True)
+        measurement.with_items(evaluation.items(ns, flips if n == 0 else ()))
+        for n, (measurement, ns, evaluation) in enumerate(zip(measurements, timings, evaluations, strict=True))
     ]
 
 
@@ -135,16 +153,29 @@ class _Evaluation:
         self.model = model
         self.confusion = Confusion()
         self.robustness = None if eps is None else Robustness(model.module, model.format, eps)
+        self.labels: list[Tensor] = []
+        self.predicted: list[Tensor] = []
 
-    def add(self, x: Tensor, labels: Tensor, noise: Tensor | None, *, clamp: bool) -> None:
+    def add(self, x: Tensor, labels: Tensor, noise: Tensor | None, *, clamp: bool) -> Tensor:
+        """Count one batch; returns the predicted classes."""
         try:
             with torch.inference_mode():
                 logits = self.model.module(x)
         except Exception as exc:
             raise _run_error(self.model, x, exc) from exc
-        self.confusion.add(labels, logits.argmax(dim=1), logits.shape[1])
+        predicted = logits.argmax(dim=1)
+        self.confusion.add(labels, predicted, logits.shape[1])
+        self.labels.append(labels)
+        self.predicted.append(predicted)
         if self.robustness is not None and noise is not None:
             self.robustness.add(x, labels, noise, clamp=clamp)
+        return predicted
+
+    def items(self, latency_ns: list[int], flips: Sequence[Flip]) -> ItemResults:
+        if not self.labels:
+            return ItemResults(latency_ns=latency_ns)
+        return ItemResults(latency_ns=latency_ns, labels=torch.cat(self.labels).tolist(),
+                           predicted=torch.cat(self.predicted).tolist(), flips=tuple(flips))
 
     def fields(self, num_classes: int | None) -> dict[str, Any]:
         samples = self.confusion.samples
@@ -163,18 +194,36 @@ def _say(progress: Callable[[str], None], template: str) -> Callable[[int], None
 def _evaluate(
     evaluations: list[_Evaluation], eval_data: EvalData, options: MeasureOptions, gen: torch.Generator,
     progress: Callable[[str], None],
-) -> None:
+) -> list[Flip]:
+    """Evaluate every model on the same batches; with two, the first flipped items each way."""
     eps = options.robustness_eps
     evaluated = 0
+    flips: list[Flip] = []
     for images, batch_labels in _capped(eval_data, options.max_eval_samples):
         labels = batch_labels.long()
         x = options.preprocess(images) if options.preprocess else default_preprocess(images, options.input_shape)
         clamp = bool(x.min() >= 0 and x.max() <= 1)  # keep perturbed pixels in range only for [0, 1] data
         noise = gaussian_noise(x.shape, eps, gen) if eps is not None else None
-        for evaluation in evaluations:  # same batch, same noise for candidate and baseline
-            evaluation.add(x, labels, noise, clamp=clamp)
+        # same batch, same noise for candidate and baseline
+        predicted = [evaluation.add(x, labels, noise, clamp=clamp) for evaluation in evaluations]
+        if len(predicted) == 2:
+            flips += _flips(images, labels, predicted[0], predicted[1], evaluated, flips)
         evaluated += len(labels)
         progress(f"accuracy: {evaluated:,} items evaluated")
+    return flips
+
+
+def _flips(images: Tensor, labels: Tensor, candidate: Tensor, production: Tensor, offset: int,
+           kept: list[Flip]) -> list[Flip]:
+    """The flipped items of one batch still wanted: up to ``FLIPS_KEPT`` each way over all batches."""
+    new: list[Flip] = []
+    for lost in (True, False):  # production right -> candidate wrong, then the reverse
+        wanted = FLIPS_KEPT - sum((f.production == f.label) == lost for f in kept)
+        right, wrong = (production, candidate) if lost else (candidate, production)
+        where = ((right == labels) & (wrong != labels)).nonzero().flatten()[: max(wanted, 0)]
+        new += [Flip(item=offset + i, label=int(labels[i]), production=int(production[i]),
+                     candidate=int(candidate[i]), pixels=images[i].clone()) for i in where.tolist()]
+    return new
 
 
 def _capped(eval_data: EvalData, limit: int | None) -> Iterator[tuple[Tensor, Tensor]]:

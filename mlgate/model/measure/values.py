@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from mlgate.errors import MlgateError
 
@@ -75,6 +77,34 @@ class Throughput(BaseModel):
     batch_p50_ms: Annotated[float, LOWER]
 
 
+@dataclass(frozen=True)
+class Flip:
+    """One eval item that one model gets right and the other wrong, with its pixels for the figure."""
+
+    item: int
+    """Position in the evaluated order (0-based)."""
+    label: int
+    production: int
+    """Production's predicted class."""
+    candidate: int
+    pixels: Any
+    """The item as read from the eval data (a tensor, before preprocessing)."""
+
+
+@dataclass(frozen=True)
+class ItemResults:
+    """What report.json summarises but never holds: the time of every call and the prediction for
+    every eval item, in order, so that candidate and production pair up call by call and item by item."""
+
+    latency_ns: Sequence[int]
+    """Batch-1 calls in timing order; with production, round ``i`` timed both models back to back."""
+    labels: Sequence[int] = ()
+    predicted: Sequence[int] = ()
+    flips: Sequence[Flip] = field(default_factory=tuple)
+    """With production (on the candidate's results): the first items production gets right and the
+    candidate wrong, and the reverse, up to :data:`~mlgate.model.measure.run.FLIPS_KEPT` each way."""
+
+
 class ModelMeasurement(BaseModel):
     latency: LatencyStats
     throughput: list[Throughput]
@@ -88,6 +118,17 @@ class ModelMeasurement(BaseModel):
     eval_samples: int
     robustness: Annotated[dict[str, float] | None, HIGHER]  # {"gaussian@0.1": accuracy, "fgsm@0.1": accuracy}
     notes: list[str] = []  # what could not be measured, and why
+    _items: ItemResults | None = PrivateAttr(default=None)  # never dumped: report.json holds summaries
+
+    @property
+    def items(self) -> ItemResults | None:
+        """Per-call and per-item results (None for a measurement not taken by ``measure_model``)."""
+        return self._items
+
+    def with_items(self, items: ItemResults) -> ModelMeasurement:
+        copy = self.model_copy()
+        copy._items = items
+        return copy
 
 
 # a public contract: report.json embeds it, so a docstring here would change the published schema

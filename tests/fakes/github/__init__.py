@@ -21,6 +21,7 @@ module per API area:
   computed locally matches);
 - ``contents``: the contents API, and raw file links ``/{owner}/{repo}/blob/{commit}/{path}?raw=true``;
 - ``pulls``: pull requests (with ``head``/``base`` repos, forks, deleted forks);
+- ``checks``: check runs (create, update; ``checks: write``), in ``repo.check_runs``;
 - ``repos``: the repository itself; ``graphql``: the ``minimizeComment`` mutation.
 
 The rest: ``objects`` (the resource records), ``state`` (repositories and the seeding factory),

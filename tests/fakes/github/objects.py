@@ -91,3 +91,19 @@ class FakePull:
     fork_full_name: str | None = None
     fork_deleted: bool = False
     fixed_head_sha: str | None = None
+
+
+@dataclass
+class FakeCheckRun:
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None
+    title: str
+    summary: str
+    text: str
+    annotations: list[Json]  # GitHub appends the annotations of each update to the earlier ones
+    app: str  # the app that created it: github-actions for GITHUB_TOKEN
+    started_at: str
+    completed_at: str | None

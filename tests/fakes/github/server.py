@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.faults import Fault, FaultQueues
-from tests.fakes.github import contents, git, issues, pulls, repos
+from tests.fakes.github import checks, contents, git, issues, pulls, repos
 from tests.fakes.github.api import NOT_ACCESSIBLE, Call, HttpError, Route, not_found
 from tests.fakes.github.graphql import graphql
 from tests.fakes.github.objects import FakePull, Json
@@ -30,12 +30,13 @@ from tests.fakes.github.state import FakeRepo, GitHubState
 EVENTS_DIR = Path(__file__).parents[2] / "fixtures" / "events"
 API_PREFIX = "/api/v3"
 GRAPHQL_PATH = "/api/graphql"
-SCOPES = ("contents", "pull_requests", "issues")
+SCOPES = ("contents", "pull_requests", "issues", "checks")
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 RETRY_ENV = {"MLGATE_RETRY_BUDGET_S": "4", "MLGATE_RETRY_BACKOFF_S": "0.05", "MLGATE_HTTP_TIMEOUT_S": "1"}
 """mlgate.github.client's retry knobs, small: a test of exhausted retries takes a second, not a minute."""
 
-ROUTES: tuple[Route, ...] = (*repos.ROUTES, *contents.ROUTES, *issues.ROUTES, *git.ROUTES, *pulls.ROUTES)
+ROUTES: tuple[Route, ...] = (*repos.ROUTES, *contents.ROUTES, *issues.ROUTES, *git.ROUTES, *pulls.ROUTES,
+                             *checks.ROUTES)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from tests.fakes.github.api import not_found
 from tests.fakes.github.objects import (
     Blob,
     Commit,
+    FakeCheckRun,
     FakeComment,
     FakePull,
     GitObject,
@@ -38,6 +39,7 @@ class FakeRepo:
     refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/main" -> commit sha
     pulls: dict[int, FakePull] = field(default_factory=dict)
     comments: list[FakeComment] = field(default_factory=list)
+    check_runs: list[FakeCheckRun] = field(default_factory=list)
     next_number: int = 1
 
     @property
@@ -48,6 +50,9 @@ class FakeRepo:
 
     def comments_on(self, number: int) -> list[FakeComment]:
         return [c for c in self.comments if c.issue_number == number]
+
+    def check_runs_on(self, sha: str) -> list[FakeCheckRun]:
+        return [run for run in self.check_runs if run.head_sha == sha]
 
     def branch_sha(self, branch: str) -> str | None:
         return self.refs.get(f"refs/heads/{branch}")

@@ -1,0 +1,578 @@
+"""Near-duplicates within each split and near-leakage from train: re-encoded, shifted or brightened
+copies of one image, found without comparing every pair.
+
+Three steps, each exact for what it claims:
+
+1. **Thumbnail** (per batch, kept for every item): the item in grayscale, uint8, on a fixed
+   :data:`THUMB` × :data:`THUMB` grid; smaller images are centred on it and padded with their
+   background (the median of their outer ring), so a 28×28 digit keeps its pixel grid; larger ones
+   are area-downscaled. 1 KiB per item.
+2. **Hash and search**: a 256-bit perceptual hash per thumbnail: the real and imaginary parts of its
+   64 lowest 2-D Fourier frequencies after the phases of F(1, 0) and F(0, 1) are turned to zero
+   (which undoes any circular translation exactly), scaled to unit length (brightness and contrast
+   drop out), centred on the data's median and projected on 256 fixed random directions, one sign
+   bit each. A multi-index search (the hash cut into :data:`RADIUS` + 1 bands of 32 bits: two hashes
+   within :data:`RADIUS` bits agree exactly on at least one band, by pigeonhole) lists every pair within
+   :data:`RADIUS` bits and no other, in time proportional to the items plus the pairs that share a band.
+3. **Confirmation on the pixels**: a hash only proposes. A pair counts when its *pixel distance* is
+   within ``near-duplicate-distance``: the smallest, over the 9 alignments of the two thumbnails by up
+   to one pixel, of the root-mean-square difference of their central (THUMB-2)² pixels, each window
+   first brought to zero mean and unit RMS (so brightness and contrast do not count), halved: 0 for
+   the same picture, about 0.7 for unrelated ones, 1 for a negative.
+
+The hash decides which pairs are looked at: a near copy whose hash differs in more than
+:data:`RADIUS` bits is missed (measured on real MNIST digits: 97 % of re-encoded, shifted and
+brightened copies are within the radius; ``bench/near_duplicates.py``).
+
+Exact duplicates (equal content keys) are reported by :mod:`mlgate.data.stats` and left out here:
+each split is searched on its distinct contents only, and a non-train item with an exact copy in
+train is not listed again as a near copy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from pydantic import BaseModel, PrivateAttr
+
+THUMB = 32
+"""Side of the grayscale thumbnail kept per item (1 KiB)."""
+HASH_BITS = 256
+RADIUS = 7
+"""Hamming radius of the candidate search, in bits of the 256-bit hash (8 bands of 32 bits)."""
+MAX_LISTED = 100
+"""Near-duplicate pairs and near-leaked items listed per split; each list carries its total."""
+MAX_PICTURED = 8
+"""Near-leaked (or else near-duplicate) pairs whose thumbnails are kept for a picture."""
+
+ItemId = int | str
+
+
+class NearDuplicatePair(BaseModel):
+    """Two distinct items of one split whose pictures are within ``near-duplicate-distance``."""
+
+    item: ItemId
+    label: int
+    other: ItemId
+    """The earlier item of the pair (in reading order)."""
+    other_label: int
+    distance: float
+
+
+class NearDuplicatePairs(BaseModel):
+    """Near-duplicate pairs within one split: ``total`` of them, the first 100 listed (in the reading
+    order of their later item)."""
+
+    total: int = 0
+    items: int = 0
+    """Items of the split in at least one pair."""
+    pairs: list[NearDuplicatePair] = []
+
+
+class NearLeakedItem(BaseModel):
+    """An item with no exact copy in ``train`` but a near copy there: its closest train item."""
+
+    item: ItemId
+    label: int
+    train_item: ItemId
+    train_label: int
+    distance: float
+
+
+class NearLeakedItems(BaseModel):
+    """Items of one non-train split with a near copy in ``train``: ``total`` of them, the first 100 (in
+    reading order) listed, each with its closest train item."""
+
+    total: int = 0
+    items: list[NearLeakedItem] = []
+
+
+class NearDuplicateStats(BaseModel):
+    """Near-duplicates (``distance`` ≤ ``threshold``) of the image splits; exact copies excluded."""
+
+    checked: bool = False
+    """False when no split holds images (feature vectors, scalars): nothing was searched."""
+    threshold: float = 0.0
+    """The ``near-duplicate-distance`` the pairs were confirmed with."""
+    within: dict[str, NearDuplicatePairs] = {}
+    """Per split, its near-duplicate pairs."""
+    leaked: dict[str, NearLeakedItems] = {}
+    """Per non-train split, its items with a near copy in ``train``."""
+    _pictured: list[NearPairPixels] = PrivateAttr(default_factory=list)
+
+    @property
+    def pictured(self) -> list[NearPairPixels]:
+        """Up to :data:`MAX_PICTURED` pairs with their thumbnails, near-leaked ones first, for a picture;
+        never in report.json (and empty on statistics read back from it)."""
+        return self._pictured
+
+    @property
+    def near_leaked(self) -> int:
+        return sum(leaked.total for leaked in self.leaked.values())
+
+
+@dataclass(frozen=True)
+class NearPairPixels:
+    """One pictured pair: ``(split, item, label)`` beside ``(other_split, other, other_label)``, with
+    both thumbnails (they differ: that is the point of the picture)."""
+
+    split: str
+    item: ItemId
+    label: int
+    other_split: str
+    other: ItemId
+    other_label: int
+    distance: float
+    image: torch.Tensor
+    other_image: torch.Tensor
+
+
+# ---------------------------------------------------------------------------------------------------
+# Thumbnails
+
+
+def thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]] | None:
+    """``(n, THUMB, THUMB)`` uint8 grayscale thumbnails of a batch and where the pictures sit on them
+    (top, left, height, width); None when its items are not images ((H, W), (C, H, W) or (H, W, C)
+    with C in 1, 3 or 4, each side at least 4 pixels). Large items go through in chunks of about
+    16 M values, so a batch of photos never needs a float copy of itself."""
+    per_item = images[0].numel() if images.ndim and len(images) else 1
+    rows = max(1, _CHUNK_VALUES // max(per_item, 1))
+    if len(images) > rows:
+        parts = [_thumbnails(images[start : start + rows]) for start in range(0, len(images), rows)]
+        if parts[0] is None:
+            return None
+        return torch.cat([part[0] for part in parts if part is not None]), parts[0][1]
+    return _thumbnails(images)
+
+
+_CHUNK_VALUES = 1 << 24
+
+
+def _thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]] | None:
+    x = images
+    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.permute(0, 3, 1, 2)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] not in (1, 3, 4) or min(x.shape[2:]) < 4 or x.shape[0] == 0:
+        return None
+    if x.dtype == torch.uint8 and x.shape[1] == 1:
+        gray = x[:, 0]
+    elif x.dtype == torch.uint8:
+        gray = x[:, :3].to(torch.float32).mean(dim=1).round_().to(torch.uint8)
+    else:  # any range: stretched per item to 0..255, in three passes (float data is the common case)
+        gray = x[:, 0].to(torch.float32) if x.shape[1] == 1 else x[:, :3].to(torch.float32).mean(dim=1)
+        low, high = torch.aminmax(gray.reshape(len(gray), -1), dim=1)
+        if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+            gray = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+            low, high = torch.aminmax(gray.reshape(len(gray), -1), dim=1)
+        scale = 255.0 / (high - low).clamp_min(1e-12)
+        bias = 0.5 - low * scale  # + 0.5: the conversion to uint8 truncates; every value is in [0.5, 255.5]
+        gray = torch.addcmul(bias.view(-1, 1, 1), gray, scale.view(-1, 1, 1)).to(torch.uint8)
+    h, w = gray.shape[1:]
+    if h > THUMB or w > THUMB:
+        small = torch.nn.functional.adaptive_avg_pool2d(gray.unsqueeze(1).float(), (THUMB, THUMB))
+        return small[:, 0].round_().to(torch.uint8), (0, 0, THUMB, THUMB)
+    # pad with the median of the image's outer ring (its background), so the frame adds no edge
+    ring = torch.cat([gray[:, 0], gray[:, -1], gray[:, 1:-1, 0], gray[:, 1:-1, -1]], 1)
+    out = ring.median(dim=1).values.view(-1, 1, 1).expand(-1, THUMB, THUMB).contiguous()
+    top, left = (THUMB - h) // 2, (THUMB - w) // 2
+    out[:, top : top + h, left : left + w] = gray
+    return out, (top, left, h, w)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Perceptual hash
+
+_U = 6
+"""Frequencies u = 0..6, v = -6..6 are transformed; the hash uses the 64 lowest of them."""
+_COEFFICIENTS = 64
+
+
+def _frequencies() -> list[tuple[int, int]]:
+    """The 64 lowest (u, v) of the half plane, DC and the two first harmonics (whose phase is set to
+    zero) left out; ties broken by (u, v)."""
+    half = [(u, v) for u in range(_U + 1) for v in range(-_U, _U + 1)
+            if (u > 0 or v > 0) and (u, v) not in ((0, 1), (1, 0))]
+    return sorted(half, key=lambda f: (f[0] ** 2 + f[1] ** 2, f))[:_COEFFICIENTS]
+
+
+def _dft_matrices() -> tuple[torch.Tensor, torch.Tensor]:
+    """Over x (THUMB -> cos, sin of v = -6..6) and over y (cos, sin of u = 0..6, transposed)."""
+    n = torch.arange(THUMB, dtype=torch.float64)
+    over_x = 2 * math.pi * n[:, None] * torch.arange(-_U, _U + 1, dtype=torch.float64)[None, :] / THUMB
+    over_y = 2 * math.pi * torch.arange(_U + 1, dtype=torch.float64)[:, None] * n[None, :] / THUMB
+    return (torch.cat([torch.cos(over_x), torch.sin(over_x)], 1).float(),
+            torch.cat([torch.cos(over_y), torch.sin(over_y)], 0).float())
+
+
+_OVER_X, _OVER_Y = _dft_matrices()
+_FREQ = _frequencies()
+_FU = torch.tensor([u for u, _ in _FREQ])
+_FV = torch.tensor([v for _, v in _FREQ])
+_FUV = torch.stack([_FU, _FV]).to(torch.float32)
+
+
+def _gather() -> torch.Tensor:
+    """Where cos u cos v, cos u sin v, sin u cos v and sin u sin v of F(1, 0), F(0, 1) and the 64
+    frequencies sit in the flattened ``(n, [cos u | sin u], [cos v | sin v])`` transform."""
+    k = 2 * _U + 1
+    freq = [(1, 0), (0, 1), *_FREQ]
+    return torch.tensor([(u + (_U + 1) * su) * 2 * k + v + _U + k * sv
+                         for su, sv in ((0, 0), (0, 1), (1, 0), (1, 1)) for u, v in freq])
+
+
+_GATHER = _gather()
+_PROJECTION = torch.randn(2 * _COEFFICIENTS, HASH_BITS, generator=torch.Generator().manual_seed(20261130))
+"""Fixed random projection of the 128 translation-free values to 256 sign bits (SimHash): every bit
+sees every frequency, so the bits are balanced and a small change flips few of them."""
+_WORDS = HASH_BITS // 64
+_CHUNK = 8192
+
+
+def spectra(thumbs: torch.Tensor) -> torch.Tensor:
+    """``(n, 128)`` float32: the real and imaginary parts of the 64 lowest 2-D Fourier frequencies of
+    each thumbnail after its translation is undone (the phases of F(1, 0) and F(0, 1) set to zero),
+    scaled to unit length (so brightness and contrast do not count)."""
+    n = len(thumbs)
+    # F(u, v) = sum_{y,x} I(y, x) exp(-2 pi i (u y + v x) / N), separably: over y (the 7 u's), then x
+    over_y = torch.matmul(_OVER_Y, thumbs.to(torch.float32))  # (n, [cos u | sin u], x)
+    both = (over_y.reshape(n * (2 * _U + 2), THUMB) @ _OVER_X).reshape(n, -1)
+    # the four products (cos u cos v, cos u sin v, sin u cos v, sin u sin v) of the first harmonics
+    # and the 64 frequencies; cos(a + b) = cos a cos b - sin a sin b, sin(a + b) = sin a cos b + cos a sin b
+    cc, cs, sc, ss = both.index_select(1, _GATHER).reshape(n, 4, _COEFFICIENTS + 2).unbind(1)
+    re, im = cc - ss, -(cs + sc)
+    # a translation by (dy, dx) turns F(u, v) by -2 pi (u dy + v dx) / N: undo it by turning every
+    # F(u, v) back by u times the phase of F(1, 0) plus v times the phase of F(0, 1)
+    phases = torch.atan2(im[:, :2], re[:, :2])
+    angle = phases @ _FUV  # (n, 64)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    re, im = re[:, 2:], im[:, 2:]
+    values = torch.cat([re * cos + im * sin, im * cos - re * sin], 1)
+    return values / values.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def perceptual_hashes(thumbs: torch.Tensor, centre: torch.Tensor | None = None) -> np.ndarray:
+    """One :data:`HASH_BITS`-bit hash per ``(n, THUMB, THUMB)`` thumbnail, as ``(n, HASH_BITS / 64)``
+    uint64 words: the signs of a fixed random projection of its :func:`spectra` minus ``centre`` (the
+    median spectrum of the data, so the bits are balanced on it; :func:`spectrum_centre`)."""
+    parts = []
+    for start in range(0, len(thumbs), _CHUNK):
+        values = spectra(thumbs[start : start + _CHUNK])
+        if centre is not None:
+            values = values - centre
+        bits = ((values @ _PROJECTION) > 0).numpy()
+        parts.append(np.packbits(bits, axis=1, bitorder="little").view(np.uint64))
+    return np.concatenate(parts) if parts else np.zeros((0, _WORDS), dtype=np.uint64)
+
+
+def spectrum_centre(thumbs: torch.Tensor, sample: int = 4096) -> torch.Tensor:
+    """The per-value median of the :func:`spectra` of an evenly spaced sample of ``thumbs``."""
+    step = max(1, len(thumbs) // sample)
+    return spectra(thumbs[::step][:sample]).median(dim=0).values
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multi-index Hamming search
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bits that differ between rows of two ``(n, words)`` uint64 arrays."""
+    return np.bitwise_count(a ^ b).sum(axis=1, dtype=np.int64)
+
+
+def _bands(radius: int, words: int) -> list[tuple[int, int, int]]:
+    """(word, shift, width) of the radius + 1 disjoint bands that cut the hash, each word into
+    (radius + 1) / words bands as even as possible (no band straddles two words)."""
+    per_word = (radius + 1) // words
+    if per_word * words != radius + 1:
+        raise ValueError(f"radius + 1 = {radius + 1} bands do not split evenly over {words} words")
+    widths = [64 // per_word + (1 if k < 64 % per_word else 0) for k in range(per_word)]
+    return [(word, sum(widths[:k]), w) for word in range(words) for k, w in enumerate(widths)]
+
+
+def _band_keys(hashes: np.ndarray, band: tuple[int, int, int]) -> np.ndarray:
+    word, shift, width = band
+    return (hashes[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+
+
+def hamming_pairs(a: np.ndarray, b: np.ndarray | None = None, radius: int = RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of ``(n, words)`` hashes within ``radius`` bits, exactly and once: ``(i, j)`` with
+    ``i < j`` within ``a`` when ``b`` is None, else ``i`` indexing ``a`` and ``j`` indexing ``b``.
+
+    Multi-index hashing: the hash is cut into radius + 1 bands, and two hashes within ``radius`` bits
+    agree exactly on at least one band (pigeonhole), so grouping by each band's value finds every
+    such pair; each candidate is then checked on the whole hash, and kept only in the first band it
+    agrees on."""
+    other = a if b is None else b
+    bands = _bands(radius, a.shape[1])
+    keys_a = [_band_keys(a, band) for band in bands]
+    keys_b = keys_a if b is None else [_band_keys(b, band) for band in bands]
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    for k in range(len(bands)):
+        i, j = _same_key_pairs(keys_a[k], None if b is None else keys_b[k])
+        keep = hamming(a[i], other[j]) <= radius
+        for earlier in range(k):  # found already in an earlier band
+            keep &= keys_a[earlier][i] != keys_b[earlier][j]
+        found_i.append(i[keep])
+        found_j.append(j[keep])
+    return np.concatenate(found_i), np.concatenate(found_j)
+
+
+def _same_key_pairs(key_a: np.ndarray, key_b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with equal keys: i < j within ``key_a``, or across ``key_a`` × ``key_b``."""
+    if key_b is None:
+        order = np.argsort(key_a, kind="stable")
+        keys = key_a[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        sizes = np.diff(np.r_[starts, len(keys)])
+        big = sizes > 1
+        starts, sizes = starts[big], sizes[big]
+        # all pairs (p, q), p < q, inside each group: for offset d = 1..size-1, p runs over size - d
+        pairs_per = sizes * (sizes - 1) // 2
+        if pairs_per.sum() == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        group = np.repeat(np.arange(len(sizes)), pairs_per)
+        rank = np.arange(pairs_per.sum()) - np.repeat(np.cumsum(pairs_per) - pairs_per, pairs_per)
+        p, q = _triangle(rank, sizes[group])
+        i, j = order[starts[group] + p], order[starts[group] + q]
+        return np.minimum(i, j), np.maximum(i, j)
+    order_b = np.argsort(key_b, kind="stable")
+    sorted_b = key_b[order_b]
+    lo = np.searchsorted(sorted_b, key_a, side="left")
+    counts = np.searchsorted(sorted_b, key_a, side="right") - lo
+    i = np.repeat(np.arange(len(key_a)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return i, order_b[np.repeat(lo, counts) + offset]
+
+
+def _triangle(rank: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rank``-th pair (p, q), p < q, of ``size`` items in row order (0,1), (0,2), …, (1,2), …"""
+    # pairs before row p: p * size - p * (p + 1) / 2; invert with the quadratic formula, then fix rounding
+    s = size.astype(np.float64)
+    p = np.floor((2 * s - 1 - np.sqrt((2 * s - 1) ** 2 - 8 * rank)) / 2).astype(np.int64)
+    before = p * size - p * (p + 1) // 2
+    p = np.where(before > rank, p - 1, p)
+    before = p * size - p * (p + 1) // 2
+    after = (p + 1) * size - (p + 1) * (p + 2) // 2
+    p = np.where(after <= rank, p + 1, p)
+    before = p * size - p * (p + 1) // 2
+    return p, p + 1 + (rank - before)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Confirmation on the pixels
+
+_WINDOW = THUMB - 2
+_PAIR_CHUNK = 2048
+
+
+def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Tensor:
+    """Per pair of rows of two ``(n, THUMB, THUMB)`` stacks, the pixel distance (module docstring): the
+    smallest over the 9 alignments by up to one pixel of half the RMS difference of the brightness-
+    and contrast-normalised windows, ``sqrt((1 - correlation) / 2)``: the central window of ``a``
+    against each window of ``b`` moved by up to one pixel. Two flat windows are at distance 0, a flat
+    and a textured one at about 0.71."""
+    parts = [torch.zeros(0)]
+    for start in range(0, len(thumbs_a), _PAIR_CHUNK):
+        a = thumbs_a[start : start + _PAIR_CHUNK, 1:-1, 1:-1].to(torch.float32)
+        b = thumbs_b[start : start + _PAIR_CHUNK].to(torch.float32)
+        n = len(a)
+        a = a - a.mean((1, 2), keepdim=True)
+        b = b - b.mean((1, 2), keepdim=True)  # centred once: the windows' own means are taken out below
+        norm_a = a.square().sum((1, 2)).sqrt()
+        # the 9 dot products of each pair at once: a grouped convolution, one group per pair
+        dots = torch.nn.functional.conv2d(b.unsqueeze(0), a.unsqueeze(1), groups=n)[0].reshape(n, 9)
+        mean = torch.nn.functional.avg_pool2d(b.unsqueeze(1), _WINDOW, stride=1).reshape(n, 9)
+        square = torch.nn.functional.avg_pool2d(b.square().unsqueeze(1), _WINDOW, stride=1).reshape(n, 9)
+        norm_b = ((square - mean * mean).clamp_min(0.0) * _WINDOW**2).sqrt()
+        flat_a, flat_b = norm_a[:, None] < 1e-3, norm_b < 1e-3
+        corr = dots / (norm_a[:, None] * norm_b).clamp_min(1e-6)  # sum a (b - mean b) = sum a b: a is centred
+        corr = torch.where(flat_a & flat_b, 1.0, torch.where(flat_a | flat_b, 0.0, corr))
+        parts.append(((1.0 - corr) / 2).clamp_min(0.0).sqrt().amin(1))
+    return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Accumulation over batches, and the result
+
+
+@dataclass
+class _SplitItems:
+    """What is kept per item of one split: its thumbnail (1 KiB), label, first 8 bytes of its content
+    key, where its picture sits on the thumbnail, and its name where the layout has one."""
+
+    thumbs: list[torch.Tensor] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    names: list[ItemId] | None = None
+    position: int = 0
+    """Items read so far, images or not (indices name items across every batch)."""
+    index: list[np.ndarray] = field(default_factory=list)
+    """Each kept item's index within the split."""
+
+    def stacked(self) -> _Stacked:
+        thumbs = torch.cat(self.thumbs) if self.thumbs else torch.zeros((0, THUMB, THUMB), dtype=torch.uint8)
+        self.thumbs = [thumbs]
+        return _Stacked(thumbs, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
+                        _cat(self.boxes, np.int64, 4), _cat(self.index, np.int64))
+
+    def name(self, index: int) -> ItemId:
+        return self.names[index] if self.names is not None else index
+
+
+class _Stacked(NamedTuple):
+    """One split's kept items, one row each."""
+
+    thumbs: torch.Tensor
+    labels: np.ndarray
+    keys: np.ndarray
+    boxes: np.ndarray
+    position: np.ndarray
+    """Each row's index within the split."""
+
+
+def _cat(parts: list[np.ndarray], dtype: type, width: int = 0) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts)
+    return np.zeros((0, width) if width else 0, dtype=dtype)
+
+
+class NearDuplicateFinder:
+    """Collects thumbnails batch by batch (:meth:`start` a split, :meth:`add` its batches, train first)
+    and finds the near-duplicates at the end (:meth:`result`)."""
+
+    def __init__(self, max_listed: int = MAX_LISTED) -> None:
+        self.splits: dict[str, _SplitItems] = {}
+        self.current: _SplitItems | None = None
+        self.max_listed = max_listed
+
+    def start(self, split: str) -> None:
+        self.current = self.splits[split] = _SplitItems()
+
+    def add(self, images: torch.Tensor, labels: torch.Tensor, keys: Sequence[bytes],
+            ids: Sequence[str] | None) -> None:
+        items = self.current
+        assert items is not None, "start() a split first"
+        rows = len(keys)
+        first = items.position
+        items.position += rows
+        if ids is not None:
+            if items.names is None:
+                items.names = []
+            items.names.extend(ids)
+        made = thumbnails(images) if rows else None
+        if made is None:
+            return
+        thumbs, box = made
+        items.thumbs.append(thumbs)
+        items.labels.append(labels.numpy().astype(np.int64, copy=False))
+        items.keys.append(np.frombuffer(b"".join(key[:8] for key in keys), dtype=np.uint64))
+        items.boxes.append(np.tile(np.array(box, dtype=np.int64), (rows, 1)))
+        items.index.append(np.arange(first, first + rows, dtype=np.int64))
+
+    def result(self, threshold: float) -> NearDuplicateStats:
+        """Pairs within ``threshold`` pixel distance, with the thumbnails of up to :data:`MAX_PICTURED`
+        pairs (near-leaked ones first) in ``pictured``."""
+        stacked = {name: items.stacked() for name, items in self.splits.items()}
+        stats = NearDuplicateStats(checked=any(len(s.thumbs) for s in stacked.values()), threshold=threshold)
+        if not stats.checked:
+            return stats
+        reference = stacked["train"].thumbs if "train" in stacked and len(stacked["train"].thumbs) else next(
+            s.thumbs for s in stacked.values() if len(s.thumbs))
+        centre = spectrum_centre(reference)
+        distinct: dict[str, np.ndarray] = {}
+        hashes: dict[str, np.ndarray] = {}
+        for name, split in stacked.items():
+            # one item per distinct content: exact copies are reported by stats.py, not here
+            distinct[name] = np.sort(np.unique(split.keys, return_index=True)[1])
+            hashes[name] = perceptual_hashes(split.thumbs, centre)[distinct[name]]
+        pictured = stats.pictured
+        if "train" in stacked:
+            train = stacked["train"]
+            for name, split in stacked.items():
+                if name == "train":
+                    continue
+                candidates = ~np.isin(split.keys[distinct[name]], train.keys)  # no exact copy in train
+                rows = distinct[name][candidates]
+                i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
+                i, j = rows[i], distinct["train"][j]
+                d = pixel_distances(split.thumbs[torch.from_numpy(i)], train.thumbs[torch.from_numpy(j)]).numpy()
+                keep = d <= threshold
+                stats.leaked[name] = self._leaked(name, split, train, i[keep], j[keep], d[keep], pictured)
+        for name, split in stacked.items():
+            rows = distinct[name]
+            i, j = hamming_pairs(hashes[name])
+            i, j = rows[i], rows[j]
+            d = pixel_distances(split.thumbs[torch.from_numpy(i)], split.thumbs[torch.from_numpy(j)]).numpy()
+            keep = d <= threshold
+            stats.within[name] = self._within(name, split, i[keep], j[keep], d[keep],
+                                              pictured if not stats.near_leaked else [])
+        return stats
+
+    def _leaked(self, name: str, split: _Stacked, train: _Stacked, i: np.ndarray, j: np.ndarray, d: np.ndarray,
+                pictured: list[NearPairPixels]) -> NearLeakedItems:
+        # per item, its closest train item (ties: the earliest); items in reading order
+        order = np.lexsort((j, d, i))
+        i, j, d = i[order], j[order], d[order]
+        first = np.ones(len(i), dtype=bool)
+        first[1:] = i[1:] != i[:-1]
+        i, j, d = i[first], j[first], d[first]
+        leaked = NearLeakedItems(total=len(i))
+        listed = self.max_listed
+        for a, b, dist in zip(i[:listed].tolist(), j[:listed].tolist(), d[:listed].tolist(), strict=True):
+            item = _Side(self.splits[name], split, a)
+            source = _Side(self.splits["train"], train, b)
+            leaked.items.append(NearLeakedItem(item=item.name, label=item.label, train_item=source.name,
+                                               train_label=source.label, distance=dist))
+            if len(pictured) < MAX_PICTURED:
+                pictured.append(NearPairPixels(name, item.name, item.label, "train", source.name, source.label,
+                                               dist, item.picture(), source.picture()))
+        return leaked
+
+    def _within(self, name: str, split: _Stacked, i: np.ndarray, j: np.ndarray, d: np.ndarray,
+                pictured: list[NearPairPixels]) -> NearDuplicatePairs:
+        # pairs (later item, earlier item) in the reading order of the later one
+        later, earlier = np.maximum(i, j), np.minimum(i, j)
+        order = np.lexsort((earlier, later))
+        later, earlier, d = later[order], earlier[order], d[order]
+        pairs = NearDuplicatePairs(total=len(later), items=len(np.unique(np.r_[later, earlier])))
+        listed = self.max_listed
+        for a, b, dist in zip(later[:listed].tolist(), earlier[:listed].tolist(), d[:listed].tolist(),
+                              strict=True):
+            item, other = _Side(self.splits[name], split, a), _Side(self.splits[name], split, b)
+            pairs.pairs.append(NearDuplicatePair(item=item.name, label=item.label, other=other.name,
+                                                 other_label=other.label, distance=dist))
+            if len(pictured) < MAX_PICTURED:
+                pictured.append(NearPairPixels(name, item.name, item.label, name, other.name, other.label, dist,
+                                               item.picture(), other.picture()))
+        return pairs
+
+
+@dataclass(frozen=True)
+class _Side:
+    """Row ``row`` of a stacked split: its name, label and picture."""
+
+    items: _SplitItems
+    stacked: _Stacked
+    row: int
+
+    @property
+    def name(self) -> ItemId:
+        return self.items.name(int(self.stacked.position[self.row]))
+
+    @property
+    def label(self) -> int:
+        return int(self.stacked.labels[self.row])
+
+    def picture(self) -> torch.Tensor:
+        top, left, h, w = self.stacked.boxes[self.row].tolist()
+        return self.stacked.thumbs[self.row, top : top + h, left : left + w].clone()

@@ -1,0 +1,329 @@
+"""Near-duplicates and near-leakage on real MNIST digits: JPEG, one-pixel shifts and brightness changes
+of a digit are found, distinct digits of one class are not, and the hash search is exact for its radius
+(checked against brute force)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from mlgate.cli import main
+from mlgate.data.layouts import open_dataset
+from mlgate.data.near_duplicates import (
+    RADIUS,
+    THUMB,
+    NearDuplicateFinder,
+    NearDuplicateStats,
+    hamming_pairs,
+    perceptual_hashes,
+    pixel_distances,
+    spectrum_centre,
+    thumbnails,
+)
+from mlgate.data.report import build_report, render_markdown
+from mlgate.data.stats import compute_stats, item_keys
+from mlgate.figures.data import CannotDrawFigure, draw_near_pairs
+from mlgate.figures.worker import NearPairs, _load_jobs
+from mlgate.settings import DataStatsSettings
+from tests.fixtures.mnist import mnist_digits
+from tests.fixtures.perturbed_digits import brightness, jpeg, near_duplicate_set, shift
+
+DEFAULT_DISTANCE = DataStatsSettings.model_fields["near_duplicate_distance"].default
+
+
+def find(splits: dict[str, tuple[torch.Tensor, torch.Tensor]], distance: float = DEFAULT_DISTANCE,
+         batch: int = 256) -> NearDuplicateStats:
+    """The finder fed as compute_stats feeds it: train first, batch by batch, with content keys."""
+    finder = NearDuplicateFinder(max_listed=10**6)
+    for name in sorted(splits, key=lambda n: n != "train"):
+        images, labels = splits[name]
+        finder.start(name)
+        for start in range(0, len(images), batch):
+            part = images[start : start + batch]
+            finder.add(part, labels[start : start + batch], item_keys(part), None)
+    return finder.result(distance)
+
+
+def reference_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The pixel distance written out plainly: the central window of ``a`` against every window of ``b``
+    moved by up to one pixel, each z-scored, half the RMS difference, smallest of the nine."""
+    def z(w: np.ndarray) -> np.ndarray:
+        w = w.astype(np.float64) - w.mean()
+        return w / np.sqrt((w**2).mean())
+
+    centre = z(a[1:-1, 1:-1])
+    n = a.shape[0] - 2
+    return min(float(np.sqrt(((centre - z(b[1 + dy : 1 + dy + n, 1 + dx : 1 + dx + n])) ** 2).mean()) / 2)
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# thumbnails, distance, search
+
+
+def test_thumbnails__keep_a_digit_on_its_pixel_grid_and_downscale_large_colour_images() -> None:
+    digits, _ = mnist_digits(3)
+    small, box = thumbnails(digits)
+    assert box == (2, 2, 28, 28) and small.shape == (3, THUMB, THUMB)
+    assert torch.equal(small[:, 2:30, 2:30], digits)
+    assert int(small[:, 0].max()) == 0  # padded with the background (0 on MNIST)
+
+    rgb = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)  # channel-last photos
+    large, box = thumbnails(rgb)
+    gray = rgb.double().mean(-1)
+    expected = gray.reshape(2, 32, 2, 32, 2).mean((2, 4)).round()
+    assert box == (0, 0, THUMB, THUMB)
+    assert (large.double() - expected).abs().max() <= 1  # rounding of the float32 path
+
+    normalised = (digits.float() / 255 - 0.1307) / 0.3081  # the course's float tensors
+    normalised[1, 5, 5] = float("nan")  # a broken pixel counts as 0, the rest of the item as usual
+    stretched, _ = thumbnails(normalised)
+    plain = torch.nan_to_num(normalised.double())
+    low, high = plain.amin((1, 2), keepdim=True), plain.amax((1, 2), keepdim=True)
+    assert ((stretched[:, 2:30, 2:30].double() - ((plain - low) / (high - low) * 255).round()).abs() <= 1).all()
+
+    assert thumbnails(torch.zeros(5, 10)) is None  # feature vectors: nothing to look at
+
+
+def test_pixel_distance__matches_a_plain_computation_and_ignores_brightness_and_one_pixel_shifts() -> None:
+    digits, _ = mnist_digits(40)
+    thumbs = thumbnails(digits)[0]
+    a, b = thumbs[:20], thumbs[20:]
+
+    ours = pixel_distances(a, b).numpy()
+
+    expected = [reference_distance(x.numpy(), y.numpy()) for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(ours, expected, atol=1e-4)
+    assert ours.min() > 0.3  # different digits are far apart
+    same = thumbnails(torch.stack([torch.from_numpy(brightness(shift(d.numpy(), 1, -1), 20)) for d in digits[:20]]))[0]
+    # +20 lifts the background too: only clipping at 255 differs, a shift is undone exactly
+    assert pixel_distances(a, same).max() < 0.03
+    negative = pixel_distances(a[:1], 255 - a[:1]).item()  # 1 unshifted; a shifted window correlates less
+    assert negative == pytest.approx(reference_distance(a[0].numpy(), 255 - a[0].numpy()), abs=1e-4)
+    assert negative > 0.85
+
+
+def test_hamming_pairs__finds_exactly_the_pairs_within_its_radius() -> None:
+    rng = np.random.default_rng(7)
+    hashes = rng.integers(0, 2**63, (1200, 4), dtype=np.int64).view(np.uint64).copy()
+    # plant pairs at every distance 0..RADIUS + 2 from earlier hashes, bits anywhere in the 256
+    for k in range(400):
+        flipped = hashes[k].copy()
+        for bit in rng.choice(256, k % (RADIUS + 3), replace=False):
+            flipped[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+        hashes[800 + k % 400] = flipped
+    distance = np.bitwise_count(hashes[:, None, :] ^ hashes[None, :, :]).sum(2)
+
+    i, j = hamming_pairs(hashes)
+    found = sorted(zip(i.tolist(), j.tolist(), strict=True))
+    brute = sorted(zip(*np.nonzero(np.triu(distance <= RADIUS, 1)), strict=True))
+    assert found == [(int(a), int(b)) for a, b in brute]
+    assert len(found) > 250  # the planted pairs within the radius, each exactly once
+
+    i, j = hamming_pairs(hashes[:600], hashes[600:])
+    cross = sorted(zip(*np.nonzero(distance[:600, 600:] <= RADIUS), strict=True))
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(int(a), int(b)) for a, b in cross]
+
+
+def test_hashes__a_shifted_digit_has_the_same_hash_and_distinct_digits_far_apart() -> None:
+    digits, _ = mnist_digits(500)
+    thumbs = thumbnails(digits)[0]
+    centre = spectrum_centre(thumbs)
+    moved = thumbnails(torch.from_numpy(np.stack([shift(d.numpy(), -1, 1) for d in digits])))[0]
+
+    original, shifted = perceptual_hashes(thumbs, centre), perceptual_hashes(moved, centre)
+
+    assert original.shape == (500, 4)
+    flips = np.bitwise_count(original ^ shifted).sum(1)
+    assert np.median(flips) == 0 and (flips <= RADIUS).mean() >= 0.99
+    distinct = np.bitwise_count(original[:250] ^ original[250:]).sum(1)
+    assert distinct.min() > 3 * RADIUS
+    assert 0.4 < np.unpackbits(original.view(np.uint8)).mean() < 0.6  # balanced bits
+
+
+# ---------------------------------------------------------------------------------------------------
+# what a user sees
+
+
+def test_near_leakage__finds_jpeg_shifted_and_brightened_copies_of_real_digits_and_nothing_else() -> None:
+    digits, labels = mnist_digits(1200)
+    train_images, train_labels = digits[:1000], labels[:1000]
+    sources = [3, 14, 159, 265, 358, 979, 323, 846]
+    copies = [jpeg(digits[3].numpy(), 75), jpeg(digits[14].numpy(), 60), shift(digits[159].numpy(), 1, 0),
+              shift(digits[265].numpy(), -1, -1), brightness(digits[358].numpy(), 15),
+              brightness(digits[979].numpy(), -20), brightness(shift(digits[323].numpy(), 0, 1), 10),
+              jpeg(brightness(digits[846].numpy(), -10), 80)]
+    # test: 100 distinct digits (same classes as train), the 8 copies at known places, one exact copy
+    test_images = digits[1000:1100].clone()
+    test_labels = labels[1000:1100].clone()
+    places = [5, 17, 23, 42, 50, 61, 77, 99]
+    for place, source, copy in zip(places, sources, copies, strict=True):
+        test_images[place], test_labels[place] = torch.from_numpy(copy), train_labels[source]
+    test_images[30], test_labels[30] = train_images[500], train_labels[500]  # exact: reported by stats.py
+
+    found = find({"train": (train_images, train_labels), "test": (test_images, test_labels)})
+
+    leaked = found.leaked["test"]
+    assert leaked.total == 8
+    assert [(e.item, e.train_item) for e in leaked.items] == list(zip(places, sources, strict=True))
+    assert all(e.distance < 0.06 for e in leaked.items)
+    assert found.near_leaked == 8
+    assert [(p.split, p.item, p.other) for p in found.pictured] == [("test", i, s) for i, s in zip(places, sources,
+                                                                                                   strict=True)]
+    assert torch.equal(found.pictured[0].other_image, train_images[3])  # the pixels as read, both sides
+    assert not torch.equal(found.pictured[0].image, found.pictured[0].other_image)
+
+
+def test_distinct_digits_of_one_class__are_not_near_duplicates() -> None:
+    digits, labels = mnist_digits()
+
+    found = find({"train": (digits, labels)})
+
+    assert found.checked and found.within["train"].total == 0
+    # the closest distinct pairs of the class that looks most alike (ones), by brute force
+    ones = thumbnails(digits[labels == 1][:300])[0]
+    i, j = np.triu_indices(len(ones), 1)
+    closest = pixel_distances(ones[torch.from_numpy(i)], ones[torch.from_numpy(j)]).min().item()
+    assert closest > DEFAULT_DISTANCE
+
+
+def test_precision_and_recall__both_at_least_0_9_on_real_digits_with_planted_copies() -> None:
+    data = near_duplicate_set(originals=2000, copies=300, seed=0)
+
+    found = find({"train": (data.images, data.labels)})
+
+    pairs = {(min(p.item, p.other), max(p.item, p.other)) for p in found.within["train"].pairs}  # type: ignore[type-var]
+    assert len(pairs) == found.within["train"].total
+    true = len(pairs & data.pairs)
+    precision, recall = true / len(pairs), true / len(data.pairs)
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+    for kind in ("jpeg", "shift", "brightness", "all three"):
+        planted = {pair for pair, k in data.kinds.items() if k == kind}
+        assert len(pairs & planted) / len(planted) >= 0.9, kind
+
+
+def test_exact_copies__are_left_to_the_exact_duplicate_report() -> None:
+    digits, labels = mnist_digits(50)
+    images = torch.cat([digits, digits[:1], torch.from_numpy(jpeg(digits[1].numpy()))[None]])
+    all_labels = torch.cat([labels, labels[:2]])
+
+    others, other_labels = mnist_digits(80)
+    found = find({"train": (images, all_labels), "test": (others[50:], other_labels[50:])}, batch=7)
+
+    assert [(p.item, p.other) for p in found.within["train"].pairs] == [(51, 1)]  # not (50, 0): exact
+    assert found.within["train"].items == 2
+    assert found.leaked["test"].total == 0 and found.within["test"].total == 0
+
+
+def test_feature_vectors__are_not_searched() -> None:
+    found = find({"train": (torch.rand(30, 8), torch.zeros(30, dtype=torch.int64))})
+    assert not found.checked and found.within == {} and found.pictured == []
+
+
+def test_report__says_what_leaked_nearly_and_what_to_do(tmp_path: Path) -> None:
+    digits, labels = mnist_digits(300)
+    train, test = digits[:200], digits[200:260].clone()
+    test[7] = torch.from_numpy(jpeg(train[17].numpy()))
+    for split, images, y in (("train", train, labels[:200]), ("test", test, labels[200:260])):
+        torch.save(images, tmp_path / f"{split}_images.pt")
+        torch.save(y, tmp_path / f"{split}_target.pt")
+
+    stats = compute_stats(open_dataset(tmp_path), near_duplicate_distance=DEFAULT_DISTANCE)[0]
+    report = build_report(title="t", data="data", stats=stats, content_hash=None, changes=None, gates=[],
+                          baseline=None, figures={})
+    markdown = render_markdown(report, {})
+
+    assert stats.near_duplicates.near_leaked == 1
+    distance = stats.near_duplicates.leaked["test"].items[0].distance
+    assert 0 < distance < 0.06
+    assert "⚠️ **Near-leakage:** 1 `test` item is a near-duplicate of a `train` item" in markdown
+    assert "**Near-leakage:** 1 `test` item is a near copy of a `train` item (re-encoded" in markdown
+    assert "`test` 7 ≈ `train` 17" in markdown
+    assert report.model_dump()["near_duplicates"]["leaked"]["test"]["items"][0]["train_item"] == 17
+    clean = compute_stats(open_dataset(tmp_path))[0]  # not asked for: not searched, nothing said
+    assert not clean.near_duplicates.checked
+    assert "Near-" not in render_markdown(build_report(title="t", data="data", stats=clean, content_hash=None,
+                                                       changes=None, gates=[], baseline=None, figures={}), {})
+
+
+# ---------------------------------------------------------------------------------------------------
+# the picture
+
+
+def _texts(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_near_pairs_picture__both_sides_distances_and_differing_labels_in_red() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.random((28, 28, 3)) for _ in range(10)]
+    pairs = [("test", i, 1, "train", 100 + i, 1 if i != 2 else 7, 0.01 * (i + 1)) for i in range(5)]
+
+    fig = draw_near_pairs(images, pairs, None, total=12, leaked=True, threshold=0.08)
+
+    assert len(fig.axes[0].images) == 10
+    np.testing.assert_array_equal(fig.axes[0].images[1].get_array(), images[1])  # the other side's own pixels
+    texts = _texts(fig)
+    assert texts.count("≈") == 5 and "0.0100" in texts and "0.0500" in texts
+    assert "test\nitem 0" in texts and "train\nitem 100" in texts
+    title = " ".join(t.get_text() for t in fig.texts)
+    assert "Test items that are near-duplicates of train items: first 5 of 12" in title
+    assert "≤ 0.0800" in title
+    red = [t.get_text() for t in fig.axes[0].texts if t.get_color() != "black" and t.get_text().startswith("label")]
+    assert red == ["label 1", "label 7"]
+    with pytest.raises(CannotDrawFigure):
+        draw_near_pairs([], [], total=0, leaked=False, threshold=0.08)
+
+
+def test_near_pairs_job__crosses_the_worker_boundary_and_renders() -> None:
+    job = NearPairs([np.zeros((4, 4, 3))] * 2, [("train", 3, 0, "train", 1, 0, 0.02)], None, 1, False, 0.08)
+
+    (received,) = _load_jobs(io.BytesIO(pickle.dumps({"near_pairs": job}))).values()
+
+    np.testing.assert_equal(dataclasses.asdict(received), dataclasses.asdict(job))
+    assert received.render().startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------------------------------------------
+# through the CLI
+
+
+def run_data_stats(data: Path, out: Path, *flags: str) -> tuple[int, Any]:
+    code = main(["data-stats", "--data", str(data), "--out", str(out), "--dvc-pull", "false",
+                 "--cache-dir", str(out.parent / f"{out.name}-cache"), *flags],
+                env={"GITHUB_WORKSPACE": str(data.parent)})
+    return code, json.loads((out / "report.json").read_text())
+
+
+def test_data_stats__reports_a_planted_near_leak_and_fails_its_gate(tmp_path: Path) -> None:
+    digits, labels = mnist_digits(700)
+    data = tmp_path / "data"
+    data.mkdir()
+    test = digits[600:700].clone()
+    test[4] = torch.from_numpy(shift(digits[123].numpy(), 1, 1))
+    test[9] = torch.from_numpy(jpeg(brightness(digits[456].numpy(), 12)))
+    for split, images, y in (("train", digits[:600], labels[:600]), ("test", test, labels[600:700])):
+        torch.save(images, data / f"{split}_images.pt")
+        torch.save(y, data / f"{split}_target.pt")
+
+    code, report = run_data_stats(data, tmp_path / "out", "--fail-on-near-leakage", "true")
+    passing, _ = run_data_stats(data, tmp_path / "out-no-gate")
+
+    assert code == 1 and passing == 0
+    leaked = report["near_duplicates"]["leaked"]["test"]
+    assert leaked["total"] == 2
+    assert [(e["item"], e["train_item"]) for e in leaked["items"]] == [(4, 123), (9, 456)]
+    gate = next(g for g in report["gates"] if g["name"] == "fail-on-near-leakage")
+    assert gate["value"] == 2 and not gate["passed"]
+    assert report["figures"]["near_pairs"] == "near_pairs.png"
+    assert (tmp_path / "out" / "near_pairs.png").read_bytes().startswith(b"\x89PNG")
+    assert "`test` 4 ≈ `train` 123" in (tmp_path / "out" / "report.md").read_text()
