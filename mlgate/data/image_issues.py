@@ -14,10 +14,10 @@ Each check is a few vectorised operations per batch (the statistics' reading pas
 
   - **near_blank** (not constant): at least :data:`NEAR_BLANK_SHARE` of the pixels lie in two
     neighbouring bands (a slice of 1/8 of the range): a blank page with a speck, an empty frame.
-  - **dark**: fewer than :data:`DARK_SHARE` of the pixels reach :data:`DARK_LEVEL` of the range
+  - **dark** (not constant): fewer than :data:`DARK_SHARE` of the pixels reach :data:`DARK_LEVEL` of the range
     (the 99th percentile of brightness is below a quarter of the range). A digit on a black
     background is not dark: its strokes are bright.
-  - **bright**: fewer than :data:`BRIGHT_SHARE` of the pixels are below :data:`BRIGHT_LEVEL` of the
+  - **bright** (not constant): fewer than :data:`BRIGHT_SHARE` of the pixels are below :data:`BRIGHT_LEVEL` of the
     range (the 5th percentile of brightness is above 3/4 of it).
   - **low_information** (neither constant nor near-blank): the entropy of the brightness bands is
     below :data:`LOW_ENTROPY_BITS` bits.
@@ -88,9 +88,9 @@ class ImageIssues(BaseModel):
     near_blank: IssueItems = Field(default_factory=IssueItems)
     """Not constant; at least 99 % of the pixels within a 1/8 slice of the range."""
     dark: IssueItems = Field(default_factory=IssueItems)
-    """Fewer than 1 % of the pixels reach a quarter of the range."""
+    """Not constant; fewer than 1 % of the pixels reach a quarter of the range."""
     bright: IssueItems = Field(default_factory=IssueItems)
-    """Fewer than 5 % of the pixels are below three quarters of the range."""
+    """Not constant; fewer than 5 % of the pixels are below three quarters of the range."""
     low_information: IssueItems = Field(default_factory=IssueItems)
     """Neither constant nor near-blank; entropy of 16 brightness bands below 0.25 bits."""
     odd_aspect_ratio: IssueItems = Field(default_factory=IssueItems)
@@ -225,8 +225,9 @@ class ImageIssueAccumulator:
         blank = ((bands[:, :-1] + bands[:, 1:]).amax(dim=1) >= NEAR_BLANK_SHARE * n) & ~constant & judged
         self.flags["near_blank"].add(names, blank)
         dark_band, bright_band = round(DARK_LEVEL * LEVELS), round(BRIGHT_LEVEL * LEVELS)
-        self.flags["dark"].add(names, (bands[:, dark_band:].sum(dim=1) < DARK_SHARE * n) & judged)
-        self.flags["bright"].add(names, (bands[:, :bright_band].sum(dim=1) < BRIGHT_SHARE * n) & judged)
+        # a constant image is reported as constant only, however dark or bright its one value
+        self.flags["dark"].add(names, (bands[:, dark_band:].sum(dim=1) < DARK_SHARE * n) & judged & ~constant)
+        self.flags["bright"].add(names, (bands[:, :bright_band].sum(dim=1) < BRIGHT_SHARE * n) & judged & ~constant)
         shares = bands.double() / n
         entropy = -(shares * torch.log2(shares.clamp_min(1e-300))).sum(dim=1)
         self.flags["low_information"].add(names, (entropy < LOW_ENTROPY_BITS) & ~blank & ~constant & judged)

@@ -20,8 +20,10 @@ from mlgate.context import RunContext
 from mlgate.data.changes import Changes, compare
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
 from mlgate.data.layouts import Dataset, open_dataset
+from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.pull import dvc_session, pull_if_tracked
 from mlgate.data.report import (
+    FIGURE_TITLES,
     DataReport,
     build_report,
     data_outcome,
@@ -80,6 +82,8 @@ class Measured:
     """The statistics ``changes`` compares with, for the base-vs-head figures."""
     leaked: list[LeakedPixels] = dataclasses.field(default_factory=list)
     """The first leaked items with their pixels, for the picture of leaked pairs."""
+    near: NearDuplicateFinder | None = None
+    """Every item's thumbnail, for the near-duplicate search (``stats.near_duplicates`` once it ran)."""
 
     @functools.cached_property
     def drift(self) -> DriftReport:
@@ -99,6 +103,13 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
         measured = None if versions.unchanged else _measure(settings, ctx, dvc, versions, cache)
     if measured is None:
         return finish(_unchanged(settings, versions, cache), publication, ctx)
+    worker = figure_worker or FigureWorker(None)
+    worker.send(_figure_jobs(settings, measured))  # drawn on the other core while the searches run
+    if measured.near is not None:
+        with workflow.phase("Searching for near-duplicates"):
+            measured.stats.near_duplicates = measured.near.result(settings.near_duplicate_distance)
+    if versions.head_hash:
+        cache.put(_cache_key(versions.head_hash, settings), measured.stats)
     baseline = label_errors = None
     if settings.baseline_train:
         started = time.perf_counter()
@@ -108,10 +119,8 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
             label_errors = _find_label_errors(settings, measured.dataset, measured.stats,
                                               settings.baseline_time_budget - (time.perf_counter() - started))
     with workflow.phase("Drawing the figures"):
-        jobs = _figure_jobs(settings, measured, baseline)
-        if label_errors is not None:
-            jobs.update(_label_error_jobs(measured, label_errors))
-        figures = (figure_worker or FigureWorker(None)).render(jobs)
+        drawn = worker.render(_late_figure_jobs(measured, baseline, label_errors))
+        figures = {name: drawn[name] for name in FIGURE_TITLES if name in drawn}
     report = _report(settings, versions, measured, baseline, figures,
                      label_errors=label_errors.result if label_errors else None)
     cache.flush()
@@ -135,17 +144,15 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     pull_if_tracked(settings, dvc, settings.data, "data")
     with workflow.phase(f"Reading {data} and computing its statistics"):
         dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
+        near = NearDuplicateFinder()
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read(),
-                                               near_duplicate_distance=settings.near_duplicate_distance)
-    if versions.head_hash:
-        cache.put(_cache_key(versions.head_hash, settings), stats)
+                                               progress=_items_read(), near_duplicates=near)
     base = settings.baseline_data.as_posix() if settings.baseline_data else None
     if base is None and dvc is not None and versions.base_hash is not None:
         base = versions.base_ref or versions.base_sha
     with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
         changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache)
-    return Measured(dataset, stats, samples, changes, base_stats, leaked)
+    return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
 
 def _items_read() -> Callable[[int], None]:
@@ -153,8 +160,8 @@ def _items_read() -> Callable[[int], None]:
     return lambda items: say(f"{items:,} items read")
 
 
-def _figure_jobs(settings: DataStatsSettings, measured: Measured,
-                 baseline: BaselineResult | None) -> dict[str, FigureJob]:
+def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, FigureJob]:
+    """The figures of the statistics pass, drawn while the searches and the baseline run."""
     from mlgate.figures.data import CannotDrawFigure, display_images, display_samples
 
     stats, base = measured.stats, measured.base
@@ -173,18 +180,12 @@ def _figure_jobs(settings: DataStatsSettings, measured: Measured,
             if base else None
         jobs["pixel_histogram"] = PixelHistogram(histograms, items={n: s.count for n, s in stats.splits.items()},
                                                  base=base_histograms, base_name=base_name)
-    if baseline is not None:
-        title = (f"Sanity baseline: training loss of a {baseline.model}\n"
-                 f"train split, {baseline.train_samples:,} items, {baseline.epochs} epochs, {baseline.steps:,} steps")
-        jobs["baseline_loss"] = LossCurve(baseline.losses, title=title, step_every=baseline.log_every)
     if measured.leaked:
         with contextlib.suppress(CannotDrawFigure):  # not images: the sample grid's notice said so
             jobs["leaked_pairs"] = LeakedPairs(
                 display_images([leak.image for leak in measured.leaked]),
                 [(leak.split, leak.item, leak.label, leak.train_item, leak.train_label) for leak in measured.leaked],
                 stats.class_names, stats.leakage.train_test_exact_duplicates)
-    if stats.near_duplicates.pictured:
-        jobs["near_pairs"] = _near_pairs_job(stats)
     if base is not None and measured.drift.splits:
         compared = {name: stats.splits[name] for name in measured.drift.splits}
         jobs["drift_overlay"] = DriftOverlay(
@@ -196,6 +197,21 @@ def _figure_jobs(settings: DataStatsSettings, measured: Measured,
             ks={n: (d.pixels.ks, d.pixels.ks_at) for n, d in measured.drift.splits.items() if d.pixels},
             tvd={n: d.labels.tvd for n, d in measured.drift.splits.items() if d.labels},
             base_name=base_name)
+    return jobs
+
+
+def _late_figure_jobs(measured: Measured, baseline: BaselineResult | None,
+                      label_errors: LabelErrorsFound | None) -> dict[str, FigureJob]:
+    """The figures of what ran after the statistics pass: near-duplicates, baseline, label errors."""
+    jobs: dict[str, FigureJob] = {}
+    if measured.stats.near_duplicates.pictured:
+        jobs["near_pairs"] = _near_pairs_job(measured.stats)
+    if baseline is not None:
+        title = (f"Sanity baseline: training loss of a {baseline.model}\n"
+                 f"train split, {baseline.train_samples:,} items, {baseline.epochs} epochs, {baseline.steps:,} steps")
+        jobs["baseline_loss"] = LossCurve(baseline.losses, title=title, step_every=baseline.log_every)
+    if label_errors is not None:
+        jobs.update(_label_error_jobs(measured, label_errors))
     return jobs
 
 

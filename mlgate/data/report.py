@@ -22,7 +22,7 @@ from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.numbers import count, number, percent, ratio, signed_count
 from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 FIGURE_TITLES = {
     "label_distribution": "Label distribution",
@@ -202,11 +202,13 @@ def _findings(report: DataReport) -> list[str]:
     leak = report.leakage
     for split_name, leaked in leak.per_split.items():
         if leaked:
-            findings.append(f"⚠️ **Leakage:** {count(leaked)} `{split_name}` items have an exact copy in `train`.")
+            findings.append(f"⚠️ **Leakage:** {_counted(leaked, f'`{split_name}` item')} "
+                            f"{'has' if leaked == 1 else 'have'} an exact copy in `train`.")
     findings += _near_findings(report.near_duplicates)
     if leak.conflicting_labels:
         findings.append(
-            f"⚠️ **Conflicting labels:** {count(leak.conflicting_labels)} identical items carry different labels."
+            f"⚠️ **Conflicting labels:** {_counted(leak.conflicting_labels, 'identical item')} "
+            f"{'carries' if leak.conflicting_labels == 1 else 'carry'} different labels."
         )
     for name, split in report.splits.items():
         if split.count == 0:
@@ -214,7 +216,7 @@ def _findings(report: DataReport) -> list[str]:
             findings.append(f"❌ `{name}` is empty: {why}, so it is left out of the figures and every "
                             "statistic but this table.")
         if split.duplicates:
-            findings.append(f"⚠️ `{name}`: {count(split.duplicates)} exact duplicates.")
+            findings.append(f"⚠️ `{name}`: {_counted(split.duplicates, 'exact duplicate')}.")
         if split.nonfinite:
             findings.append(f"⚠️ `{name}`: {count(split.nonfinite)} items contain NaN or Inf.")
         if split.missing_classes and split.count:
@@ -284,7 +286,7 @@ def _label_counts_table(report: DataReport) -> str:
 def _baseline(result: BaselineResult) -> str:
     learns = "✅ learns" if result.converged else "❌ does not learn"
     return (
-        f"{learns}: {result.model}, {result.epochs} epoch(s) in {numbers.seconds(result.seconds)} on "
+        f"{learns}: {result.model}, {_counted(result.epochs, 'epoch')} in {numbers.seconds(result.seconds)} on "
         f"{count(result.train_samples)} train items; test accuracy **{percent(result.test_accuracy)}** "
         f"against {percent(result.chance_accuracy)} by always guessing the most common class "
         f"({count(result.test_samples)} test items)."
@@ -331,7 +333,8 @@ def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
                      f"{count(len(result.items))}).")
     table = "\n".join(lines)
     if len(result.items) > _LABEL_ERRORS_SHOWN:
-        table = fold(f"The {_counted(len(result.items), 'flagged item')}, least believable label first", table)
+        table = fold(f"The {_counted(len(result.items), 'flagged item')}, least believable label first (lowest "
+                     f"probability of the given label)", table)
     return found + "\n\n" + table
 
 
@@ -428,7 +431,7 @@ def _next_steps(report: DataReport) -> str:
 
 def _near_findings(near: NearDuplicateStats) -> list[str]:
     """One line per split with near-leaked items or near-duplicate pairs (nothing when none)."""
-    limit = f"pixel distance ≤ {number(near.threshold)}"
+    limit = f"pixel distance ≤ {numbers.typed(near.threshold)}"
     lines = []
     for split, leaked in near.leaked.items():
         if leaked.total:
@@ -437,7 +440,7 @@ def _near_findings(near: NearDuplicateStats) -> list[str]:
             what = "a near-duplicate of a `train` item" if leaked.total == 1 else "near-duplicates of `train` items"
             lines.append(f"⚠️ **Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {_is(leaked.total)} "
                          f"{what} ({limit}): {', '.join(first)}"
-                         f"{' …' if leaked.total > len(first) else ''}.")
+                         f"{f' and {count(leaked.total - len(first))} more' if leaked.total > len(first) else ''}.")
     for split, pairs in near.within.items():
         if pairs.total:
             lines.append(f"⚠️ `{split}`: {_counted(pairs.total, 'near-duplicate pair')} over "
@@ -450,7 +453,7 @@ def _near_steps(near: NearDuplicateStats) -> list[str]:
     steps = []
     for split, leaked in near.leaked.items():
         if leaked.total:
-            pairs = [f"{_item(split, e.item)} ≈ {_item('train', e.train_item)} ({number(e.distance)})"
+            pairs = [f"{_item(split, e.item)} ≈ {_item('train', e.train_item)} (distance {number(e.distance)})"
                      for e in leaked.items[:_NEXT_LISTED]]
             what = "is a near copy of a `train` item" if leaked.total == 1 else "are near copies of `train` items"
             steps.append(f"**Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {what} "
@@ -460,7 +463,7 @@ def _near_steps(near: NearDuplicateStats) -> list[str]:
                          f"{_listing(pairs, leaked.total, len(leaked.items))}.")
     for split, found in near.within.items():
         if found.total:
-            shown = [f"{_item(split, p.item)} ≈ {_item(split, p.other)} ({number(p.distance)})"
+            shown = [f"{_item(split, p.item)} ≈ {_item(split, p.other)} (distance {number(p.distance)})"
                      for p in found.pairs[:_NEXT_LISTED]]
             steps.append(f"**Near-duplicates:** `{split}` has {_counted(found.total, 'pair')} of near-identical "
                          f"items: keep one of each where they are the same picture re-encoded or shifted"
@@ -517,34 +520,44 @@ _ISSUE_TEXT = {
 _MEASURE_TEXT = {"labels": "labels", "pixels": "pixel intensities", "channels": "channel mean/std", "size": "sizes"}
 
 
-def _signed(value: float) -> str:
-    return ("+" if value >= 0 else "") + number(value)
-
-
 def _p_value(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {number(p)}"
 
 
-def _label_words(labels: LabelDrift) -> str:
-    test = f", χ² {_p_value(labels.p_value)}" if labels.p_value is not None else ", too few items for a χ² test"
-    return f"label shares moved by {percent(labels.tvd)} (TVD){test}"
+def _sigma(value: float) -> str:
+    """A shift in standard deviations, to the hundredth (the drift rule's 0.1 σ is two digits):
+    ``+0.46 σ``, ``-0.11 σ``, ``0.00 σ``."""
+    text = f"{value:+.2f}"
+    return ("0.00" if text in ("+0.00", "-0.00") else text) + " σ"
 
 
-def _pixel_words(pixels: PixelDrift) -> str:
+def _label_words(labels: LabelDrift, moved: bool = True) -> str:
+    """``label shares moved by 3.1% (TVD), χ² p = 0.02``; for shares that did not move, ``label shares
+    within noise (TVD 0.3%, χ² p = 1.00)``."""
+    test = "too few items for a χ² test" if labels.p_value is None else f"χ² {_p_value(labels.p_value)}"
+    if not moved:
+        return f"label shares within noise (TVD {percent(labels.tvd)}, {test})"
+    return f"label shares moved by {percent(labels.tvd)} (TVD), {test}"
+
+
+def _pixel_words(pixels: PixelDrift, moved: bool = True) -> str:
+    if not moved:
+        return f"pixel intensities within noise (KS {number(pixels.ks)}, noise level {number(pixels.ks_noise)})"
     return (f"pixel intensities KS {number(pixels.ks)} (noise level {number(pixels.ks_noise)}, largest at pixel "
             f"value {number(pixels.ks_at)}), Wasserstein {number(pixels.wasserstein)} "
             f"({percent(pixels.wasserstein_relative)} of the range)")
 
 
 def _drift_words(drift: SplitDrift) -> str:
-    """One plain sentence of what moved: ``label shares moved by 3.1% (TVD), χ² p = 0.02; ...``."""
+    """One plain sentence, what moved first: ``label shares moved by 3.1% (TVD), χ² p = 0.02; ...``, then
+    ``label shares within noise (TVD 0.3%, ...)`` for a measure that did not."""
     words = []
     if drift.labels is not None:
-        words.append(_label_words(drift.labels))
+        words.append(_label_words(drift.labels, "labels" in drift.moved))
     if drift.pixels is not None:
-        words.append(_pixel_words(drift.pixels))
+        words.append(_pixel_words(drift.pixels, "pixels" in drift.moved))
     if drift.channels is not None and "channels" in drift.moved:
-        shifts = ", ".join(f"{_signed(m)} σ / {_signed(s)} σ" for m, s in
+        shifts = ", ".join(f"{_sigma(m)} / {_sigma(s)}" for m, s in
                            zip(drift.channels.mean_shift, drift.channels.std_shift, strict=True))
         words.append(f"channel mean / std shifted by {shifts}")
     if drift.size is not None:
@@ -552,6 +565,7 @@ def _drift_words(drift: SplitDrift) -> str:
         words.append(f"median side {number(size.median_side_reference)} → {number(size.median_side)} px, median "
                      f"aspect {number(size.median_aspect_reference)} → {number(size.median_aspect)} (KS "
                      f"{number(size.ks_side)} / {number(size.ks_aspect)})")
+    words.sort(key=lambda text: "within noise" in text)  # stable: the measures that moved lead
     return "; ".join(words)
 
 
@@ -580,7 +594,7 @@ def _drift_table(drifts: Mapping[str, SplitDrift]) -> str:
             chi,
             f"{number(pixels.ks)} ({number(pixels.ks_noise)})" if pixels else numbers.MISSING,
             f"{number(pixels.wasserstein)} ({percent(pixels.wasserstein_relative)})" if pixels else numbers.MISSING,
-            ", ".join(f"{_signed(m)} σ / {_signed(s)} σ" for m, s in
+            ", ".join(f"{_sigma(m)} / {_sigma(s)}" for m, s in
                       zip(channels.mean_shift, channels.std_shift, strict=True)) if channels else numbers.MISSING,
         ]
         if sizes:
@@ -678,7 +692,9 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
     if report.changes is not None:
         parts.append(_changes(report.changes, report.class_names))
     findings = _findings(report)
-    parts.append("### Findings\n\n" + ("\n".join(f"- {f}" for f in findings) if findings else "No problems found."))
+    # "No problems found" would contradict a drift, image-issue or label-error warning further down
+    nothing = "No leakage, near-leakage, duplicates, conflicting labels, missing classes, NaN/Inf or unreadable files."
+    parts.append("### Findings\n\n" + ("\n".join(f"- {f}" for f in findings) if findings else nothing))
     parts += _drift_and_issue_sections(report)
     parts.append("### Splits\n\n" + _splits_table(report))
     figures = [f"![{FIGURE_TITLES.get(name, name)}]({link})" for name, link in figure_links.items()]

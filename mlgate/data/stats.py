@@ -148,14 +148,15 @@ class LeakedPixels:
 
 def compute_stats(
     dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
-    progress: Callable[[int], None] | None = None, near_duplicate_distance: float | None = None,
+    progress: Callable[[int], None] | None = None, near_duplicates: NearDuplicateFinder | None = None,
 ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     """Statistics of every split; up to ``samples_per_class`` images per label of the train split
     (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
     the first :data:`MAX_PICTURED_LEAKS` leaked items with their pixels. ``progress`` is called after
-    every batch with the number of items read so far (all splits). With ``near_duplicate_distance``
-    set, near-duplicates are searched too (their pictured pairs ride on ``stats.near_duplicates``)."""
-    near = NearDuplicateFinder() if near_duplicate_distance is not None else None
+    every batch with the number of items read so far (all splits). ``near_duplicates`` is fed every
+    batch in the same pass; its search (:meth:`NearDuplicateFinder.result`) is the caller's to run, so
+    that it can overlap with drawing the figures."""
+    near = near_duplicates
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
     accumulators: dict[str, _SplitAccumulator] = {}
     identity = _Identity()
@@ -191,8 +192,6 @@ def compute_stats(
     stats = DatasetStats(
         layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
     )
-    if near is not None and near_duplicate_distance is not None:
-        stats.near_duplicates = near.result(near_duplicate_distance)
     return stats, samples.result(), identity.pixels
 
 

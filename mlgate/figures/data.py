@@ -187,7 +187,7 @@ def draw_label_distribution(
     n = len(labels)
     x = np.arange(n)
     width = 0.8 / len(splits)
-    base_label: str | None = f"base {_truncate(base_name, 40)}: " + ", ".join(
+    base_label: str | None = _base_label(base_name) + ": " + ", ".join(
         f"{_truncate(split)} {total:,} items" for split, total in base_totals.items())
     with figure(4.2, layout="constrained") as fig:
         ax = fig.add_subplot()
@@ -260,7 +260,7 @@ def draw_pixel_histogram(
 
             handles += [Line2D([], [], color="black", linewidth=1.6),
                         Line2D([], [], color="black", linewidth=1.3, linestyle="--")]
-            names += ["head", f"base {_truncate(base_name, 40)}"]
+            names += ["head", _base_label(base_name)]
         ax.legend(handles, names, fontsize=SMALL_PT, loc="best", ncols=2 if base_densities else 1)
     return fig
 
@@ -483,7 +483,7 @@ def draw_near_pairs(
     """
     from matplotlib.patches import Rectangle
 
-    from mlgate.numbers import number
+    from mlgate.numbers import number, typed
 
     if not pairs:
         raise CannotDrawFigure("No near-duplicate pairs were given to draw.")
@@ -503,7 +503,7 @@ def draw_near_pairs(
         title = f"{_capitalised(', '.join(splits))} items that are near-duplicates of train items: {shown}"
     else:
         title = f"Near-duplicate pairs within splits: {shown}"
-    title += f"\n(pixel distance ≤ {number(threshold)} after aligning by up to one pixel; 0 = same picture)"
+    title += f"\n(pixel distance ≤ {typed(threshold)} after aligning by up to one pixel; 0 = same picture)"
     width_in = min(WIDTH_IN, max(content_in, max(text_width_in(line, TITLE_PT) for line in title.split("\n"))
                                  + 2 * margin_in))
     title = "\n".join(title_text(line, width_in - 2 * margin_in) for line in title.split("\n"))
@@ -697,6 +697,13 @@ def _truncate(text: str, chars: int = _LABEL_CHARS) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
+def _base_label(base_name: str) -> str:
+    """The legend's name for the base: ``base main``; just ``base`` when it is called that (a
+    ``baseline-data`` folder named ``base``), never ``base base``."""
+    name = _truncate(base_name, 40)
+    return "base" if name.strip().lower() in {"", "base"} else f"base {name}"
+
+
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -848,7 +855,7 @@ def draw_drift_overlay(
     splits = [s for s in histograms if s in base_histograms or s in base_counts][:_MAX_DRIFT_SPLITS]
     if not splits:
         raise CannotDrawFigure("No split is in both the head and the base: there is no drift to draw.")
-    base_label = f"base {_truncate(base_name, 40)}"
+    base_label = _base_label(base_name)
     with figure(0.7 + _DRIFT_ROW_IN * len(splits), layout="constrained") as fig:
         axes = fig.subplots(len(splits), 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.3]})
         for row, split in enumerate(splits):

@@ -139,7 +139,8 @@ def draw_accuracy_delta(candidate: Mapping[str, float], production: Mapping[str,
         if n <= 20:
             for x, d in enumerate(deltas):
                 ax.annotate(_signed(d), (x, d), xytext=(0, 3 if d >= 0 else -3), textcoords="offset points",
-                            ha="center", va="bottom" if d >= 0 else "top", fontsize=SMALL_PT if n <= 12 else 7)
+                            ha="center", va="bottom" if d >= 0 else "top", fontsize=SMALL_PT if n <= 12 else 7,
+                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # over the dashed line
         ax.tick_params(axis="y", labelsize=SMALL_PT)
         ax.set_xlabel("class", fontsize=TEXT_PT)
         ax.set_ylabel("Δ accuracy (percentage points)", fontsize=TEXT_PT)

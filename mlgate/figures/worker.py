@@ -320,8 +320,16 @@ def _keep_drawn(drawn: Mapping[str, bytes | str]) -> dict[str, bytes]:
 
 
 class FigureWorker:
+    """The parent's end of the figure process. :meth:`send` hands jobs over at once, so they are drawn
+    on the other core while this process goes on computing; :meth:`render` returns every figure sent.
+    Whatever the worker cannot draw (it died, it refused the jobs) is drawn in this process instead."""
+
     def __init__(self, process: subprocess.Popen[bytes] | None) -> None:
         self._process = process
+        self._pending: dict[str, FigureJob] | None = None
+        """Jobs the worker was sent and whose answer is not read yet (one request in flight at most,
+        so neither side can block the other on a full pipe)."""
+        self._drawn: dict[str, bytes] = {}
 
     @classmethod
     def start(cls) -> FigureWorker:
@@ -333,34 +341,52 @@ class FigureWorker:
             process = None
         return cls(process)
 
-    def render(self, jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:
-        """PNG bytes per job name; renders in this process when the worker is unavailable."""
-        rendered = self._render_remote(jobs) if self._process is not None else None
-        if rendered is None:
-            rendered = render_jobs(jobs)
-        return rendered
+    def send(self, jobs: Mapping[str, FigureJob]) -> None:
+        """Start drawing ``jobs``; :meth:`render` returns them with the rest."""
+        self._collect()
+        process = self._process
+        if process is not None and process.stdin is not None:
+            try:
+                process.stdin.write(pickle.dumps(dict(jobs)))
+                process.stdin.flush()
+            except OSError:
+                self.close()
+            else:
+                self._pending = dict(jobs)
+                return
+        self._drawn.update(render_jobs(jobs))
 
-    def _render_remote(self, jobs: Mapping[str, FigureJob]) -> dict[str, bytes] | None:
-        process, self._process = self._process, None
-        assert process is not None and process.stdin is not None and process.stdout is not None
-        try:
-            process.stdin.write(pickle.dumps(dict(jobs)))
-            process.stdin.close()
-            answer = _Unpickler(process.stdout).load()  # plain dict/bytes/str: no class is allowed
-            process.wait(timeout=60)
-        except (OSError, EOFError, pickle.PickleError, subprocess.TimeoutExpired):
-            _stop(process)
-            return None
-        finally:
-            process.stdout.close()
-        if not isinstance(answer, dict):  # ("error", text): the jobs were refused; render here instead
-            return None
-        return _keep_drawn(answer)
+    def render(self, jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:
+        """PNG bytes per job name, of ``jobs`` and of every job sent before; then the worker is done."""
+        self.send(jobs)
+        self._collect()
+        self.close()
+        drawn, self._drawn = self._drawn, {}
+        return drawn
+
+    def _collect(self) -> None:
+        """Read the answer to the request in flight; draw here what the worker did not."""
+        jobs, self._pending = self._pending, None
+        if jobs is None:
+            return
+        process = self._process
+        answer: object = None
+        if process is not None and process.stdout is not None:
+            try:
+                answer = _Unpickler(process.stdout).load()  # plain dict/bytes/str: no class is allowed
+            except (OSError, EOFError, pickle.PickleError):
+                answer = None
+        if isinstance(answer, dict):
+            self._drawn.update(_keep_drawn(answer))
+            return
+        self.close()  # dead, or ("error", text): the jobs were refused
+        self._drawn.update(render_jobs(jobs))
 
     def close(self) -> None:
-        if self._process is not None:
-            _stop(self._process)
-            self._process = None
+        """Stop the worker: every answer wanted has been read, or none is wanted any more."""
+        process, self._process = self._process, None
+        if process is not None:
+            _stop(process)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -402,20 +428,24 @@ def _load_jobs(stream: IO[bytes]) -> dict[str, FigureJob]:
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """Answer each pickled ``{name: job}`` request on ``stdin`` with ``{name: PNG bytes or why not}``,
+    until ``stdin`` ends."""
     # warm up while the parent imports torch: matplotlib, the Agg canvas, fonts and text layout
     # (a first figure costs about three times a later one)
     LabelDistribution({"warm-up": {"0": 1}}).render()
-    answer: object
-    try:
-        jobs = _load_jobs(stdin)
-    except EOFError:
-        return  # the parent did not need figures after all
-    except pickle.UnpicklingError as exc:  # refused: the parent renders in its own process instead
-        answer = ("error", repr(exc))
-    else:
+    while True:
+        answer: object
+        try:
+            jobs = _load_jobs(stdin)
+        except EOFError:
+            return  # the parent needs no more figures
+        except pickle.UnpicklingError as exc:  # refused: the parent renders in its own process instead
+            stdout.write(pickle.dumps(("error", repr(exc))))
+            stdout.flush()
+            return  # the rest of the stream cannot be trusted
         answer = draw_jobs(jobs)  # a figure that fails is answered as why, and left out by the parent
-    stdout.write(pickle.dumps(answer))
-    stdout.flush()
+        stdout.write(pickle.dumps(answer))
+        stdout.flush()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from mlgate import numbers
 from mlgate.model.gates import GATES, UNITS
-from mlgate.model.report import ModelReport, lineage_section, significance_section
+from mlgate.model.report import ModelReport, lineage_section, significance_section, threads
 from mlgate.numbers import count, megabytes, ms, percent
 from mlgate.report import Interval, footer, gates_section, icon, verdict
 
@@ -73,26 +73,39 @@ def _metrics(report: ModelReport) -> str:
         ("parameters", count(report.params), ""),
     ]
     generalisation = report.generalisation
+    reading = ""
     if generalisation is not None:
         rows.append(("train − eval accuracy", numbers.points(generalisation.gap),
-                     f"{generalisation.reading} (margin {numbers.points(generalisation.gap_margin)})"))
+                     f"± {numbers.points(generalisation.gap_margin)} at 95%"))
+        reading = (f"\n\nTrain − eval accuracy, {count(generalisation.train_samples)} {generalisation.train_split} "
+                   f"items against {count(generalisation.eval_samples)} {generalisation.eval_split} items — "
+                   f"{generalisation.reading}.")
     with_intervals = any(interval for _, _, interval in rows)
     header = "| metric | value | interval |\n|---|---:|---|" if with_intervals else "| metric | value |\n|---|---:|"
     lines = [f"| {name} | {value} |" + (f" {interval or numbers.MISSING} |" if with_intervals else "")
              for name, value, interval in rows]
     note = ("\n\nIntervals are bootstrap confidence intervals over the eval items and the timed calls."
-            if with_intervals else "")
-    return header + "\n" + "\n".join(lines) + note
+            if report.uncertainty is not None and with_intervals else "")
+    return header + "\n" + "\n".join(lines) + note + reading
+
+
+_RATIO_NAMES = {"total_seconds": "time for all timed predictions", "params": "parameters"}
+"""How the card names a ratio of :attr:`Baseline.ratios` whose key does not read as words."""
 
 
 def _against_production(report: ModelReport) -> str:
     b = report.baseline
     assert b is not None
-    ratios = ", ".join(f"{name.replace('_', ' ')} {numbers.ratio(value)}" for name, value in b.ratios.items())
-    significance = significance_section(report)
+    ratios = ", ".join(f"{_RATIO_NAMES.get(name, name.replace('_', ' '))} {numbers.ratio(value)}"
+                       for name, value in b.ratios.items() if name != "accuracy")
+    if report.accuracy is not None and b.accuracy is not None:  # a difference of fractions reads in points
+        difference = report.accuracy - b.accuracy
+        ratios += (", " if ratios else "") + "accuracy " + ("+" if difference > 0 else "") + numbers.points(difference)
+    significance = significance_section(report, candidate_alone=False, figures=False)
     return (f"## Against production\n\nMeasured in the same run beside `{b.model}` (`{b.alias}`): "
             f"accuracy {percent(b.accuracy)}, latency p95 {ms(b.latency_ms.p95)}, size {megabytes(b.size_mb)}. "
-            f"Candidate / production: {ratios or numbers.MISSING}." + (f"\n\n{significance}" if significance else ""))
+            f"Candidate against production: {ratios or numbers.MISSING}."
+            + (f"\n\n{significance}" if significance else ""))
 
 
 def _lineage(report: ModelReport) -> str:
@@ -105,7 +118,7 @@ def _lineage(report: ModelReport) -> str:
 def _how_measured(report: ModelReport) -> str:
     env = report.environment
     lines = [
-        f"- environment: CPU `{env.cpu}`, {env.threads} torch thread(s), torch {env.torch}, Python {env.python}, "
+        f"- environment: CPU `{env.cpu}`, {threads(env.threads)}, torch {env.torch}, Python {env.python}, "
         f"{env.platform}",
         f"- latency: {count(report.predictions)} single-item predictions, one timed call each after a warm-up, "
         f"under `torch.inference_mode` ({numbers.seconds(report.total_seconds)} in all)",

@@ -197,7 +197,7 @@ def _latency_tested(comparison: Comparison) -> Tested:
     ratio = comparison.latency_median_ratio
     worse = Interval(value=ratio.value - 1, low=ratio.low - 1, high=ratio.high - 1, confidence=ratio.confidence)
     return Tested(worse, f"tested on the median of {numbers.count(comparison.rounds)} paired calls: "
-                         f"{numbers.change(worse.value)}")
+                         f"{numbers.percent(abs(worse.value))} {'slower' if worse.value >= 0 else 'faster'}")
 
 
 def _accuracy_tested(comparison: Comparison) -> Tested | None:
@@ -210,7 +210,9 @@ def _accuracy_tested(comparison: Comparison) -> Tested | None:
     lost = agreement.production_only_right
     return Tested(drop, f"{numbers.count(lost)} item{'' if lost == 1 else 's'} lost and "
                         f"{numbers.count(agreement.candidate_only_right)} gained of {numbers.count(agreement.items)} "
-                        f"(McNemar p {_p(agreement.mcnemar_p)}), drop {numbers.points(drop.value)}")
+                        f"(McNemar p {_p(agreement.mcnemar_p)}), "
+                        + (f"drop {numbers.points(drop.value)}" if drop.value > 0
+                           else f"gain {numbers.points(0.0 - drop.value)}"))
 
 
 def _p(p: float) -> str:

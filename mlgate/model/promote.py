@@ -27,7 +27,7 @@ from mlgate.settings import ModelGateSettings, PromoteSettings
 if TYPE_CHECKING:
     from mlgate.model.report import Action, ModelReport
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class PromotionRaced(PromotionError):

@@ -15,7 +15,7 @@ from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurem
 from mlgate.numbers import count, megabytes, ms, number, percent, seconds
 from mlgate.report import Gate, Interval, fold, footer, gates_section, icon, outcome, verdict_line
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class LatencyMs(BaseModel):
@@ -129,6 +129,11 @@ def _ratio(report: ModelReport, key: str) -> str:
     return numbers.ratio(report.baseline.ratios[key])
 
 
+def threads(n: int) -> str:
+    """``1 torch thread``, ``4 torch threads``."""
+    return f"{count(n)} torch thread{'' if n == 1 else 's'}"
+
+
 def model_outcome(report: ModelReport) -> str:
     """The plain-text outcome of a run: verdict, p95 latency, accuracy, size, failed gates, what was done."""
     p95 = f"p95 latency {ms(report.latency_ms.p95)}"
@@ -155,9 +160,13 @@ def _ci(interval: Interval, show: Callable[[float], str]) -> str:
     return f"{numbers.typed_percent(interval.confidence)} CI {show(interval.low)} to {show(interval.high)}"
 
 
-def significance_section(report: ModelReport) -> str:
+def significance_section(report: ModelReport, *, candidate_alone: bool = True, figures: bool = True) -> str:
     """``### Significance and what changed``: in plain words, whether each difference from production
-    is detectable, with its interval; the candidate's own intervals. Empty when nothing was kept."""
+    is detectable, with its interval; the candidate's own intervals. Without a production model only
+    those, under ``### Uncertainty`` (nothing changed against anything). Empty when nothing was kept.
+
+    ``candidate_alone=False`` leaves out the candidate's own intervals (the model card has them in its
+    metrics table); ``figures=False`` leaves out the pointer to the figures (the card has none)."""
     lines: list[str] = []
     c, u = report.comparison, report.uncertainty
     if c is not None and c.agreement is not None:
@@ -176,7 +185,7 @@ def significance_section(report: ModelReport) -> str:
                  f"{'slower' if r.value > 1 else 'faster'} by {percent(abs(r.value - 1))}")
         lines.append(f"- **Latency vs production: {words}.** Median {numbers.ratio(r.value)} production "
                      f"({_ci(r, numbers.ratio)}) over {count(c.rounds)} interleaved calls of each.")
-    if u is not None:
+    if u is not None and candidate_alone:
         own = [f"p50 {ms(u.latency_p50_ms.value)} ({_ci(u.latency_p50_ms, ms)})",
                f"p95 {ms(u.latency_p95_ms.value)} ({_ci(u.latency_p95_ms, ms)})"]
         if u.accuracy is not None:
@@ -184,9 +193,12 @@ def significance_section(report: ModelReport) -> str:
         lines.append("- **Candidate alone:** " + ", ".join(own) + ".")
     if not lines:
         return ""
+    if c is None:
+        return ("### Uncertainty\n\n" + "\n".join(lines) + "\n\nIntervals are bootstrap confidence intervals "
+                "(eval items or timed calls resampled); no production model was measured to compare with.")
     how = ("Intervals are bootstrap confidence intervals (items or paired calls resampled); a difference is "
            "detectable when its interval excludes no change.")
-    if c is not None and c.agreement is not None:
+    if figures and c.agreement is not None:
         how += (" The figures show the per-class accuracy change, the flipped items and the confusion-matrix "
                 "difference (candidate − production).")
     return "### Significance and what changed\n\n" + "\n".join(lines) + "\n\n" + how
@@ -214,7 +226,7 @@ def lineage_section(report: ModelReport) -> str:
     if lin.run is not None:
         name = plain_text(lin.run.name or lin.run.id).replace("[", "(").replace("]", ")")  # a free-text name
         lines.append(f"- run: [{name}]({lin.run.url}) (`{lin.run.project}/{lin.run.id}`)")
-    else:
+    elif lin.verdict != "unknown":  # an unknown verdict's reason already says what was missing
         lines.append("- run: none (no W&B run logged this model version)")
     if lin.datasets:
         lines.append("- datasets used: " + ", ".join(
@@ -227,7 +239,7 @@ def lineage_section(report: ModelReport) -> str:
     if lin.repository_hash:
         lines.append(f"- repository: {repo} is `{lin.repository_hash}` (DVC)")
     lines.extend(f"- ignored: {plain_text(item)}" for item in lin.ignored)
-    return "### Lineage\n\n" + "\n".join(lines)
+    return "### Lineage\n\n" + "\n".join(lines).rstrip()
 
 
 def generalisation_section(report: ModelReport) -> str:
@@ -237,7 +249,7 @@ def generalisation_section(report: ModelReport) -> str:
         return ""
     line = (f"Accuracy on {g.train_split} ({count(g.train_samples)} items): {percent(g.train_accuracy)}, "
             f"on {g.eval_split} ({count(g.eval_samples)} items): {percent(g.eval_accuracy)} — gap "
-            f"{numbers.points(g.gap)} (± {numbers.points(g.gap_margin)} at 95 %).")
+            f"{numbers.points(g.gap)} (± {numbers.points(g.gap_margin)} at 95%).")
     how = (f"The {g.train_split} items are a uniform sample (seed {g.seed}) of the {count(g.train_items_read)} "
            f"{g.train_split} items read, prepared like the eval items; the gap is {g.train_split} minus "
            f"{g.eval_split} accuracy.")
@@ -261,13 +273,15 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
         ("latency p95", ms(lat.p95), b and ms(b.latency_ms.p95), _ratio(report, "latency_p95")),
         ("latency p99", ms(lat.p99), b and ms(b.latency_ms.p99), ""),
         ("latency mean ± stdev", spread(lat), b and spread(b.latency_ms), _ratio(report, "latency_mean")),
-        (f"{count(report.predictions)} predictions", seconds(report.total_seconds), b and seconds(b.total_seconds),
-         _ratio(report, "total_seconds")),
+        (f"all {count(report.predictions)} timed predictions", seconds(report.total_seconds),
+         b and seconds(b.total_seconds), _ratio(report, "total_seconds")),
         ("size", megabytes(report.size_mb), b and megabytes(b.size_mb), _ratio(report, "size")),
         ("parameters", count(report.params), b and count(b.params), _ratio(report, "params")),
-        ("accuracy", percent(report.accuracy), b and percent(b.accuracy), _ratio(report, "accuracy")),
+        ("accuracy", percent(report.accuracy), b and percent(b.accuracy),
+         _signed_points(report.accuracy - b.accuracy) if b and report.accuracy is not None and b.accuracy is not None
+         else ""),
     ]
-    header = "| measure | candidate |" + (f" production (`{b.model}`) | ratio |" if b else "")
+    header = "| measure | candidate |" + (f" production (`{b.model}`) | vs production |" if b else "")
     lines = [header, "|---|---:|" + ("---:|---:|" if b else "")]
     for name, cand, prod, ratio in rows:
         lines.append(f"| {name} | {cand} |" + (f" {prod} | {ratio} |" if b else ""))
@@ -288,15 +302,23 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
         parts.append(significance)
     parts.extend(section for section in (generalisation_section(report), lineage_section(report)) if section)
     if report.per_class_accuracy:
-        table = ["| class | accuracy |", "|---|---:|"] + [
-            f"| {label} | {percent(acc)} |" for label, acc in report.per_class_accuracy.items()
-        ]
+        production = b.per_class_accuracy if b is not None and b.per_class_accuracy else None
+        if production is None:
+            table = ["| class | accuracy |", "|---|---:|"] + [
+                f"| {label} | {percent(acc)} |" for label, acc in report.per_class_accuracy.items()
+            ]
+        else:  # beside production, so the per-class change figure's numbers can be read off too
+            table = ["| class | candidate | production | change |", "|---|---:|---:|---:|"] + [
+                f"| {label} | {percent(acc)} | {percent(production.get(label))} | "
+                + (_signed_points(acc - production[label]) if label in production else numbers.MISSING) + " |"
+                for label, acc in report.per_class_accuracy.items()
+            ]
         parts.append(fold("Per-class accuracy", "\n".join(table)))
     for name, link in figure_links.items():
         parts.append(f"![{name.replace('_', ' ')}]({link})")
     env = report.environment
     parts.append(fold("How this was measured",
-                      f"CPU `{env.cpu}`, {env.threads} torch thread(s), torch {env.torch}, Python {env.python}, "
+                      f"CPU `{env.cpu}`, {threads(env.threads)}, torch {env.torch}, Python {env.python}, "
                       f"{env.platform}. `torch.inference_mode`, warm-up first, one timed call per prediction"
                       + ("; candidate and production interleaved (A B A B …) so runner noise cancels." if b else ".")
                       + ("\n\n" + "\n".join(f"- {n}" for n in report.notes) if report.notes else "")))

@@ -100,3 +100,24 @@ def test_worker__refuses_a_stream_that_names_any_other_function_without_calling_
 def test_worker__refuses_anything_but_a_mapping_of_names_to_jobs() -> None:
     with pytest.raises(pickle.UnpicklingError, match="figure job"):
         _load_jobs(io.BytesIO(pickle.dumps({"label_distribution": ("label_distribution", (), {})})))
+
+
+def test_worker__draws_what_was_sent_early_and_late_alike() -> None:
+    early, late = dict(list(jobs().items())[:1]), dict(list(jobs().items())[1:])
+    worker = FigureWorker.start()
+    try:
+        worker.send(early)  # drawn while the caller goes on
+        drawn = worker.render(late)
+    finally:
+        worker.close()
+    assert drawn == render_jobs(jobs())
+
+
+def test_worker_that_dies_after_the_first_request__draws_the_rest_here() -> None:
+    early, late = dict(list(jobs().items())[:1]), dict(list(jobs().items())[1:])
+    worker = FigureWorker.start()
+    worker.send(early)
+    assert worker._process is not None
+    worker._process.kill()
+    worker._process.wait()
+    assert worker.render(late) == render_jobs(jobs())

@@ -204,7 +204,7 @@ def test_section__reads_as_the_issue_asks() -> None:
 
     text = generalisation_section(report)
 
-    assert ("Accuracy on train (2,000 items): 99.1%, on test (10,000 items): 97.0% — gap 2.1 pp (± 0.5 pp at 95 %)."
+    assert ("Accuracy on train (2,000 items): 99.1%, on test (10,000 items): 97.0% — gap 2.1 pp (± 0.5 pp at 95%)."
             in text)
     assert "Train and eval accuracy are close: no sign of overfitting" in text
     assert "uniform sample (seed 0) of the 60,000 train items read" in text

@@ -197,7 +197,8 @@ def test_report__a_long_list_is_folded_and_says_how_many_more_report_json_has() 
     sampled = errors_of(items, flagged=120).model_copy(update={"items_read": 60_000})
     section = report_with(sampled).split("### Likely label errors\n\n", 1)[1]
     assert section.startswith("⚠️ **120 of 4,000 `train` items** (3.0%; a random sample of the 60,000 read)")
-    assert "<details><summary>The 100 flagged items, least believable label first</summary>" in section
+    assert ("<details><summary>The 100 flagged items, least believable label first (lowest probability of the "
+            "given label)</summary>") in section
     assert "… and 20 more, less likely ones (report.json lists the first 100)." in section
 
 

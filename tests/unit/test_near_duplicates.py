@@ -237,7 +237,9 @@ def test_report__says_what_leaked_nearly_and_what_to_do(tmp_path: Path) -> None:
         torch.save(images, tmp_path / f"{split}_images.pt")
         torch.save(y, tmp_path / f"{split}_target.pt")
 
-    stats = compute_stats(open_dataset(tmp_path), near_duplicate_distance=DEFAULT_DISTANCE)[0]
+    finder = NearDuplicateFinder()
+    stats = compute_stats(open_dataset(tmp_path), near_duplicates=finder)[0]
+    stats.near_duplicates = finder.result(DEFAULT_DISTANCE)
     report = build_report(title="t", data="data", stats=stats, content_hash=None, changes=None, gates=[],
                           baseline=None, figures={})
     markdown = render_markdown(report, {})
@@ -277,7 +279,7 @@ def test_near_pairs_picture__both_sides_distances_and_differing_labels_in_red() 
     assert "test\nitem 0" in texts and "train\nitem 100" in texts
     title = " ".join(t.get_text() for t in fig.texts)
     assert "Test items that are near-duplicates of train items: first 5 of 12" in title
-    assert "≤ 0.0800" in title
+    assert "≤ 0.08 " in title
     red = [t.get_text() for t in fig.axes[0].texts if t.get_color() != "black" and t.get_text().startswith("label")]
     assert red == ["label 1", "label 7"]
     with pytest.raises(CannotDrawFigure):

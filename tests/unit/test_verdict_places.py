@@ -142,7 +142,7 @@ def test_model_card__metrics_identity_gates_and_how_measured() -> None:
     assert row(card, "latency p95") == ["12.3 ms"] and row(card, "parameters") == ["24,030"]
     assert row(card, "throughput, batch 32") == ["10,913 items/s"]
     assert "## Gates" in card and "| `max-latency-ms` | 12.3 ms | 20 ms |" in card
-    assert "CPU `AMD EPYC`, 2 torch thread(s), torch 2.5.1" in card
+    assert "CPU `AMD EPYC`, 2 torch threads, torch 2.5.1" in card
     assert "1,000 single-item predictions" in card and "accuracy: 500 eval items" in card
     assert card_path(".mlgate/promotions/mnist.json") == ".mlgate/promotions/mnist.md"
 
