@@ -87,8 +87,9 @@ def test_cli__a_failing_gate_says_so_on_stdout_and_times_each_phase_on_stderr(tm
     assert done.stdout.rstrip().endswith("report: out/report.md")  # relative to the working folder
     phases = [line for line in done.stderr.splitlines() if line.startswith("▸ ")]
     assert phases == [f"▸ Reading {ROOT / 'examples' / 'data'} and computing its statistics…",
-                      "▸ Drawing the figures…", "▸ Publishing the report…"]
-    assert len(re.findall(r"^  done in \d+\.\d s$", done.stderr, re.MULTILINE)) == 3
+                      "▸ Searching for near-duplicates…", "▸ Drawing the figures…",
+                      "▸ Publishing the report…"]
+    assert len(re.findall(r"^  done in \d+\.\d s$", done.stderr, re.MULTILINE)) == 4
 
 
 def test_cli__in_actions_phases_are_folded_and_the_outcome_follows(tmp_path: Path) -> None:
@@ -101,11 +102,11 @@ def test_cli__in_actions_phases_are_folded_and_the_outcome_follows(tmp_path: Pat
     lines = done.stdout.splitlines()
     groups = [line.removeprefix("::group::") for line in lines if line.startswith("::group::")]
     assert groups == ["Reading data and computing its statistics",
-                      "Drawing the figures", "Publishing the report"]
+                      "Searching for near-duplicates", "Drawing the figures", "Publishing the report"]
     for index, line in enumerate(lines):  # every fold is closed, its time right after it
         if line == "::endgroup::":
             assert re.fullmatch(r"  done in \d+\.\d s", lines[index + 1])
-    assert lines.count("::endgroup::") == 3
+    assert lines.count("::endgroup::") == 4
     assert lines[-1] == "report: out/report.md"
     assert "FAILED" in done.stdout
     assert "max-imbalance" in summary.read_text()
