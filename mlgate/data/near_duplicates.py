@@ -400,6 +400,17 @@ def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Ten
     return torch.cat(parts)
 
 
+def pair_distances(thumbs_a: torch.Tensor, i: np.ndarray, thumbs_b: torch.Tensor, j: np.ndarray) -> np.ndarray:
+    """:func:`pixel_distances` of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a
+    time: a million candidates never need 2 GiB of gathered thumbnails at once."""
+    parts = [np.zeros(0, dtype=np.float32)]
+    for start in range(0, len(i), _PAIR_CHUNK):
+        rows_a = torch.from_numpy(i[start : start + _PAIR_CHUNK])
+        rows_b = torch.from_numpy(j[start : start + _PAIR_CHUNK])
+        parts.append(pixel_distances(thumbs_a[rows_a], thumbs_b[rows_b]).numpy())
+    return np.concatenate(parts)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Accumulation over batches, and the result
 
@@ -420,8 +431,19 @@ class _SplitItems:
     """Each kept item's index within the split."""
 
     def stacked(self) -> _Stacked:
-        thumbs = torch.cat(self.thumbs) if self.thumbs else torch.zeros((0, THUMB, THUMB), dtype=torch.uint8)
-        self.thumbs = [thumbs]
+        if len(self.thumbs) != 1:
+            # copied batch by batch, each freed once copied: the peak is one batch above the thumbnails,
+            # not twice the thumbnails as with torch.cat (200 MiB for 200,000 items)
+            thumbs = torch.empty((sum(len(part) for part in self.thumbs), THUMB, THUMB), dtype=torch.uint8)
+            start = 0
+            self.thumbs.reverse()
+            while self.thumbs:
+                part = self.thumbs.pop()
+                thumbs[start : start + len(part)] = part
+                start += len(part)
+                del part
+            self.thumbs = [thumbs]
+        thumbs = self.thumbs[0]
         return _Stacked(thumbs, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
                         _cat(self.boxes, np.int64, 4), _cat(self.index, np.int64))
 
@@ -505,14 +527,14 @@ class NearDuplicateFinder:
                 rows = distinct[name][candidates]
                 i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
                 i, j = rows[i], distinct["train"][j]
-                d = pixel_distances(split.thumbs[torch.from_numpy(i)], train.thumbs[torch.from_numpy(j)]).numpy()
+                d = pair_distances(split.thumbs, i, train.thumbs, j)
                 keep = d <= threshold
                 stats.leaked[name] = self._leaked(name, split, train, i[keep], j[keep], d[keep], pictured)
         for name, split in stacked.items():
             rows = distinct[name]
             i, j = hamming_pairs(hashes[name])
             i, j = rows[i], rows[j]
-            d = pixel_distances(split.thumbs[torch.from_numpy(i)], split.thumbs[torch.from_numpy(j)]).numpy()
+            d = pair_distances(split.thumbs, i, split.thumbs, j)
             keep = d <= threshold
             stats.within[name] = self._within(name, split, i[keep], j[keep], d[keep],
                                               pictured if not stats.near_leaked else [])

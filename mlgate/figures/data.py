@@ -377,7 +377,6 @@ def draw_leaked_pairs(
     items in all; the title says how many of them are shown. Everything is drawn on one axes spanning
     the figure, in inches (an axes per image would cost most of the time).
     """
-    from matplotlib.patches import Rectangle
 
     if not images:
         raise CannotDrawFigure("No leaked items were given to draw.")
@@ -410,29 +409,40 @@ def draw_leaked_pairs(
             row, col = divmod(k, cols)
             top_in = height_in - title_in - row * row_in - _HEADER_IN
             x_in = left_in + col * (pair_in + _PAIR_GAP_IN)
-            scale = cell / max(image.shape[:2])
-            h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
             colour = "#c00000" if label != train_label else "black"
             for side, (side_split, side_item, side_label) in enumerate(
                 ((split, item, label), ("train", train_item, train_label))
             ):
-                centre_x, centre_y = x_in + side * (cell + _EQUALS_IN) + cell / 2, top_in - cell / 2
-                ax.imshow(image, extent=(centre_x - w_in / 2, centre_x + w_in / 2, centre_y - h_in / 2,
-                                         centre_y + h_in / 2), vmin=0.0, vmax=1.0, interpolation="nearest",
-                          aspect="auto")
-                ax.add_patch(Rectangle((centre_x - w_in / 2, centre_y - h_in / 2), w_in, h_in, fill=False,
-                                       edgecolor="0.6", linewidth=0.8))
-                ax.text(centre_x, centre_y + h_in / 2 + pad_in,
-                        f"{side_split}\n{_item_caption(side_split, side_item, caption_in)}",
-                        ha="center", va="bottom", fontsize=SMALL_PT)
-                label_text = _class_label(side_label, class_names) if class_names else f"label {side_label}"
-                ax.text(centre_x, centre_y - h_in / 2 - pad_in, _fit(label_text, caption_in), ha="center", va="top",
-                        fontsize=SMALL_PT, color=colour)
+                centre = (x_in + side * (cell + _EQUALS_IN) + cell / 2, top_in - cell / 2)
+                _draw_captioned(ax, image, centre, cell, (side_split, side_item, side_label), class_names,
+                                caption_in=caption_in, pad_in=pad_in, colour=colour)
             ax.text(x_in + cell + _EQUALS_IN / 2, top_in - cell / 2, "=", ha="center", va="center", fontsize=TITLE_PT)
         ax.set_xlim(0.0, width_in)
         ax.set_ylim(0.0, height_in)
         fig.text(0.5, 1 - title_in / 2 / height_in, title, ha="center", va="center", fontsize=TITLE_PT)
     return fig
+
+
+def _draw_captioned(ax: Axes, image: np.ndarray, centre: tuple[float, float], cell: float,
+                    who: tuple[str, int | str, int], class_names: Sequence[str] | None, *, caption_in: float,
+                    pad_in: float, colour: str) -> None:
+    """One image of a pair, fitted into a ``cell``-inch square at ``centre`` (inches) and framed, with its
+    split and item above and its label below (in ``colour``)."""
+    from matplotlib.patches import Rectangle
+
+    split, item, label = who
+    centre_x, centre_y = centre
+    scale = cell / max(image.shape[:2])
+    h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
+    ax.imshow(image, extent=(centre_x - w_in / 2, centre_x + w_in / 2, centre_y - h_in / 2, centre_y + h_in / 2),
+              vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    ax.add_patch(Rectangle((centre_x - w_in / 2, centre_y - h_in / 2), w_in, h_in, fill=False, edgecolor="0.6",
+                           linewidth=0.8))
+    ax.text(centre_x, centre_y + h_in / 2 + pad_in, f"{split}\n{_item_caption(split, item, caption_in)}",
+            ha="center", va="bottom", fontsize=SMALL_PT)
+    label_text = _class_label(label, class_names) if class_names else f"label {label}"
+    ax.text(centre_x, centre_y - h_in / 2 - pad_in, _fit(label_text, caption_in), ha="center", va="top",
+            fontsize=SMALL_PT, color=colour)
 
 
 def _item_caption(split: str, item: int | str, width_in: float) -> str:
@@ -481,7 +491,6 @@ def draw_near_pairs(
     ``total`` counts every pair of the kind shown (``leaked``: items near a train item; else pairs
     within a split); the title says how many are shown and the distance limit ``threshold``.
     """
-    from matplotlib.patches import Rectangle
 
     from mlgate.numbers import number, typed
 
@@ -525,21 +534,9 @@ def draw_near_pairs(
             for side, (side_split, side_item, side_label) in enumerate(
                 ((split, item, label), (other_split, other, other_label))
             ):
-                image = images[2 * k + side]
-                scale = cell / max(image.shape[:2])
-                h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
-                centre_x, centre_y = x_in + side * (cell + _APPROX_IN) + cell / 2, top_in - cell / 2
-                ax.imshow(image, extent=(centre_x - w_in / 2, centre_x + w_in / 2, centre_y - h_in / 2,
-                                         centre_y + h_in / 2), vmin=0.0, vmax=1.0, interpolation="nearest",
-                          aspect="auto")
-                ax.add_patch(Rectangle((centre_x - w_in / 2, centre_y - h_in / 2), w_in, h_in, fill=False,
-                                       edgecolor="0.6", linewidth=0.8))
-                ax.text(centre_x, centre_y + h_in / 2 + pad_in,
-                        f"{side_split}\n{_item_caption(side_split, side_item, caption_in)}",
-                        ha="center", va="bottom", fontsize=SMALL_PT)
-                label_text = _class_label(side_label, class_names) if class_names else f"label {side_label}"
-                ax.text(centre_x, centre_y - h_in / 2 - pad_in, _fit(label_text, caption_in), ha="center", va="top",
-                        fontsize=SMALL_PT, color=colour)
+                centre = (x_in + side * (cell + _APPROX_IN) + cell / 2, top_in - cell / 2)
+                _draw_captioned(ax, images[2 * k + side], centre, cell, (side_split, side_item, side_label),
+                                class_names, caption_in=caption_in, pad_in=pad_in, colour=colour)
             middle_x, middle_y = x_in + cell + _APPROX_IN / 2, top_in - cell / 2
             ax.text(middle_x, middle_y + 0.05, "≈", ha="center", va="bottom", fontsize=TITLE_PT)
             ax.text(middle_x, middle_y - 0.05, number(distance), ha="center", va="top", fontsize=SMALL_PT,
