@@ -69,11 +69,7 @@ def draw_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
                            format=PercentFormatter(1.0, decimals=0))
         bar.set_label("share of the true class (square-root scale)", fontsize=TEXT_PT)
         bar.ax.tick_params(labelsize=SMALL_PT)
-        ax.set_xlabel("predicted class" + ("" if with_counts else " (counts per cell: report.json)"),
-                      fontsize=TEXT_PT)
-        ax.set_ylabel("true class", fontsize=TEXT_PT)
-        ax.set_title(title_text(title, width_in - 1.6, TEXT_PT + 1), fontsize=TEXT_PT + 1, loc="left")
-        _class_ticks(ax, names, cell_pt)
+        _matrix_labels(ax, title, width_in, names, cell_pt, "" if with_counts else "counts per cell: report.json")
         if with_counts:
             for i in range(n):
                 for j in range(n):
@@ -289,11 +285,8 @@ def draw_confusion_difference(difference: Sequence[Sequence[int]], class_names: 
         bar.set_label("← candidate worse · candidate better →\n(items more right, or fewer confused; log scale)",
                       fontsize=SMALL_PT)
         bar.ax.tick_params(labelsize=SMALL_PT)
-        ax.set_xlabel("predicted class" + ("" if with_counts else " (differences per cell: report.json)"),
-                      fontsize=TEXT_PT)
-        ax.set_ylabel("true class", fontsize=TEXT_PT)
-        ax.set_title(title_text(title, width_in - 1.6, TEXT_PT + 1), fontsize=TEXT_PT + 1, loc="left")
-        _class_ticks(ax, names, cell_pt)
+        _matrix_labels(ax, title, width_in, names, cell_pt,
+                       "" if with_counts else "differences per cell: report.json")
         if with_counts:
             for i in range(n):
                 for j in range(n):
@@ -314,6 +307,15 @@ def _compact(value: int) -> str:
 
 def _signed_count(value: int) -> str:
     return f"{value:+,}".replace("-", "−")
+
+
+def _matrix_labels(ax: Axes, title: str, width_in: float, names: Sequence[str], cell_pt: float, note: str) -> None:
+    """Axis labels (``note`` in brackets after the predicted class), the title and the class ticks of a
+    class-by-class matrix."""
+    ax.set_xlabel("predicted class" + (f" ({note})" if note else ""), fontsize=TEXT_PT)
+    ax.set_ylabel("true class", fontsize=TEXT_PT)
+    ax.set_title(title_text(title, width_in - 1.6, TEXT_PT + 1), fontsize=TEXT_PT + 1, loc="left")
+    _class_ticks(ax, names, cell_pt)
 
 
 def _class_ticks(ax: Axes, names: Sequence[str], slot_pt: float, axis: str = "both") -> None:
