@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +67,19 @@ def _targets(images_path: Path) -> Path:
     )
 
 
-def _loader(images_path: Path, targets_path: Path) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
-    def load() -> tuple[torch.Tensor, torch.Tensor]:
-        images = _torch_load(images_path)
+@dataclass(frozen=True)
+class _loader:  # noqa: N801 - a picklable closure: a worker process loads the part itself
+    images_path: Path
+    targets_path: Path
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images = _torch_load(self.images_path)
         if not isinstance(images, torch.Tensor):
             raise DatasetLayoutError(
-                f"{images_path.name} holds a {type(images).__name__}, not a tensor.",
+                f"{self.images_path.name} holds a {type(images).__name__}, not a tensor.",
                 hint="Save the images with torch.save(images_tensor, path).",
             )
-        return images, _torch_load(targets_path)
-
-    return load
+        return images, _torch_load(self.targets_path)
 
 
 def _torch_load(path: Path) -> Any:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +79,14 @@ def _arrays(path: Path) -> list[tuple[str, str, str]]:
     return [(path.stem, image_key, label_key)]
 
 
-def _loader(path: Path, image_key: str, label_key: str) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
-    def load() -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class _loader:  # noqa: N801 - a picklable closure: a worker process loads the part itself
+    path: Path
+    image_key: str
+    label_key: str
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        path, image_key, label_key = self.path, self.image_key, self.label_key
         try:
             with np.load(path, allow_pickle=False) as archive:
                 images, labels = archive[image_key], archive[label_key]
@@ -90,5 +96,3 @@ def _loader(path: Path, image_key: str, label_key: str) -> Callable[[], tuple[to
                 hint="Save plain numeric arrays (np.savez), not object arrays.",
             ) from exc
         return torch.from_numpy(images), torch.from_numpy(labels)
-
-    return load
