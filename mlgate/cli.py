@@ -148,7 +148,10 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
     if isinstance(settings, DataStatsSettings):
         from mlgate.figures.worker import FigureWorker
 
+        from mlgate.data.shards import start_workers, worker_count
+
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
+        start_workers(worker_count(settings.workers))  # likewise
         try:
             from mlgate.data.mode import run_data_stats
 

@@ -157,9 +157,9 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
 
 
 def _workers(settings: DataStatsSettings) -> int:
-    from mlgate.data.shards import available_cores
+    from mlgate.data.shards import worker_count
 
-    return available_cores() if settings.workers == "auto" else settings.workers
+    return worker_count(settings.workers)
 
 
 def _items_read() -> Callable[[int, int], None]:

@@ -23,9 +23,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from mlgate.data.layouts import Batch, Dataset, Split
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # this module is imported before torch, to start the workers early
+    from mlgate.data.layouts import Batch, Dataset, Split
     from mlgate.data.stats import ShardState, ShardTask
 
 ITEMS_PER_SHARD = 4096
@@ -68,6 +67,24 @@ def plan(dataset: Dataset, sizes: Callable[[], Iterator[int]] | None = None) -> 
     return shards
 
 
+def worker_count(workers: int | str) -> int:
+    """The ``workers`` input as a number: ``auto`` is :func:`available_cores`."""
+    return available_cores() if workers == "auto" else int(workers)
+
+
+def start_workers(workers: int) -> None:
+    """Start the fork server now (when ``workers`` > 1): it imports torch and the statistics on another
+    core while this process imports them, so the workers are ready when the first shard is."""
+    if workers > 1:
+        _context().ensure_running()  # type: ignore[attr-defined]
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "mlgate.data.stats"])
+    return context
+
+
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity, which containers and `taskset` narrow)."""
     try:
@@ -84,9 +101,7 @@ def reduce_in_order(shards: list[Shard], task: ShardTask, workers: int) -> Itera
         for shard in shards:
             yield shard, task(shard)
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "mlgate.data.stats"])
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_context(), initializer=_one_thread) as pool:
         pending: deque[tuple[Shard, Future[ShardState] | None]] = deque()
         todo = iter(shards)
         try:
