@@ -4,7 +4,8 @@ Makes a PNG ImageFolder of N 28x28 grey images (near copies among them) and a co
 the same pixels (uint8 tensors in shards of 10,000), then, per dataset and per `workers` value, runs
 in a fresh child process:
   - read: start-up (imports, workers) and the statistics pass (`compute_stats`: decoding, every
-    statistic, exact duplicates and leakage, the near-duplicate thumbnails), median of --repeats runs, and the ratio workers 1 / workers 2
+    statistic, exact duplicates and leakage, the near-duplicate thumbnails), median of
+    --repeats runs, and the ratio workers 1 / workers 2
     (targets: ImageFolder >= 1.8x on 2 cores; course layout not slower);
   - full (--full): the whole `python -m mlgate data-stats` run (near-duplicate search and figures too);
   - peak memory: the child's own high-water mark (VmHWM), and the peak of the summed proportional set
@@ -48,30 +49,38 @@ print("RESULT", seconds, peak * 1024, sum(s.count for s in stats.splits.values()
 
 
 def make_data(root: Path, items: int, seed: int = 0) -> tuple[Path, Path]:
-    """An ImageFolder (train 6/7, test 1/7, 10 classes) and the same images as course shards."""
+    """An ImageFolder (train 6/7, test 1/7, 10 classes) and the same images as course shards (uint8,
+    10,000 a shard). Items are drawn from 20,000 distinct images (near copies of 1,000 bases, each
+    encoded once), so a large folder is made in seconds: every image repeats about items/20,000 times."""
+    import io
+
+    import torch
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     folder, course = root / "imagefolder", root / "course"
     base = rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8)
-    images = base[rng.integers(0, 1000, items)]
-    noise = rng.integers(0, 3, images.shape, dtype=np.uint8)  # near copies: a few levels apart
-    images = np.minimum(images.astype(np.int16) + noise, 255).astype(np.uint8)
+    pool = base[rng.integers(0, 1000, 20_000)]
+    noise = rng.integers(0, 3, pool.shape, dtype=np.uint8)  # near copies: a few levels apart
+    pool = np.minimum(pool.astype(np.int16) + noise, 255).astype(np.uint8)
+    encoded = []
+    for image in pool:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+        encoded.append(buffer.getvalue())
+    picks = rng.integers(0, len(pool), items)
     labels = rng.integers(0, 10, items)
     n_train = items * 6 // 7
-    import torch
-
     course.mkdir(parents=True)
     for split, lo, hi in (("train", 0, n_train), ("test", n_train, items)):
         for shard, start in enumerate(range(lo, hi, 10_000)):
             stop = min(hi, start + 10_000)
-            torch.save(torch.from_numpy(images[start:stop].copy()), course / f"{split}_images_{shard}.pt")
+            torch.save(torch.from_numpy(pool[picks[start:stop]]), course / f"{split}_images_{shard}.pt")
             torch.save(torch.from_numpy(labels[start:stop].copy()), course / f"{split}_target_{shard}.pt")
         for label in range(10):
             (folder / split / f"class_{label}").mkdir(parents=True)
         for i in range(lo, hi):
-            Image.fromarray(images[i]).save(folder / split / f"class_{labels[i]}" / f"{i:07d}.png",
-                                            compress_level=1)
+            (folder / split / f"class_{labels[i]}" / f"{i:07d}.png").write_bytes(encoded[picks[i]])
     return folder, course
 
 

@@ -326,7 +326,7 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
         base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings))[0]
+                                   workers=_workers(settings), progress=_items_read())[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
@@ -338,7 +338,7 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
         with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
             base_dir = dvc.materialize(base_sha, data, Path(tmp))
             cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings))[0]
+                                   workers=_workers(settings), progress=_items_read())[0]
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached

@@ -49,7 +49,7 @@ def open_course(root: Path) -> Dataset:
             files += [images_path, targets_path]
             # a file that is a symlink out of the data folder is listed, not read
             outside = is_outside(images_path, root) or is_outside(targets_path, root)
-            parts.append(Part(f"{images_path.name} / {targets_path.name}", _loader(images_path, targets_path),
+            parts.append(Part(f"{images_path.name} / {targets_path.name}", _Loader(images_path, targets_path),
                               skipped=OUTSIDE if outside else None))
         splits[split] = TensorSplit(split, parts)
     return Dataset(root, "course", ordered(splits), None, files)
@@ -68,7 +68,9 @@ def _targets(images_path: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class _loader:  # noqa: N801 - a picklable closure: a worker process loads the part itself
+class _Loader:
+    """Loads one part: plain data (not a closure), so a worker process can be sent it and load the part."""
+
     images_path: Path
     targets_path: Path
 

@@ -34,7 +34,7 @@ def open_npz(root: Path, paths: list[Path]) -> Dataset:
     splits: dict[str, Split] = {}
     for path in paths:
         if is_outside(path, root):  # a symlink out of the data folder: listed, not read
-            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _loader(path, "", ""), skipped=OUTSIDE)])
+            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _Loader(path, "", ""), skipped=OUTSIDE)])
             continue
         for split, image_key, label_key in _arrays(path):
             if split in splits:
@@ -42,7 +42,7 @@ def open_npz(root: Path, paths: list[Path]) -> Dataset:
                     f"Split {split!r} is defined twice (again in {path.name}).",
                     hint="Use one <split>.npz per split, or one file with x_<split>/y_<split> arrays.",
                 )
-            part = Part(f"{path.name} [{image_key}, {label_key}]", _loader(path, image_key, label_key))
+            part = Part(f"{path.name} [{image_key}, {label_key}]", _Loader(path, image_key, label_key))
             splits[split] = TensorSplit(split, [part])
     return Dataset(root, "npz", ordered(splits), None, list(paths))
 
@@ -80,7 +80,9 @@ def _arrays(path: Path) -> list[tuple[str, str, str]]:
 
 
 @dataclass(frozen=True)
-class _loader:  # noqa: N801 - a picklable closure: a worker process loads the part itself
+class _Loader:
+    """Loads one part: plain data (not a closure), so a worker process can be sent it and load the part."""
+
     path: Path
     image_key: str
     label_key: str
