@@ -114,15 +114,15 @@ def run(cmd: list[str]) -> tuple[float, str, int]:
     """Wall seconds, stdout and the peak summed PSS (bytes) of the child and its descendants."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
     while child.poll() is None:
         peak = max(peak, sum(_pss_kb(pid) for pid in _tree(child.pid)))
         time.sleep(0.25)
-    out, err = child.communicate()
+    out, _ = child.communicate()
     seconds = time.perf_counter() - start
     if child.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out}")
     return seconds, out, peak * 1024
 
 
@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="also time whole `mlgate data-stats` runs")
     parser.add_argument("--data", type=Path, help="reuse (or make and keep) the data in this folder")
+    parser.add_argument("--layouts", default="imagefolder,course", help="comma-separated: imagefolder,course")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
         work = args.data or Path(tmp)
@@ -143,11 +144,15 @@ def main() -> None:
             print(f"made {args.items:,} PNGs and course shards in {time.perf_counter() - started:.0f} s")
         print(f"cores this process may use: {len(os.sched_getaffinity(0))}; medians of {args.repeats} runs")
         for name, data in (("imagefolder", folder), ("course", course)):
+            if name not in args.layouts.split(","):
+                continue
             medians = {}
             for workers in (1, 2):
                 runs = []
                 for _ in range(args.repeats):
                     wall, out, pss = run([sys.executable, "-c", _READ, str(data), str(workers)])
+                    if "RESULT" not in out:
+                        raise SystemExit(f"no result from {name}, workers {workers}:\n{out}")
                     seconds, hwm, items = out.split("RESULT")[1].split()
                     runs.append((float(seconds), int(hwm), pss))
                 medians[workers] = statistics.median(r[0] for r in runs)

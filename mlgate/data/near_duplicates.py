@@ -512,7 +512,8 @@ class NearDuplicateFinder:
         items.boxes += part.boxes
         items.index += [index + items.position for index in part.index]
         if part.names is not None:
-            items.names = [*(items.names or []), *part.names]
+            items.names = [] if items.names is None else items.names
+            items.names += part.names
         items.position += part.position
 
     def result(self, threshold: float) -> NearDuplicateStats:

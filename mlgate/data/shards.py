@@ -76,7 +76,10 @@ def start_workers(workers: int) -> None:
     """Start the fork server now (when ``workers`` > 1): it imports torch and the statistics on another
     core while this process imports them, so the workers are ready when the first shard is."""
     if workers > 1:
-        _context().ensure_running()  # type: ignore[attr-defined]
+        from multiprocessing import forkserver
+
+        _context()
+        forkserver.ensure_running()
 
 
 def _context() -> multiprocessing.context.ForkServerContext:

@@ -1,11 +1,15 @@
 """Dataset statistics in one streaming pass per split: counts, shapes, per-channel moments, labels,
 non-finite items, exact duplicates, train/test leakage and conflicting labels.
 
-Only per-item hashes (and the name of each distinct content's first item) are kept between batches,
-so memory grows with the number of items (tens of bytes each), never with their size. Exact content
-identity is the hash of (dtype, shape, raw bytes). Duplicates, leaked and conflicting items are
-counted in full and listed up to :data:`MAX_LISTED_ITEMS` of each kind, by :data:`ItemId`; the pixels
-of the first :data:`MAX_PICTURED_LEAKS` leaked items are kept for a picture.
+Every statistic is a partial state with ``merge``: a shard (consecutive items of one split, see
+:mod:`mlgate.data.shards`) reduces to a :class:`ShardState`, the states of a split merge in shard
+order, and exact identity (duplicates, leaks, conflicts) is judged on the merged content keys, so
+any cut of the data, reduced in any number of processes, gives the one-pass result. Only per-item
+keys and names are kept between shards, so memory grows with the number of items (tens of bytes
+each), never with their size. Exact content identity is the hash of (dtype, shape, raw bytes).
+Duplicates, leaked and conflicting items are counted in full and listed up to :data:`MAX_LISTED_ITEMS`
+of each kind, by :data:`ItemId`; the pixels of the first :data:`MAX_PICTURED_LEAKS` leaked items are
+read again, from their shards, for a picture.
 Per-channel mean/std, min/max and the histogram are over the finite items; items holding NaN/Inf are
 counted in ``nonfinite`` instead. ``channel_std`` is the population standard deviation (ddof=0).
 """
@@ -192,26 +196,29 @@ def compute_stats(
                 near_duplicates.append(part)
             state.near = []
 
-    def pixels(split: str, position: int) -> torch.Tensor:
-        # the pixels of a leaked item: read again from the one shard that holds it
-        first = 0
-        for shard, items in zip((s for s in shards if s.split == split), sizes[split], strict=True):
-            if position < first + items:
-                row = position - first
-                for batch in shard.batches(batch_size):
-                    rows = batch.images.shape[0] if batch.images.ndim else 0
-                    if row < rows:
-                        return batch.images[row].clone()
-                    row -= rows
-            first += items
-        raise AssertionError(f"item {position} of {split} is in no shard")  # pragma: no cover
+    def pixels(wanted: list[tuple[str, int]]) -> list[torch.Tensor]:
+        # the pixels of the first leaked items: read again from the shards that hold them, each once
+        found: dict[tuple[str, int], torch.Tensor] = {}
+        first: dict[str, int] = {}
+        for shard in shards:
+            start = first.get(shard.split, 0)
+            stop = first[shard.split] = start + sizes[shard.split].pop(0)
+            rows = sorted(p - start for split, p in wanted if split == shard.split and start <= p < stop)
+            seen = 0
+            for batch in shard.batches(batch_size) if rows else ():
+                count = batch.images.shape[0] if batch.images.ndim else 0
+                for row in rows:
+                    if seen <= row < seen + count:
+                        found[(shard.split, start + row)] = batch.images[row - seen].clone()
+                seen += count
+        return [found[key] for key in wanted]
 
     return _finalise(dataset, merged, sample_split, pixels)
 
 
 def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str | None,
-              pixels: Callable[[str, int], torch.Tensor]) -> tuple[DatasetStats, dict[int, torch.Tensor],
-                                                                   list[LeakedPixels]]:
+              pixels: Callable[[list[tuple[str, int]]], list[torch.Tensor]],
+              ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     identity = _Identity()
     # train first (the loader orders it so), so every other split can be checked against its keys
     for name in sorted(dataset.splits, key=lambda n: n != "train"):
@@ -233,8 +240,9 @@ def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str
         layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
     )
     samples = merged[sample_split].samples.result() if sample_split in merged else {}
-    leaked = [LeakedPixels(split, item, label, source, source_label, pixels(split, position))
-              for split, position, item, label, source, source_label in identity.pictured]
+    images = pixels([(split, position) for split, position, *_ in identity.pictured]) if identity.pictured else []
+    leaked = [LeakedPixels(split, item, label, source, source_label, image)
+              for (split, _, item, label, source, source_label), image in zip(identity.pictured, images, strict=True)]
     return stats, samples, leaked
 
 
@@ -259,7 +267,8 @@ class ShardTask:
             state.keys += keys
             state.labels += batch.labels.tolist()
             if batch.ids is not None:
-                state.ids = [*(state.ids or []), *batch.ids]
+                state.ids = [] if state.ids is None else state.ids
+                state.ids += batch.ids
             state.samples.add(batch)
             if finder is not None:
                 finder.add(batch.images, batch.labels, keys, batch.ids)
@@ -289,7 +298,8 @@ class ShardState:
         self.keys += other.keys
         self.labels += other.labels
         if other.ids is not None:
-            self.ids = [*(self.ids or []), *other.ids]
+            self.ids = [] if self.ids is None else self.ids
+            self.ids += other.ids
         self.samples.merge(other.samples)
         self.near += other.near
 

@@ -165,3 +165,16 @@ def test_rate__says_items_per_second_what_is_left_and_an_estimate() -> None:
         "  … 5,000 of 20,000 items read: 1,000 items/s, 15,000 left, about 15.0 s to go (5.0 s)",
         "  … 10,000 of 20,000 items read: 1,000 items/s, 10,000 left, about 10.0 s to go (10.0 s)",
     ]
+
+
+def test_compute_stats__a_bad_file_read_by_a_worker_fails_as_in_one_process(tmp_path: Path) -> None:
+    from mlgate.data.layouts import DatasetLayoutError
+
+    make_course(tmp_path, n_train=60, n_test=20, shards=3, seed=2)
+    torch.save(torch.full((20,), -1), tmp_path / "train_target_2.pt")  # a label that is no class
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(DatasetLayoutError) as raised:
+            compute_stats(open_dataset(tmp_path), workers=workers, shard_sizes=lambda: itertools.repeat(7))
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1] and "train_images_2.pt" in messages[0] and "item 40" in messages[0]
