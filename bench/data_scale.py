@@ -110,20 +110,32 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def run(cmd: list[str]) -> tuple[float, str, int]:
-    """Wall seconds, stdout and the peak summed PSS (bytes) of the child and its descendants."""
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run(cmd: list[str]) -> tuple[float, str, int, float]:
+    """Wall seconds, stdout, the peak summed PSS (bytes) of the child and its descendants, and their CPU
+    seconds (sampled every 0.25 s: a process's last quarter second may be missed)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
+    peak, cpu = 0, {}
     while child.poll() is None:
-        peak = max(peak, sum(_pss_kb(pid) for pid in _tree(child.pid)))
+        tree = _tree(child.pid)
+        peak = max(peak, sum(_pss_kb(pid) for pid in tree))
+        cpu.update({pid: max(cpu.get(pid, 0.0), _cpu_s(pid)) for pid in tree})
         time.sleep(0.25)
     out, _ = child.communicate()
     seconds = time.perf_counter() - start
     if child.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out}")
-    return seconds, out, peak * 1024
+    return seconds, out, peak * 1024, sum(cpu.values())
 
 
 def main() -> None:
@@ -150,19 +162,20 @@ def main() -> None:
             for workers in (1, 2):
                 runs = []
                 for _ in range(args.repeats):
-                    wall, out, pss = run([sys.executable, "-c", _READ, str(data), str(workers)])
+                    wall, out, pss, cpu = run([sys.executable, "-c", _READ, str(data), str(workers)])
                     if "RESULT" not in out:
                         raise SystemExit(f"no result from {name}, workers {workers}:\n{out}")
                     seconds, hwm, items = out.split("RESULT")[1].split()
-                    runs.append((float(seconds), int(hwm), pss))
+                    runs.append((float(seconds), int(hwm), pss, cpu))
                 medians[workers] = statistics.median(r[0] for r in runs)
                 print(f"{name:12} workers {workers}: read {medians[workers]:6.1f} s "
                       f"({int(items) / medians[workers]:,.0f} items/s; runs {', '.join(f'{r[0]:.1f}' for r in runs)}), "
                       f"main peak {max(r[1] for r in runs) / 2**20:,.0f} MiB, "
-                      f"all processes peak PSS {max(r[2] for r in runs) / 2**20:,.0f} MiB")
+                      f"all processes peak PSS {max(r[2] for r in runs) / 2**20:,.0f} MiB, "
+                      f"CPU {statistics.median(r[3] for r in runs):,.0f} s in all")
                 if args.full:
                     out_dir = work / f"out-{name}-{workers}"
-                    wall, _, pss = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data),
+                    wall, _, pss, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data),
                                         "--out", str(out_dir), "--dvc-pull", "false", "--workers", str(workers),
                                         "--cache-dir", str(work / f"cache-{name}-{workers}")])
                     print(f"{name:12} workers {workers}: full data-stats run {wall:6.1f} s, "

@@ -186,9 +186,9 @@ def compute_stats(
             merged[shard.split].merge(state)
         else:
             merged[shard.split] = state
-        read += shard.size
+        read += max(shard.size, state.acc.count)  # a user's Dataset class is not counted beforehand
         if progress is not None:
-            progress(read, total)
+            progress(read, max(total, read))
     if near_duplicates is not None:
         for name, state in merged.items():
             near_duplicates.start(name)
