@@ -1,4 +1,4 @@
-"""service_account_credentials: validation without echoing secrets, masking, a private short-lived file."""
+"""google_credentials: validation without echoing secrets, masking, a private short-lived file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlgate import workflow
-from mlgate.gcp import InvalidCredentials, secret_values, service_account_credentials
+from mlgate.gcp import InvalidCredentials, secret_values, google_credentials
 from tests.fakes.gcs import service_account_key
 
 KEY = service_account_key("http://127.0.0.1:9/token")
@@ -26,7 +26,7 @@ PEM_BODY = [line for line in KEY["private_key"].splitlines() if line and not lin
     "key file has mode 0600 and is deleted when the step ends"
 )
 def test_credentials__yields_private_key_file_and_removes_it_afterwards() -> None:
-    with service_account_credentials(KEY_JSON, mask=lambda _: None) as env:
+    with google_credentials(KEY_JSON, mask=lambda _: None) as env:
         path = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
         assert list(env) == ["GOOGLE_APPLICATION_CREDENTIALS"]
         assert json.loads(path.read_text()) == KEY
@@ -37,7 +37,7 @@ def test_credentials__yields_private_key_file_and_removes_it_afterwards() -> Non
 
 @pytest.mark.reliability("secret", "DVC fails while the service-account key file exists", "key file is deleted anyway")
 def test_credentials__file_removed_when_the_block_raises() -> None:
-    with pytest.raises(RuntimeError), service_account_credentials(KEY_JSON, mask=lambda _: None) as env:
+    with pytest.raises(RuntimeError), google_credentials(KEY_JSON, mask=lambda _: None) as env:
         path = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
         raise RuntimeError("dvc failed")
 
@@ -51,7 +51,7 @@ def test_credentials__file_removed_when_the_block_raises() -> None:
 def test_credentials__masks_the_one_line_key_whole_and_its_secret_fields() -> None:
     masked: list[str] = []
 
-    with service_account_credentials(KEY_JSON, mask=masked.append):
+    with google_credentials(KEY_JSON, mask=masked.append):
         pass
 
     assert masked == [KEY_JSON, *PEM_BODY, KEY["private_key_id"], KEY["client_email"]]
@@ -68,7 +68,7 @@ def test_credentials__pretty_printed_key_masks_only_its_secrets_never_a_brace() 
     pretty = json.dumps(KEY, indent=2)  # what `gcloud iam service-accounts keys create` writes
     out = io.StringIO()
 
-    with workflow.running(in_actions=True), service_account_credentials(
+    with workflow.running(in_actions=True), google_credentials(
         pretty, mask=lambda value: workflow.mask(value, stream=out)
     ):
         pass
@@ -109,7 +109,7 @@ def test_secret_values__base64_key_masked_whole_or_line_by_line_when_wrapped() -
     assert secret_values(wrapped)[: len(wrapped.splitlines())] == [
         line for line in wrapped.splitlines() if len(line) >= 4
     ]
-    with service_account_credentials(wrapped, mask=lambda _: None) as env:  # and the wrapped form works
+    with google_credentials(wrapped, mask=lambda _: None) as env:  # and the wrapped form works
         assert json.loads(Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text()) == KEY
 
 
@@ -149,14 +149,14 @@ def test_cli__masks_gcp_credentials_by_their_secret_fields_and_other_secrets_who
 def test_credentials__accepts_base64_encoded_key() -> None:
     encoded = base64.b64encode(KEY_JSON.encode()).decode()
 
-    with service_account_credentials(encoded, mask=lambda _: None) as env:
+    with google_credentials(encoded, mask=lambda _: None) as env:
         assert json.loads(Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).read_text()) == KEY
 
 
 def test_credentials__written_under_runner_temp_when_it_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNNER_TEMP", str(tmp_path))
 
-    with service_account_credentials(KEY_JSON, mask=lambda _: None) as env:
+    with google_credentials(KEY_JSON, mask=lambda _: None) as env:
         assert Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).parent == tmp_path
 
 
@@ -165,7 +165,7 @@ def test_credentials__missing_runner_temp_falls_back_to_system_temp(
 ) -> None:
     monkeypatch.setenv("RUNNER_TEMP", str(tmp_path / "host-path-not-mounted"))
 
-    with service_account_credentials(KEY_JSON, mask=lambda _: None) as env:
+    with google_credentials(KEY_JSON, mask=lambda _: None) as env:
         assert Path(env["GOOGLE_APPLICATION_CREDENTIALS"]).parent == Path(tempfile.gettempdir())
 
 
@@ -193,7 +193,7 @@ def _bad_key(text: str, expected: str, case: str) -> object:
 def test_credentials__invalid_key_names_the_input_without_echoing_it(text: str, expected: str) -> None:
     masked: list[str] = []
 
-    with pytest.raises(InvalidCredentials) as caught, service_account_credentials(text, mask=masked.append):
+    with pytest.raises(InvalidCredentials) as caught, google_credentials(text, mask=masked.append):
         pass
 
     shown = str(caught.value)
