@@ -4,6 +4,7 @@ of Workload Identity Federation (:mod:`tests.fakes.gcp_wif`) and the storage emu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,48 @@ def test_storage__refuses_a_token_no_stand_in_issued(
 
     assert (anonymous.status_code, forged.status_code) == (401, 401)
     assert gcs_emulator.unauthorized == ["GET /storage/v1/b/mlgate-data/o"] * 2
+
+
+@pytest.mark.reliability(
+    "environment", "`GOOGLE_APPLICATION_CREDENTIALS` names a host file the container cannot see (auth@v0)",
+    "a warning naming the variable, the path and the fix; DVC runs without it (other remotes unaffected)"
+)
+def test_dvc_session__exported_file_outside_the_workspace_warns_and_runs_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlgate import workflow
+    from mlgate.data.dvc import DvcRunner
+    from mlgate.data.pull import dvc_session
+    from mlgate.settings import DvcInputs
+
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/home/runner/work/_temp/gha-creds-1.json")
+
+    with workflow.running(in_actions=True), dvc_session(DvcInputs(), DvcRunner(tmp_path)) as dvc:
+        assert dvc is not None
+
+    out = capsys.readouterr().out
+    assert out.startswith("::warning title=Google credentials not found::GOOGLE_APPLICATION_CREDENTIALS names "
+                          "/home/runner/work/_temp/gha-creds-1.json")
+    assert "google-github-actions/auth@v2" in out
+
+
+def test_dvc_session__exported_host_path_is_checked_like_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlgate.data.dvc import DvcRunner
+    from mlgate.data.pull import dvc_session
+    from mlgate.gcp import InvalidCredentials
+    from mlgate.settings import DvcInputs
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "gha-creds-1.json").write_text(json.dumps({"type": "authorized_user", "refresh_token": "r"}))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/home/runner/work/r/r/gha-creds-1.json")
+
+    with pytest.raises(InvalidCredentials) as caught, dvc_session(DvcInputs(), DvcRunner(tmp_path)):
+        pass
+
+    assert caught.value.message.startswith(
+        "GOOGLE_APPLICATION_CREDENTIALS (/home/runner/work/r/r/gha-creds-1.json) has type 'authorized_user'")
