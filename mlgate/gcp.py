@@ -158,6 +158,15 @@ def read_credentials_file(path: Path) -> str:
         ) from None
 
 
+def credentials_type(text: str) -> str | None:
+    """The ``type`` of the credentials in ``text``; None when it is not a JSON object with one."""
+    try:
+        kind = _load(text, INPUT, _HINT).get("type")
+    except InvalidCredentials:
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def parse_credentials(text: str, *, source: str = INPUT, id_token_request_url: str | None = None) -> dict[str, Any]:
     """The credentials in ``text`` (the value of ``source``) as google-auth will read them: a checked
     service-account key, or an ``external_account`` file holding only the fields that

@@ -47,7 +47,11 @@ def dvc_session(settings: DvcInputs, runner: DvcRunner, *, needed: bool = False)
 @contextlib.contextmanager
 def _google_credentials(settings: DvcInputs, runner: DvcRunner, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """DVC's environment for Google: ``gcp-credentials`` when given, else the file that
-    ``GOOGLE_APPLICATION_CREDENTIALS`` names (a host path when an auth step ran before this container)."""
+    ``GOOGLE_APPLICATION_CREDENTIALS`` names (a host path when an auth step ran before this container).
+
+    An exported ``external_account`` file is checked like the input (it decides where the job's OIDC
+    token goes); any other exported file (a developer's ``gcloud`` login when run as a CLI) is passed
+    on as it was, as before."""
     from mlgate import gcp
 
     request_url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL") or None
@@ -66,6 +70,11 @@ def _google_credentials(settings: DvcInputs, runner: DvcRunner, env: Mapping[str
             yield {gcp.AMBIENT: ""}  # google-auth treats an empty value as unset
             return
         text, source = gcp.read_credentials_file(located), f"{gcp.AMBIENT} ({named})"
+        if gcp.credentials_type(text) != "external_account":  # e.g. `gcloud auth application-default login`'s
+            for secret in gcp.secret_values(text):
+                workflow.mask(secret)
+            yield {gcp.AMBIENT: str(located)}
+            return
     with gcp.google_credentials(text, mask=workflow.mask, source=source, id_token_request_url=request_url) as extra:
         yield extra
 

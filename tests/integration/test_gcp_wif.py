@@ -84,7 +84,7 @@ def test_dvc_session__exported_file_outside_the_workspace_warns_and_runs_without
     assert "google-github-actions/auth@v2" in out
 
 
-def test_dvc_session__exported_host_path_is_checked_like_the_input(
+def test_dvc_session__exported_external_account_is_checked_like_the_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlgate.data.dvc import DvcRunner
@@ -93,7 +93,8 @@ def test_dvc_session__exported_host_path_is_checked_like_the_input(
     from mlgate.settings import DvcInputs
 
     (tmp_path / ".dvc").mkdir()
-    (tmp_path / "gha-creds-1.json").write_text(json.dumps({"type": "authorized_user", "refresh_token": "r"}))
+    hostile = {"type": "external_account", "credential_source": {"file": "/proc/self/environ"}}
+    (tmp_path / "gha-creds-1.json").write_text(json.dumps(hostile))
     monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/home/runner/work/r/r/gha-creds-1.json")
 
@@ -101,4 +102,21 @@ def test_dvc_session__exported_host_path_is_checked_like_the_input(
         pass
 
     assert caught.value.message.startswith(
-        "GOOGLE_APPLICATION_CREDENTIALS (/home/runner/work/r/r/gha-creds-1.json) has type 'authorized_user'")
+        "GOOGLE_APPLICATION_CREDENTIALS (/home/runner/work/r/r/gha-creds-1.json) is a workload-identity")
+
+
+def test_dvc_session__a_developers_gcloud_login_is_passed_on_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlgate.data.dvc import DvcRunner
+    from mlgate.data.pull import dvc_session
+    from mlgate.settings import DvcInputs
+
+    (tmp_path / ".dvc").mkdir()
+    adc = tmp_path / "application_default_credentials.json"  # what `gcloud auth application-default login` writes
+    adc.write_text(json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s",
+                               "refresh_token": "r"}))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+
+    with dvc_session(DvcInputs(), DvcRunner(tmp_path)) as dvc:
+        assert dvc is not None
