@@ -107,12 +107,17 @@ def test_gcp_credentials__external_account_pulls_through_oidc_sts_and_iam(
     assert_keyless_flow(result, workload_identity, gcs_emulator, logins_before)
 
 
+def _ambient(form: str, where: str) -> object:
+    return pytest.param(form, marks=pytest.mark.reliability(
+        "secret", f"`GOOGLE_APPLICATION_CREDENTIALS` from google-github-actions/auth as {where}",
+        "exit 0; the file is found under the workspace, checked and used; OIDC -> STS -> IAM -> bucket"), id=form)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["container path", "host path"])
-@pytest.mark.reliability(
-    "secret", "`GOOGLE_APPLICATION_CREDENTIALS` from google-github-actions/auth, as a container or a host path",
-    "exit 0; the file is found under /github/workspace and used; OIDC -> STS -> IAM -> bucket"
-)
+@pytest.mark.parametrize("form", [
+    _ambient("container path", "the runner translates it (`/github/workspace/gha-creds-….json`)"),
+    _ambient("host path", "the host's path (`/home/runner/work/r/r/gha-creds-….json`)"),
+])
 def test_ambient_credentials__file_an_auth_step_wrote_into_the_workspace_is_found_and_used(
     tmp_path: Path, checkout: Checkout, fake_github: FakeGitHub, gcs_emulator: GcsEmulator,
     workload_identity: WorkloadIdentity, form: str,
