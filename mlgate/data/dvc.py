@@ -41,7 +41,9 @@ _HINT_REMOTE = (
 )
 _HINT_AUTH = (
     "The remote refused the request. For a gs:// remote pass a service-account key that can read the "
-    "bucket:\n  with:\n    gcp-credentials: ${{ secrets.GCP_SA_KEY }}"
+    "bucket:\n  with:\n    gcp-credentials: ${{ secrets.GCP_SA_KEY }}\n"
+    "or, keyless, run google-github-actions/auth (workload_identity_provider, service_account) before this "
+    "step with `permissions: id-token: write`, and grant that service account read access to the bucket."
 )
 _HINT_MISSING = (
     "The remote lacks some of the data this commit refers to. Run `dvc push` from the machine that "

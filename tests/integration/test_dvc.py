@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner, DvcTimeout, run_streaming
-from mlgate.gcp import service_account_credentials
+from mlgate.gcp import google_credentials
 from tests.fakes.dvc_repo import (
     BASE_FILES,
     EXPECTED_DIFF,
@@ -249,7 +249,7 @@ def test_pull_and_diff__gs_remote_with_service_account_login(gcs_emulator: GcsEm
     logins_before = len(gcs_emulator.logins)
     masked: list[str] = []
 
-    with service_account_credentials(gcs_emulator.service_account_json, mask=masked.append) as creds:
+    with google_credentials(gcs_emulator.service_account_json, mask=masked.append) as creds:
         runner = DvcRunner(checkout, env={**origin.env, **gcs_emulator.emulator_env, **creds})
         runner.pull(PROCESSED)
         diff = runner.diff(origin.base_rev, origin.head_rev, PROCESSED)
