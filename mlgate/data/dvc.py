@@ -257,11 +257,12 @@ class DvcRunner:
         """(path, text) of every .dvc, dvc.yaml and dvc.lock file, at ``rev`` or in the working tree."""
         if rev is None:
             # -co --exclude-standard: committed and new files alike, without walking ignored data.
-            listing = self._git("ls-files", "-co", "--exclude-standard", "--", "*.dvc", "*dvc.yaml", "*dvc.lock")
-            names = [name for name in listing.splitlines() if _is_stage_file(name)]
-            return [(name, path.read_text()) for name in names if (path := self.repo / name).is_file()]
+            listing = self._git("ls-files", "-z", "-co", "--exclude-standard", "--", "*.dvc", "*dvc.yaml",
+                                "*dvc.lock")
+            names = [name for name in _names(listing) if _is_stage_file(name)]
+            return [(name, path.read_text(encoding="utf-8")) for name in names if (path := self.repo / name).is_file()]
         self._verify_revision(rev)
-        names = [name for name in self._git("ls-tree", "-r", "--name-only", rev).splitlines()]
+        names = _names(self._git("ls-tree", "-r", "-z", "--name-only", rev))
         return [(name, self._git("show", f"{rev}:./{name}")) for name in names if _is_stage_file(name)]
 
     def _diff_targets(self, data: str, base_rev: str, head_rev: str) -> list[str]:
@@ -339,9 +340,9 @@ class DvcRunner:
 
     def _run_git(self, *args: str) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(
-                ["git", *args], cwd=self.repo, env=self._env, capture_output=True, text=True, check=False
-            )
+            # surrogateescape: a file name that is not UTF-8 still comes back as the path it names
+            return subprocess.run(["git", *args], cwd=self.repo, env=self._env, capture_output=True,
+                                  encoding="utf-8", errors="surrogateescape", check=False)
         except OSError as exc:
             raise DvcError(f"Cannot run `git {' '.join(args)}` in {self.repo}: {exc.strerror}.") from exc
 
@@ -559,6 +560,12 @@ def hash_line(text: str, md5: str) -> int | None:
         if pattern.fullmatch(line):
             return number
     return None
+
+
+def _names(listing: str) -> list[str]:
+    """The paths of a ``git ls-files -z`` / ``ls-tree -z`` listing. Without ``-z`` git quotes a name with
+    non-ASCII characters, quotes or control characters (``"donn\\303\\251es.dvc"``), and no such file exists."""
+    return [name for name in listing.split("\0") if name]
 
 
 def _is_stage_file(name: str) -> bool:
