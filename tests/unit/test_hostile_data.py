@@ -214,6 +214,11 @@ LOOP = "a symbolic link loop (it leads back to itself), not followed"
 CHAIN = "a chain of 100 symbolic links, more than the system follows, not followed"
 DANGLING = "a dangling symbolic link (its target does not exist), not followed"
 REASONS = {"loop": LOOP, "chain": CHAIN, "dangling": DANGLING}
+KINDS = pytest.mark.parametrize(("kind", "what"), [
+    ("loop", "looping back to itself"), ("chain", "heading a chain of 100 links"),
+    ("dangling", "to a missing target")],
+    ids=["loop", "chain", "dangling"])
+"""The three ways a symbolic link leads nowhere, and how a catalogue row says each."""
 
 
 def broken(at: Path, kind: str, elsewhere: Path) -> str:
@@ -254,18 +259,17 @@ def test_broken_link__a_loop_of_two_links_is_a_loop(tmp_path: Path) -> None:
 # where: (the link, the split that lists it, the listed path) of an ImageFolder made by make_imagefolder
 IMAGEFOLDER_PLACES = {
     "image": ("train/class_0/zz.png", "train", "train/class_0/zz.png"),
-    "subfolder": ("train/class_1/more", "train", "train/class_1/more"),
-    "class-folder": ("test/evil", "test", "test/evil"),
-    "split-folder": ("valid", "train", "valid"),
+    "folder below a class": ("train/class_1/more", "train", "train/class_1/more"),
+    "class folder": ("test/evil", "test", "test/evil"),
+    "split folder": ("valid", "train", "valid"),
 }
 
 
-@pytest.mark.parametrize("kind", ["loop", "chain", "dangling"])
+@KINDS
 @pytest.mark.parametrize("where", list(IMAGEFOLDER_PLACES))
-@pytest.mark.reliability("data", "ImageFolder {where} that is a symbolic link {kind} (to itself; 100 links deep; "
-                         "to a missing target)",
+@pytest.mark.reliability("data", "ImageFolder {where} that is a symbolic link {what}",
                          "not read, no crash; listed as unreadable under its split, the reason says symbolic link")
-def test_imagefolder__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str,
+def test_imagefolder__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str, what: str,
                                                                      where: str) -> None:
     truth = make_imagefolder(ws / "data", per_class=3, classes=2, seed=1)
     link, split, listed = IMAGEFOLDER_PLACES[where]
@@ -278,12 +282,12 @@ def test_imagefolder__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, t
         split: [f"{listed} ({reason})"]}
 
 
-@pytest.mark.parametrize("kind", ["loop", "chain", "dangling"])
+@KINDS
 @pytest.mark.parametrize("which", ["images", "target"])
-@pytest.mark.reliability("data", "course shard's {which} file (`train_{which}_1.pt`) a symbolic link {kind}",
+@pytest.mark.reliability("data", "course shard's {which} file (`train_{which}_1.pt`) a symbolic link {what}",
                          "the shard pair is not read; listed as unreadable, the reason says symbolic link; "
                          "never exit 2 for it")
-def test_course__shard_link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str,
+def test_course__shard_link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str, what: str,
                                                                       which: str) -> None:
     make_course(ws / "data", n_train=8, n_test=3, shards=2, seed=2)
     (ws / "data" / f"train_{which}_1.pt").unlink()
@@ -295,10 +299,10 @@ def test_course__shard_link_loop_chain_or_dangling_is_listed_not_read(ws: Path, 
     assert stats.splits["train"].unreadable == [f"train_images_1.pt / train_target_1.pt ({reason})"]
 
 
-@pytest.mark.parametrize("kind", ["loop", "chain", "dangling"])
-@pytest.mark.reliability("data", "`test.npz` a symbolic link {kind}",
+@KINDS
+@pytest.mark.reliability("data", "`test.npz` a symbolic link {what}",
                          "not read; listed as unreadable, the reason says symbolic link")
-def test_npz__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str) -> None:
+def test_npz__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str, what: str) -> None:
     (ws / "data").mkdir()
     np.savez(ws / "data" / "train.npz", x=np.zeros((4, 2, 2), np.uint8), y=np.array([0, 1, 0, 1]))
     reason = broken(ws / "data" / "test.npz", kind, tmp_path / "links")
