@@ -30,7 +30,7 @@ TITLE_LIMIT = 255
 
 Conclusion = Literal["success", "failure", "neutral"]
 AnnotationLevel = Literal["notice", "warning", "failure"]
-_SEVERITY: dict[str, int] = {"failure": 0, "warning": 1, "notice": 2}
+_SEVERITY: dict[AnnotationLevel, int] = {"failure": 0, "warning": 1, "notice": 2}
 
 PERMISSION_YAML = "permissions:\n  checks: write"
 """What a workflow adds so that GITHUB_TOKEN may create check runs."""
@@ -83,7 +83,7 @@ def post_check_run(repo: GitHubRepo, *, name: str, head_sha: str, result: Conclu
             raise ValueError(f"check run {label} is {len(value)} characters; GitHub takes at most {OUTPUT_LIMIT}")
     shown, left_out = bounded(annotations)
     if left_out:
-        summary = _with_note(summary, left_out_note(left_out))
+        summary = _with_note(summary, _left_out_note(left_out))
     output: dict[str, Any] = {"title": title[:TITLE_LIMIT], "summary": summary}
     if text:
         output["text"] = text
@@ -102,7 +102,7 @@ def bounded(annotations: Sequence[Annotation]) -> tuple[list[Annotation], int]:
     return ranked[:ANNOTATIONS_PER_REQUEST], max(0, len(ranked) - ANNOTATIONS_PER_REQUEST)
 
 
-def left_out_note(count: int) -> str:
+def _left_out_note(count: int) -> str:
     """The summary's line for ``count`` annotations a check run does not carry."""
     entries = "entry" if count == 1 else "entries"
     return (f"{count:,} more changed {entries} not annotated: a check run from mlgate carries at most "
