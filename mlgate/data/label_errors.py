@@ -142,10 +142,12 @@ class LabelErrors(BaseModel):
 @dataclass(frozen=True)
 class LabelErrorsFound:
     """The report's :class:`LabelErrors` and the pixels (``(C, H, W)`` in 0..1, as the model saw them)
-    of the first :data:`MAX_PICTURED` listed items, for the figure."""
+    of the first :data:`MAX_PICTURED` listed items, for the figure; and every flagged item (the full
+    list; ``result.items`` stops at :data:`MAX_LISTED`)."""
 
     result: LabelErrors
     pixels: list[torch.Tensor]
+    flagged: list[LabelErrorItem] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,12 +247,13 @@ def find_label_errors(
     judged = n >= 4 and not undertrained and clearly_above_chance(accuracy, chance, n)
     flagged, suggested = flag_label_errors(probs, y, num_classes)
     order = ranked(flagged, probs, y) if judged else []
-    items = [
+    every = [
         LabelErrorItem(item=sample.ids[i], label=int(y[i]), suggested=int(suggested[i]),
                        confidence=round(probs[i, suggested[i]].item(), 4),
                        label_probability=round(probs[i, y[i]].item(), 4))
-        for i in order[:MAX_LISTED]
+        for i in order
     ]
+    items = every[:MAX_LISTED]
     result = LabelErrors(
         method=METHOD, model=sample.model, split=split, folds=folds, items_read=sample.read, items_examined=n,
         flagged=len(order), items=items, out_of_sample_accuracy=accuracy, chance_accuracy=chance, judged=judged,
@@ -258,7 +261,8 @@ def find_label_errors(
         time_budget_s=time_budget_s,
         stopped_early=(n >= 4 and trained < 1.0) or not sample.complete or n < min(sample.read, max_items),
     )
-    return LabelErrorsFound(result, [sample.display[i].clone() for i in order[:MAX_PICTURED]])  # not the sample
+    return LabelErrorsFound(result, [sample.display[i].clone() for i in order[:MAX_PICTURED]],  # not the sample
+                            every)
 
 
 @dataclass

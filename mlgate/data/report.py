@@ -15,6 +15,7 @@ from mlgate.data import image_issues
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.changes import Changes
 from mlgate.data.drift import DriftReport, LabelDrift, PixelDrift, SplitDrift
+from mlgate.data.findings import FullList
 from mlgate.data.gates import INPUTS, UNITS
 from mlgate.data.label_errors import LabelErrors
 from mlgate.data.near_duplicates import NearDuplicateStats
@@ -63,6 +64,8 @@ class DataReport(BaseModel):
     near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
     """Near-duplicates within each split and non-train items with a near copy in train (re-encoded,
     shifted, brightened), exact copies excluded."""
+    full_lists: list[FullList] = []
+    """The CSV files beside report.json that list every item of each finding (the lists above stop at 100)."""
 
 
 def build_report(
@@ -77,6 +80,7 @@ def build_report(
     figures: dict[str, str],
     drift: DriftReport | None = None,
     label_errors: LabelErrors | None = None,
+    full_lists: list[FullList] | None = None,
 ) -> DataReport:
     data_changed = None
     if changes is not None:
@@ -98,6 +102,7 @@ def build_report(
         figures=figures,
         drift=drift,
         label_errors=label_errors,
+        full_lists=full_lists or [],
     )
 
 
@@ -681,6 +686,26 @@ def _drift_and_issue_steps(report: DataReport) -> list[str]:
     return steps
 
 
+FULL_LIST_NAMES = {
+    "exact_duplicates": "Exact duplicates", "leaked_items": "Leaked items (exact copies of train items)",
+    "near_duplicates": "Near-duplicate pairs", "near_leaked_items": "Near-leaked items (near copies of train items)",
+    "conflicting_labels": "Conflicting labels", "image_issues": "Image issues", "label_errors": "Likely label errors",
+}
+
+
+def _full_lists(lists: list[FullList]) -> str:
+    """One line per CSV file that has rows: what it lists, its path in the report folder, its rows."""
+    lines = []
+    for full in lists:
+        if not full.rows:
+            continue
+        rows = f"{count(full.rows)} row{'s' if full.rows != 1 else ''}"
+        short = f"; the first {count(full.rows)} of {count(full.total)}" if full.total > full.rows else ""
+        lines.append(f"- {FULL_LIST_NAMES.get(full.finding, full.finding)}: full list: `{full.file}` ({rows}{short})")
+    return ("Every item of each finding, one row per item, in the report folder (`findings-dir` output); "
+            "cells that would start a spreadsheet formula begin with `'`.\n\n" + "\n".join(lines))
+
+
 def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fallback_chart: str = "",
                     note: str = "") -> str:
     """The report as Markdown; ``figure_links`` maps figure name -> URL or relative path."""
@@ -709,6 +734,8 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
         parts.append("### Sanity baseline\n\n" + _baseline(report.baseline))
     if report.label_errors is not None:
         parts.append("### Likely label errors\n\n" + _label_errors(report.label_errors, report.class_names))
+    if any(full.rows for full in report.full_lists):
+        parts.append("### Full lists\n\n" + _full_lists(report.full_lists))
     parts.append(_next_steps(report))
     parts.append(footer())
     return "\n\n".join(parts) + "\n"
