@@ -188,6 +188,10 @@ class LabelErrorsFound:
     result: LabelErrors
     pixels: list[torch.Tensor]
     flagged: list[LabelErrorItem] = dataclasses.field(default_factory=list)
+    probabilities: torch.Tensor | None = None
+    """``(N, K)`` out-of-sample probabilities of the examined items, in reading order (for the benchmark)."""
+    labels: torch.Tensor | None = None
+    """``(N,)`` their given labels."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +341,7 @@ def find_label_errors(
         stopped_early=(n >= 4 and trained < 1.0) or not sample.complete or n < min(sample.read, max_items),
     )
     return LabelErrorsFound(result, [sample.display[i].clone() for i in order[:MAX_PICTURED]],  # not the sample
-                            every)
+                            every, probs, y)
 
 
 @dataclass
