@@ -85,14 +85,19 @@ def workspace_relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def write_report_files(out_dir: Path, markdown: str, json_text: str, pngs: Mapping[str, bytes]) -> ReportPaths:
-    """``report.md``, the figures, and ``report.json`` last (its presence means the set is complete).
+def write_report_files(out_dir: Path, markdown: str, json_text: str, pngs: Mapping[str, bytes],
+                       files: Mapping[str, bytes] | None = None) -> ReportPaths:
+    """``report.md``, the figures, ``files`` (path relative to ``out_dir`` -> bytes: the full lists), and
+    ``report.json`` last (its presence means the set is complete).
 
     Files are 0644 and new folders 0755 (:func:`write_shared_file`, :func:`make_shared_dirs`).
     """
     make_shared_dirs(out_dir)
     for name, png in pngs.items():
         write_shared_file(out_dir / f"{name}.png", png)
+    for relative, data in (files or {}).items():
+        make_shared_dirs((out_dir / relative).parent)
+        write_shared_file(out_dir / relative, data)
     paths = ReportPaths(markdown=out_dir / "report.md", json=out_dir / "report.json")
     write_shared_file(paths.markdown, markdown.encode("utf-8"))
     write_shared_file(paths.json, json_text.encode("utf-8"))
@@ -180,6 +185,8 @@ class Finished:
     render: RenderMarkdown
     figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
     """Figure name (``sample_grid``) -> PNG bytes; saved as ``<name>.png`` beside the report."""
+    files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    """Other files for the report folder: path relative to it (``findings/leaked_items.csv``) -> bytes."""
     outputs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Mode-specific step outputs; ``passed``, ``report``, ``report-json``, ``comment-url`` and
     ``check-run-url`` are added."""
@@ -218,7 +225,7 @@ def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitC
         local = result.render({name: f"{name}.png" for name in result.figures}, "")
         paths: ReportPaths | None = None
         try:
-            paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
+            paths = write_report_files(publication.out_dir, local, result.report_json, result.figures, result.files)
             if ctx.pull_request is not None and publication.pr_number is not None:  # for `mode: publish` (forks)
                 _write_publish_manifest(publication, ctx.pull_request.head_sha)
         except OSError as exc:

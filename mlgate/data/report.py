@@ -15,8 +15,9 @@ from mlgate.data import image_issues
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.changes import Changes
 from mlgate.data.drift import DriftReport, LabelDrift, PixelDrift, SplitDrift
+from mlgate.data.findings import FullList
 from mlgate.data.gates import INPUTS, UNITS
-from mlgate.data.label_errors import LabelErrors
+from mlgate.data.label_errors import LabelErrors, clearly_above_chance
 from mlgate.data.near_duplicates import NearDuplicateStats
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.numbers import count, number, percent, ratio, signed_count
@@ -63,6 +64,8 @@ class DataReport(BaseModel):
     near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
     """Near-duplicates within each split and non-train items with a near copy in train (re-encoded,
     shifted, brightened), exact copies excluded."""
+    full_lists: list[FullList] = []
+    """The CSV files beside report.json that list every item of each finding (the lists above stop at 100)."""
 
 
 def build_report(
@@ -77,6 +80,7 @@ def build_report(
     figures: dict[str, str],
     drift: DriftReport | None = None,
     label_errors: LabelErrors | None = None,
+    full_lists: list[FullList] | None = None,
 ) -> DataReport:
     data_changed = None
     if changes is not None:
@@ -98,6 +102,7 @@ def build_report(
         figures=figures,
         drift=drift,
         label_errors=label_errors,
+        full_lists=full_lists or [],
     )
 
 
@@ -310,12 +315,19 @@ def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
         return (f"➖ Not judged: the time left in `baseline-time-budget` trained the models for "
                 f"{number(result.epochs)} epochs per fold on {sampled}, under half of what they need to dispute "
                 f"a label. Raise `baseline-time-budget` to look for label errors.")
+    confused = _confused_pairs(result, class_names)
+    if not result.judged and result.confused_pair_count and clearly_above_chance(
+            result.out_of_sample_accuracy, result.chance_accuracy, result.items_examined):
+        return (f"➖ Not judged: models trained on {sampled} cannot tell the classes apart well enough to say "
+                f"which one an item is ({percent(result.out_of_sample_accuracy)} out-of-sample accuracy; every "
+                f"pair of classes confused more than {percent(result.pair_confusion_limit)}), so a disagreement "
+                f"with a label means nothing.{cut}{confused}")
     if not result.judged:
         return (f"➖ Not judged: models trained on {sampled} predicted the given labels "
                 f"{percent(result.out_of_sample_accuracy)} of the time, against {percent(result.chance_accuracy)} "
                 f"by always guessing the most common class; too weak to dispute a label.{cut}")
     if not result.flagged:
-        return f"✅ None found among {sampled}.{cut}"
+        return f"✅ None found among {sampled}.{cut}{confused}"
     sample = f"; a random sample of the {count(result.items_read)} read" \
         if result.items_examined < result.items_read else ""
     found = (f"⚠️ **{count(result.flagged)} of {count(result.items_examined)} {split} items** "
@@ -323,7 +335,7 @@ def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
              f"{'carries' if result.flagged == 1 else 'carry'} a wrong label: a {result.model}, "
              f"trained on the other {result.folds - 1} of {result.folds} folds "
              f"({percent(result.out_of_sample_accuracy)} out-of-sample accuracy), confidently sees another class "
-             f"(confident learning, per-class thresholds).{cut}")
+             f"(confident learning, per-class thresholds).{cut}{confused}")
     lines = ["| item | labelled | looks like | confidence |", "|---|---|---|---:|"]
     lines += [f"| {_item(result.split, e.item)} | {_label(str(e.label), class_names)} | "
               f"{_label(str(e.suggested), class_names)} | {percent(e.confidence)} |" for e in result.items]
@@ -336,6 +348,20 @@ def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
         table = fold(f"The {_counted(len(result.items), 'flagged item')}, least believable label first (lowest "
                      f"probability of the given label)", table)
     return found + "\n\n" + table
+
+
+def _confused_pairs(result: LabelErrors, class_names: list[str] | None) -> str:
+    """The pairs of classes too often confused to judge (empty when none), as a sentence."""
+    if not result.confused_pair_count:
+        return ""
+    pairs = [f"{_label(str(p.label), class_names)} / {_label(str(p.other), class_names)} ({percent(p.confusion)})"
+             for p in result.confused_pairs]
+    more = result.confused_pair_count - len(pairs)
+    listed = ", ".join(pairs) + (f" and {count(more)} more" if more > 0 else "")
+    return (f"\n\n➖ **Not judged between {_counted(result.confused_pair_count, 'pair')} of classes** the models "
+            f"confuse more than {percent(result.pair_confusion_limit)} of the time (look-alike classes, or many "
+            f"label errors between just these two; look at a few items of each): {listed}. No item is flagged "
+            f"between them.")
 
 
 _NEXT_LISTED = 5
@@ -681,6 +707,26 @@ def _drift_and_issue_steps(report: DataReport) -> list[str]:
     return steps
 
 
+FULL_LIST_NAMES = {
+    "exact_duplicates": "Exact duplicates", "leaked_items": "Leaked items (exact copies of train items)",
+    "near_duplicates": "Near-duplicate pairs", "near_leaked_items": "Near-leaked items (near copies of train items)",
+    "conflicting_labels": "Conflicting labels", "image_issues": "Image issues", "label_errors": "Likely label errors",
+}
+
+
+def _full_lists(lists: list[FullList]) -> str:
+    """One line per CSV file that has rows: what it lists, its path in the report folder, its rows."""
+    lines = []
+    for full in lists:
+        if not full.rows:
+            continue
+        rows = f"{count(full.rows)} row{'s' if full.rows != 1 else ''}"
+        short = f"; the first {count(full.rows)} of {count(full.total)}" if full.total > full.rows else ""
+        lines.append(f"- {FULL_LIST_NAMES.get(full.finding, full.finding)}: full list: `{full.file}` ({rows}{short})")
+    return ("Every item of each finding, one row per item, in the report folder (`findings-dir` output); "
+            "cells that would start a spreadsheet formula begin with `'`.\n\n" + "\n".join(lines))
+
+
 def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fallback_chart: str = "",
                     note: str = "") -> str:
     """The report as Markdown; ``figure_links`` maps figure name -> URL or relative path."""
@@ -709,6 +755,8 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
         parts.append("### Sanity baseline\n\n" + _baseline(report.baseline))
     if report.label_errors is not None:
         parts.append("### Likely label errors\n\n" + _label_errors(report.label_errors, report.class_names))
+    if any(full.rows for full in report.full_lists):
+        parts.append("### Full lists\n\n" + _full_lists(report.full_lists))
     parts.append(_next_steps(report))
     parts.append(footer())
     return "\n\n".join(parts) + "\n"
