@@ -22,6 +22,7 @@ from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
+from mlgate.publish_contract import manifest_json, marker_for
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
@@ -133,7 +134,7 @@ class Publication:
             branch_store=branch_store,
             pr_number=pr.number if pr else None,
             comment=settings.comment,
-            marker=f"<!-- mlgate:{settings.mode}:{settings.report_title} -->",
+            marker=marker_for(settings.mode, settings.report_title),
             host=settings.host_figures,
             assets_branch=settings.assets_branch,
             out_dir=ctx.report_folder(settings),  # inside the workspace, apart from the data
@@ -283,12 +284,10 @@ def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
     """``publish.json`` beside the report: what a trusted ``mode: publish`` run needs to post it (it
     checks every field, and takes the pull request and commit from its own event, not from here)."""
     from mlgate import __version__
-    from mlgate.publish_mode import manifest_json
 
-    mode, _, title = publication.marker.removeprefix("<!-- mlgate:").removesuffix(" -->").partition(":")
     assert publication.pr_number is not None
-    text = manifest_json(mode=mode, title=title, marker=publication.marker, pr_number=publication.pr_number,
-                         head_sha=head_sha, version=__version__)
+    text = manifest_json(marker=publication.marker, pr_number=publication.pr_number, head_sha=head_sha,
+                         version=__version__)
     write_shared_file(publication.out_dir / "publish.json", text.encode("utf-8"))
 
 

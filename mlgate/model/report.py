@@ -16,6 +16,8 @@ from mlgate.numbers import count, megabytes, ms, number, percent, seconds
 from mlgate.report import Gate, Interval, fold, footer, gates_section, icon, outcome, verdict_line
 
 SCHEMA_VERSION = "2"
+FIGURE_NAMES = ("confusion_matrix", "per_class_accuracy_change", "confusion_matrix_change", "flipped_items")
+"""Every figure model-gate can draw (``mlgate.model.mode``), in the order the report shows them."""
 
 
 class LatencyMs(BaseModel):
