@@ -28,7 +28,11 @@ import re
 WORD_JOINER = "\u2060"
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
                         "\u2028\u2029]")
-_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+_MARKUP = re.compile(r"[\\`*_\[\]<>&|~$]")
+"""Characters that start markup anywhere in a line: escapes, code, emphasis, links and images, HTML and
+autolinks, entities, table cells, strikethrough, math."""
+_LINE_START = re.compile(r"^(?:[-+=]+|\d{1,9}(?=[.)](?:\s|$)))(?=[\s.)]|$)")
+"""What starts a block only at the start of a line: list items, setext underlines, numbered lists."""
 MAX_CHARS = 500
 """Longer text is cut (with an ellipsis): a name is not a document."""
 
@@ -43,5 +47,28 @@ def inert(text: object, *, code: bool = False) -> str:
         ticks = "`" * (max((len(run) for run in re.findall("`+", body)), default=0) + 1)
         pad = " " if body.startswith(("`", " ")) or body.endswith(("`", " ")) or not body else ""
         return f"{ticks}{pad}{body}{pad}{ticks}"
-    escaped = _PUNCTUATION.sub(r"\\\1", flat)
+    escaped = _MARKUP.sub(r"\\\g<0>", flat)
+    escaped = re.sub(r":(?=[/:])", r"\\:", escaped)  # scheme:// autolinks and ::workflow commands
+    escaped = re.sub(r"(?i)(?<=www)\.", r"\\.", escaped)  # www. autolinks
+    escaped = _LINE_START.sub(lambda m: m[0] + "\\" if m[0][0].isdigit() else "\\" + m[0], escaped)
     return escaped.replace("@", "@" + WORD_JOINER).replace("#", "#" + WORD_JOINER)
+
+
+def code(text: object) -> str:
+    """``inert(text, code=True)``: a name shown as code (``train``), inert like any other text."""
+    return inert(text, code=True)
+
+
+_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+
+
+def inert_message(text: str) -> str:
+    """A sentence mlgate composed that may quote names in code spans (a gate's detail, a lineage reason,
+    an error message), when it may also have come from elsewhere (a fork's report.json): its code spans
+    stay code (their content inert, :func:`code`), everything else is :func:`inert`."""
+    parts, last = [], 0
+    for match in _CODE_SPAN.finditer(text):
+        parts += [inert(text[last:match.start()]) if match.start() > last else "", code(match[2].strip(" "))]
+        last = match.end()
+    parts.append(inert(text[last:]) if last < len(text) else "")
+    return "".join(parts)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mlgate.cli import main
-from mlgate.data.report import build_report, render_markdown
+from mlgate.data.report import build_report
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.errors import ExitCode
 from mlgate.fork_publish import (
