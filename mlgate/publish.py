@@ -22,7 +22,7 @@ from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
-from mlgate.publish_contract import manifest_json, marker_for
+from mlgate.publish_contract import STALE_MARKER, manifest_json, marker_for
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
@@ -337,10 +337,6 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     except GitHubError as exc:
         workflow.annotate("warning", "No check run", f"The verdict is not posted as a check run: {exc.message}")
     return "", None
-
-
-STALE_MARKER = "<!-- mlgate:stale -->"
-"""Starts the folded earlier report in a refreshed comment, so a second refresh does not nest it."""
 
 
 def collapse_earlier(markdown: str) -> Callable[[str], str]:

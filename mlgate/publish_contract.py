@@ -57,6 +57,10 @@ def parse_marker(marker: str) -> tuple[str, str]:
     return match[1], match[2]
 
 
+STALE_MARKER = "<!-- mlgate:stale -->"
+"""Starts the folded earlier report in a refreshed comment, so a second refresh does not nest it."""
+
+
 def has_marker(body: str | None, marker: str) -> bool:
     """True when ``body``'s first line is ``marker`` (a quoted copy of a report does not count)."""
     first_line = (body or "").split("\n", 1)[0]
