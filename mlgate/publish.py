@@ -323,8 +323,8 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     assert publication.check_sha is not None
     try:
         return post_check_run(
-            publication.repo, name=publication.check_run, head_sha=publication.check_sha,
-            result=conclusion(result.passed, result.gated), title=title,
+            publication.repo, name=plain_text(publication.check_run), head_sha=publication.check_sha,
+            result=conclusion(result.passed, result.gated), title=plain_text(title),
             summary=fit(summary, OUTPUT_LIMIT, "The full report is below and in the job summary."),
             text=fit(markdown, OUTPUT_LIMIT, "The full report is in the job summary of this run."),
             annotations=result.annotations,

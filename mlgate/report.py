@@ -136,11 +136,14 @@ def outcome(mode: str, gates: list[Gate], units: GateUnits, figures: list[str], 
     return "\n".join(lines)
 
 
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13)) | {127: None}
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13)) | {127: None} | dict.fromkeys(
+    [*range(0x80, 0xA0), 0x061C, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065),
+     *range(0x2066, 0x206A), 0xFEFF])
+"""Control characters, and the invisible ones that reorder or hide text (bidi controls, zero-width)."""
 
 
 def plain_text(text: str) -> str:
-    """One line of plain text: no line breaks, control characters, Markdown backticks or workflow commands.
+    """One line of plain text: no line breaks, control or bidi characters, Markdown backticks or workflow commands.
 
     A value the user controls (a title, a path, a model name) cannot start a ``::command::`` or a
     ``##[command]`` line of its own, nor move the cursor of a terminal.
