@@ -22,6 +22,7 @@ from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
+from mlgate.publish_contract import STALE_MARKER, manifest_json, marker_for
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
@@ -138,7 +139,7 @@ class Publication:
             branch_store=branch_store,
             pr_number=pr.number if pr else None,
             comment=settings.comment,
-            marker=f"<!-- mlgate:{settings.mode}:{settings.report_title} -->",
+            marker=marker_for(settings.mode, settings.report_title),
             host=settings.host_figures,
             assets_branch=settings.assets_branch,
             out_dir=ctx.report_folder(settings),  # inside the workspace, apart from the data
@@ -290,12 +291,10 @@ def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
     """``publish.json`` beside the report: what a trusted ``mode: publish`` run needs to post it (it
     checks every field, and takes the pull request and commit from its own event, not from here)."""
     from mlgate import __version__
-    from mlgate.publish_mode import manifest_json
 
-    mode, _, title = publication.marker.removeprefix("<!-- mlgate:").removesuffix(" -->").partition(":")
     assert publication.pr_number is not None
-    text = manifest_json(mode=mode, title=title, marker=publication.marker, pr_number=publication.pr_number,
-                         head_sha=head_sha, version=__version__)
+    text = manifest_json(marker=publication.marker, pr_number=publication.pr_number, head_sha=head_sha,
+                         version=__version__)
     write_shared_file(publication.out_dir / "publish.json", text.encode("utf-8"))
 
 
@@ -331,8 +330,8 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     assert publication.check_sha is not None
     try:
         return post_check_run(
-            publication.repo, name=publication.check_run, head_sha=publication.check_sha,
-            result=conclusion(result.passed, result.gated), title=title,
+            publication.repo, name=plain_text(publication.check_run), head_sha=publication.check_sha,
+            result=conclusion(result.passed, result.gated), title=plain_text(title),
             summary=fit(summary, OUTPUT_LIMIT, "The full report is below and in the job summary."),
             text=fit(markdown, OUTPUT_LIMIT, "The full report is in the job summary of this run."),
             annotations=result.annotations,
@@ -345,10 +344,6 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     except GitHubError as exc:
         workflow.annotate("warning", "No check run", f"The verdict is not posted as a check run: {exc.message}")
     return "", None
-
-
-STALE_MARKER = "<!-- mlgate:stale -->"
-"""Starts the folded earlier report in a refreshed comment, so a second refresh does not nest it."""
 
 
 def collapse_earlier(markdown: str) -> Callable[[str], str]:
