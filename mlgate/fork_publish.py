@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from mlgate.data.findings import FOLDER as FULL_LISTS_FOLDER
 from mlgate.errors import ExitCode, MlgateError
 from mlgate.publish_contract import BundleRefused, PublishManifest, marker_for, parse_manifest, quoted
 
@@ -94,7 +95,8 @@ def read_bundle(folder: Path) -> Bundle:
     """Read and check a downloaded report folder; raises :class:`BundleRefused` naming the broken rule.
 
     Rules: a real folder (not a symlink) holding at most :data:`MAX_FILES` plain files (no symlinks,
-    no sub-folders), each named ``[A-Za-z0-9._-]+`` and not starting with a dot; only ``report.md``,
+    no sub-folders but the ``findings/`` lists, skipped unread), each named ``[A-Za-z0-9._-]+`` and not
+    starting with a dot; only ``report.md``,
     ``report.json``, ``publish.json`` and ``*.png``; sizes within the limits above; every PNG verified
     (:func:`check_png`); ``publish.json`` and ``report.json`` valid against their models.
     """
@@ -111,6 +113,8 @@ def read_bundle(folder: Path) -> Bundle:
     files: dict[str, bytes] = {}
     total = 0
     for name in names:
+        if name == FULL_LISTS_FOLDER and _real_folder(folder / name):
+            continue  # the fork's CSV lists stay in its uploaded artifact: never read, never posted
         check_name(name, folder)
         data = _read_plain_file(folder, name, _size_limit(name))
         total += len(data)
@@ -128,6 +132,11 @@ def read_bundle(folder: Path) -> Bundle:
     for name, data in files.items():
         check_png(name, data)
     return Bundle(manifest=manifest, report=report, pngs=files)
+
+
+def _real_folder(path: Path) -> bool:
+    mode = os.lstat(path).st_mode
+    return stat.S_ISDIR(mode) and not stat.S_ISLNK(mode)
 
 
 def check_name(name: str, folder: Path | None = None) -> None:
@@ -327,6 +336,9 @@ def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
     from mlgate.report import check_summary, plain_text
 
     report = bundle.report.model_copy(update={"title": title})
+    if bundle.manifest.mode == "data-stats":
+        # the full lists are files of the fork's own run (its artifact), not of this report folder
+        report = report.model_copy(update={"full_lists": []})
     known = figure_names(bundle.manifest.mode)
     figures = {name: bundle.pngs[f"{name}.png"] for name in known if f"{name}.png" in bundle.pngs}
     if bundle.manifest.mode == "data-stats":

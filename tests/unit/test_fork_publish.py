@@ -188,6 +188,23 @@ def test_subfolder_in_bundle__refused(tmp_path: Path, workspace: Path, capsys: p
     refused(tmp_path, workspace, capsys, "`figures`")
 
 
+def test_findings_folder_in_bundle__skipped_unread(workspace: Path) -> None:
+    folder = write_bundle(workspace / "fork-report")
+    (folder / "findings").mkdir()
+    (folder / "findings" / "leaked_items.csv").write_text("=HYPERLINK(\"https://evil.example\")\n")
+    bundle = read_bundle(folder)
+    assert set(bundle.pngs) == {"sample_grid.png"}
+    assert bundle.report.passed
+
+
+def test_symlinked_findings_folder__refused(tmp_path: Path, workspace: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_bundle(workspace / "fork-report")
+    (workspace / "elsewhere").mkdir()
+    (folder / "findings").symlink_to(workspace / "elsewhere")
+    refused(tmp_path, workspace, capsys, "`findings`")
+
+
 @pytest.mark.parametrize("name", [
     pytest.param("..png", marks=pytest.mark.reliability(
         "fork", "a bundle file named `..png`", "exit 2, says only plain names are accepted")),
