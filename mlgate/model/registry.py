@@ -88,6 +88,40 @@ class ModelVersion(BaseModel):
     collection: str
     digest: str | None
     metadata: dict[str, Any]
+    id: str | None = None
+    """The registry's id of the version (W&B's ``artifact.id``): the same through the source path, a
+    legacy registry path or a ``wandb-registry-*`` path; what :func:`same_version` compares."""
+
+
+class InconsistentVersion(RegistryError):
+    """Raised by :func:`same_version` when W&B answers one version id with two different digests."""
+
+    title = "W&B answered inconsistently"
+    exit_code = ExitCode.SERVICE
+
+
+def same_version(a: ModelVersion, b: ModelVersion | None) -> bool:
+    """Whether ``a`` and ``b`` are one model version: by registry version id (by name when either id
+    is unknown), never by digest alone, because an empty or missing digest would make two versions one.
+    The digest is a consistency check: one id with two different non-empty digests raises
+    :class:`InconsistentVersion`."""
+    if b is None:
+        return False
+    same = a.id == b.id if a.id and b.id else a.name == b.name
+    if same and a.digest and b.digest and a.digest != b.digest:
+        raise InconsistentVersion(
+            f"W&B answered two digests for {a.name} (version id {a.id or 'unknown'}): {a.digest} and {b.digest}.",
+            hint="A committed W&B artifact version does not change; rerun the job, and if it happens again, "
+            "check the version's files in the W&B UI.",
+        )
+    return same
+
+
+class ArtifactEntryRefused(RegistryError):
+    """Raised when an artifact's manifest names a file the SDK refuses to write (an absolute path or
+    one that climbs out with ``..``): the artifact is bad input, and a rerun cannot fix it."""
+
+    title = "W&B artifact holds an unsafe file name"
 
 
 class LineageRun(BaseModel):
@@ -208,9 +242,17 @@ class WandbRegistry:
     def download(self, path: str, dest: Path) -> list[Path]:
         artifact = self._artifact(check_version_path(path))
         dest.mkdir(parents=True, exist_ok=True)
-        with self._errors(path, "Downloading"):
-            artifact.download(root=str(dest), skip_cache=True)
+        with self._errors(path, "Reading the manifest of"):
             entries = sorted(artifact.manifest.entries)
+        for entry in entries:  # before any byte is written: the SDK refuses these mid-download
+            _check_entry(path, entry)
+        with self._errors(path, "Downloading"):
+            try:
+                artifact.download(root=str(dest), skip_cache=True)
+            except ValueError as exc:
+                if "invalid artifact path" not in str(exc).lower():
+                    raise
+                raise _entry_refused(path, str(exc)) from exc
         return [dest / entry for entry in entries]
 
     def version_with_alias(self, collection_path: str, alias: str) -> ModelVersion | None:
@@ -228,7 +270,7 @@ class WandbRegistry:
         check_collection_path(target_collection)
         source = self._artifact(check_version_path(source_path))
         holder = self.version_with_alias(target_collection, alias)
-        if holder is not None and holder.name == source.source_qualified_name:
+        if same_version(_model_version(source), holder):
             return False
         with self._errors(f"{source_path} -> {target_collection}", "Linking"):
             source.link(target_collection, aliases=[alias])
@@ -324,6 +366,22 @@ def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str,
     )
 
 
+def _check_entry(path: str, entry: str) -> None:
+    """Refuse a manifest entry that is absolute or climbs out of the download folder (``../x``)."""
+    parts = entry.replace("\\", "/").split("/")
+    if not entry or entry.startswith("/") or re.match(r"[A-Za-z]:", entry) or ".." in parts:
+        raise _entry_refused(path, f"entry {entry!r} is not a path inside the artifact")
+
+
+def _entry_refused(path: str, reason: str) -> ArtifactEntryRefused:
+    return ArtifactEntryRefused(
+        f"W&B artifact {path!r} cannot be downloaded safely: {reason}. Nothing was downloaded.",
+        hint="The artifact's manifest names a file outside the artifact (an absolute path or one with '..'); "
+        "a rerun cannot fix it. Log a new version whose files have plain relative names "
+        "(artifact.add_file(local_path, name='model.pt')) and stage that.",
+    )
+
+
 def _model_version(artifact: Artifact) -> ModelVersion:
     return ModelVersion(
         name=artifact.source_qualified_name,
@@ -332,6 +390,7 @@ def _model_version(artifact: Artifact) -> ModelVersion:
         collection=artifact.name.split(":")[0],
         digest=artifact.digest,
         metadata=dict(artifact.metadata),
+        id=artifact.id,
     )
 
 

@@ -145,6 +145,8 @@ class FakeWandb:
         self._lock = threading.Lock()
         self.faults = FaultQueues()
         self.hooks: dict[str, list[Any]] = {}
+        self.digest_answers: dict[str, str] = {}
+        """source path -> the digest answered for that version instead of its manifest's (e.g. "")."""
 
     # -- faults on the wire ----------------------------------------------------------------------
     def inject(self, operation: str, *faults: Fault) -> None:
@@ -263,7 +265,7 @@ class FakeWandb:
             "artifactType": {"name": v.type}, "description": None, "metadata": json.dumps(v.metadata),
             "ttlDurationSeconds": -2, "ttlIsInherited": True, "tags": [], "historyStep": None,
             "state": "COMMITTED", "size": sum(e["size"] for e in manifest.values()),
-            "digest": v.digest(), "digestAlgorithm": "MANIFEST_MD5", "commitHash": None,
+            "digest": self.digest_answers.get(v.path, v.digest()), "digestAlgorithm": "MANIFEST_MD5", "commitHash": None,
             "fileCount": len(manifest), "createdAt": CREATED_AT, "updatedAt": None, "aliases": every_alias,
         }
 
