@@ -74,6 +74,13 @@ class RegistryUnauthorized(RegistryError):
     title = "W&B API key rejected"
 
 
+class AliasRefused(RegistryUnauthorized):
+    """Raised when W&B refuses to set (or remove) an alias, typically a protected alias such as
+    ``production`` that only a registry Admin may set; names the alias and the role the key needs."""
+
+    title = "W&B refused the alias"
+
+
 class ModelVersion(BaseModel):
     """One model version as a path resolved to it.
 
@@ -272,7 +279,8 @@ class WandbRegistry:
         holder = self.version_with_alias(target_collection, alias)
         if same_version(_model_version(source), holder):
             return False
-        with self._errors(f"{source_path} -> {target_collection}", "Linking"):
+        with self._alias_refusal(alias, source_path, target_collection), \
+                self._errors(f"{source_path} -> {target_collection}", "Linking"):
             source.link(target_collection, aliases=[alias])
         return True
 
@@ -280,7 +288,8 @@ class WandbRegistry:
         artifact = self._artifact(check_version_path(path))
         if check_alias(alias) in artifact.aliases:
             return
-        with self._errors(path, f"Adding alias {alias!r} to"):
+        with self._alias_refusal(alias, path, path.split(":", 1)[0]), \
+                self._errors(path, f"Adding alias {alias!r} to"):
             artifact.aliases = [*artifact.aliases, alias]
             artifact.save()
 
@@ -325,6 +334,17 @@ class WandbRegistry:
         return self._api
 
     @contextmanager
+    def _alias_refusal(self, alias: str, version: str, collection: str) -> Iterator[None]:
+        """A write refused after the reads succeeded is a refusal of the alias, not of the key."""
+        try:
+            yield
+        except RegistryUnauthorized as exc:
+            if isinstance(exc, AliasRefused):
+                raise
+            reason = str(exc.__cause__ or exc.message).replace(self._api_key, "***")
+            raise alias_refused(alias, version, collection, reason) from exc
+
+    @contextmanager
     def _errors(self, subject: str | None, doing: str = "Reading") -> Iterator[None]:
         """Turn SDK exceptions into ``RegistryError``s that name ``subject`` and never hold the key."""
         try:
@@ -363,6 +383,27 @@ def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str,
         hint="Check that the W&B server is reachable from the runner and, for W&B Server, its URL; "
         "W&B may also be overloaded or rate limiting (https://status.wandb.com). Rerun the job: a "
         "rerun completes what this run left undone (linking the same version again is a no-op).",
+    )
+
+
+def alias_refused(alias: str, version: str, collection: str, reason: str) -> AliasRefused:
+    """The error for W&B refusing ``alias`` on ``version`` in ``collection``: which alias, and which role."""
+    reason = reason.strip().removeprefix("input: ")
+    registry = "wandb-registry-" in collection
+    needs = ("the registry Admin role (or a service account with that role)" if registry
+             else "write access to the team's model registry (and the Admin role for a protected alias)")
+    if registry:
+        role = (f"`{alias}` is most likely a protected alias of the registry: only a registry **Admin** can add or "
+                f"remove it. Give the W&B user of `wandb-api-key` the Admin role in that registry (Registry → "
+                f"settings → Registry members and roles), or use the API key of a service account that has "
+                f"the Admin role there; a Member or Viewer key is refused.")
+    else:
+        role = (f"The W&B user of `wandb-api-key` needs write access to `{collection}` (a Member or Admin of "
+                f"its team), and for a protected alias the Admin role.")
+    return AliasRefused(
+        f"W&B refused to set the alias `{alias}` on {version} in `{collection}` ({reason}). Nothing was "
+        f"changed: whoever held `{alias}` still holds it. Setting it needs {needs}.",
+        hint=role + " Then rerun the job.",
     )
 
 

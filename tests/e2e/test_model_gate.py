@@ -385,3 +385,68 @@ def test_wandb_failing_during_promotion__exit_3_then_rerun_links_once(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert fake_wandb.alias_map(REGISTRY)["production"] == staging.source
     assert [op.aliases for op in fake_wandb.link_operations] == [("production",)]
+
+
+@pytest.mark.reliability(
+    "data", "W&B answers an empty digest for both the `production` holder and the staged candidate",
+    "two versions (identity by version id): the approval pull request opens with the comparison against production"
+)
+def test_empty_digests__pull_request_still_compares_with_production(
+    fake_wandb: FakeWandb, fake_github: FakeGitHub, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    production = fake_wandb.add_model(ENTITY, TRAIN_PROJECT, SEQUENCE, models.file(models.weak))
+    fake_wandb.link(production, REGISTRY, ["production"])
+    staging = staged(fake_wandb, models.file(models.good))
+    fake_wandb.digest_answers = {production: "", staging.source: ""}
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="pull-request",
+                        min_accuracy="0.9")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    baseline = result.report()["baseline"]
+    assert baseline is not None and baseline["model"] == production
+    assert baseline["accuracy"] == pytest.approx(reference_accuracy(models.weak), abs=1e-9)
+    [pull] = fake_github.repo.pulls.values()
+    assert f"production (`{production}`)" in (pull.body or "")
+    assert "Already in production" not in result.stderr + result.stdout
+
+
+@pytest.mark.reliability(
+    "data", "a staged W&B artifact whose manifest holds the entry `../../x.txt`",
+    "exit 2 (not 3 'W&B unavailable … rerun'): names the artifact and the entry; nothing downloaded outside"
+)
+def test_artifact_entry_outside_the_artifact__exit_2_naming_the_entry(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction, tmp_path: Path
+) -> None:
+    staging = staged(fake_wandb, {**models.file(models.good), "../../x.txt": b"planted"})
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="none")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'../../x.txt'" in result.stdout and "W&B artifact holds an unsafe file name" in result.stdout
+    assert "W&B unavailable" not in result.stdout
+    assert list(tmp_path.rglob("x.txt")) == []
+
+
+@pytest.mark.reliability(
+    "input", "model-gate `on-pass: promote` to the protected alias `production` with a registry Member's key",
+    "exit 2 after the report is published: names `production` and the registry Admin role (or a service account "
+    "with it); `production` untouched"
+)
+def test_protected_production__member_key_exit_2_naming_alias_and_role(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    production = fake_wandb.add_model(ENTITY, TRAIN_PROJECT, SEQUENCE, models.file(models.weak))
+    fake_wandb.link(production, REGISTRY, ["production"])
+    staging = staged(fake_wandb, models.file(models.good))
+    fake_wandb.protected_aliases, fake_wandb.registry_role = {"production"}, "member"
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="promote",
+                        min_accuracy="0.9")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "::error title=W&B refused the alias::" in result.stdout
+    assert "alias `production`" in result.stdout and "registry Admin role (or a service account" in result.stdout
+    assert fake_wandb.alias_map(REGISTRY)["production"] == production
+    assert result.report()["passed"] is True  # measured and published, then the promotion was refused
+    assert "W&B refused the alias" in result.summary

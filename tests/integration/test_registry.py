@@ -13,6 +13,7 @@ import pytest
 
 from mlgate.errors import ExitCode
 from mlgate.model.registry import (
+    AliasRefused,
     ArtifactEntryRefused,
     ArtifactNotFound,
     ModelVersion,
@@ -362,3 +363,47 @@ def test_download__the_sdk_s_own_refusal_is_bad_input_too(
     with pytest.raises(ArtifactEntryRefused, match=r"Invalid artifact path: '\.\./\.\./x\.txt'"):
         registry.download(path, tmp_path / "a" / "b" / "model")
     assert not (tmp_path / "a" / "x.txt").exists()
+
+
+@pytest.mark.reliability(
+    "input", "promotion to a protected alias (`production`) with a key whose registry role is `{role}`",
+    "AliasRefused, exit 2: names `production` and the registry Admin role (or a service account with it); "
+    "`production` still on the old version"
+)
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_protected_alias__refused_for_a_non_admin_key_naming_alias_and_role(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str], role: str
+) -> None:
+    fake_wandb.protected_aliases = {"production"}
+    fake_wandb.registry_role = role
+
+    with pytest.raises(AliasRefused) as link:
+        registry.link(seeded["v1"], REGISTRY, "production")
+    with pytest.raises(AliasRefused) as alias:
+        registry.add_alias(f"{REGISTRY}:staging", "production")
+
+    for refused in (link.value, alias.value):
+        assert refused.exit_code == ExitCode.ERROR
+        assert "alias `production`" in refused.message and REGISTRY in refused.message
+        assert "registry Admin role (or a service account with that role)" in refused.message
+        assert "Admin role in that registry" in refused.hint and "service account" in refused.hint
+        assert fake_wandb.api_key not in refused.message + refused.hint
+    assert fake_wandb.alias_map(REGISTRY)["production"] == seeded["v0"]  # untouched
+    assert fake_wandb.link_operations == []
+
+
+def test_protected_alias__an_admin_key_sets_it(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str]
+) -> None:
+    fake_wandb.protected_aliases = {"production"}  # registry_role stays "admin"
+    assert registry.link(seeded["v1"], REGISTRY, "production") is True
+    assert fake_wandb.alias_map(REGISTRY)["production"] == seeded["v1"]
+
+
+def test_unprotected_alias__a_member_key_sets_it(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str]
+) -> None:
+    fake_wandb.protected_aliases = {"production"}
+    fake_wandb.registry_role = "member"
+    registry.add_alias(f"{REGISTRY}:staging", "gate-failed")
+    assert fake_wandb.alias_map(REGISTRY)["gate-failed"] == seeded["v1"]
