@@ -282,8 +282,9 @@ def test_two_concurrent_runs_on_pass_pull_request__one_pr_one_branch_both_exit_0
     repo = fake_github.repo
     [pull] = repo.pulls.values()
     assert pull.state == "open" and pull.head_ref == "mlgate/promote-mnist"
-    assert [ref for ref in repo.refs if ref.startswith("refs/heads/mlgate/promote")] == ["refs/heads/mlgate/promote-mnist"]
-    assert {run.outputs["pull-request-url"] for run in runs} == {f"{fake_github.server_url}/octo-org/octo-repo/pull/{pull.number}"}
+    assert [ref for ref in repo.refs if ref.startswith("refs/heads/mlgate/")] == ["refs/heads/mlgate/promote-mnist"]
+    url = f"{fake_github.server_url}/octo-org/octo-repo/pull/{pull.number}"
+    assert {run.outputs["pull-request-url"] for run in runs} == {url}
     creates = [r.status for r in fake_github.requests if r.method == "POST" and r.path.endswith("/pulls")]
     assert sorted(creates) == [201, 422]  # the race happened, and the loser was answered by GitHub's refusal
     assert json.loads(repo.files(pull.head_ref)[MANIFEST])["artifact"] == fake_wandb.members(REGISTRY)[0]

@@ -269,7 +269,8 @@ class FakeWandb:
             "artifactType": {"name": v.type}, "description": None, "metadata": json.dumps(v.metadata),
             "ttlDurationSeconds": -2, "ttlIsInherited": True, "tags": [], "historyStep": None,
             "state": "COMMITTED", "size": sum(e["size"] for e in manifest.values()),
-            "digest": self.digest_answers.get(v.path, v.digest()), "digestAlgorithm": "MANIFEST_MD5", "commitHash": None,
+            "digest": self.digest_answers.get(v.path, v.digest()), "digestAlgorithm": "MANIFEST_MD5",
+            "commitHash": None,
             "fileCount": len(manifest), "createdAt": CREATED_AT, "updatedAt": None, "aliases": every_alias,
         }
 

@@ -240,7 +240,8 @@ class FakeGitHub(GitHubState):
         waits = []
         with self.lock:
             for meeting in self._meetings:
-                if meeting.method == method and meeting.pattern.fullmatch(api_path) and meeting.arrived < meeting.parties:
+                if (meeting.method == method and meeting.pattern.fullmatch(api_path)
+                        and meeting.arrived < meeting.parties):
                     meeting.arrived += 1
                     if meeting.arrived == meeting.parties:
                         meeting.all_here.set()
