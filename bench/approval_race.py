@@ -52,7 +52,7 @@ def torchscript(model: torch.nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-def serve_fake_wandb(home: Path) -> FakeWandb:
+def serve_fake_wandb() -> FakeWandb:
     fake = FakeWandb()
     server = _Server(fake)
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -138,7 +138,7 @@ def main() -> None:
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
             codes = {f"baseline {args.baseline_rev}": old, **codes}
-        wb = serve_fake_wandb(tmp)
+        wb = serve_fake_wandb()
         timings = {"forced": (True,), "natural": (False,), "both": (True, False)}[args.timing]
         for label, code in codes.items():
             rounds = args.baseline_rounds or args.rounds if code != ROOT else args.rounds

@@ -342,7 +342,7 @@ class WandbRegistry:
             if isinstance(exc, AliasRefused):
                 raise
             reason = str(exc.__cause__ or exc.message).replace(self._api_key, "***")
-            raise alias_refused(alias, version, collection, reason) from exc
+            raise _alias_refused(alias, version, collection, reason) from exc
 
     @contextmanager
     def _errors(self, subject: str | None, doing: str = "Reading") -> Iterator[None]:
@@ -386,14 +386,14 @@ def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str,
     )
 
 
-def alias_refused(alias: str, version: str, collection: str, reason: str) -> AliasRefused:
+def _alias_refused(alias: str, version: str, collection: str, reason: str) -> AliasRefused:
     """The error for W&B refusing ``alias`` on ``version`` in ``collection``: which alias, and which role."""
     reason = reason.strip().removeprefix("input: ")
     registry = "wandb-registry-" in collection
     needs = ("the registry Admin role (or a service account with that role)" if registry
              else "write access to the team's model registry (and the Admin role for a protected alias)")
     if registry:
-        role = (f"`{alias}` is most likely a protected alias of the registry: only a registry **Admin** can add or "
+        role = (f"`{alias}` is most likely a protected alias of the registry: only a registry Admin can add or "
                 f"remove it. Give the W&B user of `wandb-api-key` the Admin role in that registry (Registry → "
                 f"settings → Registry members and roles), or use the API key of a service account that has "
                 f"the Admin role there; a Member or Viewer key is refused.")
