@@ -268,10 +268,10 @@ def test_two_concurrent_runs_on_pass_pull_request__one_pr_one_branch_both_exit_0
 ) -> None:
     event = dispatch_event(staged(fake_wandb, models.file(models.good)))
     # both runs list the open PRs of the branch before either creates one: the race, on every try
-    fake_github.rendezvous("GET", r"/repos/octo-org/octo-repo/pulls", parties=2, timeout=60)
+    fake_github.rendezvous("GET", r"/repos/octo-org/octo-repo/pulls", parties=2, timeout=150)
     checkouts = [workspace, tmp_path / "ws2"]  # two jobs, two runners, two checkouts
     shutil.copytree(workspace, checkouts[1])
-    patient = {"MLGATE_HTTP_TIMEOUT_S": "90", "MLGATE_RETRY_BUDGET_S": "120"}  # the held list is not a timeout
+    patient = {"MLGATE_HTTP_TIMEOUT_S": "180", "MLGATE_RETRY_BUDGET_S": "240"}  # the held list is not a timeout
 
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda ws: run_action(ws, "repository_dispatch", event, runner_env=patient,
