@@ -125,7 +125,7 @@ def test_data_changed__is_true_or_false_on_a_pull_request_when_dvc_does_not_comp
     base_is_head: bool, expected: str,
 ) -> None:
     """`compare-base: false` leaves DVC out of the comparison; git still tells whether the data moved."""
-    pr, event = pr_event(fake_github, data_repo)
+    _, event = pr_event(fake_github, data_repo)
     if base_is_head:
         event["pull_request"]["base"]["sha"] = data_repo.head_sha
     result = run_action(workspace, "pull_request", event, compare_base="false")
