@@ -305,7 +305,8 @@ def test_release_workflow__anonymous_pull_of_every_architecture_before_anything_
     public = next(i for i, s in enumerate(runs) if "check_public_image.py" in s)
     assert "docker login" not in "".join(runs[:public + 1]).replace("docker logout", "")
     assert "--platform linux/amd64 --platform linux/arm64" in runs[public]
-    moves = [i for i, s in enumerate(runs) if "push --force" in s or "imagetools create" in s or "gh release create" in s]
+    moving = ("push --force", "imagetools create", "gh release create")
+    moves = [i for i, s in enumerate(runs) if any(word in s for word in moving)]
     assert moves and public < min(moves)
     assert all("--prefer-index=false" in runs[i] for i in moves if "imagetools create" in runs[i])
 
