@@ -56,8 +56,8 @@ class AnonymousRegistry:
                 body = response.read() if method == "GET" else b""
                 return response.status, body, response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
-            challenge = exc.headers.get("WWW-Authenticate", "")
-            body = exc.read()
+            with exc:  # an HTTPError holds the open response
+                challenge, body = exc.headers.get("WWW-Authenticate", ""), exc.read()
             if exc.code == 401 and self.token is None and challenge.lower().startswith("bearer "):
                 self.token = _anonymous_token(challenge)
                 return self._request(method, path, accept)
@@ -90,6 +90,7 @@ def _anonymous_token(challenge: str) -> str:
         with urllib.request.urlopen(f"{params['realm']}?{query}", timeout=TIMEOUT_S) as response:
             answer: dict[str, Any] = json.load(response)
     except urllib.error.HTTPError as exc:
+        exc.close()
         raise NotPublic(f"the token endpoint refused an anonymous pull token: HTTP {exc.code}") from exc
     token = answer.get("token") or answer.get("access_token")
     if not isinstance(token, str) or not token:
