@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -166,8 +167,22 @@ def _act(workspace: Path, action: Path, job: str, docker_env: dict[str, str],
                           text=True, timeout=1200, check=False)
 
 
+@pytest.fixture
+def user_repository(image: tuple[str, dict[str, str]]) -> Iterator[Path]:
+    """The user's checkout, in a folder the runner user can enter (pytest's tmp root is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="mlgate-rehearsal-"))
+    path.chmod(0o755)
+    yield path
+    if os.geteuid() != 0:  # give the files the container made as root back to us, so they can go
+        tag, docker_env = image
+        subprocess.run(["docker", "run", "--rm", "-v", f"{path}:/w", "--entrypoint", "chown", tag, "-R",
+                        f"{os.geteuid()}:{os.getegid()}", "/w"], env={**os.environ, **docker_env},
+                       capture_output=True, timeout=120, check=False)
+    shutil.rmtree(path)
+
+
 def test_release_rehearsal__pushed_pinned_image_runs_under_a_real_runner(
-    tmp_path: Path, image: tuple[str, dict[str, str]], registry: str
+    tmp_path: Path, image: tuple[str, dict[str, str]], registry: str, user_repository: Path
 ) -> None:
     started = time.perf_counter()
     tag, docker_env = image
@@ -181,6 +196,7 @@ def test_release_rehearsal__pushed_pinned_image_runs_under_a_real_runner(
     index = _docker(docker_env, "manifest", "push", "--insecure", "--purge", f"{repository}:{VERSION}").strip()
     assert index.startswith("sha256:") and index != amd64
 
+    pushed_at = time.perf_counter()
     # 2. anyone can pull it by digest, with no login
     public = subprocess.run([sys.executable, str(SCRIPTS / "check_public_image.py"), f"{repository}@{index}",
                              "--platform", "linux/amd64", "--insecure-http"], capture_output=True, text=True,
@@ -209,7 +225,7 @@ def test_release_rehearsal__pushed_pinned_image_runs_under_a_real_runner(
     assert f"  image: docker://{repository}@{index}\n" in (action / "action.yml").read_text()
 
     # 4. a workflow that uses mlgate/mlgate@v1, run by act against the pinned copy
-    workspace = Path(tmp_path / "workspace")
+    workspace = user_repository
     (workspace / ".github" / "workflows").mkdir(parents=True)
     (workspace / ".github" / "workflows" / "rehearsal.yml").write_text(WORKFLOW)
     for name in ("data", "data-v1", "model"):
@@ -226,6 +242,7 @@ def test_release_rehearsal__pushed_pinned_image_runs_under_a_real_runner(
     home = tmp_path / "home"
     home.mkdir()
 
+    act_started = time.perf_counter()
     data = _act(workspace, action, "data", docker_env, home)
     log = data.stdout + data.stderr
     assert data.returncode == 0, log[-6000:]
@@ -244,5 +261,6 @@ def test_release_rehearsal__pushed_pinned_image_runs_under_a_real_runner(
     passed, accuracy = (workspace / "rehearsal" / "after-the-failed-gate.txt").read_text().split("\n")[:2]
     assert passed == "false"
     assert 0 < float(accuracy) < 0.9999
-    print(f"\nrelease rehearsal: {time.perf_counter() - started:.0f} s after the image build; "
-          f"index {index}, amd64 {amd64}\n{public.stdout}")
+    print(f"\nrelease rehearsal: {time.perf_counter() - started:.0f} s after the image build "
+          f"(push and index {pushed_at - started:.0f} s, act runs {time.perf_counter() - act_started:.0f} s); "
+          f"index {index}, amd64 {amd64}\n{public.stdout}\n{missing.stderr}")
