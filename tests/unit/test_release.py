@@ -157,6 +157,14 @@ def test_pin_main__rewrites_the_file_and_refuses_bad_input_without_touching_it(
     assert yaml.safe_load(action.read_text())["runs"]["image"] == f"docker://ghcr.io/mlgate/mlgate@{DIGEST}"
 
 
+def test_pin_image__another_registry_for_the_rehearsal_and_only_a_host_name() -> None:
+    pinned = yaml.safe_load(pin.pin_image(action_text(), "mlgate", DIGEST, registry="127.0.0.1:5000"))
+    assert pinned["runs"]["image"] == f"docker://127.0.0.1:5000/mlgate/mlgate@{DIGEST}"
+    for registry in ("ghcr.io/evil", "GHCR.IO", "ghcr.io:port", "", "ghcr.io\nx: y"):
+        with pytest.raises(pin.PinError, match="is not a lower-case host name"):
+            pin.pin_image(action_text(), "mlgate", DIGEST, registry=registry)
+
+
 def test_pinned_action__passes_the_github_actions_schema(tmp_path: Path) -> None:
     tool = check_jsonschema()
     if tool is None:
