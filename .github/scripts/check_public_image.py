@@ -36,6 +36,10 @@ class NotPublic(RuntimeError):
     """Raised when an anonymous client cannot pull some part of the image."""
 
 
+class IncompleteIndex(RuntimeError):
+    """Raised when the image pulls anonymously but is not an index holding every wanted platform."""
+
+
 @dataclass
 class AnonymousRegistry:
     """A registry client that holds no credentials: only the anonymous token a challenge offers."""
@@ -106,12 +110,13 @@ def check(reference: str, platforms: list[str], scheme: str = "https") -> list[s
     registry = AnonymousRegistry(f"{scheme}://{match['registry']}", match["repository"])
     index = json.loads(registry.get("index", f"manifests/{match['digest']}", match["digest"], INDEX_TYPES))
     if index.get("mediaType") not in INDEX_TYPES:
-        raise NotPublic(f"{reference} is a single manifest ({index.get('mediaType')}), not a multi-arch index")
+        raise IncompleteIndex(f"{reference} is a single manifest ({index.get('mediaType')}), not a multi-arch index")
     by_platform = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
                    for m in index.get("manifests", []) if m.get("platform", {}).get("os") not in (None, "unknown")}
     missing = [p for p in platforms if p not in by_platform]
     if missing:
-        raise NotPublic(f"the index has no manifest for {', '.join(missing)} (it has {', '.join(sorted(by_platform))})")
+        raise IncompleteIndex(
+            f"the index has no manifest for {', '.join(missing)} (it has {', '.join(sorted(by_platform))})")
     for platform in platforms:
         digest = by_platform[platform]
         manifest = json.loads(registry.get(f"{platform} manifest", f"manifests/{digest}", digest, MANIFEST_TYPES))
@@ -142,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     platforms = args.platform or ["linux/amd64", "linux/arm64"]
     try:
         log = check(args.reference, platforms, "http" if args.insecure_http else "https")
+    except IncompleteIndex as exc:
+        title, message = "The image lacks an architecture", (
+            f"{exc}. Nothing has moved yet: re-run the `image` job for the missing architecture, then `index`, "
+            f"so that {args.reference.partition('@')[0]}:X.Y.Z is one index over linux/amd64 and linux/arm64.")
     except (NotPublic, OSError, KeyError, ValueError) as exc:
-        message = f"{exc}. {how_to_fix(args.reference)}"
-        escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        print(f"::error title=The image is not public::{escaped}", file=sys.stderr)
-        return 1
-    print("\n".join(log))
-    print(f"anonymous pull OK for {', '.join(platforms)}: {args.reference}")
-    return 0
+        title, message = "The image is not public", f"{exc}. {how_to_fix(args.reference)}"
+    else:
+        print("\n".join(log))
+        print(f"anonymous pull OK for {', '.join(platforms)}: {args.reference}")
+        return 0
+    escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    print(f"::error title={title}::{escaped}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

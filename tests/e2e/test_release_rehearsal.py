@@ -208,7 +208,7 @@ def test_release_rehearsal__pushed_pinned_image_runs_under_a_real_runner(
                               "--platform", "linux/amd64", "--platform", "linux/arm64", "--insecure-http"],
                              capture_output=True, text=True, timeout=300, check=False)
     assert missing.returncode == 1
-    assert "no manifest for linux/arm64" in missing.stderr and "Change visibility" in missing.stderr
+    assert "::error title=The image lacks an architecture::the index has no manifest for linux/arm64" in missing.stderr
 
     # 3. the release commit: action.yml pinned to the index digest, one line changed
     action = tmp_path / "action"

@@ -158,3 +158,14 @@ def test_content_that_does_not_match_its_digest_is_refused(
     host = serve(registry)
     assert check.main([f"{host}/owner/mlgate@{registry.index}", "--insecure-http"]) == 1
     assert "the registry sent content whose digest is" in capsys.readouterr().err
+
+
+def test_an_architecture_missing_from_the_index_is_named_with_its_fix(
+    serve: Callable[[TokenRegistry], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = TokenRegistry(public=True)
+    host = serve(registry)
+    assert check.main([f"{host}/owner/mlgate@{registry.index}", "--insecure-http", "--platform", "linux/s390x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("::error title=The image lacks an architecture::the index has no manifest for linux/s390x")
+    assert "re-run the `image` job" in err and "Change visibility" not in err
