@@ -127,10 +127,24 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
     files, lists = full_lists(FindingsOf(measured.stats, label_errors.flagged if label_errors else None))
     report = _report(settings, versions, measured, baseline, figures,
                      label_errors=label_errors.result if label_errors else None, full_lists=lists)
+    if report.data_changed is None and ctx.pull_request is not None:
+        report = report.model_copy(update={"data_changed": _changed_in_git(
+            ctx.in_workspace(settings.data, "data"), ctx.pull_request.base_sha)})
     cache.flush()
     findings_dir = workspace_relative(publication.out_dir / FINDINGS_FOLDER, ctx.workspace)
     return finish(_finished(report, figures, _label_counts(measured.stats), dvc=clients.dvc, files=files,
                             findings_dir=findings_dir), publication, ctx)
+
+
+def _changed_in_git(data: Path, base_sha: str) -> bool:
+    """Whether git sees ``data`` differ between the pull request's base and HEAD, for the `data-changed`
+    output when DVC could not say (data that DVC does not track, ``compare-base: false``, data new on
+    this branch). True when git cannot show the base (a shallow checkout): unchanged is not proven."""
+    import subprocess
+
+    done = subprocess.run(["git", "diff", "--quiet", base_sha, "HEAD", "--", data.name, f"{data.name}.dvc"],
+                          cwd=data.parent, capture_output=True, check=False, timeout=120)
+    return done.returncode != 0
 
 
 def _versions(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None) -> DataVersions:
