@@ -162,7 +162,7 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
 
         return run_model_gate(settings, ctx, clients)
     if isinstance(settings, PublishSettings):
-        from mlgate.publish_mode import run_publish
+        from mlgate.fork_publish import run_publish
 
         return run_publish(settings, ctx, clients)
     assert isinstance(settings, PromoteSettings)

@@ -219,7 +219,8 @@ class DvcInputs(BaseModel):
         "DVC tracks it.",
     )
     gcp_credentials: SecretStr | None = Field(
-        None, description="Google service-account key (JSON) for a `gs://` DVC remote.",
+        None, description="Google service-account key or workload-identity (`external_account`) file (JSON) for a "
+        "`gs://` DVC remote; empty: the file an earlier `google-github-actions/auth` step exported, if any.",
         json_schema_extra=example("${{ secrets.GCP_SA_KEY }}"),
     )
     dvc_timeout: int = Field(

@@ -30,7 +30,8 @@ Each check is a few vectorised operations per batch (the statistics' reading pas
 - **mixed_channels**: items whose channel count is not the split's most common one.
 
 Each issue keeps its total and the first :data:`MAX_LISTED_ITEMS` items (``odd_size`` and
-``mixed_channels``: up to that many, by shape). Items are named like every other listing of the
+``mixed_channels``: up to that many, by shape), and every item with it compactly
+(:meth:`ImageIssueAccumulator.everything`, for the full lists). Items are named like every other listing of the
 statistics: their index within the split, or (ImageFolder) their file path.
 """
 
@@ -42,6 +43,8 @@ from dataclasses import dataclass, field
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.data.item_lists import ItemList
 
 LEVELS = 16
 """Brightness bands per item: 1/16 of the dtype's range each."""
@@ -112,10 +115,13 @@ class ImageIssues(BaseModel):
 class _Listed:
     total: int = 0
     items: list[ItemId] = field(default_factory=list)
+    every: ItemList = field(default_factory=ItemList)
+    """All of them, compactly, for the full list."""
 
     def add(self, names: Sequence[ItemId], mask: torch.Tensor | None = None) -> None:
         if mask is None:
             self.total += len(names)
+            self.every.extend(names)
             room = MAX_LISTED_ITEMS - len(self.items)
             if room > 0:
                 self.items.extend(names[:room])
@@ -124,9 +130,11 @@ class _Listed:
         if not hits:
             return
         self.total += hits
+        found = torch.nonzero(mask)[:, 0].tolist()
+        self.every.extend(names[i] for i in found)
         room = MAX_LISTED_ITEMS - len(self.items)
         if room > 0:
-            self.items.extend(names[i] for i in torch.nonzero(mask)[:room, 0].tolist())
+            self.items.extend(names[i] for i in found[:room])
 
     def model(self) -> IssueItems:
         return IssueItems(total=self.total, items=list(self.items))
@@ -136,6 +144,7 @@ class _Listed:
         self.total += other.total
         room = MAX_LISTED_ITEMS - len(self.items)
         self.items += [item + offset if isinstance(item, int) else item for item in other.items[:max(room, 0)]]
+        self.every.extend(item + offset if isinstance(item, int) else item for item in other.every)
 
 
 def _merged(parts: Sequence[_Listed]) -> IssueItems:
@@ -250,6 +259,18 @@ class ImageIssueAccumulator:
         entropy = -(shares * torch.log2(shares.clamp_min(1e-300))).sum(dim=1)
         self.flags["low_information"].add(names, (entropy < LOW_ENTROPY_BITS) & ~blank & ~constant & judged)
 
+    def everything(self) -> dict[str, ItemList]:
+        """Every item with each issue found (the full lists; :meth:`result` lists the first 100)."""
+        lists = {name: self.flags[name].every for name in self.flags}
+        if self.colour <= self.flags["grayscale_in_rgb"].total:
+            del lists["grayscale_in_rgb"]
+        if self.sizes:
+            lists["odd_size"] = _joined([self.sizes[size] for size in _odd_sizes(self.sizes)])
+        if len(self.channels) > 1:
+            usual = max(self.channels, key=lambda c: self.channels[c].total)
+            lists["mixed_channels"] = _joined([listed for c, listed in self.channels.items() if c != usual])
+        return {name: lists[name] for name in ISSUES if name in lists and len(lists[name])}
+
     def result(self) -> ImageIssues:
         issues = ImageIssues(checked=self.checked, **{name: listed.model() for name, listed in self.flags.items()})
         gray = self.flags["grayscale_in_rgb"]
@@ -261,6 +282,13 @@ class ImageIssueAccumulator:
             usual = max(self.channels, key=lambda c: self.channels[c].total)
             issues.mixed_channels = _merged([listed for c, listed in self.channels.items() if c != usual])
         return issues
+
+
+def _joined(parts: Sequence[_Listed]) -> ItemList:
+    joined = ItemList()
+    for part in parts:
+        joined.extend(part.every)
+    return joined
 
 
 def _odd_sizes(sizes: dict[tuple[int, int], _Listed]) -> list[tuple[int, int]]:

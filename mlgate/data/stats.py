@@ -8,7 +8,9 @@ any cut of the data, reduced in any number of processes, gives the one-pass resu
 keys and names are kept between shards, so memory grows with the number of items (tens of bytes
 each), never with their size. Exact content identity is the hash of (dtype, shape, raw bytes).
 Duplicates, leaked and conflicting items are counted in full and listed up to :data:`MAX_LISTED_ITEMS`
-of each kind, by :data:`ItemId`; the pixels of the first :data:`MAX_PICTURED_LEAKS` leaked items are
+of each kind, by :data:`ItemId` (every one of them is kept in compact
+columns for the full lists, :attr:`DatasetStats.everything`, built from the merged keys and names in
+item order, so any cut gives the same lists); the pixels of the first :data:`MAX_PICTURED_LEAKS` leaked items are
 read again, from their shards, for a picture.
 Per-channel mean/std, min/max and the histogram are over the finite items; items holding NaN/Inf are
 counted in ``nonfinite`` instead. ``channel_std`` is the population standard deviation (ddof=0).
@@ -25,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
+from mlgate.data.item_lists import ItemList, Table
 from mlgate.data.layouts import Batch, Dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 
@@ -132,6 +135,20 @@ class LeakageStats(BaseModel):
     conflicting_items: ConflictingItems = Field(default_factory=ConflictingItems)
 
 
+@dataclass
+class AllFindings:
+    """Every item behind the statistics' first-100 lists, in compact columns (:mod:`mlgate.data.item_lists`)."""
+
+    duplicates: dict[str, Table] = field(default_factory=dict)
+    """Per split: ``item``, ``label``, ``first`` (the first item with the same content)."""
+    leaked: dict[str, Table] = field(default_factory=dict)
+    """Per non-train split: ``item``, ``label``, ``train_item``, ``train_label``."""
+    conflicting: Table = field(default_factory=lambda: Table(
+        "split", "item", "label", "first_split", "first_item", "first_label"))
+    image_issues: dict[str, dict[str, ItemList]] = field(default_factory=dict)
+    """Per split, per issue (:data:`mlgate.data.image_issues.ISSUES`), the items with it."""
+
+
 class DatasetStats(BaseModel):
     layout: str
     class_names: list[str] | None
@@ -139,6 +156,13 @@ class DatasetStats(BaseModel):
     leakage: LeakageStats
     near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
     """Near-duplicates within splits and near copies of train items: :mod:`mlgate.data.near_duplicates`."""
+    _everything: AllFindings | None = PrivateAttr(default=None)
+
+    @property
+    def everything(self) -> AllFindings | None:
+        """Every duplicate, leaked, conflicting item and image issue (the lists above stop at 100); None
+        for statistics read back from the cache."""
+        return self._everything
 
 
 @dataclass(frozen=True)
@@ -239,6 +263,8 @@ def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str
     stats = DatasetStats(
         layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
     )
+    identity.everything.image_issues = {name: merged[name].acc.image_issues.everything() for name in dataset.splits}
+    stats._everything = identity.everything
     samples = merged[sample_split].samples.result() if sample_split in merged else {}
     images = pixels([(split, position) for split, position, *_ in identity.pictured]) if identity.pictured else []
     leaked = [LeakedPixels(split, item, label, source, source_label, image)
@@ -307,7 +333,8 @@ class ShardState:
 class _Identity:
     """Exact content identity across splits, from every item's content key in item order: duplicates
     within a split, items also in train (leaks), contents with two labels (conflicts). Keeps, per split,
-    each distinct content's key and first item; everything else it keeps is bounded."""
+    each distinct content's key and first item, and every duplicate, leaked and conflicting item
+    compactly (:class:`AllFindings`, for the full lists); the rest it keeps is bounded."""
 
     def __init__(self) -> None:
         self.first_label: dict[bytes, int] = {}
@@ -319,14 +346,17 @@ class _Identity:
         self.conflicting = ConflictingItems()
         self.pictured: list[tuple[str, int, ItemId, int, ItemId, int]] = []
         """The first leaked items: (split, position, item, label, train item, train label)."""
+        self.everything = AllFindings()
         self.split = ""
 
     def start(self, split: str) -> None:
         self.split = split
         self.seen[split] = {}
         self.duplicates[split] = DuplicateItems()
+        self.everything.duplicates[split] = Table("item", "label", "first")
         if split != "train" and "train" in self.seen:
             self.leaked[split] = LeakedItems()
+            self.everything.leaked[split] = Table("item", "label", "train_item", "train_label")
 
     def add(self, keys: list[bytes], labels: list[int], ids: list[str] | None) -> None:
         names: Sequence[ItemId] = ids if ids is not None else range(len(keys))
@@ -338,6 +368,7 @@ class _Identity:
             first = seen.setdefault(key, position)
             if first != position:
                 duplicates.total += 1
+                self.everything.duplicates[self.split].append(names[position], label, names[first])
                 if len(duplicates.items) < MAX_LISTED_ITEMS:
                     duplicates.items.append(DuplicateItem(item=names[position], label=label, first=names[first]))
             if train is not None:
@@ -351,6 +382,7 @@ class _Identity:
         leaked = self.leaked[self.split]
         leaked.total += 1
         item = self.names[self.split][position]
+        self.everything.leaked[self.split].append(item, label, source, source_label)
         if len(leaked.items) < MAX_LISTED_ITEMS:
             leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
         if len(self.pictured) < MAX_PICTURED_LEAKS:
@@ -359,12 +391,14 @@ class _Identity:
     def _conflict(self, key: bytes, item: ItemId, label: int) -> None:
         self.conflicts.add(key)
         self.conflicting.total += 1
+        # the first split (in reading order) that holds the content is where it was first seen
+        first_split = next(split for split, keys in self.seen.items() if key in keys)
+        first_item, first_label = self.names[first_split][self.seen[first_split][key]], self.first_label[key]
+        self.everything.conflicting.append(self.split, item, label, first_split, first_item, first_label)
         if len(self.conflicting.items) < MAX_LISTED_ITEMS:
-            # the first split (in reading order) that holds the content is where it was first seen
-            first_split = next(split for split, keys in self.seen.items() if key in keys)
             self.conflicting.items.append(ConflictingItem(
                 split=self.split, item=item, label=label, first_split=first_split,
-                first_item=self.names[first_split][self.seen[first_split][key]], first_label=self.first_label[key],
+                first_item=first_item, first_label=first_label,
             ))
 
 

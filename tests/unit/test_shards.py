@@ -17,6 +17,7 @@ from mlgate import workflow
 from mlgate.cli import main
 from mlgate.data.changes import compare
 from mlgate.data.drift import compute_drift
+from mlgate.data.findings import Measured, full_lists
 from mlgate.data.layouts import open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.shards import plan
@@ -53,9 +54,13 @@ def _measure(root: Path, *, sizes: Callable[[], Iterator[int]] | None, batch_siz
     stats, samples, leaked = compute_stats(open_dataset(root), samples_per_class=3, batch_size=batch_size,
                                            near_duplicates=finder, workers=workers, shard_sizes=sizes)
     stats.near_duplicates = finder.result(0.08)
+    files, lists = full_lists(Measured(stats))
     return {
         "stats": stats,
         "json": stats.model_dump_json(),
+        # the full item lists (findings/*.csv): every row, built from the merged per-item keys and names
+        "findings": files,
+        "findings_lists": [item.model_dump() for item in lists],
         "samples": {label: images.numpy().tobytes() for label, images in samples.items()},
         "leaked": [(p.split, p.item, p.label, p.train_item, p.train_label, p.image.numpy().tobytes()) for p in leaked],
         "near_pictured": [(p.split, p.item, p.other, p.distance, p.image.numpy().tobytes())
@@ -81,10 +86,24 @@ def test_compute_stats__any_random_sharding_gives_the_one_pass_statistics(tmp_pa
         assert len(plan(open_dataset(tmp_path / "head"), _random_sizes(np.random.default_rng(seed)))) > 5
 
         assert _comparable(sharded) == _comparable(one_pass), (seed, batch_size)
+        assert sharded["findings"] == one_pass["findings"], (seed, batch_size)  # named: a clearer failure
+        _assert_full_lists_are_complete(sharded)
         # with a base: what changed and the drift come out the same too
         sharded_base = _measure(tmp_path / "base", sizes=_random_sizes(rng), batch_size=batch_size)
         assert _comparable(sharded_base) == _comparable(base)
         assert _against(sharded_base, sharded) == _against(base, one_pass)
+
+
+def _assert_full_lists_are_complete(measured: dict[str, object]) -> None:
+    """Every duplicate, leaked and conflicting item is a row, as many as the statistics count."""
+    stats = measured["stats"]
+    rows = {item["finding"]: item["rows"] for item in measured["findings_lists"]}  # type: ignore[attr-defined]
+    assert rows["exact_duplicates"] == sum(split.duplicates for split in stats.splits.values())  # type: ignore[attr-defined]
+    assert rows["leaked_items"] == stats.leakage.train_test_exact_duplicates  # type: ignore[attr-defined]
+    assert rows["conflicting_labels"] == stats.leakage.conflicting_labels  # type: ignore[attr-defined]
+    assert rows["image_issues"] == sum(issues.total for split in stats.splits.values()  # type: ignore[attr-defined]
+                                       for issues in split.image_issues.present().values())
+    assert rows["exact_duplicates"] and rows["leaked_items"]
 
 
 def _against(base: dict[str, object], head: dict[str, object]) -> tuple[str, str]:
@@ -99,6 +118,18 @@ def test_compute_stats__planted_findings_survive_sharding(tmp_path: Path) -> Non
     stats = _measure(tmp_path, sizes=_random_sizes(np.random.default_rng(1)), batch_size=5)["stats"]
     assert stats.splits["train"].duplicates == 6 + 3 and stats.leakage.per_split == {"test": 5}
     assert stats.leakage.conflicting_labels == 3 and stats.splits["train"].nonfinite == 2
+
+
+def test_full_lists__past_the_first_100_are_the_same_for_any_sharding_and_two_workers(tmp_path: Path) -> None:
+    make_course(tmp_path, n_train=400, n_test=150, shards=3, shape=(4, 4), duplicates=130, leaks=120, seed=9)
+    one = _measure(tmp_path, sizes=lambda: itertools.repeat(ONE_SHARD), batch_size=4096)
+    stats = one["stats"]
+    assert stats.splits["train"].duplicates > 100 and stats.leakage.train_test_exact_duplicates > 100  # type: ignore[attr-defined]
+    _assert_full_lists_are_complete(one)
+    for workers in (1, 2):
+        sharded = _measure(tmp_path, sizes=_random_sizes(np.random.default_rng(workers)), batch_size=7,
+                           workers=workers)
+        assert sharded["findings"] == one["findings"], workers
 
 
 def test_compute_stats__two_worker_processes_give_the_one_process_statistics(tmp_path: Path) -> None:

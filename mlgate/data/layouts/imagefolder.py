@@ -20,6 +20,7 @@ from mlgate.data.layouts.base import (
     Dataset,
     DatasetLayoutError,
     Split,
+    broken_link,
     found_in,
     is_outside,
     ordered,
@@ -44,26 +45,34 @@ def _is_image(name: str) -> bool:
 
 
 def _visible_dirs(folder: Path, root: Path | None = None, skipped: list[str] | None = None) -> list[Path]:
-    """Sub-folders of ``folder`` not hidden; one that is a symlink out of ``root`` is left out (and,
-    given ``skipped``, listed there by its path relative to ``root``)."""
+    """Sub-folders of ``folder`` not hidden; a symbolic link out of ``root`` or to nowhere (a loop, a chain
+    too long, a missing target) is left out (and, given ``skipped``, listed there by its path relative to
+    ``root``, with the reason)."""
     root = folder if root is None else root
     found = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith((".", "__")) or not entry.is_dir():
+            if entry.name.startswith((".", "__")):
                 continue
             path = Path(entry.path)
-            if entry.is_symlink() and is_outside(path, root):
-                if skipped is not None:
-                    skipped.append(f"{path.relative_to(root).as_posix()}/ ({OUTSIDE})")
+            broken = broken_link(entry.path) if entry.is_symlink() else None
+            if broken is not None:
+                listed = f"{path.relative_to(root).as_posix()} ({broken})"
+            elif not entry.is_dir():
                 continue
-            found.append(path)
+            elif entry.is_symlink() and is_outside(path, root):
+                listed = f"{path.relative_to(root).as_posix()}/ ({OUTSIDE})"
+            else:
+                found.append(path)
+                continue
+            if skipped is not None:
+                skipped.append(listed)
     return sorted(found, key=lambda p: p.name)
 
 
 def _has_images_directly(folder: Path) -> bool:
     with os.scandir(folder) as entries:
-        return any(e.is_file() and _is_image(e.name) for e in entries)
+        return any(_is_image(e.name) and broken_link(e.path) is None and e.is_file() for e in entries)
 
 
 def _has_images(folder: Path) -> bool:
@@ -121,12 +130,14 @@ class ImageFolderSplit:
     folder: Path
     classes: list[tuple[str, int]]  # (class folder name, label)
     skipped: list[str] = field(default_factory=list)
-    """Folders not entered (symlinks out of the data folder), each with its reason; listed as unreadable."""
+    """Folders not entered (symbolic links out of the data folder or to nowhere), each with its reason;
+    listed as unreadable."""
 
-    def _files(self) -> Iterator[tuple[str, int, str, bool]]:
-        """(path, label, path relative to the data folder with ``/`` separators, is a symlink) of every
-        image file, and (relative path ending in ``/``) of every folder below a class folder that is a
-        symlink out of the data folder: never entered, listed as unreadable."""
+    def _files(self) -> Iterator[tuple[str, int, str, str | None]]:
+        """(path, label, path relative to the data folder with ``/`` separators, why it is not read or None)
+        of every image file, of every symbolic link that leads nowhere (whatever its name), and (relative
+        path ending in ``/``) of every folder below a class folder that is a symlink out of the data
+        folder: never entered."""
         # plain strings: building a Path per file costs more than decoding a small PNG
         for class_name, label in self.classes:
             top = self.folder / class_name
@@ -137,13 +148,19 @@ class ImageFolderSplit:
                     entries = sorted(scan, key=lambda e: e.name)
                 subdirs = []
                 for entry in entries:
+                    relative = f"{relative_dir}/{entry.name}"
                     if entry.is_dir(follow_symlinks=False):
-                        subdirs.append((entry.path, f"{relative_dir}/{entry.name}"))
-                    elif entry.is_symlink() and entry.is_dir():  # not entered, as os.walk
+                        subdirs.append((entry.path, relative))
+                    elif not entry.is_symlink():
+                        if _is_image(entry.name):
+                            yield entry.path, label, relative, None
+                    elif (broken := broken_link(entry.path)) is not None:
+                        yield entry.path, label, relative, broken
+                    elif entry.is_dir():  # not entered, as os.walk; listed when it leads out
                         if is_outside(entry.path, self.root):
-                            yield entry.path, label, f"{relative_dir}/{entry.name}/", True
+                            yield entry.path, label, f"{relative}/", OUTSIDE
                     elif _is_image(entry.name):
-                        yield entry.path, label, f"{relative_dir}/{entry.name}", entry.is_symlink()
+                        yield entry.path, label, relative, OUTSIDE if is_outside(entry.path, self.root) else None
                 stack.extend(reversed(subdirs))
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
@@ -170,7 +187,7 @@ class ImageFolderShard:
 
     split: str
     root: Path
-    files: list[tuple[str, int, str, bool]]
+    files: list[tuple[str, int, str, str | None]]
     skipped: list[str]
 
     @property
@@ -181,14 +198,14 @@ class ImageFolderShard:
         return _read(iter(self.files), self.root, list(self.skipped), batch_size)
 
 
-def _read(files: Iterator[tuple[str, int, str, bool]], root: Path, unreadable: list[str],
+def _read(files: Iterator[tuple[str, int, str, str | None]], root: Path, unreadable: list[str],
           batch_size: int) -> Iterator[Batch]:
     decode_errors = _decode_errors()
     chunk: list[tuple[np.ndarray, int, str]] = []
     size = 0
-    for path, label, relative, is_link in files:
-        if is_link and is_outside(path, root):
-            unreadable.append(f"{relative} ({OUTSIDE})")
+    for path, label, relative, not_read in files:
+        if not_read is not None:  # a symbolic link out of the data folder, in a loop or to nowhere
+            unreadable.append(f"{relative} ({not_read})")
             continue
         try:
             array = _decode_file(path)

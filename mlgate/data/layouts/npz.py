@@ -11,13 +11,12 @@ import numpy as np
 import torch
 
 from mlgate.data.layouts.base import (
-    OUTSIDE,
     SUPPORTED,
     Dataset,
     DatasetLayoutError,
     Split,
     found_in,
-    is_outside,
+    link_problem,
     ordered,
 )
 from mlgate.data.layouts.tensors import Part, TensorSplit
@@ -33,8 +32,9 @@ def open_npz(root: Path, paths: list[Path]) -> Dataset:
         raise DatasetLayoutError(f"No .npz files in {root}: {found_in(root)}.", hint=SUPPORTED)
     splits: dict[str, Split] = {}
     for path in paths:
-        if is_outside(path, root):  # a symlink out of the data folder: listed, not read
-            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _Loader(path, "", ""), skipped=OUTSIDE)])
+        not_read = link_problem(path, root)  # a symbolic link out of the data folder or to nowhere: listed
+        if not_read is not None:
+            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _Loader(path, "", ""), skipped=not_read)])
             continue
         for split, image_key, label_key in _arrays(path):
             if split in splits:
