@@ -146,9 +146,11 @@ def _hint_markdown(hint: str) -> str:
 
 def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     if isinstance(settings, DataStatsSettings):
+        from mlgate.data.shards import start_workers, worker_count
         from mlgate.figures.worker import FigureWorker
 
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
+        start_workers(worker_count(settings.workers))  # likewise
         try:
             from mlgate.data.mode import run_data_stats
 

@@ -139,6 +139,13 @@ class _Listed:
     def model(self) -> IssueItems:
         return IssueItems(total=self.total, items=list(self.items))
 
+    def merge(self, other: _Listed, offset: int) -> None:
+        """Append ``other``'s items, whose indices (not names) count from ``offset``."""
+        self.total += other.total
+        room = MAX_LISTED_ITEMS - len(self.items)
+        self.items += [item + offset if isinstance(item, int) else item for item in other.items[:max(room, 0)]]
+        self.every.extend(item + offset if isinstance(item, int) else item for item in other.every)
+
 
 def _merged(parts: Sequence[_Listed]) -> IssueItems:
     items: list[ItemId] = []
@@ -224,6 +231,18 @@ class ImageIssueAccumulator:
         if sampled is not None:
             bands, judged = sampled
             self._intensity(bands, luma.shape[1], names, constant, judged)
+
+    def merge(self, other: ImageIssueAccumulator, offset: int) -> None:
+        """Append ``other``, the accumulation of the items that follow ours: its item indices count from
+        ``offset`` (our item count)."""
+        for name, listed in other.flags.items():
+            self.flags[name].merge(listed, offset)
+        for size, listed in other.sizes.items():
+            self.sizes.setdefault(size, _Listed()).merge(listed, offset)
+        for channels, listed in other.channels.items():
+            self.channels.setdefault(channels, _Listed()).merge(listed, offset)
+        self.colour += other.colour
+        self.checked += other.checked
 
     def _intensity(self, bands: torch.Tensor, n: int, names: Sequence[ItemId], constant: torch.Tensor,
                    judged: torch.Tensor) -> None:

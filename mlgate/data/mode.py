@@ -166,7 +166,8 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
         dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
         near = NearDuplicateFinder()
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read(), near_duplicates=near)
+                                               progress=_items_read(), near_duplicates=near,
+                                               workers=_workers(settings))
     base = settings.baseline_data.as_posix() if settings.baseline_data else None
     if base is None and dvc is not None and versions.base_hash is not None:
         base = versions.base_ref or versions.base_sha
@@ -175,9 +176,14 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
 
-def _items_read() -> Callable[[int], None]:
-    say = workflow.progress()
-    return lambda items: say(f"{items:,} items read")
+def _workers(settings: DataStatsSettings) -> int:
+    from mlgate.data.shards import worker_count
+
+    return worker_count(settings.workers)
+
+
+def _items_read() -> Callable[[int, int], None]:
+    return workflow.rate("items read")
 
 
 def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, FigureJob]:
@@ -343,7 +349,8 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     and what changed against them."""
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
-        base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
+        base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
+                                   workers=_workers(settings), progress=_items_read())[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
@@ -354,7 +361,8 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     if cached is None:
         with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
             base_dir = dvc.materialize(base_sha, data, Path(tmp))
-            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
+            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
+                                   workers=_workers(settings), progress=_items_read())[0]
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached

@@ -313,6 +313,30 @@ def test_npz__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path:
     assert stats.splits["test"].unreadable == [f"test.npz ({reason})"]
 
 
+def test_links_that_lead_nowhere__listed_alike_in_small_shards_read_by_two_worker_processes(
+        ws: Path, tmp_path: Path) -> None:
+    import itertools
+
+    make_imagefolder(ws / "folder", per_class=4, classes=2, seed=1)
+    broken(ws / "folder" / "train" / "class_0" / "self.png", "loop", tmp_path / "links")
+    broken(ws / "folder" / "train" / "class_1" / "deep.png", "chain", tmp_path / "links")
+    broken(ws / "folder" / "test" / "class_1" / "gone", "dangling", tmp_path / "links")
+    make_course(ws / "course", n_train=8, n_test=3, shards=2, seed=2)
+    (ws / "course" / "train_target_1.pt").unlink()
+    broken(ws / "course" / "train_target_1.pt", "loop", tmp_path / "links")
+    expected = {
+        "folder": {"train": [f"train/class_0/self.png ({LOOP})", f"train/class_1/deep.png ({CHAIN})"],
+                   "test": [f"test/class_1/gone ({DANGLING})"]},
+        "course": {"train": [f"train_images_1.pt / train_target_1.pt ({LOOP})"]},
+    }
+    for name, unreadable in expected.items():
+        one = compute_stats(open_dataset(ws / name))[0]
+        two = compute_stats(open_dataset(ws / name), batch_size=2, workers=2,
+                            shard_sizes=lambda: itertools.repeat(2))[0]
+        assert {split: s.unreadable for split, s in two.splits.items() if s.unreadable} == unreadable
+        assert two.model_dump_json() == one.model_dump_json()
+
+
 @pytest.mark.reliability("data", "data-stats on an ImageFolder with a self-linked image, a 100-link chain and a "
                          "dangling folder link", "exit 0 (never 4): each listed under Findings, saying symbolic link")
 def test_data_stats__broken_links_are_findings_not_a_crash(ws: Path, tmp_path: Path, data_stats: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def open_course(root: Path) -> Dataset:
             targets_path = _targets(images_path)
             files += [images_path, targets_path]
             # a file that is a symbolic link out of the data folder or to nowhere is listed, not read
-            parts.append(Part(f"{images_path.name} / {targets_path.name}", _loader(images_path, targets_path),
+            parts.append(Part(f"{images_path.name} / {targets_path.name}", _Loader(images_path, targets_path),
                               skipped=_not_read(images_path, targets_path, root)))
         splits[split] = TensorSplit(split, parts)
     return Dataset(root, "course", ordered(splits), None, files)
@@ -75,17 +75,21 @@ def _targets(images_path: Path) -> Path:
     )
 
 
-def _loader(images_path: Path, targets_path: Path) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
-    def load() -> tuple[torch.Tensor, torch.Tensor]:
-        images = _torch_load(images_path)
+@dataclass(frozen=True)
+class _Loader:
+    """Loads one part: plain data (not a closure), so a worker process can be sent it and load the part."""
+
+    images_path: Path
+    targets_path: Path
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images = _torch_load(self.images_path)
         if not isinstance(images, torch.Tensor):
             raise DatasetLayoutError(
-                f"{images_path.name} holds a {type(images).__name__}, not a tensor.",
+                f"{self.images_path.name} holds a {type(images).__name__}, not a tensor.",
                 hint="Save the images with torch.save(images_tensor, path).",
             )
-        return images, _torch_load(targets_path)
-
-    return load
+        return images, _torch_load(self.targets_path)
 
 
 def _torch_load(path: Path) -> Any:

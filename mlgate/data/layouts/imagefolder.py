@@ -164,28 +164,63 @@ class ImageFolderSplit:
                 stack.extend(reversed(subdirs))
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
-        decode_errors = _decode_errors()
-        chunk: list[tuple[np.ndarray, int, str]] = []
-        unreadable: list[str] = list(self.skipped)
-        size = 0
-        for path, label, relative, not_read in self._files():
-            if not_read is not None:
-                unreadable.append(f"{relative} ({not_read})")
-                continue
-            try:
-                array = _decode_file(path)
-            except ImageOverBudget as exc:
-                unreadable.append(f"{relative} ({exc})")
-            except decode_errors:
-                unreadable.append(relative)
-            else:
-                chunk.append((array, label, relative))
-                size += array.nbytes
-            if len(chunk) + len(unreadable) >= batch_size or size >= _MAX_CHUNK_BYTES:
-                yield from _group_by_shape(chunk, unreadable)
-                chunk, unreadable, size = [], [], 0
-        if chunk or unreadable:
-            yield from _group_by_shape(chunk, unreadable)
+        return _read(self._files(), self.root, list(self.skipped), batch_size)
+
+    def shards(self, sizes: Iterator[int]) -> list[ImageFolderShard]:
+        """The split cut into consecutive file ranges of ``sizes`` files each (one shard at least, the
+        folders not entered riding on the first); each reads as :meth:`batches` reads that range."""
+        files = list(self._files())
+        shards = [ImageFolderShard(self.name, self.root, [], list(self.skipped))]
+        start = 0
+        while start < len(files):
+            stop = start + max(1, next(sizes))
+            if shards[-1].files:
+                shards.append(ImageFolderShard(self.name, self.root, [], []))
+            shards[-1].files = files[start:stop]
+            start = stop
+        return shards
+
+
+@dataclass
+class ImageFolderShard:
+    """A consecutive range of one split's files: plain data, so a worker process can read it."""
+
+    split: str
+    root: Path
+    files: list[tuple[str, int, str, str | None]]
+    skipped: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.files)
+
+    def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
+        return _read(iter(self.files), self.root, list(self.skipped), batch_size)
+
+
+def _read(files: Iterator[tuple[str, int, str, str | None]], root: Path, unreadable: list[str],
+          batch_size: int) -> Iterator[Batch]:
+    decode_errors = _decode_errors()
+    chunk: list[tuple[np.ndarray, int, str]] = []
+    size = 0
+    for path, label, relative, not_read in files:
+        if not_read is not None:  # a symbolic link out of the data folder, in a loop or to nowhere
+            unreadable.append(f"{relative} ({not_read})")
+            continue
+        try:
+            array = _decode_file(path)
+        except ImageOverBudget as exc:
+            unreadable.append(f"{relative} ({exc})")
+        except decode_errors:
+            unreadable.append(relative)
+        else:
+            chunk.append((array, label, relative))
+            size += array.nbytes
+        if len(chunk) + len(unreadable) >= batch_size or size >= _MAX_CHUNK_BYTES:
+            yield from _runs_by_shape(chunk, unreadable)
+            chunk, unreadable, size = [], [], 0
+    if chunk or unreadable:
+        yield from _runs_by_shape(chunk, unreadable)
 
 
 _PIL_PIXELS = re.compile(r"\((\d+) pixels\)")
@@ -248,20 +283,23 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     return (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def _group_by_shape(chunk: list[tuple[np.ndarray, int, str]], unreadable: list[str]) -> Iterator[Batch]:
-    """One Batch per distinct (H, W, C) in the chunk, each item named by its relative path; the chunk's
+def _runs_by_shape(chunk: list[tuple[np.ndarray, int, str]], unreadable: list[str]) -> Iterator[Batch]:
+    """One Batch per run of consecutive items of one (H, W, C), in file order (so the items' order does
+    not depend on where a chunk or shard ends), each item named by its relative path; the chunk's
     unreadable paths ride on the first."""
-    groups: dict[tuple[int, ...], list[tuple[np.ndarray, int, str]]] = {}
-    for item in chunk:
-        groups.setdefault(item[0].shape, []).append(item)
     pending = tuple(unreadable)
-    if not groups:
+    if not chunk:
         yield Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), pending, ids=())
         return
-    for items in groups.values():
+    start = 0
+    while start < len(chunk):
+        stop = start + 1
+        while stop < len(chunk) and chunk[stop][0].shape == chunk[start][0].shape:
+            stop += 1
+        items = chunk[start:stop]
         stacked = torch.from_numpy(np.stack([array for array, _, _ in items]))
         images = stacked.permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor([label for _, label, _ in items], dtype=torch.int64)
         yield Batch(images, labels, pending, ids=tuple(relative for _, _, relative in items))
         pending = ()
-
+        start = stop
