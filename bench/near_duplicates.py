@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlgate.data.near_duplicates import RADIUS, NearDuplicateFinder
 from mlgate.data.stats import item_keys
 from mlgate.settings import DataStatsSettings
-from tests.fixtures.perturbed_digits import augmented_digits, near_duplicate_set, perturbed
+from tests.fixtures.perturbed_digits import augmented_digits, perturbed
+from tests.fixtures.photo_sets import TRANSFORMS, NearCopySet, benchmark_sets
 
 BATCH = 4096
 THRESHOLD = DataStatsSettings.model_fields["near_duplicate_distance"].default
@@ -45,6 +46,26 @@ def course_like(n_train: int, n_test: int, seed: int) -> dict[str, tuple[torch.T
     return {"train": (images[:n_train], labels[:n_train]), "test": (images[n_train:], labels[n_train:])}
 
 
+def dense(n_train: int, n_test: int, seed: int, copies: int = 10) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Many near copies: each of (n_train + n_test) / ``copies`` distinct digits present ``copies`` times,
+    each copy with pixel noise (σ 6 levels) and moved by up to one pixel, shuffled over train and test."""
+    n = n_train + n_test
+    base, base_labels = augmented_digits(n // copies + 1, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    source = torch.randperm(n, generator=generator) % len(base)
+    images = base[source].clone()
+    shift = torch.randint(0, 9, (n,), generator=generator)  # each copy its own move: (dy, dx) in {-1, 0, 1}²
+    for k in range(9):
+        rows = torch.nonzero(shift == k)[:, 0]
+        images[rows] = torch.roll(images[rows], shifts=(k // 3 - 1, k % 3 - 1), dims=(1, 2))
+    for start in range(0, n, 50_000):
+        part = images[start : start + 50_000].float()
+        noisy = part + torch.randn(part.shape, generator=generator) * 6
+        images[start : start + 50_000] = noisy.round().clamp(0, 255).to(torch.uint8)
+    labels = base_labels[source]
+    return {"train": (images[:n_train], labels[:n_train]), "test": (images[n_train:], labels[n_train:])}
+
+
 def timed_search(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, str]:
     """Wall seconds of the near-duplicate step alone (content keys, which data-stats computes anyway,
     are computed beforehand), and what it found with its CPU seconds and the time of each phase."""
@@ -59,45 +80,111 @@ def timed_search(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[
     thumbs = time.perf_counter() - start
     found = finder.result(THRESHOLD)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    within = ", ".join(f"{name} {pairs.total:,}" for name, pairs in found.within.items())
+    within = ", ".join(f"{name} {g.total:,} groups of {g.items:,} items" for name, g in found.within.items())
     return seconds, (f"CPU {cpu:.2f} s; thumbnails {thumbs:.2f} s, hash + search + confirmation "
-                     f"{seconds - thumbs:.2f} s; near-leaked test items {found.near_leaked:,}, near-duplicate "
-                     f"pairs within {within}")
+                     f"{seconds - thumbs:.2f} s; {found.confirmations:,} confirmations; near-leaked test items "
+                     f"{found.near_leaked:,}, near-duplicates within {within}")
 
 
-def precision_recall() -> None:
-    data = near_duplicate_set()
+def _found_pairs(data: NearCopySet, threshold: float) -> tuple[set[tuple[int, int]], int]:
+    """Pairs within one mlgate group (every item fed as data-stats feeds an ImageFolder: batches of one
+    shape), and the pixel confirmations it took."""
     finder = NearDuplicateFinder(max_listed=10**9)
     finder.start("train")
-    finder.add(data.images, data.labels, item_keys(data.images), None)
-    pairs = finder.result(THRESHOLD).within["train"].pairs
-    found = {(min(int(p.item), int(p.other)), max(int(p.item), int(p.other))) for p in pairs}
-    hit = len(found & data.pairs)
-    print(f"precision/recall on {len(data.images) - len(data.pairs):,} real MNIST digits + {len(data.pairs)} near "
-          f"copies (JPEG q60-90, +-1 px shift, +-10-20 brightness, all three), near-duplicate-distance "
-          f"{THRESHOLD}: precision {hit / max(len(found), 1):.3f} ({hit}/{len(found)}), recall "
-          f"{hit / len(data.pairs):.3f} ({hit}/{len(data.pairs)})")
-    for kind in ("jpeg", "shift", "brightness", "all three"):
-        planted = {pair for pair, k in data.kinds.items() if k == kind}
-        print(f"  {kind}: recall {len(found & planted) / len(planted):.3f}")
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for k, image in enumerate(data.images):
+        by_shape.setdefault(image.shape, []).append(k)
+    for rows in by_shape.values():
+        for start in range(0, len(rows), 256):
+            part = rows[start : start + 256]
+            images = torch.from_numpy(np.stack([data.images[k] for k in part]))
+            finder.add(images, torch.tensor([data.labels[k] for k in part]), item_keys(images),
+                       [str(k) for k in part])
+    found = finder.result(threshold)
+    group: dict[int, tuple[str, int]] = {}
+    for member in found.listing.members:
+        group[int(member.item)] = (member.split, member.group)
+    members: dict[tuple[str, int], list[int]] = {}
+    for item, g in group.items():
+        members.setdefault(g, []).append(item)
+    pairs = {(min(a, b), max(a, b)) for items in members.values() for a in items for b in items if a < b}
+    return pairs, found.confirmations
+
+
+def _scores(found: set[tuple[int, int]], data: NearCopySet) -> tuple[float, float, dict[str, float]]:
+    true = data.pairs
+    hit = len(found & true)
+    per_kind = {}
+    for kind in TRANSFORMS:
+        planted = {(min(c, o), max(c, o)) for c, (o, k) in data.copies.items() if k == kind}
+        per_kind[kind] = len(found & planted) / max(len(planted), 1)
+    return hit / max(len(found), 1), hit / len(true), per_kind
+
+
+def _imagehash_pairs(data: NearCopySet, kind: str) -> tuple[set[tuple[int, int]], int]:
+    """Pairs within imagehash's best Hamming radius (best F1 on this very set: an upper bound for it)."""
+    import imagehash
+    from PIL import Image
+
+    method = {"phash": imagehash.phash, "dhash": imagehash.dhash, "whash": imagehash.whash}[kind]
+    bits = np.stack([method(Image.fromarray(image)).hash.reshape(-1) for image in data.images])
+    distance = (bits[:, None, :] != bits[None, :, :]).sum(2)
+    i, j = np.triu_indices(len(bits), 1)
+    best: tuple[float, set[tuple[int, int]], int] = (-1.0, set(), 0)
+    for radius in range(0, bits.shape[1] // 2):
+        near = distance[i, j] <= radius
+        found = set(zip(i[near].tolist(), j[near].tolist(), strict=True))
+        precision, recall, _ = _scores(found, data)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+        if f1 > best[0]:
+            best = (f1, found, radius)
+    return best[1], best[2]
+
+
+def precision_recall(halves: tuple[str, ...]) -> None:
+    """Precision and recall per set and per transform, mlgate at the default near-duplicate-distance
+    (chosen on the tune half) beside imagehash's phash, dhash and whash at their best radius."""
+    print(f"\nprecision / recall per set (pairs within one group vs the planted copy pairs), "
+          f"near-duplicate-distance {THRESHOLD}; imagehash at its best radius (best F1 on the same set)")
+    for half in halves:
+        for data in benchmark_sets(half):
+            start = time.perf_counter()
+            found, confirmations = _found_pairs(data, THRESHOLD)
+            seconds = time.perf_counter() - start
+            precision, recall, per_kind = _scores(found, data)
+            print(f"[{half}] {data.name}: {len(data.images):,} items ({len(data.copies)} planted copies, "
+                  f"{data.negatives} hard negatives)")
+            print(f"  mlgate       P {precision:.3f} R {recall:.3f}  per transform R: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in per_kind.items())
+                  + f"  ({confirmations:,} confirmations, {seconds:.1f} s)")
+            for kind in ("phash", "dhash", "whash"):
+                theirs, radius = _imagehash_pairs(data, kind)
+                p, r, per = _scores(theirs, data)
+                print(f"  {kind:<6} r={radius:<3} P {p:.3f} R {r:.3f}  per transform R: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-700k", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--halves", default="tune,held-out", help="benchmark halves to score (comma-separated)")
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}, hash radius {RADIUS} bits, threshold {THRESHOLD}")
     seconds: dict[int, float] = {}
-    for n_train, n_test in [(60_000, 10_000)] + ([] if args.skip_700k else [(600_000, 100_000)]):
-        splits = course_like(n_train, n_test, seed=1)
-        n = n_train + n_test
-        seconds[n], what = timed_search(splits)
-        print(f"{n_train:,} train + {n_test:,} test 28x28: near-duplicate step {seconds[n]:.2f} s ({what})")
-        del splits
+    sizes = [] if args.skip_timing else [(60_000, 10_000)] + ([] if args.skip_700k else [(600_000, 100_000)])
+    for n_train, n_test in sizes:
+        for kind, make in (("distinct", course_like), ("dense", dense)):
+            splits = make(n_train, n_test, seed=1)
+            n = n_train + n_test
+            seconds[n], what = timed_search(splits)
+            print(f"{n_train:,} train + {n_test:,} test 28x28 {kind}: near-duplicate step {seconds[n]:.2f} s ({what})",
+                  flush=True)
+            del splits
     if len(seconds) == 2:
         ratio = seconds[700_000] / seconds[70_000]
         print(f"scaling 700k/70k: {ratio:.1f}x for 10x the items (linear 10x, quadratic 100x)")
-    precision_recall()
+    precision_recall(tuple(args.halves.split(",")))
 
 
 if __name__ == "__main__":

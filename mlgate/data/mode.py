@@ -42,7 +42,7 @@ from mlgate.figures.worker import (
     LabelErrorGrid,
     LeakedPairs,
     LossCurve,
-    NearPairs,
+    NearGroups,
     PixelHistogram,
     SampleGrid,
 )
@@ -205,7 +205,7 @@ def _late_figure_jobs(measured: Measured, baseline: BaselineResult | None,
     """The figures of what ran after the statistics pass: near-duplicates, baseline, label errors."""
     jobs: dict[str, FigureJob] = {}
     if measured.stats.near_duplicates.pictured:
-        jobs["near_pairs"] = _near_pairs_job(measured.stats)
+        jobs["near_groups"] = _near_groups_job(measured.stats)
     if baseline is not None:
         title = (f"Sanity baseline: training loss of a {baseline.model}\n"
                  f"train split, {baseline.train_samples:,} items, {baseline.epochs} epochs, {baseline.steps:,} steps")
@@ -215,17 +215,18 @@ def _late_figure_jobs(measured: Measured, baseline: BaselineResult | None,
     return jobs
 
 
-def _near_pairs_job(stats: DatasetStats) -> NearPairs:
-    """The picture of near-leaked pairs, or (when nothing leaked) of near-duplicates within a split."""
+def _near_groups_job(stats: DatasetStats) -> NearGroups:
+    """The picture of near-leaked items beside their closest train item, or (when nothing leaked) of the
+    largest near-duplicate groups within a split."""
     from mlgate.figures.data import display_images
 
     near = stats.near_duplicates
     shown = near.pictured
     leaked = bool(near.near_leaked)
-    total = near.near_leaked if leaked else sum(p.total for p in near.within.values() if p.total)
-    return NearPairs(
-        display_images([image for pair in shown for image in (pair.image, pair.other_image)]),
-        [(p.split, p.item, p.label, p.other_split, p.other, p.other_label, p.distance) for p in shown],
+    total = near.near_leaked if leaked else sum(g.total for g in near.within.values() if g.total)
+    return NearGroups(
+        display_images([image for group in shown for image in group.images]),
+        [(tuple(group.members), group.distance, group.size) for group in shown],
         stats.class_names, total, leaked, near.threshold)
 
 

@@ -32,7 +32,7 @@ train is not listed again as a near copy.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -43,35 +43,43 @@ from pydantic import BaseModel, PrivateAttr
 THUMB = 32
 """Side of the grayscale thumbnail kept per item (1 KiB)."""
 HASH_BITS = 256
-RADIUS = 7
-"""Hamming radius of the candidate search, in bits of the 256-bit hash (8 bands of 32 bits)."""
+RADIUS = 11
+"""Hamming radius of the candidate search, in bits of the 256-bit hash (12 bands of 21 or 22 bits)."""
 MAX_LISTED = 100
-"""Near-duplicate pairs and near-leaked items listed per split; each list carries its total."""
+"""Near-duplicate groups and near-leaked items listed per split; each list carries its total."""
+MAX_GROUP_LISTED = 20
+"""Members listed per group in report.json (every member is in the full listing)."""
 MAX_PICTURED = 8
-"""Near-leaked (or else near-duplicate) pairs whose thumbnails are kept for a picture."""
+"""Rows of the picture: near-leaked items with their train copy, else the largest groups."""
+MAX_PICTURED_MEMBERS = 8
 
 ItemId = int | str
 
 
-class NearDuplicatePair(BaseModel):
-    """Two distinct items of one split whose pictures are within ``near-duplicate-distance``."""
+class NearDuplicateGroup(BaseModel):
+    """Items of one split that are one picture: connected by near copies within ``near-duplicate-distance``
+    (a chain of close copies may join items that are further apart). Keep one of them."""
 
-    item: ItemId
-    label: int
-    other: ItemId
-    """The earlier item of the pair (in reading order)."""
-    other_label: int
+    size: int
+    items: list[ItemId]
+    """The first 20 members, in reading order."""
+    labels: list[int]
+    """Their labels, in the same order."""
     distance: float
+    """The largest pixel distance of the confirmed copies that join the group."""
 
 
-class NearDuplicatePairs(BaseModel):
-    """Near-duplicate pairs within one split: ``total`` of them, the first 100 listed (in the reading
-    order of their later item)."""
+class NearDuplicateGroups(BaseModel):
+    """Near-duplicate groups within one split: ``total`` groups holding ``items`` items, the 100 largest
+    listed (largest first; ties in reading order of their first item). Every member of every group is in
+    :attr:`NearDuplicateStats.listing`."""
 
     total: int = 0
     items: int = 0
-    """Items of the split in at least one pair."""
-    pairs: list[NearDuplicatePair] = []
+    """Items of the split in a group."""
+    largest: int = 0
+    """Members of the largest group."""
+    groups: list[NearDuplicateGroup] = []
 
 
 class NearLeakedItem(BaseModel):
@@ -92,24 +100,53 @@ class NearLeakedItems(BaseModel):
     items: list[NearLeakedItem] = []
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """One member of a near-duplicate group (for a full list written beside report.json)."""
+
+    split: str
+    group: int
+    """The group's number within its split (1 = the largest)."""
+    item: ItemId
+    label: int
+
+
+@dataclass
+class NearDuplicateListing:
+    """Everything found, not only the first 100: every member of every near-duplicate group, and every
+    near-leaked item with its closest train item and distance. Never in report.json."""
+
+    members: list[GroupMember] = field(default_factory=list)
+    leaked: dict[str, list[NearLeakedItem]] = field(default_factory=dict)
+
+
 class NearDuplicateStats(BaseModel):
     """Near-duplicates (``distance`` ≤ ``threshold``) of the image splits; exact copies excluded."""
 
     checked: bool = False
     """False when no split holds images (feature vectors, scalars): nothing was searched."""
     threshold: float = 0.0
-    """The ``near-duplicate-distance`` the pairs were confirmed with."""
-    within: dict[str, NearDuplicatePairs] = {}
-    """Per split, its near-duplicate pairs."""
+    """The ``near-duplicate-distance`` the copies were confirmed with."""
+    within: dict[str, NearDuplicateGroups] = {}
+    """Per split, its near-duplicate groups."""
     leaked: dict[str, NearLeakedItems] = {}
     """Per non-train split, its items with a near copy in ``train``."""
-    _pictured: list[NearPairPixels] = PrivateAttr(default_factory=list)
+    confirmations: int = 0
+    """Candidate pairs compared on the pixels (about the items in groups, not the pairs within them)."""
+    _pictured: list[PicturedGroup] = PrivateAttr(default_factory=list)
+    _listing: NearDuplicateListing = PrivateAttr(default_factory=NearDuplicateListing)
 
     @property
-    def pictured(self) -> list[NearPairPixels]:
-        """Up to :data:`MAX_PICTURED` pairs with their thumbnails, near-leaked ones first, for a picture;
-        never in report.json (and empty on statistics read back from it)."""
+    def pictured(self) -> list[PicturedGroup]:
+        """Up to :data:`MAX_PICTURED` rows with their thumbnails for a picture: near-leaked items beside
+        their closest train item, else the largest groups; never in report.json (and empty on
+        statistics read back from it)."""
         return self._pictured
+
+    @property
+    def listing(self) -> NearDuplicateListing:
+        """Every group member and near-leaked item (empty on statistics read back from report.json)."""
+        return self._listing
 
     @property
     def near_leaked(self) -> int:
@@ -117,44 +154,41 @@ class NearDuplicateStats(BaseModel):
 
 
 @dataclass(frozen=True)
-class NearPairPixels:
-    """One pictured pair: ``(split, item, label)`` beside ``(other_split, other, other_label)``, with
-    both thumbnails (they differ: that is the point of the picture)."""
+class PicturedGroup:
+    """One row of the picture: members ``(split, item, label)`` side by side with their thumbnails, and
+    the largest distance that joins them."""
 
-    split: str
-    item: ItemId
-    label: int
-    other_split: str
-    other: ItemId
-    other_label: int
+    members: list[tuple[str, ItemId, int]]
+    images: list[torch.Tensor]
     distance: float
-    image: torch.Tensor
-    other_image: torch.Tensor
+    size: int
+    """All members of the group (the row shows up to :data:`MAX_PICTURED_MEMBERS`)."""
 
 
 # ---------------------------------------------------------------------------------------------------
 # Thumbnails
 
 
-def thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]] | None:
-    """``(n, THUMB, THUMB)`` uint8 grayscale thumbnails of a batch and where the pictures sit on them
-    (top, left, height, width); None when its items are not images ((H, W), (C, H, W) or (H, W, C)
-    with C in 1, 3 or 4, each side at least 4 pixels). Large items go through in chunks of about
-    16 M values, so a batch of photos never needs a float copy of itself."""
+def thumbnails(images: torch.Tensor) -> torch.Tensor | None:
+    """``(n, THUMB, THUMB)`` uint8 grayscale thumbnails of a batch: each whole picture resampled onto the
+    grid (area-averaged when larger, bilinear when smaller), so a resized or slightly cropped copy lands
+    on nearly the same thumbnail; None when its items are not images ((H, W), (C, H, W) or (H, W, C)
+    with C in 1, 3 or 4, each side at least 4 pixels). Large items go through in chunks of about 16 M
+    values, so a batch of photos never needs a float copy of itself."""
     per_item = images[0].numel() if images.ndim and len(images) else 1
     rows = max(1, _CHUNK_VALUES // max(per_item, 1))
     if len(images) > rows:
         parts = [_thumbnails(images[start : start + rows]) for start in range(0, len(images), rows)]
         if parts[0] is None:
             return None
-        return torch.cat([part[0] for part in parts if part is not None]), parts[0][1]
+        return torch.cat([part for part in parts if part is not None])
     return _thumbnails(images)
 
 
 _CHUNK_VALUES = 1 << 24
 
 
-def _thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]] | None:
+def _thumbnails(images: torch.Tensor) -> torch.Tensor | None:
     x = images
     if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
         x = x.permute(0, 3, 1, 2)
@@ -162,120 +196,106 @@ def _thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int
         x = x.unsqueeze(1)
     if x.ndim != 4 or x.shape[1] not in (1, 3, 4) or min(x.shape[2:]) < 4 or x.shape[0] == 0:
         return None
-    if x.dtype == torch.uint8 and x.shape[1] == 1:
-        gray = x[:, 0]
-    elif x.dtype == torch.uint8:
-        gray = x[:, :3].to(torch.float32).mean(dim=1).round_().to(torch.uint8)
-    else:  # any range: stretched per item to 0..255, in three passes (float data is the common case)
+    if x.dtype == torch.uint8:
+        gray = x[:, 0].to(torch.float32) if x.shape[1] == 1 else x[:, :3].to(torch.float32).mean(dim=1)
+    else:  # any range: stretched per item to 0..255 (float data is the common case)
         gray = x[:, 0].to(torch.float32) if x.shape[1] == 1 else x[:, :3].to(torch.float32).mean(dim=1)
         low, high = torch.aminmax(gray.reshape(len(gray), -1), dim=1)
         if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
             gray = torch.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
             low, high = torch.aminmax(gray.reshape(len(gray), -1), dim=1)
         scale = 255.0 / (high - low).clamp_min(1e-12)
-        bias = 0.5 - low * scale  # + 0.5: the conversion to uint8 truncates; every value is in [0.5, 255.5]
-        gray = torch.addcmul(bias.view(-1, 1, 1), gray, scale.view(-1, 1, 1)).to(torch.uint8)
-    h, w = gray.shape[1:]
-    if h > THUMB or w > THUMB:
-        small = torch.nn.functional.adaptive_avg_pool2d(gray.unsqueeze(1).float(), (THUMB, THUMB))
-        return small[:, 0].round_().to(torch.uint8), (0, 0, THUMB, THUMB)
-    # pad with the median of the image's outer ring (its background), so the frame adds no edge
-    ring = torch.cat([gray[:, 0], gray[:, -1], gray[:, 1:-1, 0], gray[:, 1:-1, -1]], 1)
-    out = ring.median(dim=1).values.view(-1, 1, 1).expand(-1, THUMB, THUMB).contiguous()
-    top, left = (THUMB - h) // 2, (THUMB - w) // 2
-    out[:, top : top + h, left : left + w] = gray
-    return out, (top, left, h, w)
+        gray = torch.addcmul((-low * scale).view(-1, 1, 1), gray, scale.view(-1, 1, 1))
+    small = torch.nn.functional.interpolate(gray.unsqueeze(1), size=(THUMB, THUMB), mode="bilinear",
+                                            antialias=True, align_corners=False)
+    return small[:, 0].add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def thumbnail_of(image: torch.Tensor) -> torch.Tensor | None:
+    """The thumbnail of one item of any size (an ImageFolder's pictures differ in size)."""
+    made = thumbnails(image.unsqueeze(0))
+    return None if made is None else made[0]
 
 
 # ---------------------------------------------------------------------------------------------------
-# Perceptual hash
+# Perceptual hash, and the same hash of the picture moved, zoomed in and out
 
-_U = 6
-"""Frequencies u = 0..6, v = -6..6 are transformed; the hash uses the 64 lowest of them."""
-_COEFFICIENTS = 64
-
-
-def _frequencies() -> list[tuple[int, int]]:
-    """The 64 lowest (u, v) of the half plane, DC and the two first harmonics (whose phase is set to
-    zero) left out; ties broken by (u, v)."""
-    half = [(u, v) for u in range(_U + 1) for v in range(-_U, _U + 1)
-            if (u > 0 or v > 0) and (u, v) not in ((0, 1), (1, 0))]
-    return sorted(half, key=lambda f: (f[0] ** 2 + f[1] ** 2, f))[:_COEFFICIENTS]
-
-
-def _dft_matrices() -> tuple[torch.Tensor, torch.Tensor]:
-    """Over x (THUMB -> cos, sin of v = -6..6) and over y (cos, sin of u = 0..6, transposed)."""
-    n = torch.arange(THUMB, dtype=torch.float64)
-    over_x = 2 * math.pi * n[:, None] * torch.arange(-_U, _U + 1, dtype=torch.float64)[None, :] / THUMB
-    over_y = 2 * math.pi * torch.arange(_U + 1, dtype=torch.float64)[:, None] * n[None, :] / THUMB
-    return (torch.cat([torch.cos(over_x), torch.sin(over_x)], 1).float(),
-            torch.cat([torch.cos(over_y), torch.sin(over_y)], 0).float())
+_SMALL = 16
+"""The hash is taken on the thumbnail area-averaged to 16 × 16: its lowest frequencies are all it uses."""
+_LOWEST = [(u, v) for u in range(6) for v in range(6) if 0 < u + v <= 5]
+"""The 9 lowest 2-D DCT frequencies (u + v ≤ 3, the constant left out): they barely move when a picture
+is re-encoded, brightened, resized, cropped by a few percent or moved by a fraction of its size."""
+ALIGNMENTS: tuple[tuple[float, float, float], ...] = (
+    (1.0, 0.0, 0.0),
+    *((1.0, dy, dx) for dy in (0.0, 0.5, 1.0, -0.5, -1.0) for dx in (-1.0, -0.5, 0.0, 0.5, 1.0)
+      if (dy, dx) > (0.0, 0.0)),
+    *((1.05, dy, dx) for dy in (-1.0, -0.5, 0.0, 0.5, 1.0) for dx in (-1.0, -0.5, 0.0, 0.5, 1.0)),
+)
+"""(zoom, down, right) in thumbnail pixels of the queries: every item's hash is also taken of its
+thumbnail zoomed in by 5 % and moved by up to a pixel in half-pixel steps, so a copy that is moved,
+cropped or resized a little still lands within the radius of its original's hash (of each alignment
+and its inverse one is listed: the search runs both ways)."""
 
 
-_OVER_X, _OVER_Y = _dft_matrices()
-_FREQ = _frequencies()
-_FU = torch.tensor([u for u, _ in _FREQ])
-_FV = torch.tensor([v for _, v in _FREQ])
-_FUV = torch.stack([_FU, _FV]).to(torch.float32)
+def _operator() -> torch.Tensor:
+    """``(SMALL², 9 · len(ALIGNMENTS))``: the 9 frequencies of each alignment of a 16 × 16 picture, as
+    one linear map (moving and zooming by bilinear sampling is linear in the pixels)."""
+    basis = torch.eye(_SMALL * _SMALL).reshape(-1, 1, _SMALL, _SMALL)
+    n = torch.arange(_SMALL, dtype=torch.float64)
+    dct = torch.stack([torch.cos(math.pi * (2 * n + 1) * k / (2 * _SMALL)) for k in range(6)]).float()
+    parts = []
+    step = 2 / _SMALL * (_SMALL / THUMB)  # one thumbnail pixel in grid_sample's [-1, 1] coordinates
+    for zoom, dy, dx in ALIGNMENTS:
+        theta = torch.tensor([[1 / zoom, 0.0, dx * step], [0.0, 1 / zoom, dy * step]]).expand(len(basis), 2, 3)
+        grid = torch.nn.functional.affine_grid(theta, list(basis.shape), align_corners=False)
+        moved = torch.nn.functional.grid_sample(basis, grid, align_corners=False, padding_mode="border")[:, 0]
+        freq = dct @ moved @ dct.T  # (SMALL², 6, 6)
+        parts.append(torch.stack([freq[:, u, v] for u, v in _LOWEST], 1))
+    return torch.cat(parts, 1)
 
 
-def _gather() -> torch.Tensor:
-    """Where cos u cos v, cos u sin v, sin u cos v and sin u sin v of F(1, 0), F(0, 1) and the 64
-    frequencies sit in the flattened ``(n, [cos u | sin u], [cos v | sin v])`` transform."""
-    k = 2 * _U + 1
-    freq = [(1, 0), (0, 1), *_FREQ]
-    return torch.tensor([(u + (_U + 1) * su) * 2 * k + v + _U + k * sv
-                         for su, sv in ((0, 0), (0, 1), (1, 0), (1, 1)) for u, v in freq])
-
-
-_GATHER = _gather()
-_PROJECTION = torch.randn(2 * _COEFFICIENTS, HASH_BITS, generator=torch.Generator().manual_seed(20261130))
-"""Fixed random projection of the 128 translation-free values to 256 sign bits (SimHash): every bit
-sees every frequency, so the bits are balanced and a small change flips few of them."""
+_OPERATOR = _operator()
+_PROJECTION = torch.randn(len(_LOWEST), HASH_BITS, generator=torch.Generator().manual_seed(20261207))
+"""Fixed random projection of the 9 frequencies to 256 sign bits (SimHash): two hashes differ in about
+256 × angle / π bits, so the radius is an angle between the two pictures' frequencies."""
 _WORDS = HASH_BITS // 64
 _CHUNK = 8192
 
 
-def spectra(thumbs: torch.Tensor) -> torch.Tensor:
-    """``(n, 128)`` float32: the real and imaginary parts of the 64 lowest 2-D Fourier frequencies of
-    each thumbnail after its translation is undone (the phases of F(1, 0) and F(0, 1) set to zero),
-    scaled to unit length (so brightness and contrast do not count)."""
-    n = len(thumbs)
-    # F(u, v) = sum_{y,x} I(y, x) exp(-2 pi i (u y + v x) / N), separably: over y (the 7 u's), then x
-    over_y = torch.matmul(_OVER_Y, thumbs.to(torch.float32))  # (n, [cos u | sin u], x)
-    both = (over_y.reshape(n * (2 * _U + 2), THUMB) @ _OVER_X).reshape(n, -1)
-    # the four products (cos u cos v, cos u sin v, sin u cos v, sin u sin v) of the first harmonics
-    # and the 64 frequencies; cos(a + b) = cos a cos b - sin a sin b, sin(a + b) = sin a cos b + cos a sin b
-    cc, cs, sc, ss = both.index_select(1, _GATHER).reshape(n, 4, _COEFFICIENTS + 2).unbind(1)
-    re, im = cc - ss, -(cs + sc)
-    # a translation by (dy, dx) turns F(u, v) by -2 pi (u dy + v dx) / N: undo it by turning every
-    # F(u, v) back by u times the phase of F(1, 0) plus v times the phase of F(0, 1)
-    phases = torch.atan2(im[:, :2], re[:, :2])
-    angle = phases @ _FUV  # (n, 64)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    re, im = re[:, 2:], im[:, 2:]
-    values = torch.cat([re * cos + im * sin, im * cos - re * sin], 1)
-    return values / values.norm(dim=1, keepdim=True).clamp_min(1e-12)
+def spectra(thumbs: torch.Tensor, alignments: int = 1) -> torch.Tensor:
+    """``(n, alignments, 9)`` float32: the 9 lowest DCT frequencies of each thumbnail under the first
+    ``alignments`` of :data:`ALIGNMENTS`, each scaled to unit length (brightness and contrast do not
+    count)."""
+    small = torch.nn.functional.adaptive_avg_pool2d(thumbs.to(torch.float32).unsqueeze(1), _SMALL)
+    values = (small.reshape(len(thumbs), -1) @ _OPERATOR[:, : len(_LOWEST) * alignments])
+    values = values.reshape(len(thumbs), alignments, len(_LOWEST))
+    return values / values.norm(dim=2, keepdim=True).clamp_min(1e-12)
 
 
-def perceptual_hashes(thumbs: torch.Tensor, centre: torch.Tensor | None = None) -> np.ndarray:
-    """One :data:`HASH_BITS`-bit hash per ``(n, THUMB, THUMB)`` thumbnail, as ``(n, HASH_BITS / 64)``
-    uint64 words: the signs of a fixed random projection of its :func:`spectra` minus ``centre`` (the
-    median spectrum of the data, so the bits are balanced on it; :func:`spectrum_centre`)."""
-    parts = []
+def perceptual_hashes(thumbs: torch.Tensor, centre: torch.Tensor | None = None, alignments: int = 1) -> np.ndarray:
+    """:data:`HASH_BITS`-bit hashes of ``(n, THUMB, THUMB)`` thumbnails, as ``(alignments, n, HASH_BITS /
+    64)`` uint64 words (the first alignment is the picture as it is; squeezed to ``(n, words)`` for one):
+    the signs of a fixed random projection of its :func:`spectra` minus ``centre`` (the median spectrum
+    of the data, so the bits are balanced on it; :func:`spectrum_centre`)."""
+    out = np.zeros((alignments, len(thumbs), _WORDS), dtype=np.uint64)
     for start in range(0, len(thumbs), _CHUNK):
-        values = spectra(thumbs[start : start + _CHUNK])
+        values = spectra(thumbs[start : start + _CHUNK], alignments)
         if centre is not None:
-            values = values - centre
+            values = (values - centre[0]) / centre[1]
         bits = ((values @ _PROJECTION) > 0).numpy()
-        parts.append(np.packbits(bits, axis=1, bitorder="little").view(np.uint64))
-    return np.concatenate(parts) if parts else np.zeros((0, _WORDS), dtype=np.uint64)
+        packed = np.packbits(bits, axis=2, bitorder="little").view(np.uint64)
+        out[:, start : start + len(packed)] = packed.transpose(1, 0, 2)
+    return out[0] if alignments == 1 else out
 
 
 def spectrum_centre(thumbs: torch.Tensor, sample: int = 4096) -> torch.Tensor:
-    """The per-value median of the :func:`spectra` of an evenly spaced sample of ``thumbs``."""
+    """``(2, 20)``: the per-value median and spread (standard deviation) of the :func:`spectra` of an
+    evenly spaced sample of ``thumbs``. Hashes see each value centred and divided by its spread, so
+    every direction of the data carries bits (otherwise the few largest frequencies set most bits,
+    and unrelated items share bands of the multi-index search by the million)."""
     step = max(1, len(thumbs) // sample)
-    return spectra(thumbs[::step][:sample]).median(dim=0).values
+    values = spectra(thumbs[::step][:sample])[:, 0]
+    return torch.stack([values.median(dim=0).values, values.std(dim=0).clamp_min(1e-3)])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,15 +391,32 @@ def _triangle(rank: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarra
 # Confirmation on the pixels
 
 _WINDOW = THUMB - 2
+_FINE_WINDOW = 24
 _PAIR_CHUNK = 2048
+FEATURELESS = 3.0
+"""Thumbnails whose grey levels vary less than this (standard deviation, 0-255 scale) have no picture to
+match (an empty sky, a blank page): they are left out of the search; exact copies of them are still
+counted by the exact checks, and image issues reports them."""
+FINE_ALIGNMENTS: tuple[tuple[float, float, float], ...] = tuple(
+    (zoom, dy, dx) for zoom in (1 / 1.06, 1 / 1.03, 1.0, 1.03, 1.06)
+    for dy in (-1.0, -0.5, 0.0, 0.5, 1.0) for dx in (-1.0, -0.5, 0.0, 0.5, 1.0))
+"""The finer alignments tried when none of the nine whole-pixel shifts is within the distance: zoom
+±3 and ±6 %, moves in half pixels (a copy resized, cropped by a few percent, or moved by a pixel of
+a picture larger than the thumbnail)."""
+FINE_SCALE = 1.5
+"""The finer alignments compare softened thumbnails (sampling between pixels softens one side, so both
+are), which brings distinct look-alikes closer too: their distance counts 1.5 times (measured on real
+digits of one class, bench/near_duplicates.py)."""
+_FINE_LIMIT = 6.0
+"""Only pairs whose whole-pixel distance is within 3 × the threshold are tried at the finer alignments."""
 
 
 def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Tensor:
-    """Per pair of rows of two ``(n, THUMB, THUMB)`` stacks, the pixel distance (module docstring): the
-    smallest over the 9 alignments by up to one pixel of half the RMS difference of the brightness-
-    and contrast-normalised windows, ``sqrt((1 - correlation) / 2)``: the central window of ``a``
-    against each window of ``b`` moved by up to one pixel. Two flat windows are at distance 0, a flat
-    and a textured one at about 0.71."""
+    """Per pair of rows of two ``(n, THUMB, THUMB)`` stacks, the whole-pixel distance: the smallest over
+    the 9 alignments by up to one pixel of half the RMS difference of the brightness- and
+    contrast-normalised windows, ``sqrt((1 - correlation) / 2)``: the central window of ``a`` against
+    each window of ``b`` moved by up to one pixel. Two flat windows are at distance 0, a flat and a
+    textured one at about 0.71."""
     parts = [torch.zeros(0)]
     for start in range(0, len(thumbs_a), _PAIR_CHUNK):
         a = thumbs_a[start : start + _PAIR_CHUNK, 1:-1, 1:-1].to(torch.float32)
@@ -400,15 +437,133 @@ def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Ten
     return torch.cat(parts)
 
 
-def pair_distances(thumbs_a: torch.Tensor, i: np.ndarray, thumbs_b: torch.Tensor, j: np.ndarray) -> np.ndarray:
-    """:func:`pixel_distances` of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a
-    time: a million candidates never need 2 GiB of gathered thumbnails at once."""
+def _fine_grid() -> torch.Tensor:
+    """``(1, len(FINE_ALIGNMENTS) * FINE_WINDOW, FINE_WINDOW, 2)`` sampling points of ``b``'s central
+    window under each fine alignment, in grid_sample's coordinates."""
+    centre = (torch.arange(_FINE_WINDOW, dtype=torch.float32) - (_FINE_WINDOW - 1) / 2)
+    rows = []
+    for zoom, dy, dx in FINE_ALIGNMENTS:
+        y = (centre / zoom + dy + (THUMB - 1) / 2) / (THUMB - 1) * 2 - 1
+        x = (centre / zoom + dx + (THUMB - 1) / 2) / (THUMB - 1) * 2 - 1
+        rows.append(torch.stack(torch.meshgrid(x, y, indexing="xy"), -1))
+    return torch.cat(rows, 0).unsqueeze(0)
+
+
+_FINE_GRID = _fine_grid()
+_FINE_CHUNK = 256
+
+
+_KERNEL = (torch.tensor([1.0, 2.0, 1.0]) / 4).outer(torch.tensor([1.0, 2.0, 1.0]) / 4).reshape(1, 1, 3, 3)
+
+
+def _soften(thumbs: torch.Tensor) -> torch.Tensor:
+    x = torch.nn.functional.pad(thumbs.float().unsqueeze(1), (1, 1, 1, 1), mode="replicate")
+    return torch.nn.functional.conv2d(x, _KERNEL)
+
+
+def fine_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Tensor:
+    """Per pair of rows, the smallest over :data:`FINE_ALIGNMENTS` of the same normalised distance, on the
+    central 24 × 24 window of ``a`` against ``b`` zoomed and moved (bilinear)."""
+    parts = [torch.zeros(0)]
+    k = len(FINE_ALIGNMENTS)
+    off = (THUMB - _FINE_WINDOW) // 2
+    for start in range(0, len(thumbs_a), _FINE_CHUNK):
+        # both softened alike ([1, 2, 1] / 4 each way): sampling ``b`` between pixels softens it, ``a`` not
+        a = _soften(thumbs_a[start : start + _FINE_CHUNK])[:, 0, off : off + _FINE_WINDOW, off : off + _FINE_WINDOW]
+        b = _soften(thumbs_b[start : start + _FINE_CHUNK])
+        n = len(a)
+        moved = torch.nn.functional.grid_sample(b, _FINE_GRID.expand(n, -1, -1, -1), align_corners=True)
+        moved = moved.reshape(n, k, _FINE_WINDOW * _FINE_WINDOW)
+        moved = moved - moved.mean(2, keepdim=True)
+        a = a.reshape(n, 1, -1)
+        a = a - a.mean(2, keepdim=True)
+        norm_a, norm_b = a.norm(dim=2), moved.norm(dim=2)
+        corr = (moved * a).sum(2) / (norm_a * norm_b).clamp_min(1e-6)
+        parts.append(((1.0 - corr) / 2).clamp_min(0.0).sqrt().amin(1))
+    return torch.cat(parts)
+
+
+def pair_distances(thumbs_a: torch.Tensor, i: np.ndarray, thumbs_b: torch.Tensor, j: np.ndarray,
+                   threshold: float | None = None) -> np.ndarray:
+    """The pixel distance of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a time:
+    the whole-pixel distance (:func:`pixel_distances`), and where that is above ``threshold`` (but within
+    3 × it) the smaller of it and the :func:`fine_distances`."""
     parts = [np.zeros(0, dtype=np.float32)]
     for start in range(0, len(i), _PAIR_CHUNK):
         rows_a = torch.from_numpy(i[start : start + _PAIR_CHUNK])
         rows_b = torch.from_numpy(j[start : start + _PAIR_CHUNK])
-        parts.append(pixel_distances(thumbs_a[rows_a], thumbs_b[rows_b]).numpy())
+        a, b = thumbs_a[rows_a], thumbs_b[rows_b]
+        d = pixel_distances(a, b)
+        if threshold is not None:
+            retry = torch.nonzero((d > threshold) & (d <= _FINE_LIMIT * threshold))[:, 0]
+            if len(retry):
+                d[retry] = torch.minimum(d[retry], FINE_SCALE * fine_distances(a[retry], b[retry]))
+        parts.append(d.numpy())
     return np.concatenate(parts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Groups: connected components of the confirmed pairs
+
+
+def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Per node of a graph with ``n`` nodes and edges ``(i, j)``, the smallest node of its connected
+    component (label propagation with pointer jumping, vectorised)."""
+    label = np.arange(n, dtype=np.int64)
+    if not len(i):
+        return label
+    while True:
+        low = np.minimum(label[i], label[j])
+        before = label.copy()
+        np.minimum.at(label, i, low)
+        np.minimum.at(label, j, low)
+        while True:  # pointer jumping: every node to its root
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            return label
+
+
+def grow_groups(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray,
+                confirm: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                rounds: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confirm candidate pairs ``(i, j)`` only where they would join two groups, closest hashes first.
+
+    Borůvka's way: each round, every group proposes its closest candidate to another group (a forest,
+    so a group of 14 copies needs 13 confirmations, not 91); ``confirm(i, j)`` returns their distances
+    or NaN for a pair that is not a near copy (dropped). After ``rounds`` rounds what still joins two
+    groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``."""
+    kept_i: list[np.ndarray] = []
+    kept_j: list[np.ndarray] = []
+    kept_d: list[np.ndarray] = []
+    alive = np.ones(len(i), dtype=bool)
+    label = np.arange(n, dtype=np.int64)
+    for round_ in range(rounds + 1):
+        live = np.flatnonzero(alive)
+        across = live[label[i[live]] != label[j[live]]]
+        if not len(across):
+            break
+        if round_ < rounds:
+            # each group's closest edge out (ties: the earlier edge); the picks form a forest
+            group = np.r_[label[i[across]], label[j[across]]]
+            edge = np.r_[across, across]
+            order = np.lexsort((edge, weight[edge], group))
+            first = np.r_[True, group[order][1:] != group[order][:-1]]
+            picked = np.unique(edge[order][first])
+        else:
+            picked = across
+        d = confirm(i[picked], j[picked])
+        ok = ~np.isnan(d)
+        alive[picked] = False
+        kept_i.append(i[picked][ok])
+        kept_j.append(j[picked][ok])
+        kept_d.append(d[ok])
+        label = components(n, np.concatenate(kept_i), np.concatenate(kept_j))
+    if not kept_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(kept_i), np.concatenate(kept_j), np.concatenate(kept_d)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -418,12 +573,11 @@ def pair_distances(thumbs_a: torch.Tensor, i: np.ndarray, thumbs_b: torch.Tensor
 @dataclass
 class _SplitItems:
     """What is kept per item of one split: its thumbnail (1 KiB), label, first 8 bytes of its content
-    key, where its picture sits on the thumbnail, and its name where the layout has one."""
+    key, and its name where the layout has one."""
 
     thumbs: list[torch.Tensor] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     keys: list[np.ndarray] = field(default_factory=list)
-    boxes: list[np.ndarray] = field(default_factory=list)
     names: list[ItemId] | None = None
     position: int = 0
     """Items read so far, images or not (indices name items across every batch)."""
@@ -444,8 +598,7 @@ class _SplitItems:
                 del part
             self.thumbs = [thumbs]
         thumbs = self.thumbs[0]
-        return _Stacked(thumbs, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
-                        _cat(self.boxes, np.int64, 4), _cat(self.index, np.int64))
+        return _Stacked(thumbs, _cat(self.labels, np.int64), _cat(self.keys, np.uint64), _cat(self.index, np.int64))
 
     def name(self, index: int) -> ItemId:
         return self.names[index] if self.names is not None else index
@@ -457,15 +610,12 @@ class _Stacked(NamedTuple):
     thumbs: torch.Tensor
     labels: np.ndarray
     keys: np.ndarray
-    boxes: np.ndarray
     position: np.ndarray
     """Each row's index within the split."""
 
 
-def _cat(parts: list[np.ndarray], dtype: type, width: int = 0) -> np.ndarray:
-    if parts:
-        return np.concatenate(parts)
-    return np.zeros((0, width) if width else 0, dtype=dtype)
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 class NearDuplicateFinder:
@@ -476,6 +626,7 @@ class NearDuplicateFinder:
         self.splits: dict[str, _SplitItems] = {}
         self.current: _SplitItems | None = None
         self.max_listed = max_listed
+        self.confirmations = 0
 
     def start(self, split: str) -> None:
         self.current = self.splits[split] = _SplitItems()
@@ -491,19 +642,18 @@ class NearDuplicateFinder:
             if items.names is None:
                 items.names = []
             items.names.extend(ids)
-        made = thumbnails(images) if rows else None
-        if made is None:
+        thumbs = thumbnails(images) if rows else None
+        if thumbs is None:
             return
-        thumbs, box = made
         items.thumbs.append(thumbs)
         items.labels.append(labels.numpy().astype(np.int64, copy=False))
         items.keys.append(np.frombuffer(b"".join(key[:8] for key in keys), dtype=np.uint64))
-        items.boxes.append(np.tile(np.array(box, dtype=np.int64), (rows, 1)))
         items.index.append(np.arange(first, first + rows, dtype=np.int64))
 
     def result(self, threshold: float) -> NearDuplicateStats:
-        """Pairs within ``threshold`` pixel distance, with the thumbnails of up to :data:`MAX_PICTURED`
-        pairs (near-leaked ones first) in ``pictured``."""
+        """Groups of near copies within each split and near-leaked items, confirmed within ``threshold``
+        pixel distance, with the thumbnails of up to :data:`MAX_PICTURED` rows in ``pictured`` and every
+        member in ``listing``."""
         stacked = {name: items.stacked() for name, items in self.splits.items()}
         stats = NearDuplicateStats(checked=any(len(s.thumbs) for s in stacked.values()), threshold=threshold)
         if not stats.checked:
@@ -511,90 +661,130 @@ class NearDuplicateFinder:
         reference = stacked["train"].thumbs if "train" in stacked and len(stacked["train"].thumbs) else next(
             s.thumbs for s in stacked.values() if len(s.thumbs))
         centre = spectrum_centre(reference)
-        distinct: dict[str, np.ndarray] = {}
+        rows: dict[str, np.ndarray] = {}
         hashes: dict[str, np.ndarray] = {}
         for name, split in stacked.items():
-            # one item per distinct content: exact copies are reported by stats.py, not here
-            distinct[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = perceptual_hashes(split.thumbs, centre)[distinct[name]]
-        pictured = stats.pictured
+            # one item per distinct content (exact copies are reported by stats.py), none featureless
+            distinct = np.zeros(len(split.keys), dtype=bool)
+            distinct[np.unique(split.keys, return_index=True)[1]] = True
+            textured = split.thumbs.reshape(len(split.thumbs), -1).float().std(1).numpy() >= FEATURELESS
+            rows[name] = np.flatnonzero(distinct & textured)
+            hashes[name] = perceptual_hashes(split.thumbs[torch.from_numpy(rows[name])], centre, len(ALIGNMENTS))
         if "train" in stacked:
-            train = stacked["train"]
-            for name, split in stacked.items():
-                if name == "train":
-                    continue
-                candidates = ~np.isin(split.keys[distinct[name]], train.keys)  # no exact copy in train
-                rows = distinct[name][candidates]
-                i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
-                i, j = rows[i], distinct["train"][j]
-                d = pair_distances(split.thumbs, i, train.thumbs, j)
-                keep = d <= threshold
-                stats.leaked[name] = self._leaked(name, split, train, i[keep], j[keep], d[keep], pictured)
+            for name in stacked:
+                if name != "train":
+                    stats.leaked[name] = self._leaked(name, stacked, rows, hashes, threshold, stats)
         for name, split in stacked.items():
-            rows = distinct[name]
-            i, j = hamming_pairs(hashes[name])
-            i, j = rows[i], rows[j]
-            d = pair_distances(split.thumbs, i, split.thumbs, j)
-            keep = d <= threshold
-            stats.within[name] = self._within(name, split, i[keep], j[keep], d[keep],
-                                              pictured if not stats.near_leaked else [])
+            stats.within[name] = self._within(name, split, rows[name], hashes[name], threshold, stats)
+        stats.confirmations = self.confirmations
         return stats
 
-    def _leaked(self, name: str, split: _Stacked, train: _Stacked, i: np.ndarray, j: np.ndarray, d: np.ndarray,
-                pictured: list[NearPairPixels]) -> NearLeakedItems:
-        # per item, its closest train item (ties: the earliest); items in reading order
-        order = np.lexsort((j, d, i))
+    def _confirm(self, a: torch.Tensor, b: torch.Tensor, threshold: float) -> Callable[[np.ndarray, np.ndarray],
+                                                                                        np.ndarray]:
+        def confirm(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            self.confirmations += len(i)
+            d = pair_distances(a, i, b, j, threshold)
+            return np.where(d <= threshold, d, np.nan).astype(np.float32)
+
+        return confirm
+
+    def _within(self, name: str, split: _Stacked, rows: np.ndarray, hashes: np.ndarray, threshold: float,
+                stats: NearDuplicateStats) -> NearDuplicateGroups:
+        i, j, weight = aligned_pairs(hashes)
+        i, j = rows[i], rows[j]
+        n = len(split.thumbs)
+        i, j, d = grow_groups(n, i, j, weight, self._confirm(split.thumbs, split.thumbs, threshold))
+        label = components(n, i, j)
+        size = np.bincount(label, minlength=n)
+        in_group = np.flatnonzero(size[label] > 1)
+        roots, counts = np.unique(label[in_group], return_counts=True)
+        # largest first, then by the reading order of the first member (the root is the smallest row)
+        order = np.lexsort((roots, -counts))
+        number = np.zeros(n, dtype=np.int64)
+        number[roots[order]] = np.arange(1, len(roots) + 1)
+        worst = np.zeros(n, dtype=np.float32)
+        np.maximum.at(worst, label[i], d)
+        groups = NearDuplicateGroups(total=len(roots), items=len(in_group),
+                                     largest=int(counts.max()) if len(counts) else 0)
+        members: dict[int, list[int]] = {}
+        for row in in_group.tolist():  # rows are in reading order
+            members.setdefault(int(label[row]), []).append(row)
+        items = self.splits[name]
+        for root in roots[order].tolist():
+            group = members[root]
+            for row in group:
+                stats.listing.members.append(GroupMember(name, int(number[root]), items.name(int(split.position[row])),
+                                                         int(split.labels[row])))
+            if len(groups.groups) < self.max_listed:
+                listed = group[:MAX_GROUP_LISTED]
+                groups.groups.append(NearDuplicateGroup(
+                    size=len(group), items=[items.name(int(split.position[r])) for r in listed],
+                    labels=[int(split.labels[r]) for r in listed], distance=float(worst[root])))
+            if not stats.near_leaked and len(stats.pictured) < MAX_PICTURED:
+                shown = group[:MAX_PICTURED_MEMBERS]
+                stats.pictured.append(PicturedGroup(
+                    [(name, items.name(int(split.position[r])), int(split.labels[r])) for r in shown],
+                    [split.thumbs[r].clone() for r in shown], float(worst[root]), len(group)))
+        return groups
+
+    def _leaked(self, name: str, stacked: dict[str, _Stacked], rows: dict[str, np.ndarray],
+                hashes: dict[str, np.ndarray], threshold: float, stats: NearDuplicateStats) -> NearLeakedItems:
+        split, train = stacked[name], stacked["train"]
+        candidates = ~np.isin(split.keys[rows[name]], train.keys)  # no exact copy in train
+        i, j, _ = aligned_pairs(hashes[name][:, candidates], hashes["train"])
+        i, j = rows[name][candidates][i], rows["train"][j]
+        # every candidate of an item is measured: its closest train item is the one reported
+        self.confirmations += len(i)
+        d = pair_distances(split.thumbs, i, train.thumbs, j, threshold)
+        keep = d <= threshold
+        i, j, d = i[keep], j[keep], d[keep]
+        order = np.lexsort((j, d, i))  # per item, its closest train item (ties: the earliest)
         i, j, d = i[order], j[order], d[order]
         first = np.ones(len(i), dtype=bool)
         first[1:] = i[1:] != i[:-1]
         i, j, d = i[first], j[first], d[first]
         leaked = NearLeakedItems(total=len(i))
-        listed = self.max_listed
-        for a, b, dist in zip(i[:listed].tolist(), j[:listed].tolist(), d[:listed].tolist(), strict=True):
-            item = _Side(self.splits[name], split, a)
-            source = _Side(self.splits["train"], train, b)
-            leaked.items.append(NearLeakedItem(item=item.name, label=item.label, train_item=source.name,
-                                               train_label=source.label, distance=dist))
-            if len(pictured) < MAX_PICTURED:
-                pictured.append(NearPairPixels(name, item.name, item.label, "train", source.name, source.label,
-                                               dist, item.picture(), source.picture()))
+        every = stats.listing.leaked.setdefault(name, [])
+        items, train_items = self.splits[name], self.splits["train"]
+        for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist(), strict=True):
+            entry = NearLeakedItem(item=items.name(int(split.position[a])), label=int(split.labels[a]),
+                                   train_item=train_items.name(int(train.position[b])),
+                                   train_label=int(train.labels[b]), distance=dist)
+            every.append(entry)
+            if len(leaked.items) < self.max_listed:
+                leaked.items.append(entry)
+            if len(stats.pictured) < MAX_PICTURED:
+                stats.pictured.append(PicturedGroup(
+                    [(name, entry.item, entry.label), ("train", entry.train_item, entry.train_label)],
+                    [split.thumbs[a].clone(), train.thumbs[b].clone()], dist, 2))
         return leaked
 
-    def _within(self, name: str, split: _Stacked, i: np.ndarray, j: np.ndarray, d: np.ndarray,
-                pictured: list[NearPairPixels]) -> NearDuplicatePairs:
-        # pairs (later item, earlier item) in the reading order of the later one
-        later, earlier = np.maximum(i, j), np.minimum(i, j)
-        order = np.lexsort((earlier, later))
-        later, earlier, d = later[order], earlier[order], d[order]
-        pairs = NearDuplicatePairs(total=len(later), items=len(np.unique(np.r_[later, earlier])))
-        listed = self.max_listed
-        for a, b, dist in zip(later[:listed].tolist(), earlier[:listed].tolist(), d[:listed].tolist(),
-                              strict=True):
-            item, other = _Side(self.splits[name], split, a), _Side(self.splits[name], split, b)
-            pairs.pairs.append(NearDuplicatePair(item=item.name, label=item.label, other=other.name,
-                                                 other_label=other.label, distance=dist))
-            if len(pictured) < MAX_PICTURED:
-                pictured.append(NearPairPixels(name, item.name, item.label, name, other.name, other.label, dist,
-                                               item.picture(), other.picture()))
-        return pairs
 
-
-@dataclass(frozen=True)
-class _Side:
-    """Row ``row`` of a stacked split: its name, label and picture."""
-
-    items: _SplitItems
-    stacked: _Stacked
-    row: int
-
-    @property
-    def name(self) -> ItemId:
-        return self.items.name(int(self.stacked.position[self.row]))
-
-    @property
-    def label(self) -> int:
-        return int(self.stacked.labels[self.row])
-
-    def picture(self) -> torch.Tensor:
-        top, left, h, w = self.stacked.boxes[self.row].tolist()
-        return self.stacked.thumbs[self.row, top : top + h, left : left + w].clone()
+def aligned_pairs(queries: np.ndarray, index: np.ndarray | None = None,
+                  radius: int = RADIUS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs from ``(alignments, n, words)`` hashes (:func:`perceptual_hashes`): every ``(i, j)``
+    whose hash of ``i`` under some alignment is within ``radius`` bits of ``j``'s own hash (or the other
+    way round), with the fewest bits apart over the alignments as ``weight``. Within one set (``index``
+    None) the pairs have ``i < j``; across, ``i`` indexes ``queries`` and ``j`` ``index``."""
+    own = queries[0]
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    found_w: list[np.ndarray] = []
+    sides = [(queries, own if index is None else index[0], False)]
+    if index is not None:
+        sides.append((index, own, True))
+    for moved_set, target, swap in sides:
+        for moved in moved_set:
+            a, b = hamming_pairs(moved, target, radius)
+            weight = hamming(moved[a], target[b])
+            found_i.append(b if swap else a)
+            found_j.append(a if swap else b)
+            found_w.append(weight)
+    i, j, w = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_w)
+    if index is None:
+        keep = i != j
+        i, j, w = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep]), w[keep]
+    order = np.lexsort((w, j, i))
+    i, j, w = i[order], j[order], w[order]
+    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, dtype=bool)
+    return i[first], j[first], w[first]

@@ -22,7 +22,7 @@ from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.numbers import count, number, percent, ratio, signed_count
 from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 FIGURE_TITLES = {
     "label_distribution": "Label distribution",
@@ -32,7 +32,7 @@ FIGURE_TITLES = {
     "leaked_pairs": "Leaked items beside their train copies",
     "drift_overlay": "Drift against the base: pixel intensities and label shares",
     "label_errors": "Likely label errors: given label → suggested",
-    "near_pairs": "Near-duplicates: items beside their near copies",
+    "near_groups": "Near-duplicates: groups of near copies, a row each",
 }
 
 
@@ -441,10 +441,11 @@ def _near_findings(near: NearDuplicateStats) -> list[str]:
             lines.append(f"⚠️ **Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {_is(leaked.total)} "
                          f"{what} ({limit}): {', '.join(first)}"
                          f"{f' and {count(leaked.total - len(first))} more' if leaked.total > len(first) else ''}.")
-    for split, pairs in near.within.items():
-        if pairs.total:
-            lines.append(f"⚠️ `{split}`: {_counted(pairs.total, 'near-duplicate pair')} over "
-                         f"{_counted(pairs.items, 'item')} ({limit}).")
+    for split, groups in near.within.items():
+        if groups.total:
+            lines.append(f"⚠️ `{split}`: {_counted(groups.items, 'item')} in "
+                         f"{_counted(groups.total, 'group')} of near-duplicates (largest: {count(groups.largest)} "
+                         f"items; {limit}).")
     return lines
 
 
@@ -463,11 +464,12 @@ def _near_steps(near: NearDuplicateStats) -> list[str]:
                          f"{_listing(pairs, leaked.total, len(leaked.items))}.")
     for split, found in near.within.items():
         if found.total:
-            shown = [f"{_item(split, p.item)} ≈ {_item(split, p.other)} (distance {number(p.distance)})"
-                     for p in found.pairs[:_NEXT_LISTED]]
-            steps.append(f"**Near-duplicates:** `{split}` has {_counted(found.total, 'pair')} of near-identical "
-                         f"items: keep one of each where they are the same picture re-encoded or shifted"
-                         f"{_listing(shown, found.total, len(found.pairs))}.")
+            shown = [f"{' ≈ '.join(_item(split, i) for i in g.items[:4])}{' …' if g.size > 4 else ''} "
+                     f"({_counted(g.size, 'item')})" for g in found.groups[:_NEXT_LISTED]]
+            steps.append(f"**Near-duplicates:** `{split}` has {_counted(found.total, 'group')} of near-identical "
+                         f"items ({count(found.items)} items): each group is one picture re-encoded, resized or "
+                         f"shifted; keep one item per group"
+                         f"{_listing(shown, found.total, len(found.groups))}.")
     return steps
 
 

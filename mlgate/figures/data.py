@@ -465,82 +465,74 @@ def _fit(text: str, width_in: float, *, keep_end: bool = False) -> str:
     return text
 
 
-_APPROX_IN = 0.5  # between an item and its near-duplicate: "≈" and the distance go there
-NearPair = tuple[str, int | str, int, str, int | str, int, float]
-"""``(split, item, label, other split, other item, other label, pixel distance)`` of one near-duplicate
-pair: items are indices within their split or file paths relative to the data folder (ImageFolder)."""
+NearGroup = tuple[tuple[tuple[str, int | str, int], ...], float, int]
+"""``(members, distance, size)`` of one near-duplicate group: each member ``(split, item, label)``, the
+largest pixel distance that joins the group, and how many items it holds in all."""
+_GROUP_LEFT_IN = 1.1  # the row's caption: group size and distance
+_GROUP_GAP_IN = 0.12  # between two members
 
 
-def near_pairs(
-    images: Sequence[np.ndarray], pairs: Sequence[NearPair], class_names: Sequence[str] | None = None, *,
+def near_groups(
+    images: Sequence[np.ndarray], groups: Sequence[NearGroup], class_names: Sequence[str] | None = None, *,
     total: int, leaked: bool, threshold: float,
 ) -> bytes:
-    """Near-duplicate pairs side by side, as PNG bytes: :func:`draw_near_pairs`."""
-    return png(draw_near_pairs(images, pairs, class_names, total=total, leaked=leaked, threshold=threshold))
+    """Near-duplicate groups, a row each, as PNG bytes: :func:`draw_near_groups`."""
+    return png(draw_near_groups(images, groups, class_names, total=total, leaked=leaked, threshold=threshold))
 
 
-def draw_near_pairs(
-    images: Sequence[np.ndarray], pairs: Sequence[NearPair], class_names: Sequence[str] | None = None, *,
+def draw_near_groups(
+    images: Sequence[np.ndarray], groups: Sequence[NearGroup], class_names: Sequence[str] | None = None, *,
     total: int, leaked: bool, threshold: float,
 ) -> Figure:
-    """Each item (left) beside its near-duplicate (right), "≈" and their pixel distance between them, up
-    to four pairs per row, each image headed by its split and item and footed by its label (red where
-    the two labels differ). The layout of :func:`draw_leaked_pairs`.
+    """One row per group: its members side by side (up to 8), each headed by its split and item and
+    footed by its label (red where the labels of a row differ), the row captioned on the left with the
+    group's size and the largest distance joining it.
 
-    ``images`` holds two displayable ``(H, W, 3)`` arrays per pair (they differ, unlike exact copies).
-    ``total`` counts every pair of the kind shown (``leaked``: items near a train item; else pairs
-    within a split); the title says how many are shown and the distance limit ``threshold``.
+    ``images`` holds one displayable array per member shown, row after row. ``total`` counts every
+    group (``leaked``: near-leaked items, each shown beside its closest train item); the title says
+    how many are shown and the distance limit ``threshold``.
     """
-
     from mlgate.numbers import number, typed
 
-    if not pairs:
-        raise CannotDrawFigure("No near-duplicate pairs were given to draw.")
-    if len(images) != 2 * len(pairs):
-        raise CannotDrawFigure(f"{len(images)} images were given for {len(pairs)} near-duplicate pairs.")
-    n = len(pairs)
-    rows = math.ceil(n / _PAIRS_PER_ROW)
-    cols = math.ceil(n / rows)
+    if not groups:
+        raise CannotDrawFigure("No near-duplicate groups were given to draw.")
+    if len(images) != sum(len(members) for members, _, _ in groups):
+        raise CannotDrawFigure(f"{len(images)} images were given for {len(groups)} near-duplicate groups.")
+    cols = max(len(members) for members, _, _ in groups)
     margin_in = 2 * _MARGIN_IN
-    cell = min(_MAX_CELL_IN * 1.1, (WIDTH_IN - 2 * margin_in - (cols - 1) * _PAIR_GAP_IN - cols * _APPROX_IN)
-               / (2 * cols))
-    pair_in = 2 * cell + _APPROX_IN
-    content_in = cols * pair_in + (cols - 1) * _PAIR_GAP_IN + 2 * margin_in
-    shown = f"all {n}" if total <= n else f"first {n} of {total:,}"
+    cell = min(_MAX_CELL_IN, (WIDTH_IN - 2 * margin_in - _GROUP_LEFT_IN - (cols - 1) * _GROUP_GAP_IN) / cols)
+    content_in = _GROUP_LEFT_IN + cols * cell + (cols - 1) * _GROUP_GAP_IN + 2 * margin_in
+    shown = f"all {len(groups)}" if total <= len(groups) else f"first {len(groups)} of {total:,}"
     if leaked:
-        splits = list(dict.fromkeys(split for split, *_ in pairs))
-        title = f"{_capitalised(', '.join(splits))} items that are near-duplicates of train items: {shown}"
+        splits = list(dict.fromkeys(members[0][0] for members, _, _ in groups))
+        title = f"{_capitalised(', '.join(splits))} items that are near copies of train items: {shown}"
     else:
-        title = f"Near-duplicate pairs within splits: {shown}"
-    title += f"\n(pixel distance ≤ {typed(threshold)} after aligning by up to one pixel; 0 = same picture)"
+        title = f"Near-duplicate groups within splits, largest first: {shown}"
+    title += f"\n(each row one picture; pixel distance ≤ {typed(threshold)}, 0 = same picture)"
     width_in = min(WIDTH_IN, max(content_in, max(text_width_in(line, TITLE_PT) for line in title.split("\n"))
                                  + 2 * margin_in))
     title = "\n".join(title_text(line, width_in - 2 * margin_in) for line in title.split("\n"))
     title_in = _TITLE_IN + title.count("\n") * TITLE_PT * 1.2 / 72
     row_in = _HEADER_IN + cell + _FOOTER_IN
-    height_in = title_in + rows * row_in + _MARGIN_IN
+    height_in = title_in + len(groups) * row_in + _MARGIN_IN
     left_in = (width_in - content_in) / 2 + margin_in
-    caption_in = cell + 0.9 * _APPROX_IN
-    pad_in = 0.05
+    caption_in = cell + _GROUP_GAP_IN
 
     with figure(height_in, width_in=width_in) as fig:
         ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
         ax.set_axis_off()
-        for k, (split, item, label, other_split, other, other_label, distance) in enumerate(pairs):
-            row, col = divmod(k, cols)
+        k = 0
+        for row, (members, distance, size) in enumerate(groups):
             top_in = height_in - title_in - row * row_in - _HEADER_IN
-            x_in = left_in + col * (pair_in + _PAIR_GAP_IN)
-            colour = "#c00000" if label != other_label else "black"
-            for side, (side_split, side_item, side_label) in enumerate(
-                ((split, item, label), (other_split, other, other_label))
-            ):
-                centre = (x_in + side * (cell + _APPROX_IN) + cell / 2, top_in - cell / 2)
-                _draw_captioned(ax, images[2 * k + side], centre, cell, (side_split, side_item, side_label),
-                                class_names, caption_in=caption_in, pad_in=pad_in, colour=colour)
-            middle_x, middle_y = x_in + cell + _APPROX_IN / 2, top_in - cell / 2
-            ax.text(middle_x, middle_y + 0.05, "≈", ha="center", va="bottom", fontsize=TITLE_PT)
-            ax.text(middle_x, middle_y - 0.05, number(distance), ha="center", va="top", fontsize=SMALL_PT,
-                    color="0.3")
+            colour = "#c00000" if len({label for _, _, label in members}) > 1 else "black"
+            what = "leaked" if leaked else f"{size:,} items"
+            ax.text(left_in, top_in - cell / 2, f"{what}\n≤ {number(distance)}", ha="left", va="center",
+                    fontsize=SMALL_PT, color="0.3")
+            for col, who in enumerate(members):
+                centre = (left_in + _GROUP_LEFT_IN + col * (cell + _GROUP_GAP_IN) + cell / 2, top_in - cell / 2)
+                _draw_captioned(ax, images[k], centre, cell, who, class_names, caption_in=caption_in, pad_in=0.05,
+                                colour=colour)
+                k += 1
         ax.set_xlim(0.0, width_in)
         ax.set_ylim(0.0, height_in)
         fig.text(0.5, 1 - title_in / 2 / height_in, title, ha="center", va="center", fontsize=TITLE_PT)

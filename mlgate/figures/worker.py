@@ -247,33 +247,33 @@ class LabelErrorGrid:
 
 
 @dataclass(frozen=True)
-class NearPairs:
-    """Up to 8 near-duplicate pairs side by side, each image already made displayable by
-    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.data.near_pairs`.
+class NearGroups:
+    """Up to 8 near-duplicate groups, a row each, every image already made displayable by
+    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.data.near_groups`.
 
-    ``pairs`` holds ``(split, item, label, other split, other item, other label, distance)`` per pair
-    (plain values: the worker admits no other class); ``images`` two arrays per pair (item, other);
-    ``total`` counts every pair of the kind shown; ``leaked``: the pairs are test items near train
-    items (else near-duplicates within a split)."""
+    ``groups`` holds ``(members, distance, size)`` per row, each member ``(split, item, label)`` (plain
+    values: the worker admits no other class); ``images`` one array per member, row after row;
+    ``total`` counts every group (or near-leaked item) of the kind shown; ``leaked``: each row is a
+    test item beside its closest train item."""
 
     images: Sequence[np.ndarray]
-    pairs: Sequence[tuple[str, int | str, int, str, int | str, int, float]]
+    groups: Sequence[tuple[tuple[tuple[str, int | str, int], ...], float, int]]
     class_names: Sequence[str] | None
     total: int
     leaked: bool
     threshold: float
 
     def render(self) -> bytes:
-        from mlgate.figures.data import near_pairs
+        from mlgate.figures.data import near_groups
 
-        return near_pairs(self.images, self.pairs, self.class_names, total=self.total, leaked=self.leaked,
-                          threshold=self.threshold)
+        return near_groups(self.images, self.groups, self.class_names, total=self.total, leaked=self.leaked,
+                           threshold=self.threshold)
 
 
 FigureJob = (LabelDistribution | SampleGrid | PixelHistogram | LossCurve | ConfusionMatrix | AccuracyDelta | LeakedPairs
-             | FlippedExamples | ConfusionDifference | DriftOverlay | LabelErrorGrid | NearPairs)
+             | FlippedExamples | ConfusionDifference | DriftOverlay | LabelErrorGrid | NearGroups)
 _JOB_TYPES = (LabelDistribution, SampleGrid, PixelHistogram, LossCurve, ConfusionMatrix, AccuracyDelta, LeakedPairs,
-              FlippedExamples, ConfusionDifference, DriftOverlay, LabelErrorGrid, NearPairs)
+              FlippedExamples, ConfusionDifference, DriftOverlay, LabelErrorGrid, NearGroups)
 
 
 def render_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes]:
