@@ -260,10 +260,10 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
         "a pixel, brightened).",
     )
     near_duplicate_distance: float = Field(
-        0.10, ge=0, le=1, description="Largest pixel distance (0 to 1) at which two images count as near copies: "
-        "half the RMS difference of their 32×32 grey thumbnails after normalising brightness and contrast and "
-        "aligning them (moves up to a pixel, zoom up to 6 %); 0 is the same picture, about 0.7 unrelated ones.",
-        json_schema_extra=example("0.1"),
+        0.08, ge=0, le=1, description="Largest pixel distance (0 to 1, after aligning by up to one pixel and "
+        "normalising brightness) at which two images count as near-duplicates: re-encoded, shifted and brightened "
+        "copies of MNIST digits measure at most 0.06, the closest distinct digits about 0.097.",
+        json_schema_extra=example("0.08"),
     )
 
     @field_validator("data")

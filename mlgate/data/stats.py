@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
 from mlgate.data.layouts import Batch, Dataset
@@ -49,10 +49,20 @@ class DuplicateItem(BaseModel):
 
 class DuplicateItems(BaseModel):
     """Items repeating an earlier item of the same split: ``total`` of them, the first 100 (in reading
-    order) listed."""
+    order) listed. Exact copies form groups as near copies do: a group is one content held by two or
+    more items, named by its ``first`` item."""
 
     total: int = 0
+    groups: int = 0
+    """Contents held by more than one item of the split (each group: its first item and its repeats)."""
     items: list[DuplicateItem] = []
+    _every: list[DuplicateItem] = PrivateAttr(default_factory=list)
+
+    @property
+    def every(self) -> list[DuplicateItem]:
+        """Every repeat, not only the first 100 (for a full list beside report.json; empty on statistics
+        read back from it)."""
+        return self._every
 
 
 class LeakedItem(BaseModel):
@@ -205,6 +215,7 @@ class _Identity:
         self.seen: dict[str, dict[bytes, ItemId]] = {}  # split (in reading order) -> key -> first item
         self.conflicts: set[bytes] = set()
         self.duplicates: dict[str, DuplicateItems] = {}
+        self.repeated: dict[str, set[bytes]] = {}  # split -> contents seen more than once in it
         self.leaked: dict[str, LeakedItems] = {}
         self.conflicting = ConflictingItems()
         self.pixels: list[LeakedPixels] = []
@@ -225,12 +236,18 @@ class _Identity:
         seen, first_label = self.seen[self.split], self.first_label
         train = self.seen.get("train") if self.split in self.leaked else None
         duplicates = self.duplicates[self.split]
+        repeated = self.repeated.setdefault(self.split, set())
         for key, label, item in zip(keys, batch.labels.tolist(), ids, strict=True):
             first = seen.setdefault(key, item)
             if first is not item:  # items are unique within a split: another object is another item
                 duplicates.total += 1
+                repeat = DuplicateItem(item=item, label=label, first=first)
+                duplicates.every.append(repeat)
+                if key not in repeated:
+                    repeated.add(key)
+                    duplicates.groups += 1
                 if len(duplicates.items) < MAX_LISTED_ITEMS:
-                    duplicates.items.append(DuplicateItem(item=item, label=label, first=first))
+                    duplicates.items.append(repeat)
             if train is not None:
                 source = train.get(key)
                 if source is not None:

@@ -1,7 +1,6 @@
-"""Near-duplicates and near-leakage on real MNIST digits and real photographs: JPEG, one-pixel shifts,
-resizing, small crops and brightness changes are found, distinct digits of one class and neighbouring
-crops of one texture are not, copies are reported as groups confirmed once per member, and the hash
-search is exact for its radius (checked against brute force)."""
+"""Near-duplicates and near-leakage on real MNIST digits: JPEG, one-pixel shifts and brightness changes
+of a digit are found, distinct digits of one class are not, copies are reported as groups confirmed
+about once per member, and the hash search is exact for its radius (checked against brute force)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from matplotlib.figure import Figure
 from mlgate.cli import main
 from mlgate.data.layouts import open_dataset
 from mlgate.data.near_duplicates import (
-    ALIGNMENTS,
     RADIUS,
     THUMB,
     NearDuplicateFinder,
@@ -28,7 +26,6 @@ from mlgate.data.near_duplicates import (
     components,
     grow_groups,
     hamming_pairs,
-    pair_distances,
     perceptual_hashes,
     pixel_distances,
     spectrum_centre,
@@ -75,45 +72,43 @@ def reference_distance(a: np.ndarray, b: np.ndarray) -> float:
 # thumbnails, distance, search
 
 
-def test_thumbnails__resample_the_whole_picture_of_any_size_like_pil_bilinear() -> None:
-    from PIL import Image
-
+def test_thumbnails__keep_a_digit_on_its_pixel_grid_and_downscale_large_colour_images() -> None:
     digits, _ = mnist_digits(3)
-    small = thumbnails(digits)
-    assert small is not None and small.shape == (3, THUMB, THUMB)
-    expected = np.array(Image.fromarray(digits[0].numpy()).resize((THUMB, THUMB), Image.Resampling.BILINEAR))
-    assert np.abs(small[0].numpy().astype(int) - expected).max() <= 2  # PIL's and torch's antialiased bilinear
+    small, box = thumbnails(digits)
+    assert box == (2, 2, 28, 28) and small.shape == (3, THUMB, THUMB)
+    assert torch.equal(small[:, 2:30, 2:30], digits)
+    assert int(small[:, 0].max()) == 0  # padded with the background (0 on MNIST)
 
-    rgb = torch.randint(0, 256, (2, 48, 80, 3), dtype=torch.uint8)  # channel-last photos, not square
-    large = thumbnails(rgb)
-    assert large is not None
-    gray = Image.fromarray(rgb[1].double().mean(-1).numpy().astype(np.float32), mode="F")
-    expected = np.array(gray.resize((THUMB, THUMB), Image.Resampling.BILINEAR))
-    assert np.abs(large[1].numpy() - expected).max() <= 1.5
+    rgb = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)  # channel-last photos
+    large, box = thumbnails(rgb)
+    gray = rgb.double().mean(-1)
+    expected = gray.reshape(2, 32, 2, 32, 2).mean((2, 4)).round()
+    assert box == (0, 0, THUMB, THUMB)
+    assert (large.double() - expected).abs().max() <= 1  # rounding of the float32 path
 
     normalised = (digits.float() / 255 - 0.1307) / 0.3081  # the course's float tensors
     normalised[1, 5, 5] = float("nan")  # a broken pixel counts as 0, the rest of the item as usual
-    stretched = thumbnails(normalised)
-    assert stretched is not None and int(stretched.min()) == 0 and int(stretched.max()) >= 250
+    stretched, _ = thumbnails(normalised)
+    plain = torch.nan_to_num(normalised.double())
+    low, high = plain.amin((1, 2), keepdim=True), plain.amax((1, 2), keepdim=True)
+    assert ((stretched[:, 2:30, 2:30].double() - ((plain - low) / (high - low) * 255).round()).abs() <= 1).all()
 
     assert thumbnails(torch.zeros(5, 10)) is None  # feature vectors: nothing to look at
 
 
 def test_pixel_distance__matches_a_plain_computation_and_ignores_brightness_and_one_pixel_shifts() -> None:
     digits, _ = mnist_digits(40)
-    thumbs = thumbnails(digits)
+    thumbs = thumbnails(digits)[0]
     a, b = thumbs[:20], thumbs[20:]
 
     ours = pixel_distances(a, b).numpy()
 
     expected = [reference_distance(x.numpy(), y.numpy()) for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(ours, expected, atol=1e-4)
-    assert ours.min() > 0.25  # different digits are far apart
-    same = thumbnails(torch.stack([torch.from_numpy(brightness(shift(d.numpy(), 1, -1), 20)) for d in digits[:20]]))
-    # a digit's pixel is 1.14 thumbnail pixels: the whole-pixel shifts come close, the finer alignments closer
-    rows = np.arange(20)
-    moved = pair_distances(a, rows, same, rows, DEFAULT_DISTANCE)
-    assert pixel_distances(a, same).max() < 0.2 and moved.max() <= DEFAULT_DISTANCE
+    assert ours.min() > 0.3  # different digits are far apart
+    same = thumbnails(torch.stack([torch.from_numpy(brightness(shift(d.numpy(), 1, -1), 20)) for d in digits[:20]]))[0]
+    # +20 lifts the background too: only clipping at 255 differs, a shift is undone exactly
+    assert pixel_distances(a, same).max() < 0.03
     negative = pixel_distances(a[:1], 255 - a[:1]).item()  # 1 unshifted; a shifted window correlates less
     assert negative == pytest.approx(reference_distance(a[0].numpy(), 255 - a[0].numpy()), abs=1e-4)
     assert negative > 0.85
@@ -141,23 +136,20 @@ def test_hamming_pairs__finds_exactly_the_pairs_within_its_radius() -> None:
     assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == [(int(a), int(b)) for a, b in cross]
 
 
-def test_hashes__a_moved_picture_is_within_the_radius_under_some_alignment_and_distinct_digits_are_not() -> None:
+def test_hashes__a_shifted_digit_has_the_same_hash_and_distinct_digits_far_apart() -> None:
     digits, _ = mnist_digits(500)
-    thumbs = thumbnails(digits)
+    thumbs = thumbnails(digits)[0]
     centre = spectrum_centre(thumbs)
-    moved = thumbnails(torch.from_numpy(np.stack([shift(d.numpy(), -1, 1) for d in digits])))
+    moved = thumbnails(torch.from_numpy(np.stack([shift(d.numpy(), -1, 1) for d in digits])))[0]
 
-    original = perceptual_hashes(thumbs, centre, len(ALIGNMENTS))
-    shifted = perceptual_hashes(moved, centre, len(ALIGNMENTS))
+    original, shifted = perceptual_hashes(thumbs, centre), perceptual_hashes(moved, centre)
 
-    assert original.shape == (len(ALIGNMENTS), 500, 4)
-    # either way round: the shifted digit's alignments against the original, or the original's against it
-    flips = np.minimum(np.bitwise_count(shifted ^ original[0]).sum(2).min(0),
-                       np.bitwise_count(original ^ shifted[0]).sum(2).min(0))
-    assert (flips <= RADIUS).mean() >= 0.95
-    distinct = np.bitwise_count(original[0, :250] ^ original[0, 250:]).sum(1)
-    assert (distinct > RADIUS).mean() >= 0.95
-    assert 0.4 < np.unpackbits(original[0].view(np.uint8)).mean() < 0.6  # balanced bits
+    assert original.shape == (500, 4)
+    flips = np.bitwise_count(original ^ shifted).sum(1)
+    assert np.median(flips) == 0 and (flips <= RADIUS).mean() >= 0.99
+    distinct = np.bitwise_count(original[:250] ^ original[250:]).sum(1)
+    assert distinct.min() > 3 * RADIUS
+    assert 0.4 < np.unpackbits(original.view(np.uint8)).mean() < 0.6  # balanced bits
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,12 +177,13 @@ def test_near_leakage__finds_jpeg_shifted_and_brightened_copies_of_real_digits_a
     leaked = found.leaked["test"]
     assert leaked.total == 8
     assert [(e.item, e.train_item) for e in leaked.items] == list(zip(places, sources, strict=True))
-    assert all(e.distance <= DEFAULT_DISTANCE for e in leaked.items)
+    assert all(e.distance < 0.06 for e in leaked.items)
     assert found.near_leaked == 8
-    # the picture: each leaked item beside its closest train item, the thumbnails of both
-    assert [g.members for g in found.pictured] == [[("test", i, int(train_labels[s])), ("train", s, int(train_labels[s]))]
-                                                   for i, s in zip(places, sources, strict=True)]
-    assert torch.equal(found.pictured[0].images[1], thumbnails(train_images[3:4])[0])
+    # the picture: each leaked item beside its closest train item, the pixels as read on both sides
+    assert [g.members for g in found.pictured] == [
+        [("test", i, int(train_labels[s])), ("train", s, int(train_labels[s]))] for i, s in zip(places, sources,
+                                                                                               strict=True)]
+    assert torch.equal(found.pictured[0].images[1], train_images[3])
     assert not torch.equal(found.pictured[0].images[0], found.pictured[0].images[1])
     # the full listing holds every leaked item too
     assert [(e.item, e.train_item) for e in found.listing.leaked["test"]] == list(zip(places, sources, strict=True))
@@ -203,7 +196,7 @@ def test_distinct_digits_of_one_class__are_not_near_duplicates() -> None:
 
     assert found.checked and found.within["train"].total == 0
     # the closest distinct pairs of the class that looks most alike (ones), by brute force
-    ones = thumbnails(digits[labels == 1][:300])
+    ones = thumbnails(digits[labels == 1][:300])[0]
     i, j = np.triu_indices(len(ones), 1)
     closest = pixel_distances(ones[torch.from_numpy(i)], ones[torch.from_numpy(j)]).min().item()
     assert closest > DEFAULT_DISTANCE
@@ -230,26 +223,11 @@ def test_precision_and_recall__on_real_digits_with_planted_jpeg_shifted_and_brig
         assert len(pairs & planted) / len(planted) >= 0.9, kind
 
 
-def test_photographs__resized_cropped_shifted_and_recoded_copies_are_grouped_and_neighbouring_crops_are_not() -> None:
-    from tests.fixtures.photo_sets import photo_crops
-
-    data = photo_crops("held-out")  # never used to choose the distance
-    finder = NearDuplicateFinder(max_listed=10**6)
-    finder.start("train")
-    for k, image in enumerate(data.images):
-        x = torch.from_numpy(image)[None]
-        finder.add(x, torch.tensor([data.labels[k]]), item_keys(x), [str(k)])
-    found = finder.result(DEFAULT_DISTANCE)
-
-    pairs = {(min(a, b), max(a, b)) for a, b in _grouped_pairs(found)}
-    true = len(pairs & data.pairs)
-    assert true / len(pairs) >= 0.95 and true / len(data.pairs) >= 0.85, (true, len(pairs), len(data.pairs))
-
-
 def test_groups__a_picture_copied_14_times_is_one_group_confirmed_13_times() -> None:
     digits, labels = mnist_digits(200)
     rng = np.random.default_rng(3)
-    copies = [brightness(digits[7].numpy(), int(rng.integers(-20, 21))) for _ in range(13)]
+    deltas = rng.choice([d for d in range(-20, 21) if d], 13, replace=False)  # 13 different copies, none exact
+    copies = [brightness(digits[7].numpy(), int(delta)) for delta in deltas]
     images = torch.cat([digits, torch.from_numpy(np.stack(copies))])
 
     finder = NearDuplicateFinder(max_listed=10**6)
@@ -266,7 +244,7 @@ def test_groups__a_picture_copied_14_times_is_one_group_confirmed_13_times() -> 
 def test_grow_groups__confirms_a_forest_and_finds_the_same_components_as_confirming_every_pair() -> None:
     rng = np.random.default_rng(11)
     n = 300
-    truth = rng.integers(0, 60, n)  # 60 true groups; candidates: every pair of a group plus random false ones
+    truth = rng.integers(0, 20, n)  # 20 true groups; candidates: every pair of a group plus random false ones
     i, j = np.triu_indices(n, 1)
     same = truth[i] == truth[j]
     noise = rng.random(len(i)) < 0.002
@@ -285,7 +263,9 @@ def test_grow_groups__confirms_a_forest_and_finds_the_same_components_as_confirm
     assert np.array_equal(components(n, ci, cj), expected)
     groups = len(np.unique(truth))
     assert len(ci) == n - groups  # a spanning forest: one confirmation per member beyond the first
-    assert sum(asked) < same.sum() / 3  # far fewer than every true pair
+    # each false candidate is asked about at most once (then dropped); the true ones only along a forest
+    assert sum(asked) <= n - groups + int((noise & ~same).sum())
+    assert sum(asked) < same.sum() / 5  # far fewer than every true pair
 
 
 def test_exact_copies__are_left_to_the_exact_duplicate_report() -> None:
@@ -323,7 +303,7 @@ def test_report__says_what_leaked_nearly_and_what_to_do(tmp_path: Path) -> None:
 
     assert stats.near_duplicates.near_leaked == 1
     distance = stats.near_duplicates.leaked["test"].items[0].distance
-    assert 0 < distance <= DEFAULT_DISTANCE
+    assert 0 < distance < 0.06
     assert "⚠️ **Near-leakage:** 1 `test` item is a near-duplicate of a `train` item" in markdown
     assert "**Near-leakage:** 1 `test` item is a near copy of a `train` item (re-encoded" in markdown
     assert "`test` 7 ≈ `train` 17" in markdown
@@ -348,7 +328,7 @@ def test_near_groups_picture__a_row_per_group_members_side_by_side_and_differing
                2 + g + (5 if g == 0 else 0)) for g in range(3)]
     images = [rng.random((28, 28, 3)) for members, _, _ in groups for _ in members]
 
-    fig = draw_near_groups(images, groups, None, total=12, leaked=False, threshold=0.1)
+    fig = draw_near_groups(images, groups, None, total=12, leaked=False, threshold=0.08)
 
     assert len(fig.axes[0].images) == 2 + 3 + 4
     np.testing.assert_array_equal(fig.axes[0].images[2].get_array(), images[2])
@@ -357,15 +337,15 @@ def test_near_groups_picture__a_row_per_group_members_side_by_side_and_differing
     assert "train\nitem 0" in texts and "train\nitem 23" in texts
     title = " ".join(t.get_text() for t in fig.texts)
     assert "Near-duplicate groups within splits, largest first: first 3 of 12" in title
-    assert "≤ 0.1," in title
+    assert "≤ 0.08," in title
     red = [t.get_text() for t in fig.axes[0].texts if t.get_color() != "black" and t.get_text().startswith("label")]
     assert red == ["label 1", "label 1", "label 7"]  # the row whose labels differ
     with pytest.raises(CannotDrawFigure):
-        draw_near_groups([], [], total=0, leaked=False, threshold=0.1)
+        draw_near_groups([], [], total=0, leaked=False, threshold=0.08)
 
 
 def test_near_groups_job__crosses_the_worker_boundary_and_renders() -> None:
-    job = NearGroups([np.zeros((4, 4, 3))] * 2, [((("train", 3, 0), ("train", 1, 0)), 0.02, 2)], None, 1, False, 0.1)
+    job = NearGroups([np.zeros((4, 4, 3))] * 2, [((("train", 3, 0), ("train", 1, 0)), 0.02, 2)], None, 1, False, 0.08)
 
     (received,) = _load_jobs(io.BytesIO(pickle.dumps({"near_groups": job}))).values()
 
