@@ -251,6 +251,9 @@ def test_compute_stats__lists_are_capped_at_100_with_the_full_total(tmp_path: Pa
     repeats = sorted(truth.duplicate_of["train"])  # 120 duplicates + 110 relabelled copies
     assert train.duplicate_items.total == train.duplicates == len(repeats) == 230
     assert [d.item for d in train.duplicate_items.items] == repeats[:MAX_LISTED_ITEMS]
+    # every repeat is kept for the full list, and the repeats form one group per repeated content
+    assert {d.item: d.first for d in train.duplicate_items.every} == truth.duplicate_of["train"]
+    assert train.duplicate_items.groups == len(set(truth.duplicate_of["train"].values()))
     test = stats.leakage.leaked_items["test"]
     assert test.total == stats.leakage.per_split["test"] == 130
     assert [e.item for e in test.items] == list(range(MAX_LISTED_ITEMS))
