@@ -1,14 +1,16 @@
-"""Near-duplicate search: time at 70,000 and 700,000 28x28 digits, and precision/recall on real digits.
+"""Near-duplicate search: time at 70,000 and 700,000 28x28 digits, and precision/recall on real
+photographs, faces and digits next to imagehash.
 
-Prints, for 60,000 + 10,000 and 600,000 + 100,000 digits (real MNIST digits rotated, scaled, moved
-and noised, so they look like handwriting and are mostly not near-duplicates of each other, with one
-planted near copy per 1,000 items): the seconds of the whole near-duplicate step of data-stats
-(thumbnails per batch, hashes, multi-index search, pixel confirmation), the pairs it found, and the
-700k/70k time ratio against linear (10x) and quadratic (100x) growth. Then precision and recall on
-2,000 real digits with 300 near copies of known origin mixed in (JPEG, one-pixel shifts, brightness
-changes, all three), at the default ``near-duplicate-distance``.
+Prints, for 60,000 + 10,000 and 600,000 + 100,000 digits, distinct (real MNIST digits rotated, scaled,
+moved and noised, with one planted near copy per 1,000 items) and dense (each digit ~10x, every copy
+with noise and moved by up to a pixel): the seconds of the whole near-duplicate step of data-stats
+(thumbnails per batch, hashes, multi-index search, pixel confirmation), the confirmations it made and
+the groups it found. Then, per benchmark set of :mod:`tests.fixtures.photo_sets` (tune and held-out
+halves), precision and recall overall and per transform for mlgate at the default
+``near-duplicate-distance`` and for imagehash's phash, dhash and whash at their best radius on the
+same set.
 
-    python bench/near_duplicates.py [--skip-700k]
+    python bench/near_duplicates.py [--skip-700k] [--skip-timing] [--halves tune,held-out]
 """
 
 from __future__ import annotations
