@@ -1,3 +1,4 @@
 from mlgate.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker processes import this file again (multiprocessing)
+    raise SystemExit(main())

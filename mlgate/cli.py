@@ -146,9 +146,11 @@ def _hint_markdown(hint: str) -> str:
 
 def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     if isinstance(settings, DataStatsSettings):
+        from mlgate.data.shards import start_workers, worker_count
         from mlgate.figures.worker import FigureWorker
 
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
+        start_workers(worker_count(settings.workers))  # likewise
         try:
             from mlgate.data.mode import run_data_stats
 
@@ -160,7 +162,7 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
 
         return run_model_gate(settings, ctx, clients)
     if isinstance(settings, PublishSettings):
-        from mlgate.publish_mode import run_publish
+        from mlgate.fork_publish import run_publish
 
         return run_publish(settings, ctx, clients)
     assert isinstance(settings, PromoteSettings)

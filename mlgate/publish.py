@@ -22,6 +22,7 @@ from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
+from mlgate.publish_contract import STALE_MARKER, manifest_json, marker_for
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
@@ -85,14 +86,19 @@ def workspace_relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def write_report_files(out_dir: Path, markdown: str, json_text: str, pngs: Mapping[str, bytes]) -> ReportPaths:
-    """``report.md``, the figures, and ``report.json`` last (its presence means the set is complete).
+def write_report_files(out_dir: Path, markdown: str, json_text: str, pngs: Mapping[str, bytes],
+                       files: Mapping[str, bytes] | None = None) -> ReportPaths:
+    """``report.md``, the figures, ``files`` (path relative to ``out_dir`` -> bytes: the full lists), and
+    ``report.json`` last (its presence means the set is complete).
 
     Files are 0644 and new folders 0755 (:func:`write_shared_file`, :func:`make_shared_dirs`).
     """
     make_shared_dirs(out_dir)
     for name, png in pngs.items():
         write_shared_file(out_dir / f"{name}.png", png)
+    for relative, data in (files or {}).items():
+        make_shared_dirs((out_dir / relative).parent)
+        write_shared_file(out_dir / relative, data)
     paths = ReportPaths(markdown=out_dir / "report.md", json=out_dir / "report.json")
     write_shared_file(paths.markdown, markdown.encode("utf-8"))
     write_shared_file(paths.json, json_text.encode("utf-8"))
@@ -133,7 +139,7 @@ class Publication:
             branch_store=branch_store,
             pr_number=pr.number if pr else None,
             comment=settings.comment,
-            marker=f"<!-- mlgate:{settings.mode}:{settings.report_title} -->",
+            marker=marker_for(settings.mode, settings.report_title),
             host=settings.host_figures,
             assets_branch=settings.assets_branch,
             out_dir=ctx.report_folder(settings),  # inside the workspace, apart from the data
@@ -180,6 +186,8 @@ class Finished:
     render: RenderMarkdown
     figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
     """Figure name (``sample_grid``) -> PNG bytes; saved as ``<name>.png`` beside the report."""
+    files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    """Other files for the report folder: path relative to it (``findings/leaked_items.csv``) -> bytes."""
     outputs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Mode-specific step outputs; ``passed``, ``report``, ``report-json``, ``comment-url`` and
     ``check-run-url`` are added."""
@@ -218,7 +226,7 @@ def finish(result: Finished, publication: Publication, ctx: RunContext) -> ExitC
         local = result.render({name: f"{name}.png" for name in result.figures}, "")
         paths: ReportPaths | None = None
         try:
-            paths = write_report_files(publication.out_dir, local, result.report_json, result.figures)
+            paths = write_report_files(publication.out_dir, local, result.report_json, result.figures, result.files)
             if ctx.pull_request is not None and publication.pr_number is not None:  # for `mode: publish` (forks)
                 _write_publish_manifest(publication, ctx.pull_request.head_sha)
         except OSError as exc:
@@ -283,12 +291,10 @@ def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
     """``publish.json`` beside the report: what a trusted ``mode: publish`` run needs to post it (it
     checks every field, and takes the pull request and commit from its own event, not from here)."""
     from mlgate import __version__
-    from mlgate.publish_mode import manifest_json
 
-    mode, _, title = publication.marker.removeprefix("<!-- mlgate:").removesuffix(" -->").partition(":")
     assert publication.pr_number is not None
-    text = manifest_json(mode=mode, title=title, marker=publication.marker, pr_number=publication.pr_number,
-                         head_sha=head_sha, version=__version__)
+    text = manifest_json(marker=publication.marker, pr_number=publication.pr_number, head_sha=head_sha,
+                         version=__version__)
     write_shared_file(publication.out_dir / "publish.json", text.encode("utf-8"))
 
 
@@ -324,8 +330,8 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     assert publication.check_sha is not None
     try:
         return post_check_run(
-            publication.repo, name=publication.check_run, head_sha=publication.check_sha,
-            result=conclusion(result.passed, result.gated), title=title,
+            publication.repo, name=plain_text(publication.check_run), head_sha=publication.check_sha,
+            result=conclusion(result.passed, result.gated), title=plain_text(title),
             summary=fit(summary, OUTPUT_LIMIT, "The full report is below and in the job summary."),
             text=fit(markdown, OUTPUT_LIMIT, "The full report is in the job summary of this run."),
             annotations=result.annotations,
@@ -338,10 +344,6 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     except GitHubError as exc:
         workflow.annotate("warning", "No check run", f"The verdict is not posted as a check run: {exc.message}")
     return "", None
-
-
-STALE_MARKER = "<!-- mlgate:stale -->"
-"""Starts the folded earlier report in a refreshed comment, so a second refresh does not nest it."""
 
 
 def collapse_earlier(markdown: str) -> Callable[[str], str]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from mlgate.markdown import code, inert, inert_message
 from mlgate.numbers import COUNT, Unit
 
 COMMENT_LIMIT = 65_536
@@ -83,7 +84,7 @@ def verdict_line(gates: list[Gate]) -> str:
     failed = [gate for gate in gates if not gate.passed]
     if not failed:
         return f"**Passed**: {'the gate' if len(gates) == 1 else f'all {len(gates)} gates'} passed."
-    names = ", ".join(f"`{gate.name}`" for gate in failed)
+    names = ", ".join(code(gate.name) for gate in failed)
     return f"**Failed**: {names}." if len(gates) == 1 else f"**Failed**: {names} ({len(failed)} of {len(gates)} gates)."
 
 
@@ -105,8 +106,8 @@ def gates_table(gates: list[Gate], units: GateUnits | None = None) -> str:
         unit = _unit(gate, units or {})
         verdict = "✅ pass" if gate.passed else "❌ fail"
         if gate.detail:
-            verdict += f": {gate.detail}"
-        rows.append(f"| `{gate.name}` | {unit.show(gate.value)} | {unit.show(gate.threshold, limit=True)} | "
+            verdict += f": {inert_message(gate.detail)}"
+        rows.append(f"| {code(gate.name)} | {unit.show(gate.value)} | {unit.show(gate.threshold, limit=True)} | "
                     f"{verdict} |")
     return "\n".join(rows)
 
@@ -135,11 +136,14 @@ def outcome(mode: str, gates: list[Gate], units: GateUnits, figures: list[str], 
     return "\n".join(lines)
 
 
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13)) | {127: None}
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13)) | {127: None} | dict.fromkeys(
+    [*range(0x80, 0xA0), 0x061C, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065),
+     *range(0x2066, 0x206A), 0xFEFF])
+"""Control characters, and the invisible ones that reorder or hide text (bidi controls, zero-width)."""
 
 
 def plain_text(text: str) -> str:
-    """One line of plain text: no line breaks, control characters, Markdown backticks or workflow commands.
+    """One line of plain text: no line breaks, control or bidi characters, Markdown backticks or workflow commands.
 
     A value the user controls (a title, a path, a model name) cannot start a ``::command::`` or a
     ``##[command]`` line of its own, nor move the cursor of a terminal.
@@ -173,7 +177,7 @@ def fit(body: str, limit: int, pointer: str) -> str:
 def check_summary(headline: str, gates: list[Gate], units: GateUnits) -> str:
     """A check run's summary (Markdown): the outcome's lines below its first (the check run's title
     already says that one), then the gate table, or that no gate is configured."""
-    lines = [f"- {line}" for line in headline.splitlines()[1:]]
+    lines = [f"- {inert(line)}" for line in headline.splitlines()[1:]]
     table = gates_table(gates, units) or f"{NO_GATES.capitalize()}: this check cannot fail."
     return "\n\n".join(part for part in ("\n".join(lines), table) if part)
 

@@ -189,6 +189,24 @@ class DatasetInputs(BaseModel):
     )
 
 
+MAX_WORKERS = 256
+
+
+def _workers(value: object) -> object:
+    if value == "auto":
+        return value
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS or isinstance(value, (bool, float)):
+        raise ValueError(f"must be `auto` or a whole number from 1 to {MAX_WORKERS}, e.g. `workers: 4`")
+    return count
+
+
+Workers = Annotated[Literal["auto"] | int, BeforeValidator(_workers)]
+"""``auto`` (the cores this process may use) or a number of worker processes."""
+
 DVC_TIMEOUT_MAX = 21_600
 """Six hours, the longest a job on a GitHub-hosted runner may run."""
 
@@ -201,7 +219,8 @@ class DvcInputs(BaseModel):
         "DVC tracks it.",
     )
     gcp_credentials: SecretStr | None = Field(
-        None, description="Google service-account key (JSON) for a `gs://` DVC remote.",
+        None, description="Google service-account key or workload-identity (`external_account`) file (JSON) for a "
+        "`gs://` DVC remote; empty: the file an earlier `google-github-actions/auth` step exported, if any.",
         json_schema_extra=example("${{ secrets.GCP_SA_KEY }}"),
     )
     dvc_timeout: int = Field(
@@ -246,6 +265,10 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
                                         json_schema_extra=example("120"))
     samples_per_class: int = Field(4, ge=1, le=16, description="Images per class in the sample grid; 1 to 16.",
                                    json_schema_extra=example("8"))
+    workers: Workers = Field(
+        "auto", description=f"Processes that read and measure the data: `auto` = the cores this job may use; "
+        f"or 1 to {MAX_WORKERS}.", json_schema_extra=example("4"),
+    )
     max_label_drift: float | None = Field(
         None, ge=0, le=1, description="Gate: largest total variation distance between the base and head label "
         "distributions of any split (0 to 1; 0.05 = 5 % of items would have to change class).",

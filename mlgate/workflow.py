@@ -150,6 +150,24 @@ def progress(every_s: float = 5.0, stream: TextIO | None = None,
     return report
 
 
+def rate(noun: str, every_s: float = 5.0, stream: TextIO | None = None,
+         clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:
+    """A :func:`progress` reporter for a loop over a known number of things: call it with how many are
+    done and how many there are; it says the rate, what is left and when it should end, e.g.
+    ``… 40,960 of 200,000 items read: 8,190 items/s, 159,040 left, about 19 s to go``."""
+    start = clock()
+    say = progress(every_s, stream, clock)
+
+    def report(done: int, total: int) -> None:
+        elapsed = clock() - start
+        per_s = done / elapsed if elapsed > 0 else 0.0
+        left = max(total - done, 0)
+        eta = f"about {_duration(left / per_s)} to go" if per_s > 0 else "no estimate yet"
+        say(f"{done:,} of {total:,} {noun}: {per_s:,.0f} {noun.split()[0]}/s, {left:,} left, {eta}")
+
+    return report
+
+
 def set_outputs(path: Path | None, outputs: Mapping[str, str]) -> None:
     """Append outputs to $GITHUB_OUTPUT using a random heredoc delimiter (multiline-safe).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 pytest_plugins = [
     "tests.fakes.github.server",
     "tests.fakes.gcs",
+    "tests.fakes.gcp_wif",
     "tests.fakes.wandb_server",
     "tests.fakes.dvc_repo",
     "tests.reliability.catalogue",

@@ -106,8 +106,10 @@ class DataRepo:
     head: GroundTruth
 
 
-def build_data_repo(root: Path, *, remote_url: str | None = None, env_extra: Mapping[str, str] = ()) -> DataRepo:
-    """Commit `base`: 600 train / 100 test; commit `head`: 800 train / 100 test with 3 leaks."""
+def build_data_repo(root: Path, *, remote_url: str | None = None, env_extra: Mapping[str, str] = (),
+                    name: str = "processed") -> DataRepo:
+    """Commit `base`: 600 train / 100 test; commit `head`: 800 train / 100 test with 3 leaks; the data in
+    `data/<name>`, tracked by `data/<name>.dvc`."""
     from tests.fixtures.datasets import make_course  # imports torch
 
     env = {**hermetic_env(root / "env"), **dict(env_extra)}
@@ -117,15 +119,15 @@ def build_data_repo(root: Path, *, remote_url: str | None = None, env_extra: Map
     run(origin, env, "dvc", "init", "-q")
     url = remote_url or str(root / "remote")
     (origin / ".dvc" / "config").write_text(f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {url}\n")
-    base = make_course(origin / "data" / "processed", n_train=600, n_test=100, shards=2, seed=1)
-    run(origin, env, "dvc", "add", "-q", "data/processed")
+    base = make_course(origin / "data" / name, n_train=600, n_test=100, shards=2, seed=1)
+    run(origin, env, "dvc", "add", "-q", f"data/{name}")
     run(origin, env, "git", "add", "-A")
     run(origin, env, "git", "commit", "-q", "-m", "data v1")
     base_sha = run(origin, env, "git", "rev-parse", "HEAD").strip()
-    for old in (origin / "data" / "processed").iterdir():
+    for old in (origin / "data" / name).iterdir():
         old.unlink()
-    head = make_course(origin / "data" / "processed", n_train=800, n_test=100, shards=2, leaks=3, seed=2)
-    run(origin, env, "dvc", "add", "-q", "data/processed")
+    head = make_course(origin / "data" / name, n_train=800, n_test=100, shards=2, leaks=3, seed=2)
+    run(origin, env, "dvc", "add", "-q", f"data/{name}")
     run(origin, env, "git", "add", "-A")
     run(origin, env, "git", "commit", "-q", "-m", "data v2")
     head_sha = run(origin, env, "git", "rev-parse", "HEAD").strip()

@@ -37,6 +37,8 @@ DEFAULT_NAME = "mlgate"
 OWNER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}")
 NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# a registry host, optionally with a port: ghcr.io, or 127.0.0.1:5000 for the release rehearsal
+HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
 # the `image:` key of the `runs:` block: indentation, optional quotes, optional trailing comment
 IMAGE_LINE = re.compile(r"^(?P<indent>[ ]+)image:[ ]*(?P<value>[^#\n]*?)[ ]*(?P<comment>#[^\n]*)?$")
 
@@ -45,8 +47,10 @@ class PinError(ValueError):
     """Raised when the owner, digest or action.yml cannot make a valid pinned action."""
 
 
-def image_reference(owner: str, digest: str, name: str = DEFAULT_NAME) -> str:
-    """``ghcr.io/OWNER/NAME@sha256:HEX`` after strict validation of each part."""
+def image_reference(owner: str, digest: str, name: str = DEFAULT_NAME, registry: str = REGISTRY) -> str:
+    """``REGISTRY/OWNER/NAME@sha256:HEX`` (ghcr.io by default) after strict validation of each part."""
+    if not HOST.fullmatch(registry):
+        raise PinError(f"registry {registry!r} is not a lower-case host name with an optional port, e.g. `ghcr.io`.")
     if not OWNER.fullmatch(owner):
         hint = " (ghcr.io needs it lower case)" if OWNER.fullmatch(owner.lower()) else ""
         raise PinError(
@@ -61,7 +65,7 @@ def image_reference(owner: str, digest: str, name: str = DEFAULT_NAME) -> str:
             "as `docker buildx imagetools inspect` or `docker inspect --format '{{index .RepoDigests 0}}'` "
             "print it, e.g. sha256:" + "0" * 64 + "."
         )
-    return f"{REGISTRY}/{owner}/{name}@{digest}"
+    return f"{registry}/{owner}/{name}@{digest}"
 
 
 def _runs_image_line(lines: list[str]) -> int:
@@ -85,13 +89,13 @@ def _runs_image_line(lines: list[str]) -> int:
     return found[0]
 
 
-def pin_image(text: str, owner: str, digest: str, name: str = DEFAULT_NAME) -> str:
+def pin_image(text: str, owner: str, digest: str, name: str = DEFAULT_NAME, registry: str = REGISTRY) -> str:
     """action.yml ``text`` with ``runs.image`` pinned to the digest and ``runs.env.MLGATE_IMAGE`` set.
 
     Raises PinError when the owner or digest is invalid, when action.yml is not a Docker action built
     from ``Dockerfile`` (already pinned, say), or when the result would differ anywhere else.
     """
-    reference = image_reference(owner, digest, name)
+    reference = image_reference(owner, digest, name, registry)
     original = yaml.safe_load(text)
     runs = original.get("runs") if isinstance(original, dict) else None
     if not isinstance(runs, dict) or runs.get("using") != "docker":
@@ -139,17 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owner", required=True, help="lower-case owner of the ghcr.io package, e.g. `mlgate`")
     parser.add_argument("--digest", required=True, help="image digest, `sha256:` and 64 hex digits")
     parser.add_argument("--name", default=DEFAULT_NAME, help="image name under the owner (default: %(default)s)")
+    parser.add_argument("--registry", default=REGISTRY,
+                        help="registry host (default: %(default)s; the rehearsal uses a loopback registry)")
     parser.add_argument("--action", type=Path, default=Path("action.yml"), help="file to rewrite in place")
     args = parser.parse_args(argv)
     try:
         text = args.action.read_bytes().decode("utf-8")  # bytes: keep the file's line endings as they are
-        pinned = pin_image(text, args.owner, args.digest, args.name)
+        pinned = pin_image(text, args.owner, args.digest, args.name, args.registry)
     except (OSError, PinError) as exc:
         message = str(exc).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
         print(f"::error title=Cannot pin the action's image::{message}", file=sys.stderr)
         return 1
     args.action.write_bytes(pinned.encode("utf-8"))
-    print(f"{args.action}: runs.image -> docker://{image_reference(args.owner, args.digest, args.name)}")
+    print(f"{args.action}: runs.image -> docker://{image_reference(args.owner, args.digest, args.name, args.registry)}")
     return 0
 
 

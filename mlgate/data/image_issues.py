@@ -30,7 +30,8 @@ Each check is a few vectorised operations per batch (the statistics' reading pas
 - **mixed_channels**: items whose channel count is not the split's most common one.
 
 Each issue keeps its total and the first :data:`MAX_LISTED_ITEMS` items (``odd_size`` and
-``mixed_channels``: up to that many, by shape). Items are named like every other listing of the
+``mixed_channels``: up to that many, by shape), and every item with it compactly
+(:meth:`ImageIssueAccumulator.everything`, for the full lists). Items are named like every other listing of the
 statistics: their index within the split, or (ImageFolder) their file path.
 """
 
@@ -42,6 +43,8 @@ from dataclasses import dataclass, field
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.data.item_lists import ItemList
 
 LEVELS = 16
 """Brightness bands per item: 1/16 of the dtype's range each."""
@@ -112,10 +115,13 @@ class ImageIssues(BaseModel):
 class _Listed:
     total: int = 0
     items: list[ItemId] = field(default_factory=list)
+    every: ItemList = field(default_factory=ItemList)
+    """All of them, compactly, for the full list."""
 
     def add(self, names: Sequence[ItemId], mask: torch.Tensor | None = None) -> None:
         if mask is None:
             self.total += len(names)
+            self.every.extend(names)
             room = MAX_LISTED_ITEMS - len(self.items)
             if room > 0:
                 self.items.extend(names[:room])
@@ -124,12 +130,21 @@ class _Listed:
         if not hits:
             return
         self.total += hits
+        found = torch.nonzero(mask)[:, 0].tolist()
+        self.every.extend(names[i] for i in found)
         room = MAX_LISTED_ITEMS - len(self.items)
         if room > 0:
-            self.items.extend(names[i] for i in torch.nonzero(mask)[:room, 0].tolist())
+            self.items.extend(names[i] for i in found[:room])
 
     def model(self) -> IssueItems:
         return IssueItems(total=self.total, items=list(self.items))
+
+    def merge(self, other: _Listed, offset: int) -> None:
+        """Append ``other``'s items, whose indices (not names) count from ``offset``."""
+        self.total += other.total
+        room = MAX_LISTED_ITEMS - len(self.items)
+        self.items += [item + offset if isinstance(item, int) else item for item in other.items[:max(room, 0)]]
+        self.every.extend(item + offset if isinstance(item, int) else item for item in other.every)
 
 
 def _merged(parts: Sequence[_Listed]) -> IssueItems:
@@ -217,6 +232,18 @@ class ImageIssueAccumulator:
             bands, judged = sampled
             self._intensity(bands, luma.shape[1], names, constant, judged)
 
+    def merge(self, other: ImageIssueAccumulator, offset: int) -> None:
+        """Append ``other``, the accumulation of the items that follow ours: its item indices count from
+        ``offset`` (our item count)."""
+        for name, listed in other.flags.items():
+            self.flags[name].merge(listed, offset)
+        for size, listed in other.sizes.items():
+            self.sizes.setdefault(size, _Listed()).merge(listed, offset)
+        for channels, listed in other.channels.items():
+            self.channels.setdefault(channels, _Listed()).merge(listed, offset)
+        self.colour += other.colour
+        self.checked += other.checked
+
     def _intensity(self, bands: torch.Tensor, n: int, names: Sequence[ItemId], constant: torch.Tensor,
                    judged: torch.Tensor) -> None:
         """Near-blank, dark, bright and low information from each item's count of pixels per band
@@ -232,6 +259,18 @@ class ImageIssueAccumulator:
         entropy = -(shares * torch.log2(shares.clamp_min(1e-300))).sum(dim=1)
         self.flags["low_information"].add(names, (entropy < LOW_ENTROPY_BITS) & ~blank & ~constant & judged)
 
+    def everything(self) -> dict[str, ItemList]:
+        """Every item with each issue found (the full lists; :meth:`result` lists the first 100)."""
+        lists = {name: self.flags[name].every for name in self.flags}
+        if self.colour <= self.flags["grayscale_in_rgb"].total:
+            del lists["grayscale_in_rgb"]
+        if self.sizes:
+            lists["odd_size"] = _joined([self.sizes[size] for size in _odd_sizes(self.sizes)])
+        if len(self.channels) > 1:
+            usual = max(self.channels, key=lambda c: self.channels[c].total)
+            lists["mixed_channels"] = _joined([listed for c, listed in self.channels.items() if c != usual])
+        return {name: lists[name] for name in ISSUES if name in lists and len(lists[name])}
+
     def result(self) -> ImageIssues:
         issues = ImageIssues(checked=self.checked, **{name: listed.model() for name, listed in self.flags.items()})
         gray = self.flags["grayscale_in_rgb"]
@@ -243,6 +282,13 @@ class ImageIssueAccumulator:
             usual = max(self.channels, key=lambda c: self.channels[c].total)
             issues.mixed_channels = _merged([listed for c, listed in self.channels.items() if c != usual])
         return issues
+
+
+def _joined(parts: Sequence[_Listed]) -> ItemList:
+    joined = ItemList()
+    for part in parts:
+        joined.extend(part.every)
+    return joined
 
 
 def _odd_sizes(sizes: dict[tuple[int, int], _Listed]) -> list[tuple[int, int]]:

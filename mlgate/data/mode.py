@@ -19,6 +19,9 @@ from mlgate.clients import Clients
 from mlgate.context import RunContext
 from mlgate.data.changes import Changes, compare
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
+from mlgate.data.findings import FOLDER as FINDINGS_FOLDER
+from mlgate.data.findings import FullList, full_lists
+from mlgate.data.findings import Measured as FindingsOf
 from mlgate.data.layouts import Dataset, open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.pull import dvc_session, pull_if_tracked
@@ -46,7 +49,7 @@ from mlgate.figures.worker import (
     PixelHistogram,
     SampleGrid,
 )
-from mlgate.publish import Finished, Publication, finish
+from mlgate.publish import Finished, Publication, finish, workspace_relative
 from mlgate.settings import DataStatsSettings
 
 if TYPE_CHECKING:
@@ -121,10 +124,27 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
     with workflow.phase("Drawing the figures"):
         drawn = worker.render(_late_figure_jobs(measured, baseline, label_errors))
         figures = {name: drawn[name] for name in FIGURE_TITLES if name in drawn}
+    files, lists = full_lists(FindingsOf(measured.stats, label_errors.flagged if label_errors else None))
     report = _report(settings, versions, measured, baseline, figures,
-                     label_errors=label_errors.result if label_errors else None)
+                     label_errors=label_errors.result if label_errors else None, full_lists=lists)
+    if report.data_changed is None and ctx.pull_request is not None:
+        report = report.model_copy(update={"data_changed": _changed_in_git(
+            ctx.in_workspace(settings.data, "data"), ctx.pull_request.base_sha)})
     cache.flush()
-    return finish(_finished(report, figures, _label_counts(measured.stats), dvc=clients.dvc), publication, ctx)
+    findings_dir = workspace_relative(publication.out_dir / FINDINGS_FOLDER, ctx.workspace)
+    return finish(_finished(report, figures, _label_counts(measured.stats), dvc=clients.dvc, files=files,
+                            findings_dir=findings_dir), publication, ctx)
+
+
+def _changed_in_git(data: Path, base_sha: str) -> bool:
+    """Whether git sees ``data`` differ between the pull request's base and HEAD, for the `data-changed`
+    output when DVC could not say (data that DVC does not track, ``compare-base: false``, data new on
+    this branch). True when git cannot show the base (a shallow checkout): unchanged is not proven."""
+    import subprocess
+
+    done = subprocess.run(["git", "diff", "--quiet", base_sha, "HEAD", "--", data.name, f"{data.name}.dvc"],
+                          cwd=data.parent, capture_output=True, check=False, timeout=120)
+    return done.returncode != 0
 
 
 def _versions(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None) -> DataVersions:
@@ -146,7 +166,8 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
         dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
         near = NearDuplicateFinder()
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read(), near_duplicates=near)
+                                               progress=_items_read(), near_duplicates=near,
+                                               workers=_workers(settings))
     base = settings.baseline_data.as_posix() if settings.baseline_data else None
     if base is None and dvc is not None and versions.base_hash is not None:
         base = versions.base_ref or versions.base_sha
@@ -155,9 +176,14 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
 
-def _items_read() -> Callable[[int], None]:
-    say = workflow.progress()
-    return lambda items: say(f"{items:,} items read")
+def _workers(settings: DataStatsSettings) -> int:
+    from mlgate.data.shards import worker_count
+
+    return worker_count(settings.workers)
+
+
+def _items_read() -> Callable[[int, int], None]:
+    return workflow.rate("items read")
 
 
 def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, FigureJob]:
@@ -232,7 +258,7 @@ def _near_groups_job(stats: DatasetStats) -> NearGroups:
 
 def _report(settings: DataStatsSettings, versions: DataVersions, measured: Measured,
             baseline: BaselineResult | None, figures: Mapping[str, bytes], *,
-            label_errors: LabelErrors | None = None) -> DataReport:
+            label_errors: LabelErrors | None = None, full_lists: list[FullList] | None = None) -> DataReport:
     from mlgate.data.gates import evaluate_data_gates, evaluate_drift_gates
 
     return build_report(
@@ -241,11 +267,13 @@ def _report(settings: DataStatsSettings, versions: DataVersions, measured: Measu
         gates=evaluate_data_gates(measured.stats, settings, baseline)
         + evaluate_drift_gates(measured.drift, settings), baseline=baseline,
         figures={name: f"{name}.png" for name in figures}, drift=measured.drift, label_errors=label_errors,
+        full_lists=full_lists,
     )
 
 
 def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: dict[str, dict[str, int]], *,
-              dvc: DvcRunner | None = None) -> Finished:
+              dvc: DvcRunner | None = None, files: Mapping[str, bytes] | None = None,
+              findings_dir: str = "") -> Finished:
     from mlgate.data.annotations import dvc_annotations
     from mlgate.data.gates import UNITS
     from mlgate.figures.data import label_distribution_mermaid
@@ -255,7 +283,9 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
     return Finished(
         passed=report.passed, report_json=report.model_dump_json(indent=2), figures=figures,
         render=lambda links, note: render_markdown(report, links, fallback_chart=fallback, note=note),
-        outputs={"data-changed": "" if report.data_changed is None else str(report.data_changed).lower()},
+        outputs={"data-changed": "" if report.data_changed is None else str(report.data_changed).lower(),
+                 "findings-dir": findings_dir if files else ""},
+        files=files or {},
         headline=data_outcome(report),
         check_summary=check_summary(data_outcome(report), report.gates, UNITS), gated=bool(report.gates),
         annotations=dvc_annotations(report, dvc) if dvc is not None else (),
@@ -320,7 +350,8 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     and what changed against them."""
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
-        base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
+        base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
+                                   workers=_workers(settings), progress=_items_read())[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
@@ -331,7 +362,8 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     if cached is None:
         with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
             base_dir = dvc.materialize(base_sha, data, Path(tmp))
-            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1)[0]
+            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
+                                   workers=_workers(settings), progress=_items_read())[0]
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached

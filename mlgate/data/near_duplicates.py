@@ -605,6 +605,21 @@ class NearDuplicateFinder:
         items.boxes.append(np.tile(np.array(box, dtype=np.int64), (rows, 1)))
         items.index.append(np.arange(first, first + rows, dtype=np.int64))
 
+    def append(self, part: _SplitItems) -> None:
+        """Append the items another finder collected from the items that follow (one shard of the split
+        :meth:`start` ed last, its indices counted from its first item): merging shards is concatenating."""
+        items = self.current
+        assert items is not None, "start() a split first"
+        items.thumbs += part.thumbs
+        items.labels += part.labels
+        items.keys += part.keys
+        items.boxes += part.boxes
+        items.index += [index + items.position for index in part.index]
+        if part.names is not None:
+            items.names = [] if items.names is None else items.names
+            items.names += part.names
+        items.position += part.position
+
     def result(self, threshold: float) -> NearDuplicateStats:
         """Groups of near copies within each split and near-leaked items, confirmed within ``threshold``
         pixel distance, with the thumbnails of up to :data:`MAX_PICTURED` rows in ``pictured`` and every

@@ -10,7 +10,8 @@ pulls ``eval-data``, with the inputs of :class:`~mlgate.settings.DvcInputs` (``d
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mlgate import workflow
@@ -21,8 +22,9 @@ from mlgate.settings import DvcInputs
 @contextlib.contextmanager
 def dvc_session(settings: DvcInputs, runner: DvcRunner, *, needed: bool = False) -> Iterator[DvcRunner | None]:
     """``runner`` when the repository uses DVC and the run may need it (``dvc-pull`` not `false`, or
-    ``needed`` for another reason, e.g. comparing with the base branch), with the service-account key
-    in a private temp file for exactly as long as DVC runs; None otherwise."""
+    ``needed`` for another reason, e.g. comparing with the base branch), with the Google credentials
+    (``gcp-credentials``, else the file an earlier auth step exported) checked and in a private temp
+    file for exactly as long as DVC runs; None otherwise."""
     if settings.dvc_pull == "false" and not needed:
         yield None
         return
@@ -35,13 +37,46 @@ def dvc_session(settings: DvcInputs, runner: DvcRunner, *, needed: bool = False)
         yield None
         return
     runner = runner.with_timeout(settings.dvc_timeout)
-    if settings.gcp_credentials is None:
+    if settings.gcp_credentials is None and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
         yield runner
         return
-    from mlgate.gcp import service_account_credentials
-
-    with service_account_credentials(settings.gcp_credentials.get_secret_value(), mask=workflow.mask) as extra:
+    with _google_credentials(settings, runner, os.environ) as extra:
         yield runner.with_env(extra)
+
+
+@contextlib.contextmanager
+def _google_credentials(settings: DvcInputs, runner: DvcRunner, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """DVC's environment for Google: ``gcp-credentials`` when given, else the file that
+    ``GOOGLE_APPLICATION_CREDENTIALS`` names (a host path when an auth step ran before this container).
+
+    An exported ``external_account`` file is checked like the input (it decides where the job's OIDC
+    token goes); any other exported file (a developer's ``gcloud`` login when run as a CLI) is passed
+    on as it was, as before."""
+    from mlgate import gcp
+
+    request_url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL") or None
+    if settings.gcp_credentials is not None:
+        text, source = settings.gcp_credentials.get_secret_value(), gcp.INPUT
+    else:
+        named = env[gcp.AMBIENT]
+        located = gcp.locate_in_workspace(named, Path(env.get("GITHUB_WORKSPACE") or runner.repo))
+        if located is None:
+            workflow.annotate(
+                "warning", "Google credentials not found",
+                f"{gcp.AMBIENT} names {named}, which is neither in this container nor under the workspace, so "
+                "DVC runs without it. An auth step must write the file into the workspace "
+                "(google-github-actions/auth@v2 does, after actions/checkout), or pass `gcp-credentials`.",
+            )
+            yield {gcp.AMBIENT: ""}  # google-auth treats an empty value as unset
+            return
+        text, source = gcp.read_credentials_file(located), f"{gcp.AMBIENT} ({named})"
+        if gcp.credentials_type(text) != "external_account":  # e.g. `gcloud auth application-default login`'s
+            for secret in gcp.secret_values(text):
+                workflow.mask(secret)
+            yield {gcp.AMBIENT: str(located)}
+            return
+    with gcp.google_credentials(text, mask=workflow.mask, source=source, id_token_request_url=request_url) as extra:
+        yield extra
 
 
 def should_pull(settings: DvcInputs, dvc: DvcRunner, data: str) -> bool:

@@ -15,10 +15,12 @@ from mlgate.data import image_issues
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.changes import Changes
 from mlgate.data.drift import DriftReport, LabelDrift, PixelDrift, SplitDrift
+from mlgate.data.findings import FullList
 from mlgate.data.gates import INPUTS, UNITS
-from mlgate.data.label_errors import LabelErrors
+from mlgate.data.label_errors import LabelErrors, clearly_above_chance
 from mlgate.data.near_duplicates import NearDuplicateStats
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
+from mlgate.markdown import code, inert
 from mlgate.numbers import count, number, percent, ratio, signed_count
 from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
 
@@ -63,6 +65,8 @@ class DataReport(BaseModel):
     near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
     """Near-duplicates within each split and non-train items with a near copy in train (re-encoded,
     shifted, brightened), exact copies excluded."""
+    full_lists: list[FullList] = []
+    """The CSV files beside report.json that list every item of each finding (the lists above stop at 100)."""
 
 
 def build_report(
@@ -77,6 +81,7 @@ def build_report(
     figures: dict[str, str],
     drift: DriftReport | None = None,
     label_errors: LabelErrors | None = None,
+    full_lists: list[FullList] | None = None,
 ) -> DataReport:
     data_changed = None
     if changes is not None:
@@ -98,16 +103,17 @@ def build_report(
         figures=figures,
         drift=drift,
         label_errors=label_errors,
+        full_lists=full_lists or [],
     )
 
 
 def render_unchanged(title: str, data: str, content_hash: str | None, base: str,
                      gates: list[Gate] | None = None) -> str:
     """The data is the base branch's: one line, and the gates (judged on cached statistics) when set."""
-    short = f" (DVC hash `{content_hash[:10]}`)" if content_hash else ""
+    short = f" (DVC hash {code(content_hash[:10])})" if content_hash else ""
     said = "its cached statistics were held against the gates." if gates else "nothing to report."
-    parts = [f"## {icon(gates)} {title}" if gates else f"## {title}",
-             f"➖ `{data}` is unchanged against `{base}`{short}; {said}"]
+    parts = [f"## {icon(gates)} {inert(title)}" if gates else f"## {inert(title)}",
+             f"➖ {code(data)} is unchanged against {code(base)}{short}; {said}"]
     if gates:
         parts += [verdict_line(gates), gates_section(gates, UNITS, INPUTS)]
     return "\n\n".join([*parts, footer()]) + "\n"
@@ -170,7 +176,7 @@ def _label(label: str, class_names: list[str] | None) -> str:
         says_label = name.startswith(label) and not name[len(label):len(label) + 1].isalnum()
         if not says_label:
             name = f"{label} · {name}"
-    return name.replace("|", "\\|")  # a table cell
+    return inert(name)
 
 
 def _splits_table(report: DataReport) -> str:
@@ -182,7 +188,7 @@ def _splits_table(report: DataReport) -> str:
 
     row("items", lambda s: count(s.count))
     row("item shape", lambda s: _shape(s.shape, s.shapes))
-    row("dtype", lambda s: s.dtype)
+    row("dtype", lambda s: inert(s.dtype))
     row("value range", lambda s: f"{number(s.min)} … {number(s.max)}")
     row("mean (per channel)", lambda s: ", ".join(number(v) for v in s.channel_mean) or numbers.MISSING)
     row("std (per channel)", lambda s: ", ".join(number(v) for v in s.channel_std) or numbers.MISSING)
@@ -192,7 +198,7 @@ def _splits_table(report: DataReport) -> str:
     row("exact duplicates", lambda s: count(s.duplicates))
     row("items with NaN/Inf", lambda s: count(s.nonfinite))
     row("unreadable files", lambda s: count(len(s.unreadable)))
-    lines = ["| | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| | " + " | ".join(f"{code(n)}" for n in names) + " |", "|---|" + "---:|" * len(names)]
     lines += [f"| {title} | " + " | ".join(cells) + " |" for title, cells in rows]
     return "\n".join(lines)
 
@@ -202,7 +208,7 @@ def _findings(report: DataReport) -> list[str]:
     leak = report.leakage
     for split_name, leaked in leak.per_split.items():
         if leaked:
-            findings.append(f"⚠️ **Leakage:** {_counted(leaked, f'`{split_name}` item')} "
+            findings.append(f"⚠️ **Leakage:** {_counted(leaked, f'{code(split_name)} item')} "
                             f"{'has' if leaked == 1 else 'have'} an exact copy in `train`.")
     findings += _near_findings(report.near_duplicates)
     if leak.conflicting_labels:
@@ -213,31 +219,31 @@ def _findings(report: DataReport) -> list[str]:
     for name, split in report.splits.items():
         if split.count == 0:
             why = "every file of it is unreadable" if split.unreadable else "its files hold zero items"
-            findings.append(f"❌ `{name}` is empty: {why}, so it is left out of the figures and every "
+            findings.append(f"❌ {code(name)} is empty: {why}, so it is left out of the figures and every "
                             "statistic but this table.")
         if split.duplicates:
-            findings.append(f"⚠️ `{name}`: {_counted(split.duplicates, 'exact duplicate')}.")
+            findings.append(f"⚠️ {code(name)}: {_counted(split.duplicates, 'exact duplicate')}.")
         if split.nonfinite:
-            findings.append(f"⚠️ `{name}`: {count(split.nonfinite)} items contain NaN or Inf.")
+            findings.append(f"⚠️ {code(name)}: {count(split.nonfinite)} items contain NaN or Inf.")
         if split.missing_classes and split.count:
             missing = ", ".join(_label(c, report.class_names) for c in split.missing_classes)
-            findings.append(f"⚠️ `{name}` has no items of class {missing}.")
+            findings.append(f"⚠️ {code(name)} has no items of class {missing}.")
         if split.unreadable:
-            shown = ", ".join(f"`{path}`" for path in split.unreadable[:10])
+            shown = ", ".join(f"{code(path)}" for path in split.unreadable[:10])
             more = f" and {count(len(split.unreadable) - 10)} more" if len(split.unreadable) > 10 else ""
-            findings.append(f"❌ `{name}`: unreadable files {shown}{more}.")
+            findings.append(f"❌ {code(name)}: unreadable files {shown}{more}.")
     return findings
 
 
 def _changes(changes: Changes, class_names: list[str] | None) -> str:
-    parts = [f"### What changed against `{changes.base}`"]
+    parts = [f"### What changed against {code(changes.base)}"]
     if changes.files is not None:
         files = changes.files
         counts = (f"{count(len(files.added))} added, {count(len(files.modified))} modified, "
                   f"{count(len(files.deleted))} deleted, {count(len(files.renamed))} renamed")
         listing = "\n".join(
-            [f"- ➕ `{p}`" for p in files.added] + [f"- ✏️ `{p}`" for p in files.modified]
-            + [f"- ➖ `{p}`" for p in files.deleted] + [f"- 🔀 `{a}` → `{b}`" for a, b in files.renamed]
+            [f"- ➕ {code(p)}" for p in files.added] + [f"- ✏️ {code(p)}" for p in files.modified]
+            + [f"- ➖ {code(p)}" for p in files.deleted] + [f"- 🔀 {code(a)} → {code(b)}" for a, b in files.renamed]
         )
         parts.append(f"DVC files: {counts}." + ("\n\n" + fold("changed files", listing) if listing else ""))
     lines = ["| split | base | head | Δ items | Δ per class |", "|---|---:|---:|---:|---|"]
@@ -245,7 +251,7 @@ def _changes(changes: Changes, class_names: list[str] | None) -> str:
         per_class = ", ".join(
             f"{_label(label, class_names)}: {signed_count(delta)}" for label, delta in change.label_deltas.items()
         ) or numbers.MISSING
-        lines.append(f"| `{name}` | {count(change.count_base)} | {count(change.count_head)} | "
+        lines.append(f"| {code(name)} | {count(change.count_base)} | {count(change.count_head)} | "
                      f"{signed_count(change.count_delta)} | {per_class} |")
     parts.append("\n".join(lines))
     notes = []
@@ -254,14 +260,14 @@ def _changes(changes: Changes, class_names: list[str] | None) -> str:
     if changes.removed_classes:
         notes.append("removed classes: " + ", ".join(_label(c, class_names) for c in changes.removed_classes))
     if changes.added_splits:
-        notes.append("new splits: " + ", ".join(f"`{s}`" for s in changes.added_splits))
+        notes.append("new splits: " + ", ".join(f"{code(s)}" for s in changes.added_splits))
     if changes.removed_splits:
-        notes.append("removed splits: " + ", ".join(f"`{s}`" for s in changes.removed_splits))
+        notes.append("removed splits: " + ", ".join(f"{code(s)}" for s in changes.removed_splits))
     for name, change in changes.splits.items():
         if change.shape_changed and change.shape_base and change.shape_head:
-            notes.append(f"`{name}` item shape {_shape(change.shape_base, {})} → {_shape(change.shape_head, {})}")
+            notes.append(f"{code(name)} item shape {_shape(change.shape_base, {})} → {_shape(change.shape_head, {})}")
         if change.dtype_changed and change.dtype_base and change.dtype_head:
-            notes.append(f"`{name}` dtype {change.dtype_base} → {change.dtype_head}")
+            notes.append(f"{code(name)} dtype {inert(change.dtype_base)} → {inert(change.dtype_head)}")
     if notes:
         parts.append("\n".join(f"- {note}" for note in notes))
     return "\n\n".join(parts)
@@ -273,7 +279,7 @@ def _label_counts_table(report: DataReport) -> str:
     for split in report.splits.values():
         labels += [label for label in split.label_counts if label not in labels]
     labels.sort(key=lambda x: (0, int(x)) if x.lstrip("-").isdigit() else (1, 0))
-    lines = ["| class | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| class | " + " | ".join(f"{code(n)}" for n in names) + " |", "|---|" + "---:|" * len(names)]
     for label in labels:
         cells = []
         for n in names:
@@ -286,7 +292,7 @@ def _label_counts_table(report: DataReport) -> str:
 def _baseline(result: BaselineResult) -> str:
     learns = "✅ learns" if result.converged else "❌ does not learn"
     return (
-        f"{learns}: {result.model}, {_counted(result.epochs, 'epoch')} in {numbers.seconds(result.seconds)} on "
+        f"{learns}: {inert(result.model)}, {_counted(result.epochs, 'epoch')} in {numbers.seconds(result.seconds)} on "
         f"{count(result.train_samples)} train items; test accuracy **{percent(result.test_accuracy)}** "
         f"against {percent(result.chance_accuracy)} by always guessing the most common class "
         f"({count(result.test_samples)} test items)."
@@ -300,7 +306,7 @@ _LABEL_ERRORS_SHOWN = 10
 def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
     """One line when nothing was flagged (or the models were too weak to judge); else the count, how it
     was found, and the flagged items (least believable label first), folded when more than 10."""
-    split = f"`{result.split}`"
+    split = f"{code(result.split)}"
     sampled = f"{count(result.items_examined)} {split} items" + (
         f" (a random sample of the {count(result.items_read)} read)" if result.items_examined < result.items_read
         else "")
@@ -310,20 +316,27 @@ def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
         return (f"➖ Not judged: the time left in `baseline-time-budget` trained the models for "
                 f"{number(result.epochs)} epochs per fold on {sampled}, under half of what they need to dispute "
                 f"a label. Raise `baseline-time-budget` to look for label errors.")
+    confused = _confused_pairs(result, class_names)
+    if not result.judged and result.confused_pair_count and clearly_above_chance(
+            result.out_of_sample_accuracy, result.chance_accuracy, result.items_examined):
+        return (f"➖ Not judged: models trained on {sampled} cannot tell the classes apart well enough to say "
+                f"which one an item is ({percent(result.out_of_sample_accuracy)} out-of-sample accuracy; every "
+                f"pair of classes confused more than {percent(result.pair_confusion_limit)}), so a disagreement "
+                f"with a label means nothing.{cut}{confused}")
     if not result.judged:
         return (f"➖ Not judged: models trained on {sampled} predicted the given labels "
                 f"{percent(result.out_of_sample_accuracy)} of the time, against {percent(result.chance_accuracy)} "
                 f"by always guessing the most common class; too weak to dispute a label.{cut}")
     if not result.flagged:
-        return f"✅ None found among {sampled}.{cut}"
+        return f"✅ None found among {sampled}.{cut}{confused}"
     sample = f"; a random sample of the {count(result.items_read)} read" \
         if result.items_examined < result.items_read else ""
     found = (f"⚠️ **{count(result.flagged)} of {count(result.items_examined)} {split} items** "
              f"({percent(result.flagged / result.items_examined)}{sample}) probably "
-             f"{'carries' if result.flagged == 1 else 'carry'} a wrong label: a {result.model}, "
+             f"{'carries' if result.flagged == 1 else 'carry'} a wrong label: a {inert(result.model)}, "
              f"trained on the other {result.folds - 1} of {result.folds} folds "
              f"({percent(result.out_of_sample_accuracy)} out-of-sample accuracy), confidently sees another class "
-             f"(confident learning, per-class thresholds).{cut}")
+             f"(confident learning, per-class thresholds).{cut}{confused}")
     lines = ["| item | labelled | looks like | confidence |", "|---|---|---|---:|"]
     lines += [f"| {_item(result.split, e.item)} | {_label(str(e.label), class_names)} | "
               f"{_label(str(e.suggested), class_names)} | {percent(e.confidence)} |" for e in result.items]
@@ -338,6 +351,20 @@ def _label_errors(result: LabelErrors, class_names: list[str] | None) -> str:
     return found + "\n\n" + table
 
 
+def _confused_pairs(result: LabelErrors, class_names: list[str] | None) -> str:
+    """The pairs of classes too often confused to judge (empty when none), as a sentence."""
+    if not result.confused_pair_count:
+        return ""
+    pairs = [f"{_label(str(p.label), class_names)} / {_label(str(p.other), class_names)} ({percent(p.confusion)})"
+             for p in result.confused_pairs]
+    more = result.confused_pair_count - len(pairs)
+    listed = ", ".join(pairs) + (f" and {count(more)} more" if more > 0 else "")
+    return (f"\n\n➖ **Not judged between {_counted(result.confused_pair_count, 'pair')} of classes** the models "
+            f"confuse more than {percent(result.pair_confusion_limit)} of the time (look-alike classes, or many "
+            f"label errors between just these two; look at a few items of each): {listed}. No item is flagged "
+            f"between them.")
+
+
 _NEXT_LISTED = 5
 """Items named per finding in the Markdown's next steps; report.json lists up to 100."""
 
@@ -349,7 +376,7 @@ def _label_error_steps(report: DataReport) -> list[str]:
         return []
     named = [f"{_item(errors.split, e.item)} ({_label(str(e.label), report.class_names)} → "
              f"{_label(str(e.suggested), report.class_names)})" for e in errors.items[:_NEXT_LISTED]]
-    return [f"**Likely label errors:** look at the {_counted(errors.flagged, f'flagged `{errors.split}` item')}"
+    return [f"**Likely label errors:** look at the {_counted(errors.flagged, f'flagged {code(errors.split)} item')}"
             f"{' (the figure shows the first 16)' if 'label_errors' in report.figures else ''}: relabel those whose "
             f"label is wrong, drop the truly ambiguous ones and keep the rest (a model can be confidently wrong)"
             f"{_listing(named, errors.flagged, len(errors.items))}."]
@@ -365,15 +392,15 @@ def _next_steps(report: DataReport) -> str:
             listed = leak.leaked_items[split].items if split in leak.leaked_items else []
             pairs = [f"{_item(split, e.item)} = {_item('train', e.train_item)}" for e in listed[:_NEXT_LISTED]]
             copies, these = ("the copy", "this item") if total == 1 else ("the copies", "these items")
-            steps.append(f"**Leakage:** {_counted(total, f'`{split}` item')} {_is(total)} also in `train`: remove "
-                         f"{copies} from `train` (or {these} from `{split}`), or regenerate the split so no item "
+            steps.append(f"**Leakage:** {_counted(total, f'{code(split)} item')} {_is(total)} also in `train`: remove "
+                         f"{copies} from `train` (or {these} from {code(split)}), or regenerate the split so no item "
                          f"is in both{_listing(pairs, total, len(listed))}.")
     steps += _near_steps(report.near_duplicates)
     for split, stats in report.splits.items():
         if stats.duplicates:
             listed_dups = stats.duplicate_items.items
             repeats = [f"{_item(split, d.item)} (copy of {_item(split, d.first)})" for d in listed_dups[:_NEXT_LISTED]]
-            steps.append(f"**Duplicates:** drop {_counted(stats.duplicates, f'repeated `{split}` item')}, keeping "
+            steps.append(f"**Duplicates:** drop {_counted(stats.duplicates, f'repeated {code(split)} item')}, keeping "
                          f"the first copy{_listing(repeats, stats.duplicates, len(listed_dups))}.")
     if leak.conflicting_labels:
         listed_conflicts = leak.conflicting_items.items
@@ -391,34 +418,35 @@ def _next_steps(report: DataReport) -> str:
         split = max(ratios, key=lambda n: ratios[n])
         counts = report.splits[split].label_counts
         large, small = max(counts, key=lambda c: counts[c]), min(counts, key=lambda c: counts[c])
-        steps.append(f"**Imbalance:** `{split}` has {ratio(ratios[split])} as many items of class "
+        steps.append(f"**Imbalance:** {code(split)} has {ratio(ratios[split])} as many items of class "
                      f"{_label(large, report.class_names)} ({count(counts[large])}) as of class "
                      f"{_label(small, report.class_names)} ({count(counts[small])}); `max-imbalance` allows "
                      f"{ratio(failed['max-imbalance'].threshold)}. Add items of the small classes, resample, or "
                      f"weight the loss by class; raise `max-imbalance` if the imbalance is real.")
     if "min-samples" in failed and report.splits:
         split = min(report.splits, key=lambda n: report.splits[n].count)
-        steps.append(f"**Too few items:** `{split}` has {_counted(report.splits[split].count, 'item')}; "
+        steps.append(f"**Too few items:** {code(split)} has {_counted(report.splits[split].count, 'item')}; "
                      f"`min-samples` asks for {number(failed['min-samples'].threshold)}. Add items, or lower "
                      f"`min-samples`.")
     for split, stats in report.splits.items():
         if stats.unreadable:
             unreadable = len(stats.unreadable)
-            steps.append(f"**Unreadable files:** re-export or delete the {_counted(unreadable, f'`{split}` file')} "
+            steps.append(f"**Unreadable files:** re-export or delete the {_counted(unreadable, f'{code(split)} file')} "
                          f"listed under Findings; {'it is' if unreadable == 1 else 'they are'} left out of every "
                          f"statistic.")
         if stats.nonfinite:
-            steps.append(f"**NaN/Inf:** {_counted(stats.nonfinite, f'`{split}` item')} "
+            steps.append(f"**NaN/Inf:** {_counted(stats.nonfinite, f'{code(split)} item')} "
                          f"{'holds' if stats.nonfinite == 1 else 'hold'} NaN or Inf: fix the step that wrote them (a "
                          f"division by zero, a log of 0) or drop them; they are left out of the mean, std and "
                          f"histogram.")
         if stats.missing_classes:
             missing = ", ".join(_label(c, report.class_names) for c in stats.missing_classes)
-            steps.append(f"**Missing classes:** add `{split}` items of class {missing}, or nothing measured on "
-                         f"`{split}` covers them.")
+            steps.append(f"**Missing classes:** add {code(split)} items of class {missing}, or nothing measured on "
+                         f"{code(split)} covers them.")
     baseline = report.baseline
     if baseline is not None and not baseline.converged:
-        steps.append(f"**The baseline does not learn:** a {baseline.model} reached {percent(baseline.test_accuracy)} "
+        steps.append(f"**The baseline does not learn:** a {inert(baseline.model)} reached "
+                     f"{percent(baseline.test_accuracy)} "
                      f"test accuracy against {percent(baseline.chance_accuracy)} by always guessing the most common "
                      f"class. Check that each image is paired with its own label (a shuffle of the images alone, an "
                      f"off-by-one between files) and that the images are not constant.")
@@ -438,12 +466,12 @@ def _near_findings(near: NearDuplicateStats) -> list[str]:
             first = [f"{_item(split, e.item)} ≈ {_item('train', e.train_item)} (distance {number(e.distance)})"
                      for e in leaked.items[:3]]
             what = "a near-duplicate of a `train` item" if leaked.total == 1 else "near-duplicates of `train` items"
-            lines.append(f"⚠️ **Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {_is(leaked.total)} "
+            lines.append(f"⚠️ **Near-leakage:** {_counted(leaked.total, f'{code(split)} item')} {_is(leaked.total)} "
                          f"{what} ({limit}): {', '.join(first)}"
                          f"{f' and {count(leaked.total - len(first))} more' if leaked.total > len(first) else ''}.")
     for split, groups in near.within.items():
         if groups.total:
-            lines.append(f"⚠️ `{split}`: {_counted(groups.items, 'item')} in "
+            lines.append(f"⚠️ {code(split)}: {_counted(groups.items, 'item')} in "
                          f"{_counted(groups.total, 'group')} of near-duplicates (largest: {count(groups.largest)} "
                          f"items; {limit}).")
     return lines
@@ -457,16 +485,16 @@ def _near_steps(near: NearDuplicateStats) -> list[str]:
             pairs = [f"{_item(split, e.item)} ≈ {_item('train', e.train_item)} (distance {number(e.distance)})"
                      for e in leaked.items[:_NEXT_LISTED]]
             what = "is a near copy of a `train` item" if leaked.total == 1 else "are near copies of `train` items"
-            steps.append(f"**Near-leakage:** {_counted(leaked.total, f'`{split}` item')} {what} "
+            steps.append(f"**Near-leakage:** {_counted(leaked.total, f'{code(split)} item')} {what} "
                          f"(re-encoded, shifted by a pixel or brightened): look at the picture, then drop "
-                         f"{'it' if leaked.total == 1 else 'them'} from `{split}` (or the sources from `train`), "
+                         f"{'it' if leaked.total == 1 else 'them'} from {code(split)} (or the sources from `train`), "
                          f"or split by source so copies of one picture stay on one side"
                          f"{_listing(pairs, leaked.total, len(leaked.items))}.")
     for split, found in near.within.items():
         if found.total:
             shown = [f"{' ≈ '.join(_item(split, i) for i in g.items[:4])}{' …' if g.size > 4 else ''} "
                      f"({_counted(g.size, 'item')})" for g in found.groups[:_NEXT_LISTED]]
-            steps.append(f"**Near-duplicates:** `{split}` has {_counted(found.total, 'group')} of near-identical "
+            steps.append(f"**Near-duplicates:** {code(split)} has {_counted(found.total, 'group')} of near-identical "
                          f"items ({count(found.items)} items): each group is one picture re-encoded, resized or "
                          f"shifted; keep one item per group"
                          f"{_listing(shown, found.total, len(found.groups))}.")
@@ -476,7 +504,7 @@ def _near_steps(near: NearDuplicateStats) -> list[str]:
 def _item(split: str, item: int | str) -> str:
     """An item as the reader finds it again: ``test`` 17 (index within the split), or its file path
     (which names the split)."""
-    return f"`{split}` {item}" if isinstance(item, int) else f"`{item}`"
+    return f"{code(split)} {item}" if isinstance(item, int) else f"{code(item)}"
 
 
 def _counted(n: int, noun: str) -> str:
@@ -590,7 +618,7 @@ def _drift_table(drifts: Mapping[str, SplitDrift]) -> str:
         elif labels is not None:
             chi = "too few items"
         cells = [
-            f"`{name}`" if d.reference == "base" else f"`{name}` vs `{d.reference}`",
+            f"{code(name)}" if d.reference == "base" else f"{code(name)} vs {code(d.reference)}",
             f"{count(d.reference_items)} → {count(d.items)}",
             percent(labels.tvd) if labels else numbers.MISSING,
             chi,
@@ -614,16 +642,18 @@ def _drift_section(report: DataReport) -> str | None:
         return None
     parts = []
     if drift.splits:
-        parts.append(f"Against `{drift.base}`:\n\n" + _drift_table(drift.splits))
-        parts += [f"- `{name}`: {_drift_words(d)}." for name, d in drift.splits.items() if d.moved]
+        parts.append(f"Against {code(drift.base)}:\n\n" + _drift_table(drift.splits))
+        parts += [f"- {code(name)}: {_drift_words(d)}." for name, d in drift.splits.items() if d.moved]
     for name, d in drift.within.items():
-        verdict = (f"`{name}` still represents `{d.reference}`" if not d.moved else
-                   f"⚠️ `{name}` differs from `{d.reference}` in " + ", ".join(_MEASURE_TEXT[m] for m in d.moved))
-        parts.append(f"**{d.reference.capitalize()} → {name}** (within this data): {verdict}: {_drift_words(d)}.")
+        verdict = (f"{code(name)} still represents {code(d.reference)}" if not d.moved else
+                   f"⚠️ {code(name)} differs from {code(d.reference)} in "
+                   + ", ".join(_MEASURE_TEXT[m] for m in d.moved))
+        parts.append(f"**{inert(d.reference.capitalize())} → {inert(name)}** (within this data): {verdict}: "
+                     f"{_drift_words(d)}.")
     body = "\n\n".join(parts)
     moved = any(d.moved for d in [*drift.splits.values(), *drift.within.values()])
     if not moved:
-        what = f"`{drift.base}` → head" if drift.splits else "train → other splits"
+        what = f"{code(drift.base)} → head" if drift.splits else "train → other splits"
         return fold(f"Drift ({what}): nothing moved beyond sampling noise", body)
     return "### Drift\n\n" + body
 
@@ -635,7 +665,7 @@ def _image_issues_section(report: DataReport) -> str | None:
     if not issues:
         return None
     names = list(report.splits)
-    lines = ["| issue | " + " | ".join(f"`{n}`" for n in names) + " | first items |",
+    lines = ["| issue | " + " | ".join(f"{code(n)}" for n in names) + " | first items |",
              "|---|" + "---:|" * len(names) + "---|"]
     for issue in issues:
         cells = [count(found[n][issue].total) if issue in found[n] else "0" for n in names]
@@ -658,19 +688,22 @@ def _drift_and_issue_steps(report: DataReport) -> list[str]:
         for name, d in drift.splits.items():
             if "labels" in d.moved and d.labels is not None:
                 raise_gate = " If it is intended, raise `max-label-drift`." if "max-label-drift" in failed else ""
-                steps.append(f"**Label drift:** `{name}` {_label_words(d.labels)} against `{drift.base}`: check that "
+                steps.append(f"**Label drift:** {code(name)} {_label_words(d.labels)} against {code(drift.base)}: "
+                             f"check that "
                              f"the new items were collected like the old ones (a class added in bulk, a filter that "
                              f"dropped one).{raise_gate}")
             if "pixels" in d.moved and d.pixels is not None:
                 raise_gate = " If it is intended, raise `max-pixel-drift`." if "max-pixel-drift" in failed else ""
-                steps.append(f"**Pixel drift:** `{name}` {_pixel_words(d.pixels)} against `{drift.base}`: check the "
+                steps.append(f"**Pixel drift:** {code(name)} {_pixel_words(d.pixels)} against {code(drift.base)}: "
+                             f"check the "
                              f"new items' preprocessing (scaling, normalisation, colour space, compression, "
                              f"exposure).{raise_gate}")
         for name, d in drift.within.items():
             if d.moved:
-                steps.append(f"**`{name}` no longer represents `{d.reference}`** ("
-                             + ", ".join(_MEASURE_TEXT[m] for m in d.moved) + f"): draw `{name}` from the same "
-                             f"source and period as `{d.reference}`, or re-split, so its scores predict the model's.")
+                steps.append(f"**{code(name)} no longer represents {code(d.reference)}** ("
+                             + ", ".join(_MEASURE_TEXT[m] for m in d.moved) + f"): draw {code(name)} from the same "
+                             f"source and period as {code(d.reference)}, or re-split, so its scores predict the "
+                             "model's.")
     for split, stats in report.splits.items():
         present = stats.image_issues.present()
         if present:
@@ -678,18 +711,40 @@ def _drift_and_issue_steps(report: DataReport) -> list[str]:
                               for issue, found in present.items())
             first = list(dict.fromkeys(_item(split, item) for found in present.values() for item in found.items[:2]))
             first = first[:_NEXT_LISTED]
-            steps.append(f"**Image issues:** `{split}` has {kinds}: look at them and drop or fix the broken ones; "
+            steps.append(f"**Image issues:** {code(split)} has {kinds}: look at them and drop or fix the broken ones; "
                          f"first: {', '.join(first)} (report.json lists up to 100 per issue).")
     return steps
+
+
+FULL_LIST_NAMES = {
+    "exact_duplicates": "Exact duplicates", "leaked_items": "Leaked items (exact copies of train items)",
+    "near_duplicates": "Near-duplicate groups (every member)",
+    "near_leaked_items": "Near-leaked items (near copies of train items)",
+    "conflicting_labels": "Conflicting labels", "image_issues": "Image issues", "label_errors": "Likely label errors",
+}
+
+
+def _full_lists(lists: list[FullList]) -> str:
+    """One line per CSV file that has rows: what it lists, its path in the report folder, its rows."""
+    lines = []
+    for full in lists:
+        if not full.rows:
+            continue
+        rows = f"{count(full.rows)} row{'s' if full.rows != 1 else ''}"
+        short = f"; the first {count(full.rows)} of {count(full.total)}" if full.total > full.rows else ""
+        what = FULL_LIST_NAMES.get(full.finding) or inert(full.finding)
+        lines.append(f"- {what}: full list: {code(full.file)} ({rows}{short})")
+    return ("Every item of each finding, one row per item, in the report folder (`findings-dir` output); "
+            "cells that would start a spreadsheet formula begin with `'`.\n\n" + "\n".join(lines))
 
 
 def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fallback_chart: str = "",
                     note: str = "") -> str:
     """The report as Markdown; ``figure_links`` maps figure name -> URL or relative path."""
-    counts = " · ".join(f"**{count(s.count)}** {name}" for name, s in report.splits.items())
-    hash_text = f" · DVC `{report.content_hash[:10]}`" if report.content_hash else ""
-    parts = [f"## {icon(report.gates)} {report.title}", verdict_line(report.gates),
-             f"`{report.data}` ({report.layout} layout): {counts}{hash_text}",
+    counts = " · ".join(f"**{count(s.count)}** {inert(name)}" for name, s in report.splits.items())
+    hash_text = f" · DVC {code(report.content_hash[:10])}" if report.content_hash else ""
+    parts = [f"## {icon(report.gates)} {inert(report.title)}", verdict_line(report.gates),
+             f"{code(report.data)} ({inert(report.layout)} layout): {counts}{hash_text}",
              gates_section(report.gates, UNITS, INPUTS)]
     if report.changes is not None:
         parts.append(_changes(report.changes, report.class_names))
@@ -711,6 +766,8 @@ def render_markdown(report: DataReport, figure_links: Mapping[str, str], *, fall
         parts.append("### Sanity baseline\n\n" + _baseline(report.baseline))
     if report.label_errors is not None:
         parts.append("### Likely label errors\n\n" + _label_errors(report.label_errors, report.class_names))
+    if any(full.rows for full in report.full_lists):
+        parts.append("### Full lists\n\n" + _full_lists(report.full_lists))
     parts.append(_next_steps(report))
     parts.append(footer())
     return "\n\n".join(parts) + "\n"

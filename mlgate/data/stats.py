@@ -1,11 +1,17 @@
 """Dataset statistics in one streaming pass per split: counts, shapes, per-channel moments, labels,
 non-finite items, exact duplicates, train/test leakage and conflicting labels.
 
-Only per-item hashes (and the name of each distinct content's first item) are kept between batches,
-so memory grows with the number of items (tens of bytes each), never with their size. Exact content
-identity is the hash of (dtype, shape, raw bytes). Duplicates, leaked and conflicting items are
-counted in full and listed up to :data:`MAX_LISTED_ITEMS` of each kind, by :data:`ItemId`; the pixels
-of the first :data:`MAX_PICTURED_LEAKS` leaked items are kept for a picture.
+Every statistic is a partial state with ``merge``: a shard (consecutive items of one split, see
+:mod:`mlgate.data.shards`) reduces to a :class:`ShardState`, the states of a split merge in shard
+order, and exact identity (duplicates, leaks, conflicts) is judged on the merged content keys, so
+any cut of the data, reduced in any number of processes, gives the one-pass result. Only per-item
+keys and names are kept between shards, so memory grows with the number of items (tens of bytes
+each), never with their size. Exact content identity is the hash of (dtype, shape, raw bytes).
+Duplicates, leaked and conflicting items are counted in full and listed up to :data:`MAX_LISTED_ITEMS`
+of each kind, by :data:`ItemId` (every one of them is kept in compact
+columns for the full lists, :attr:`DatasetStats.everything`, built from the merged keys and names in
+item order, so any cut gives the same lists); the pixels of the first :data:`MAX_PICTURED_LEAKS` leaked items are
+read again, from their shards, for a picture.
 Per-channel mean/std, min/max and the histogram are over the finite items; items holding NaN/Inf are
 counted in ``nonfinite`` instead. ``channel_std`` is the population standard deviation (ddof=0).
 """
@@ -15,16 +21,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field, PrivateAttr
 
 from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
+from mlgate.data.item_lists import ItemList, Table
 from mlgate.data.layouts import Batch, Dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
+
+if TYPE_CHECKING:
+    from mlgate.data.shards import Shard
 
 HISTOGRAM_BINS = 64
 MAX_LISTED_ITEMS = 100
@@ -134,6 +145,20 @@ class LeakageStats(BaseModel):
     conflicting_items: ConflictingItems = Field(default_factory=ConflictingItems)
 
 
+@dataclass
+class AllFindings:
+    """Every item behind the statistics' first-100 lists, in compact columns (:mod:`mlgate.data.item_lists`)."""
+
+    duplicates: dict[str, Table] = field(default_factory=dict)
+    """Per split: ``item``, ``label``, ``first`` (the first item with the same content)."""
+    leaked: dict[str, Table] = field(default_factory=dict)
+    """Per non-train split: ``item``, ``label``, ``train_item``, ``train_label``."""
+    conflicting: Table = field(default_factory=lambda: Table(
+        "split", "item", "label", "first_split", "first_item", "first_label"))
+    image_issues: dict[str, dict[str, ItemList]] = field(default_factory=dict)
+    """Per split, per issue (:data:`mlgate.data.image_issues.ISSUES`), the items with it."""
+
+
 class DatasetStats(BaseModel):
     layout: str
     class_names: list[str] | None
@@ -141,6 +166,13 @@ class DatasetStats(BaseModel):
     leakage: LeakageStats
     near_duplicates: NearDuplicateStats = Field(default_factory=NearDuplicateStats)
     """Near-duplicates within splits and near copies of train items: :mod:`mlgate.data.near_duplicates`."""
+    _everything: AllFindings | None = PrivateAttr(default=None)
+
+    @property
+    def everything(self) -> AllFindings | None:
+        """Every duplicate, leaked, conflicting item and image issue (the lists above stop at 100); None
+        for statistics read back from the cache."""
+        return self._everything
 
 
 @dataclass(frozen=True)
@@ -158,39 +190,78 @@ class LeakedPixels:
 
 def compute_stats(
     dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
-    progress: Callable[[int], None] | None = None, near_duplicates: NearDuplicateFinder | None = None,
+    progress: Callable[[int, int], None] | None = None, near_duplicates: NearDuplicateFinder | None = None,
+    workers: int = 1, shard_sizes: Callable[[], Iterator[int]] | None = None,
 ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     """Statistics of every split; up to ``samples_per_class`` images per label of the train split
     (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
-    the first :data:`MAX_PICTURED_LEAKS` leaked items with their pixels. ``progress`` is called after
-    every batch with the number of items read so far (all splits). ``near_duplicates`` is fed every
-    batch in the same pass; its search (:meth:`NearDuplicateFinder.result`) is the caller's to run, so
-    that it can overlap with drawing the figures."""
-    near = near_duplicates
+    the first :data:`MAX_PICTURED_LEAKS` leaked items with their pixels. ``near_duplicates`` is fed every
+    item in the same pass; its search (:meth:`NearDuplicateFinder.result`) is the caller's to run, so
+    that it can overlap with drawing the figures.
+
+    The splits are cut into shards (:mod:`mlgate.data.shards`; ``shard_sizes`` makes the iterator of
+    shard sizes, tests pass random ones); each shard reduces to a :class:`ShardState` (in ``workers``
+    processes when more than 1), the states of a split merge in shard order, and the merged states are
+    judged (duplicates, leaks, conflicts) at the end: the result is the same for any cut and any
+    ``workers``. ``progress`` is called after every shard with the items read so far and the items
+    expected in all (all splits)."""
+    from mlgate.data.shards import plan, reduce_in_order
+
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
-    accumulators: dict[str, _SplitAccumulator] = {}
-    identity = _Identity()
-    samples = _Samples(samples_per_class if sample_split else 0)
+    shards = plan(dataset, shard_sizes)
+    task = ShardTask(samples_per_class, sample_split or "", batch_size, near_duplicates is not None)
+    merged: dict[str, ShardState] = {}
+    sizes: dict[str, list[int]] = {}  # split -> items of each of its shards, in order
+    total = sum(shard.size for shard in shards)
     read = 0
-    # train first (the loader orders it so), so every other split can be checked against its hashes
+    for shard, state in reduce_in_order(shards, task, workers):
+        sizes.setdefault(shard.split, []).append(state.acc.count)
+        if shard.split in merged:
+            merged[shard.split].merge(state)
+        else:
+            merged[shard.split] = state
+        read += max(shard.size, state.acc.count)  # a user's Dataset class is not counted beforehand
+        if progress is not None:
+            progress(read, max(total, read))
+    if near_duplicates is not None:
+        for name, state in merged.items():
+            near_duplicates.start(name)
+            for part in state.near:
+                near_duplicates.append(part)
+            state.near = []
+
+    def pixels(wanted: list[tuple[str, int]]) -> list[torch.Tensor]:
+        # the pixels of the first leaked items: read again from the shards that hold them, each once
+        found: dict[tuple[str, int], torch.Tensor] = {}
+        first: dict[str, int] = {}
+        for shard in shards:
+            start = first.get(shard.split, 0)
+            stop = first[shard.split] = start + sizes[shard.split].pop(0)
+            rows = sorted(p - start for split, p in wanted if split == shard.split and start <= p < stop)
+            seen = 0
+            for batch in shard.batches(batch_size) if rows else ():
+                count = batch.images.shape[0] if batch.images.ndim else 0
+                for row in rows:
+                    if seen <= row < seen + count:
+                        found[(shard.split, start + row)] = batch.images[row - seen].clone()
+                seen += count
+        return [found[key] for key in wanted]
+
+    return _finalise(dataset, merged, sample_split, pixels)
+
+
+def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str | None,
+              pixels: Callable[[list[tuple[str, int]]], list[torch.Tensor]],
+              ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
+    identity = _Identity()
+    # train first (the loader orders it so), so every other split can be checked against its keys
     for name in sorted(dataset.splits, key=lambda n: n != "train"):
-        acc = accumulators[name] = _SplitAccumulator()
+        state = merged[name]
         identity.start(name)
-        if near is not None:
-            near.start(name)
-        for batch in dataset.splits[name].batches(batch_size):
-            keys = acc.add(batch)
-            read += len(keys)
-            if progress is not None:
-                progress(read)
-            if name == sample_split:
-                samples.add(batch)
-            identity.add(batch, keys)
-            if near is not None:
-                near.add(batch.images, batch.labels, keys, batch.ids)
-    present = {label for acc in accumulators.values() for label in acc.labels}
+        identity.add(state.keys, state.labels, state.ids)
+    present = {label for state in merged.values() for label in state.acc.labels}
     universe = present | set(range(len(dataset.class_names or [])))
-    splits = {name: accumulators[name].result(universe, identity.duplicates[name]) for name in dataset.splits}
+    splits = {name: merged[name].acc.result(universe, identity.duplicates[name]) for name in dataset.splits}
     per_split = {name: leaked.total for name, leaked in identity.leaked.items()}
     leakage = LeakageStats(
         train_test_exact_duplicates=sum(per_split.values()),
@@ -202,79 +273,149 @@ def compute_stats(
     stats = DatasetStats(
         layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
     )
-    return stats, samples.result(), identity.pixels
+    identity.everything.image_issues = {name: merged[name].acc.image_issues.everything() for name in dataset.splits}
+    stats._everything = identity.everything
+    samples = merged[sample_split].samples.result() if sample_split in merged else {}
+    images = pixels([(split, position) for split, position, *_ in identity.pictured]) if identity.pictured else []
+    leaked = [LeakedPixels(split, item, label, source, source_label, image)
+              for (split, _, item, label, source, source_label), image in zip(identity.pictured, images, strict=True)]
+    return stats, samples, leaked
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """What every shard's reduction needs besides the shard: plain values, sent to the worker processes."""
+
+    samples_per_class: int
+    sample_split: str
+    batch_size: int
+    near_duplicates: bool
+
+    def __call__(self, shard: Shard) -> ShardState:
+        state = ShardState(shard.split, samples=_Samples(self.samples_per_class
+                                                          if shard.split == self.sample_split else 0))
+        finder = None
+        if self.near_duplicates:
+            finder = NearDuplicateFinder()
+            finder.start(shard.split)
+        for batch in shard.batches(self.batch_size):
+            keys = state.acc.add(batch)
+            state.keys += keys
+            state.labels += batch.labels.tolist()
+            if batch.ids is not None:
+                state.ids = [] if state.ids is None else state.ids
+                state.ids += batch.ids
+            state.samples.add(batch)
+            if finder is not None:
+                finder.add(batch.images, batch.labels, keys, batch.ids)
+        if finder is not None:
+            state.near = [finder.splits[shard.split]]
+        return state
+
+
+@dataclass
+class ShardState:
+    """What consecutive items of one split reduce to. :meth:`merge` appends the state of the items that
+    follow; items named by index are counted from the state's first item, so merging shifts them."""
+
+    split: str
+    acc: _SplitAccumulator = field(default_factory=lambda: _SplitAccumulator())
+    keys: list[bytes] = field(default_factory=list)
+    """Each item's content key, in item order: exact identity is judged once every state is merged."""
+    labels: list[int] = field(default_factory=list)
+    ids: list[str] | None = None
+    """Each item's name where the layout names items (ImageFolder); None: items are named by index."""
+    samples: _Samples = field(default_factory=lambda: _Samples(0))
+    near: list[Any] = field(default_factory=list)
+    """Per shard, in order, the near-duplicate finder's items (:meth:`NearDuplicateFinder.append`)."""
+
+    def merge(self, other: ShardState) -> None:
+        self.acc.merge(other.acc)
+        self.keys += other.keys
+        self.labels += other.labels
+        if other.ids is not None:
+            self.ids = [] if self.ids is None else self.ids
+            self.ids += other.ids
+        self.samples.merge(other.samples)
+        self.near += other.near
 
 
 class _Identity:
-    """Exact content identity across splits, one batch at a time: duplicates within a split, items
-    also in train (leaks), contents with two labels (conflicts). Keeps, per split, each distinct
-    content's key and first item; everything else it keeps is bounded."""
+    """Exact content identity across splits, from every item's content key in item order: duplicates
+    within a split, items also in train (leaks), contents with two labels (conflicts). Keeps, per split,
+    each distinct content's key and first item, and every duplicate, leaked and conflicting item
+    compactly (:class:`AllFindings`, for the full lists); the rest it keeps is bounded."""
 
     def __init__(self) -> None:
         self.first_label: dict[bytes, int] = {}
-        self.seen: dict[str, dict[bytes, ItemId]] = {}  # split (in reading order) -> key -> first item
+        self.seen: dict[str, dict[bytes, int]] = {}  # split (in reading order) -> key -> first item's position
+        self.names: dict[str, Sequence[ItemId]] = {}
         self.conflicts: set[bytes] = set()
         self.duplicates: dict[str, DuplicateItems] = {}
         self.repeated: dict[str, set[bytes]] = {}  # split -> contents seen more than once in it
         self.leaked: dict[str, LeakedItems] = {}
         self.conflicting = ConflictingItems()
-        self.pixels: list[LeakedPixels] = []
+        self.pictured: list[tuple[str, int, ItemId, int, ItemId, int]] = []
+        """The first leaked items: (split, position, item, label, train item, train label)."""
+        self.everything = AllFindings()
         self.split = ""
-        self.position = 0
 
     def start(self, split: str) -> None:
-        self.split, self.position = split, 0
+        self.split = split
         self.seen[split] = {}
         self.duplicates[split] = DuplicateItems()
+        self.everything.duplicates[split] = Table("item", "label", "first")
         if split != "train" and "train" in self.seen:
             self.leaked[split] = LeakedItems()
+            self.everything.leaked[split] = Table("item", "label", "train_item", "train_label")
 
-    def add(self, batch: Batch, keys: list[bytes]) -> None:
-        rows = len(keys)
-        ids: Sequence[ItemId] = batch.ids if batch.ids is not None else range(self.position, self.position + rows)
-        self.position += rows
+    def add(self, keys: list[bytes], labels: list[int], ids: list[str] | None) -> None:
+        names: Sequence[ItemId] = ids if ids is not None else range(len(keys))
+        self.names[self.split] = names
         seen, first_label = self.seen[self.split], self.first_label
         train = self.seen.get("train") if self.split in self.leaked else None
         duplicates = self.duplicates[self.split]
         repeated = self.repeated.setdefault(self.split, set())
-        for key, label, item in zip(keys, batch.labels.tolist(), ids, strict=True):
-            first = seen.setdefault(key, item)
-            if first is not item:  # items are unique within a split: another object is another item
+        for position, (key, label) in enumerate(zip(keys, labels, strict=True)):
+            first = seen.setdefault(key, position)
+            if first != position:
                 duplicates.total += 1
-                repeat = DuplicateItem(item=item, label=label, first=first)
+                repeat = DuplicateItem(item=names[position], label=label, first=names[first])
                 duplicates.every.append(repeat)
                 if key not in repeated:
                     repeated.add(key)
                     duplicates.groups += 1
+                self.everything.duplicates[self.split].append(names[position], label, names[first])
                 if len(duplicates.items) < MAX_LISTED_ITEMS:
                     duplicates.items.append(repeat)
             if train is not None:
                 source = train.get(key)
                 if source is not None:
-                    self._leak(batch, ids, item, label, source, first_label[key])
+                    self._leak(position, label, self.names["train"][source], first_label[key])
             if first_label.setdefault(key, label) != label and key not in self.conflicts:
-                self._conflict(key, item, label)
+                self._conflict(key, names[position], label)
 
-    def _leak(self, batch: Batch, ids: Sequence[ItemId], item: ItemId, label: int, source: ItemId,
-              source_label: int) -> None:
+    def _leak(self, position: int, label: int, source: ItemId, source_label: int) -> None:
         leaked = self.leaked[self.split]
         leaked.total += 1
+        item = self.names[self.split][position]
+        self.everything.leaked[self.split].append(item, label, source, source_label)
         if len(leaked.items) < MAX_LISTED_ITEMS:
             leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
-        if len(self.pixels) < MAX_PICTURED_LEAKS:
-            self.pixels.append(
-                LeakedPixels(self.split, item, label, source, source_label, batch.images[ids.index(item)].clone())
-            )
+        if len(self.pictured) < MAX_PICTURED_LEAKS:
+            self.pictured.append((self.split, position, item, label, source, source_label))
 
     def _conflict(self, key: bytes, item: ItemId, label: int) -> None:
         self.conflicts.add(key)
         self.conflicting.total += 1
+        # the first split (in reading order) that holds the content is where it was first seen
+        first_split = next(split for split, keys in self.seen.items() if key in keys)
+        first_item, first_label = self.names[first_split][self.seen[first_split][key]], self.first_label[key]
+        self.everything.conflicting.append(self.split, item, label, first_split, first_item, first_label)
         if len(self.conflicting.items) < MAX_LISTED_ITEMS:
-            # the first split (in reading order) that holds the content is where it was first seen
-            first_split = next(split for split, keys in self.seen.items() if key in keys)
             self.conflicting.items.append(ConflictingItem(
                 split=self.split, item=item, label=label, first_split=first_split,
-                first_item=self.seen[first_split][key], first_label=self.first_label[key],
+                first_item=first_item, first_label=first_label,
             ))
 
 
@@ -345,13 +486,46 @@ def _channel_axis(item_shape: tuple[int, ...]) -> int | None:
     return 0
 
 
+def _expansion(values: list[float]) -> list[float]:
+    """``values`` as a few floats whose exact sum is theirs (each the correctly rounded remainder of the
+    one before): sums kept so merge in any order and any grouping to the same correctly rounded total."""
+    try:
+        total = math.fsum(values)
+    except OverflowError:  # an intermediate sum beyond float range: as the float sums always did
+        return [float(np.sum(values))]
+    parts: list[float] = []
+    rest = list(values)
+    while total != 0.0 and math.isfinite(total) and len(parts) < 64:
+        parts.append(total)
+        rest.append(-total)
+        total = math.fsum(rest)
+    return parts if math.isfinite(total) else [total]
+
+
+@dataclass
+class _ExactSum:
+    parts: list[float] = field(default_factory=list)
+
+    def add(self, values: list[float]) -> None:
+        self.parts = _expansion(self.parts + values)
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self.parts) if all(math.isfinite(p) for p in self.parts) else float(sum(self.parts))
+
+
 @dataclass
 class _Moments:
-    """Per-channel sums of finite pixels, in float64."""
+    """Per-channel sums (each item's sum, computed alone, summed exactly) of finite pixels and squares."""
 
-    total: np.ndarray
-    squares: np.ndarray
+    total: list[_ExactSum]
+    squares: list[_ExactSum]
     pixels: int = 0  # per channel
+
+    def merge(self, other: _Moments) -> None:
+        for mine, theirs in zip([*self.total, *self.squares], [*other.total, *other.squares], strict=True):
+            mine.add(theirs.parts)
+        self.pixels += other.pixels
 
 
 @dataclass
@@ -400,8 +574,23 @@ class _SplitAccumulator:
 
     def _moments(self, channels: int) -> _Moments:
         if channels not in self.moments:
-            self.moments[channels] = _Moments(np.zeros(channels), np.zeros(channels))
+            self.moments[channels] = _Moments([_ExactSum() for _ in range(channels)],
+                                              [_ExactSum() for _ in range(channels)])
         return self.moments[channels]
+
+    def merge(self, other: _SplitAccumulator) -> None:
+        """Append ``other``, the accumulation of the items that follow (its item indices shift by ours)."""
+        self.image_issues.merge(other.image_issues, self.count)
+        self.count += other.count
+        self.shapes.update(other.shapes)
+        self.dtypes += [dtype for dtype in other.dtypes if dtype not in self.dtypes]
+        for channels, moments in other.moments.items():
+            self._moments(channels).merge(moments)
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
+        self.histogram.merge(other.histogram)
+        self.labels.update(other.labels)
+        self.nonfinite += other.nonfinite
+        self.unreadable += other.unreadable
 
     def _add_uint8(self, grouped: torch.Tensor, channels: int, axis: int | None) -> torch.Tensor | None:
         """Returns, for single-channel items, each item's count of every value ``(B, 256)`` (the image
@@ -423,8 +612,11 @@ class _SplitAccumulator:
             counts = torch.bincount(indices, minlength=256 * channels).reshape(channels, 256).double().numpy()
         levels = np.arange(256, dtype=np.float64)
         moments = self._moments(channels)
-        moments.total += counts @ levels
-        moments.squares += counts @ (levels * levels)
+        # whole numbers below 2**53: exact in float64
+        for total, value in zip(moments.total, (counts @ levels).tolist(), strict=True):
+            total.add([value])
+        for squares, value in zip(moments.squares, (counts @ (levels * levels)).tolist(), strict=True):
+            squares.add([value])
         moments.pixels += grouped.numel() // channels
         per_level = counts.sum(0)
         used = np.nonzero(per_level)[0]
@@ -443,12 +635,14 @@ class _SplitAccumulator:
             if grouped.shape[0] == 0:
                 return
         moments = self._moments(channels)
-        moments.total += item_sums.sum(dim=0).numpy()
-        if channels == 1:
-            flat = wide.reshape(-1)
-            moments.squares += float(torch.dot(flat, flat))
-        else:
-            moments.squares += (wide * wide).sum(dim=(0, pixel_dim)).numpy()
+        # Each item's sums are computed on that item alone (numpy's pairwise sum along a contiguous row),
+        # then summed exactly: the totals do not depend on which items shared a batch or a shard.
+        rows_wide = wide.numpy() if pixel_dim == 2 else np.ascontiguousarray(wide.numpy().transpose(0, 2, 1))
+        sums = np.add.reduce(rows_wide, axis=2)
+        squares = np.add.reduce(rows_wide * rows_wide, axis=2)
+        for channel in range(channels):
+            moments.total[channel].add(sums[:, channel].tolist())
+            moments.squares[channel].add(squares[:, channel].tolist())
         moments.pixels += grouped.numel() // channels
         low, high = torch.aminmax(grouped)
         self.low, self.high = min(self.low, float(low)), max(self.high, float(high))
@@ -488,10 +682,16 @@ class _SplitAccumulator:
         """Per channel when every item had the same channel count; else one value over all pixels."""
         groups = list(self.moments.values())
         if len(groups) == 1:
-            total, squares, pixels = groups[0].total, groups[0].squares, groups[0].pixels
+            total = np.array([part.value for part in groups[0].total])
+            squares = np.array([part.value for part in groups[0].squares])
+            pixels = groups[0].pixels
         else:
-            total = np.array([sum(float(g.total.sum()) for g in groups)])
-            squares = np.array([sum(float(g.squares.sum()) for g in groups)])
+            every, every_square = _ExactSum(), _ExactSum()
+            for group in groups:
+                for part, square in zip(group.total, group.squares, strict=True):
+                    every.add(part.parts)
+                    every_square.add(square.parts)
+            total, squares = np.array([every.value]), np.array([every_square.value])
             pixels = sum(g.pixels * len(g.total) for g in groups)
         if pixels == 0:
             return [], []
@@ -501,86 +701,121 @@ class _SplitAccumulator:
 
 
 class _Histogram:
-    """A 64-bin histogram on an aligned power-of-two grid that widens as new values arrive.
+    """A 64-bin histogram on an aligned power-of-two grid, as wide as its values need.
 
-    Bins are [j*w, (j+1)*w) for integers j and w = 2**e, so widening (doubling w) merges bin pairs
-    exactly and no earlier count is approximated. It starts as [0, 1] (w = 1/64): float data within
-    [0, 1] keeps exactly that range and uint8 widens to [0, 256] (w = 4), so splits stay comparable.
+    Bins are [j*w, (j+1)*w) for integers j and w = 2**e (at least 1/64): the narrowest such w whose
+    64 bins starting at floor(min/w) hold every value (a value on the top edge counts in the last bin,
+    as in histc). Widening (doubling w) merges bin pairs exactly, so two histograms merge exactly
+    (:meth:`merge`) into the histogram of all their values, whichever values each held. Float data
+    within [0, 1] keeps exactly that range and uint8 gets [0, 256] (w = 4), so splits stay comparable.
     """
 
     def __init__(self) -> None:
         self.width = 2.0**-6
         self.start = 0
-        self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
-        self.empty = True
+        self.counts = np.zeros(HISTOGRAM_BINS + 1, dtype=np.int64)  # the last: values on the top edge
+        self.low, self.high = math.inf, -math.inf
 
-    def _cover(self, low: float, high: float) -> None:
-        while True:
-            first = math.floor(low / self.width)
-            last = max(first, math.ceil(high / self.width) - 1)
-            used = np.nonzero(self.counts)[0]
-            if used.size:
-                first, last = min(first, self.start + int(used[0])), max(last, self.start + int(used[-1]))
-            if last - first < HISTOGRAM_BINS or self.width > 2.0**1000:
-                break
-            self._move(self.start // 2, halve=True)
-        self._move(min(max(self.start, last - HISTOGRAM_BINS + 1), first), halve=False)
+    @property
+    def empty(self) -> bool:
+        return self.low > self.high
 
-    def _move(self, start: int, *, halve: bool) -> None:
-        counts = np.zeros_like(self.counts)
-        for offset in np.nonzero(self.counts)[0]:
-            absolute = self.start + int(offset)
-            counts[(absolute // 2 if halve else absolute) - start] += self.counts[offset]
-        if halve:
-            self.width *= 2
-        self.start, self.counts = start, counts
+    @staticmethod
+    def _fits(width: float, low: float, high: float) -> bool:
+        first = math.floor(low / width)
+        return max(first, math.ceil(high / width) - 1) - first < HISTOGRAM_BINS
 
-    def _bin_of(self, values: np.ndarray) -> np.ndarray:
-        return np.clip(np.floor(values / self.width).astype(np.int64) - self.start, 0, HISTOGRAM_BINS - 1)
+    @classmethod
+    def _width(cls, low: float, high: float, at_least: float) -> float:
+        width = at_least
+        while not cls._fits(width, low, high) and width <= 2.0**1000:
+            width *= 2
+        return width
+
+    def _at(self, width: float, start: int) -> np.ndarray:
+        """These counts on the grid of ``width`` (a multiple of ours), from bin ``start`` on."""
+        ratio = round(width / self.width)
+        used = np.nonzero(self.counts)[0]
+        moved = np.clip((self.start + used) // ratio - start, 0, HISTOGRAM_BINS)
+        return np.bincount(moved, weights=self.counts[used], minlength=HISTOGRAM_BINS + 1).astype(np.int64)
+
+    def merge(self, other: _Histogram) -> None:
+        if other.empty:
+            return
+        if self.empty:
+            self.width, self.start, self.counts = other.width, other.start, other.counts.copy()
+            self.low, self.high = other.low, other.high
+            return
+        low, high = min(self.low, other.low), max(self.high, other.high)
+        width = self._width(low, high, max(self.width, other.width))
+        start = math.floor(low / width)
+        self.counts = self._at(width, start) + other._at(width, start)
+        self.width, self.start, self.low, self.high = width, start, low, high
+
+    def _batch(self, low: float, high: float) -> _Histogram:
+        part = _Histogram()
+        part.low, part.high = low, high
+        part.width = self._width(low, high, part.width)
+        part.start = math.floor(low / part.width)
+        return part
 
     def add_weighted(self, values: np.ndarray, weights: np.ndarray) -> None:
-        self._cover(float(values.min()), float(values.max()))
-        self.counts += np.bincount(self._bin_of(values), weights=weights, minlength=HISTOGRAM_BINS).astype(
-            np.int64
-        )
-        self.empty = False
+        part = self._batch(float(values.min()), float(values.max()))
+        index = np.clip(np.floor(values / part.width).astype(np.int64) - part.start, 0, HISTOGRAM_BINS)
+        part.counts = np.bincount(index, weights=weights, minlength=HISTOGRAM_BINS + 1).astype(np.int64)
+        self.merge(part)
 
     def add(self, values: torch.Tensor, low: float, high: float) -> None:
         """Count ``values``, all of them within [low, high]."""
-        self._cover(low, high)
-        # Bin index = floor(x / w) - start: w is a power of two, so the scaling is exact, and after
-        # _cover every index is in [0, 64]; 64 (x on the top edge) belongs to the last bin, as in histc.
-        # Twice as fast as torch.histc.
-        scaled = values * (1.0 / self.width)
-        if self.start:
-            scaled -= self.start
-        counts = torch.bincount(scaled.to(torch.uint8).reshape(-1), minlength=HISTOGRAM_BINS + 1).numpy()
-        counts[HISTOGRAM_BINS - 1] += counts[HISTOGRAM_BINS:].sum()
-        self.counts += counts[:HISTOGRAM_BINS]
-        self.empty = False
+        part = self._batch(low, high)
+        # Bin index = floor(x / w) - start: w is a power of two, so the scaling is exact, and every index
+        # is in [0, 64] (64: x on the top edge). Twice as fast as torch.histc.
+        scaled = values * (1.0 / part.width)
+        if part.start:
+            scaled -= part.start
+        part.counts = torch.bincount(scaled.to(torch.uint8).reshape(-1), minlength=HISTOGRAM_BINS + 1).numpy()[
+            : HISTOGRAM_BINS + 1].astype(np.int64)
+        self.merge(part)
 
     def result(self) -> tuple[list[float], list[int]]:
         if self.empty:
             return [], []
-        edges = [(self.start + i) * self.width for i in range(HISTOGRAM_BINS + 1)]
-        return edges, self.counts.tolist()
+        first = self.start
+        last = max(first, math.ceil(self.high / self.width) - 1)
+        shown = min(max(0, last - HISTOGRAM_BINS + 1), first)  # from 0 when the values fit from there
+        counts = self._at(self.width, shown)
+        counts[HISTOGRAM_BINS - 1] += counts[HISTOGRAM_BINS]
+        edges = [(shown + i) * self.width for i in range(HISTOGRAM_BINS + 1)]
+        return edges, counts[:HISTOGRAM_BINS].tolist()
 
 
 @dataclass
 class _Samples:
+    """The first ``per_class`` items of each label in item order, of the shape of that label's first item
+    (a sample grid needs one shape per class). Kept per label and shape, so that merging the samples of
+    consecutive items (:meth:`merge`) gives the same picks."""
+
     per_class: int
-    images: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    images: dict[int, dict[tuple[int, ...], list[torch.Tensor]]] = field(default_factory=dict)
 
     def add(self, batch: Batch) -> None:
         if self.per_class == 0 or batch.images.ndim == 0 or batch.images.shape[0] == 0:
             return
+        shape = tuple(batch.images.shape[1:])
         for label in torch.unique(batch.labels).tolist():
-            kept = self.images.setdefault(label, [])
-            # a sample grid needs one shape per class: keep the shape of the first sample seen
-            if len(kept) >= self.per_class or (kept and kept[0].shape != batch.images.shape[1:]):
+            kept = self.images.setdefault(label, {}).setdefault(shape, [])
+            if len(kept) >= self.per_class:
                 continue
             rows = torch.nonzero(batch.labels == label)[: self.per_class - len(kept), 0]
             kept.extend(image.clone() for image in batch.images[rows])
 
+    def merge(self, other: _Samples) -> None:
+        for label, shapes in other.images.items():
+            mine = self.images.setdefault(label, {})
+            for shape, images in shapes.items():
+                kept = mine.setdefault(shape, [])
+                kept.extend(images[: self.per_class - len(kept)])
+
     def result(self) -> dict[int, torch.Tensor]:
-        return {label: torch.stack(images) for label, images in sorted(self.images.items()) if images}
+        return {label: torch.stack(next(iter(shapes.values()))) for label, shapes in sorted(self.images.items())
+                if shapes}

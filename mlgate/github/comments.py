@@ -11,14 +11,9 @@ from github.Issue import Issue
 from github.IssueComment import IssueComment
 
 from mlgate.github.client import PULL_REQUESTS_WRITE, GitHubError, GitHubRepo, calling
+from mlgate.publish_contract import has_marker
 
 COMMENT_MAX_CHARS = 65536  # GitHub rejects longer comment bodies
-
-
-def has_marker(body: str | None, marker: str) -> bool:
-    """True when ``body``'s first line is ``marker`` (a quoted copy of a report does not count)."""
-    first_line = (body or "").split("\n", 1)[0]
-    return first_line.rstrip("\r").strip() == marker
 
 
 def upsert_comment(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mlgate import numbers
+from mlgate.markdown import code, inert, inert_message
 from mlgate.model.gates import GATES, UNITS
 from mlgate.model.report import ModelReport, lineage_section, significance_section, threads
 from mlgate.numbers import count, megabytes, ms, percent
@@ -29,9 +30,10 @@ def card_path(manifest_path: str) -> str:
 def render_card(report: ModelReport, version: ModelVersion, collection: str, alias: str) -> str:
     """The model card of ``version`` (gated as ``report``), proposed to hold ``alias`` in ``collection``."""
     parts = [
-        f"# Model card: `{version.name}`",
-        f"{icon(report.gates)} Gated by **{report.title}**: {verdict(report.gates)}. Merging the pull request that "
-        f"adds this card links `{version.name}` into `{collection}` as `{alias}`.",
+        f"# Model card: {code(version.name)}",
+        f"{icon(report.gates)} Gated by **{inert(report.title)}**: {verdict(report.gates)}. Merging the pull request "
+        "that "
+        f"adds this card links {code(version.name)} into {code(collection)} as {code(alias)}.",
         _identity(report, version, collection, alias),
         "## Metrics\n\n" + _metrics(report),
     ]
@@ -47,9 +49,10 @@ def render_card(report: ModelReport, version: ModelVersion, collection: str, ali
 
 
 def _identity(report: ModelReport, version: ModelVersion, collection: str, alias: str) -> str:
-    rows = [("artifact", f"`{version.name}`"), ("version", f"`{version.version}`"),
-            ("digest", f"`{version.digest}`" if version.digest else numbers.MISSING),
-            ("collection", f"`{collection}`"), ("alias on merge", f"`{alias}`"), ("format", report.format)]
+    rows = [("artifact", f"{code(version.name)}"), ("version", f"{code(version.version)}"),
+            ("digest", f"{code(version.digest)}" if version.digest else numbers.MISSING),
+            ("collection", f"{code(collection)}"), ("alias on merge", f"{code(alias)}"),
+            ("format", inert(report.format))]
     return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
 
 
@@ -77,9 +80,9 @@ def _metrics(report: ModelReport) -> str:
     if generalisation is not None:
         rows.append(("train − eval accuracy", numbers.points(generalisation.gap),
                      f"± {numbers.points(generalisation.gap_margin)} at 95%"))
-        reading = (f"\n\nTrain − eval accuracy, {count(generalisation.train_samples)} {generalisation.train_split} "
-                   f"items against {count(generalisation.eval_samples)} {generalisation.eval_split} items — "
-                   f"{generalisation.reading}.")
+        reading = (f"\n\nTrain − eval accuracy, {count(generalisation.train_samples)} "
+                   f"{inert(generalisation.train_split)} items against {count(generalisation.eval_samples)} "
+                   f"{inert(generalisation.eval_split)} items — {inert_message(generalisation.reading)}.")
     with_intervals = any(interval for _, _, interval in rows)
     header = "| metric | value | interval |\n|---|---:|---|" if with_intervals else "| metric | value |\n|---|---:|"
     lines = [f"| {name} | {value} |" + (f" {interval or numbers.MISSING} |" if with_intervals else "")
@@ -102,7 +105,7 @@ def _against_production(report: ModelReport) -> str:
         difference = report.accuracy - b.accuracy
         ratios += (", " if ratios else "") + "accuracy " + ("+" if difference > 0 else "") + numbers.points(difference)
     significance = significance_section(report, candidate_alone=False, figures=False)
-    return (f"## Against production\n\nMeasured in the same run beside `{b.model}` (`{b.alias}`): "
+    return (f"## Against production\n\nMeasured in the same run beside {code(b.model)} ({code(b.alias)}): "
             f"accuracy {percent(b.accuracy)}, latency p95 {ms(b.latency_ms.p95)}, size {megabytes(b.size_mb)}. "
             f"Candidate against production: {ratios or numbers.MISSING}."
             + (f"\n\n{significance}" if significance else ""))
@@ -118,12 +121,13 @@ def _lineage(report: ModelReport) -> str:
 def _how_measured(report: ModelReport) -> str:
     env = report.environment
     lines = [
-        f"- environment: CPU `{env.cpu}`, {threads(env.threads)}, torch {env.torch}, Python {env.python}, "
-        f"{env.platform}",
+        f"- environment: CPU {code(env.cpu)}, {threads(env.threads)}, torch {inert(env.torch)}, "
+        f"Python {inert(env.python)}, "
+        f"{inert(env.platform)}",
         f"- latency: {count(report.predictions)} single-item predictions, one timed call each after a warm-up, "
         f"under `torch.inference_mode` ({numbers.seconds(report.total_seconds)} in all)",
         f"- accuracy: {count(report.eval_samples)} eval items" if report.accuracy is not None
         else "- accuracy: not measured (no `eval-data`)",
-        *(f"- {note}" for note in report.notes),
+        *(f"- {inert_message(note)}" for note in report.notes),
     ]
     return "## How it was measured\n\n" + "\n".join(lines)

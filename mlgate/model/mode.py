@@ -17,7 +17,7 @@ from mlgate.clients import Clients
 from mlgate.context import RunContext
 from mlgate.errors import ExitCode, MlgateError
 from mlgate.model.promote import act, check_action
-from mlgate.model.registry import ModelRegistry, ModelVersion
+from mlgate.model.registry import ModelRegistry, ModelVersion, same_version
 from mlgate.model.target import ModelTarget, resolve_target
 from mlgate.publish import Finished, Publication, finish
 from mlgate.settings import ModelGateSettings
@@ -233,7 +233,7 @@ def _production(settings: ModelGateSettings, target: ModelTarget, candidate: Mod
     if registry is None or target.collection is None:
         return None
     production = registry.version_with_alias(target.collection, settings.promote_alias)
-    if production is not None and _same(production, candidate):
+    if production is not None and same_version(production, candidate):
         workflow.annotate("notice", "Already in production",
                           f"{production.name} already holds `{settings.promote_alias}`; nothing to compare with.")
         return None
@@ -248,12 +248,6 @@ def _fetch(model: str, is_local: bool, registry: ModelRegistry | None, root: Pat
     version = registry.resolve(model)
     registry.download(version.name, dest)
     return version, dest
-
-
-def _same(a: ModelVersion, b: ModelVersion | None) -> bool:
-    if b is None:
-        return False
-    return (a.digest is not None and a.digest == b.digest) or a.name == b.name
 
 
 def _load(load_model: Callable[..., Any], path: Path, version: ModelVersion | None, settings: ModelGateSettings,

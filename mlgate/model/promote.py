@@ -17,6 +17,7 @@ from mlgate import workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
 from mlgate.errors import ExitCode
+from mlgate.markdown import code, inert
 from mlgate.model.manifest import PromotionError, manifest_path, promotion_manifest, pushed_manifests, read_manifest
 from mlgate.model.registry import ModelRegistry, ModelVersion
 from mlgate.model.target import ModelTarget
@@ -129,13 +130,13 @@ def _verify_digest(registry: ModelRegistry, rel: Path, manifest: Mapping[str, An
 
 def render_markdown(report: PromoteReport) -> str:
     if not report.promotions:
-        return f"## ➖ {report.title}\n\nNo promotion manifest changed; nothing to do.\n\n{footer()}\n"
-    lines = [f"- `{p.artifact}` " + (f"now holds `{p.alias}` in `{p.collection}`." if p.linked
-                                     else f"already held `{p.alias}` in `{p.collection}`: nothing to do.")
-             + (f" Digest `{p.digest}`: the one the gate measured." if p.digest_verified
+        return f"## ➖ {inert(report.title)}\n\nNo promotion manifest changed; nothing to do.\n\n{footer()}\n"
+    lines = [f"- {code(p.artifact)} " + (f"now holds {code(p.alias)} in {code(p.collection)}." if p.linked
+                                     else f"already held {code(p.alias)} in {code(p.collection)}: nothing to do.")
+             + (f" Digest {code(p.digest)}: the one the gate measured." if p.digest_verified
                 else " Not verified: the manifest pins no digest.")
              for p in report.promotions]
-    return f"## ✅ {report.title}\n\n" + "\n".join(lines) + f"\n\n{footer()}\n"
+    return f"## ✅ {inert(report.title)}\n\n" + "\n".join(lines) + f"\n\n{footer()}\n"
 
 
 def promote_outcome(report: PromoteReport) -> str:
@@ -250,14 +251,14 @@ def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, ta
     links, _ = publication.host_figures({f"{name}.png": png for name, png in figures.items()})
     figure_links = {name: links[f"{name}.png"] for name in figures if f"{name}.png" in links}
     body = render_markdown(report, figure_links) + (
-        f"\n\nMerging this pull request links `{version.name}` into `{target.collection}` with the alias "
-        f"`{settings.promote_alias}` (the `mode: promote` workflow on the default branch does it). "
-        f"The model card is in `{card_path(path)}`: metrics with intervals, lineage, gates, how measured."
+        f"\n\nMerging this pull request links {code(version.name)} into {code(target.collection)} with the alias "
+        f"{code(settings.promote_alias)} (the `mode: promote` workflow on the default branch does it). "
+        f"The model card is in {code(card_path(path))}: metrics with intervals, lineage, gates, how measured."
     )
     url = upsert_pull_request(
         publication.repo,
         branch=f"mlgate/promote-{Path(path).stem}", base=default_branch(publication.repo),
-        title=f"Promote {version.name} to {settings.promote_alias}",
+        title=plain_text(f"Promote {version.name} to {settings.promote_alias}"),
         body=fit(body, COMMENT_LIMIT - 1024, "The full report is in the job summary of the gate run."),
         files={path: (json.dumps(manifest, indent=2) + "\n").encode(),
                card_path(path): render_card(report, version, target.collection, settings.promote_alias).encode()},

@@ -74,6 +74,13 @@ class RegistryUnauthorized(RegistryError):
     title = "W&B API key rejected"
 
 
+class AliasRefused(RegistryUnauthorized):
+    """Raised when W&B refuses to set (or remove) an alias, typically a protected alias such as
+    ``production`` that only a registry Admin may set; names the alias and the role the key needs."""
+
+    title = "W&B refused the alias"
+
+
 class ModelVersion(BaseModel):
     """One model version as a path resolved to it.
 
@@ -88,6 +95,40 @@ class ModelVersion(BaseModel):
     collection: str
     digest: str | None
     metadata: dict[str, Any]
+    id: str | None = None
+    """The registry's id of the version (W&B's ``artifact.id``): the same through the source path, a
+    legacy registry path or a ``wandb-registry-*`` path; what :func:`same_version` compares."""
+
+
+class InconsistentVersion(RegistryError):
+    """Raised by :func:`same_version` when W&B answers one version id with two different digests."""
+
+    title = "W&B answered inconsistently"
+    exit_code = ExitCode.SERVICE
+
+
+def same_version(a: ModelVersion, b: ModelVersion | None) -> bool:
+    """Whether ``a`` and ``b`` are one model version: by registry version id (by name when either id
+    is unknown), never by digest alone, because an empty or missing digest would make two versions one.
+    The digest is a consistency check: one id with two different non-empty digests raises
+    :class:`InconsistentVersion`."""
+    if b is None:
+        return False
+    same = a.id == b.id if a.id and b.id else a.name == b.name
+    if same and a.digest and b.digest and a.digest != b.digest:
+        raise InconsistentVersion(
+            f"W&B answered two digests for {a.name} (version id {a.id or 'unknown'}): {a.digest} and {b.digest}.",
+            hint="A committed W&B artifact version does not change; rerun the job, and if it happens again, "
+            "check the version's files in the W&B UI.",
+        )
+    return same
+
+
+class ArtifactEntryRefused(RegistryError):
+    """Raised when an artifact's manifest names a file the SDK refuses to write (an absolute path or
+    one that climbs out with ``..``): the artifact is bad input, and a rerun cannot fix it."""
+
+    title = "W&B artifact holds an unsafe file name"
 
 
 class LineageRun(BaseModel):
@@ -208,9 +249,17 @@ class WandbRegistry:
     def download(self, path: str, dest: Path) -> list[Path]:
         artifact = self._artifact(check_version_path(path))
         dest.mkdir(parents=True, exist_ok=True)
-        with self._errors(path, "Downloading"):
-            artifact.download(root=str(dest), skip_cache=True)
+        with self._errors(path, "Reading the manifest of"):
             entries = sorted(artifact.manifest.entries)
+        for entry in entries:  # before any byte is written: the SDK refuses these mid-download
+            _check_entry(path, entry)
+        with self._errors(path, "Downloading"):
+            try:
+                artifact.download(root=str(dest), skip_cache=True)
+            except ValueError as exc:
+                if "invalid artifact path" not in str(exc).lower():
+                    raise
+                raise _entry_refused(path, str(exc)) from exc
         return [dest / entry for entry in entries]
 
     def version_with_alias(self, collection_path: str, alias: str) -> ModelVersion | None:
@@ -228,9 +277,10 @@ class WandbRegistry:
         check_collection_path(target_collection)
         source = self._artifact(check_version_path(source_path))
         holder = self.version_with_alias(target_collection, alias)
-        if holder is not None and holder.name == source.source_qualified_name:
+        if same_version(_model_version(source), holder):
             return False
-        with self._errors(f"{source_path} -> {target_collection}", "Linking"):
+        with self._alias_refusal(alias, source_path, target_collection), \
+                self._errors(f"{source_path} -> {target_collection}", "Linking"):
             source.link(target_collection, aliases=[alias])
         return True
 
@@ -238,7 +288,8 @@ class WandbRegistry:
         artifact = self._artifact(check_version_path(path))
         if check_alias(alias) in artifact.aliases:
             return
-        with self._errors(path, f"Adding alias {alias!r} to"):
+        with self._alias_refusal(alias, path, path.split(":", 1)[0]), \
+                self._errors(path, f"Adding alias {alias!r} to"):
             artifact.aliases = [*artifact.aliases, alias]
             artifact.save()
 
@@ -283,6 +334,17 @@ class WandbRegistry:
         return self._api
 
     @contextmanager
+    def _alias_refusal(self, alias: str, version: str, collection: str) -> Iterator[None]:
+        """A write refused after the reads succeeded is a refusal of the alias, not of the key."""
+        try:
+            yield
+        except RegistryUnauthorized as exc:
+            if isinstance(exc, AliasRefused):
+                raise
+            reason = str(exc.__cause__ or exc.message).replace(self._api_key, "***")
+            raise _alias_refused(alias, version, collection, reason) from exc
+
+    @contextmanager
     def _errors(self, subject: str | None, doing: str = "Reading") -> Iterator[None]:
         """Turn SDK exceptions into ``RegistryError``s that name ``subject`` and never hold the key."""
         try:
@@ -324,6 +386,43 @@ def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str,
     )
 
 
+def _alias_refused(alias: str, version: str, collection: str, reason: str) -> AliasRefused:
+    """The error for W&B refusing ``alias`` on ``version`` in ``collection``: which alias, and which role."""
+    reason = reason.strip().removeprefix("input: ")
+    registry = "wandb-registry-" in collection
+    needs = ("the registry Admin role (or a service account with that role)" if registry
+             else "write access to the team's model registry (and the Admin role for a protected alias)")
+    if registry:
+        role = (f"`{alias}` is most likely a protected alias of the registry: only a registry Admin can add or "
+                f"remove it. Give the W&B user of `wandb-api-key` the Admin role in that registry (Registry → "
+                f"settings → Registry members and roles), or use the API key of a service account that has "
+                f"the Admin role there; a Member or Viewer key is refused.")
+    else:
+        role = (f"The W&B user of `wandb-api-key` needs write access to `{collection}` (a Member or Admin of "
+                f"its team), and for a protected alias the Admin role.")
+    return AliasRefused(
+        f"W&B refused to set the alias `{alias}` on {version} in `{collection}` ({reason}). Nothing was "
+        f"changed: whoever held `{alias}` still holds it. Setting it needs {needs}.",
+        hint=role + " Then rerun the job.",
+    )
+
+
+def _check_entry(path: str, entry: str) -> None:
+    """Refuse a manifest entry that is absolute or climbs out of the download folder (``../x``)."""
+    parts = entry.replace("\\", "/").split("/")
+    if not entry or entry.startswith("/") or re.match(r"[A-Za-z]:", entry) or ".." in parts:
+        raise _entry_refused(path, f"entry {entry!r} is not a path inside the artifact")
+
+
+def _entry_refused(path: str, reason: str) -> ArtifactEntryRefused:
+    return ArtifactEntryRefused(
+        f"W&B artifact {path!r} cannot be downloaded safely: {reason}. Nothing was downloaded.",
+        hint="The artifact's manifest names a file outside the artifact (an absolute path or one with '..'); "
+        "a rerun cannot fix it. Log a new version whose files have plain relative names "
+        "(artifact.add_file(local_path, name='model.pt')) and stage that.",
+    )
+
+
 def _model_version(artifact: Artifact) -> ModelVersion:
     return ModelVersion(
         name=artifact.source_qualified_name,
@@ -332,6 +431,7 @@ def _model_version(artifact: Artifact) -> ModelVersion:
         collection=artifact.name.split(":")[0],
         digest=artifact.digest,
         metadata=dict(artifact.metadata),
+        id=artifact.id,
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pydantic import BaseModel
 
 from mlgate import numbers
+from mlgate.markdown import code, inert, inert_message
 from mlgate.model.comparison import Comparison, Uncertainty
 from mlgate.model.gates import GATES, UNITS
 from mlgate.model.generalisation import Generalisation
@@ -16,6 +17,8 @@ from mlgate.numbers import count, megabytes, ms, number, percent, seconds
 from mlgate.report import Gate, Interval, fold, footer, gates_section, icon, outcome, verdict_line
 
 SCHEMA_VERSION = "2"
+FIGURE_NAMES = ("confusion_matrix", "per_class_accuracy_change", "confusion_matrix_change", "flipped_items")
+"""Every figure model-gate can draw (``mlgate.model.mode``), in the order the report shows them."""
 
 
 class LatencyMs(BaseModel):
@@ -207,38 +210,38 @@ def significance_section(report: ModelReport, *, candidate_alone: bool = True, f
 def lineage_section(report: ModelReport) -> str:
     """``### Lineage``: the data version the candidate was trained on against the repository's, the run,
     the datasets it used and where each hash was read. Empty without a lineage."""
-    from mlgate.report import plain_text
 
     lin = report.lineage
     if lin is None:
         return ""
-    repo = f"`{lin.eval_data}`" if lin.eval_data else "eval-data"
+    repo = f"{code(lin.eval_data)}" if lin.eval_data else "eval-data"
     match = next((h for h in lin.hashes if lin.repository_hash and h.value == normalise(lin.repository_hash)), None)
     if lin.verdict == "matches" and match is not None:
-        head = f"✅ **Trained on data version `{short(match.logged)}`** (matches the repository's {repo})"
+        head = f"✅ **Trained on data version {code(short(match.logged))}** (matches the repository's {repo})"
     elif lin.verdict == "differs":
-        logged = ", ".join(f"`{short(h.logged)}`" for h in lin.hashes)
+        logged = ", ".join(f"{code(short(h.logged))}" for h in lin.hashes)
         head = (f"❌ **Trained on data version {logged}** (differs from the repository's {repo}: "
-                f"`{short(lin.repository_hash or '')}`)")
+                f"{code(short(lin.repository_hash or ''))})")
     else:
-        head = f"❔ **Data version unknown:** {lin.reason}"
+        head = f"❔ **Data version unknown:** {inert_message(lin.reason)}"
     lines = [head, ""]
     if lin.run is not None:
-        name = plain_text(lin.run.name or lin.run.id).replace("[", "(").replace("]", ")")  # a free-text name
-        lines.append(f"- run: [{name}]({lin.run.url}) (`{lin.run.project}/{lin.run.id}`)")
+        # W&B's words and address are shown, never linked: a registry cannot make mlgate link elsewhere
+        lines.append(f"- run: {inert(lin.run.name or lin.run.id)} ({code(f'{lin.run.project}/{lin.run.id}')}, "
+                     f"{code(lin.run.url)})")
     elif lin.verdict != "unknown":  # an unknown verdict's reason already says what was missing
         lines.append("- run: none (no W&B run logged this model version)")
     if lin.datasets:
         lines.append("- datasets used: " + ", ".join(
-            f"`{d.name}` ({plain_text(d.type)}" + "".join(f", {k} `{short(v)}`" for k, v in d.hashes.items()) + ")"
+            f"{code(d.name)} ({inert(d.type)}" + "".join(f", {k} {code(short(v))}" for k, v in d.hashes.items()) + ")"
             for d in lin.datasets))
     elif lin.run is not None:
         lines.append("- datasets used: none declared (`run.use_artifact`)")
     for h in lin.hashes:
-        lines.append(f"- data hash `{h.logged}` from {h.source}")
+        lines.append(f"- data hash {code(h.logged)} from {inert_message(h.source)}")
     if lin.repository_hash:
-        lines.append(f"- repository: {repo} is `{lin.repository_hash}` (DVC)")
-    lines.extend(f"- ignored: {plain_text(item)}" for item in lin.ignored)
+        lines.append(f"- repository: {repo} is {code(lin.repository_hash)} (DVC)")
+    lines.extend(f"- ignored: {inert_message(item)}" for item in lin.ignored)
     return "### Lineage\n\n" + "\n".join(lines).rstrip()
 
 
@@ -247,21 +250,23 @@ def generalisation_section(report: ModelReport) -> str:
     g = report.generalisation
     if g is None:
         return ""
-    line = (f"Accuracy on {g.train_split} ({count(g.train_samples)} items): {percent(g.train_accuracy)}, "
-            f"on {g.eval_split} ({count(g.eval_samples)} items): {percent(g.eval_accuracy)} — gap "
+    train, evaluated = inert(g.train_split), inert(g.eval_split)
+    line = (f"Accuracy on {train} ({count(g.train_samples)} items): {percent(g.train_accuracy)}, "
+            f"on {evaluated} ({count(g.eval_samples)} items): {percent(g.eval_accuracy)} — gap "
             f"{numbers.points(g.gap)} (± {numbers.points(g.gap_margin)} at 95%).")
-    how = (f"The {g.train_split} items are a uniform sample (seed {g.seed}) of the {count(g.train_items_read)} "
-           f"{g.train_split} items read, prepared like the eval items; the gap is {g.train_split} minus "
-           f"{g.eval_split} accuracy.")
-    notes = "".join(f"\n- {n}" for n in g.notes)
-    return f"### Generalisation gap\n\n{line} {g.reading[0].upper()}{g.reading[1:]}.\n\n{how}{notes}"
+    how = (f"The {train} items are a uniform sample (seed {g.seed}) of the {count(g.train_items_read)} "
+           f"{train} items read, prepared like the eval items; the gap is {train} minus "
+           f"{evaluated} accuracy.")
+    notes = "".join(f"\n- {inert_message(n)}" for n in g.notes)
+    reading = inert_message(g.reading[:1].upper() + g.reading[1:])
+    return f"### Generalisation gap\n\n{line} {reading}.\n\n{how}{notes}"
 
 
 def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, note: str = "") -> str:
     b = report.baseline
-    parts = [f"## {icon(report.gates)} {report.title}: `{report.model}`", verdict_line(report.gates),
+    parts = [f"## {icon(report.gates)} {inert(report.title)}: {code(report.model)}", verdict_line(report.gates),
              f"{report.format} model · {count(report.params)} parameters · {megabytes(report.size_mb)}"
-             + (f" · candidate for `{report.collection}`" if report.collection else ""),
+             + (f" · candidate for {code(report.collection)}" if report.collection else ""),
              gates_section(report.gates, UNITS, [spec.name for spec in GATES])]
     lat = report.latency_ms
 
@@ -281,7 +286,7 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
          _signed_points(report.accuracy - b.accuracy) if b and report.accuracy is not None and b.accuracy is not None
          else ""),
     ]
-    header = "| measure | candidate |" + (f" production (`{b.model}`) | vs production |" if b else "")
+    header = "| measure | candidate |" + (f" production ({code(b.model)}) | vs production |" if b else "")
     lines = [header, "|---|---:|" + ("---:|---:|" if b else "")]
     for name, cand, prod, ratio in rows:
         lines.append(f"| {name} | {cand} |" + (f" {prod} | {ratio} |" if b else ""))
@@ -305,11 +310,11 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
         production = b.per_class_accuracy if b is not None and b.per_class_accuracy else None
         if production is None:
             table = ["| class | accuracy |", "|---|---:|"] + [
-                f"| {label} | {percent(acc)} |" for label, acc in report.per_class_accuracy.items()
+                f"| {inert(label)} | {percent(acc)} |" for label, acc in report.per_class_accuracy.items()
             ]
         else:  # beside production, so the per-class change figure's numbers can be read off too
             table = ["| class | candidate | production | change |", "|---|---:|---:|---:|"] + [
-                f"| {label} | {percent(acc)} | {percent(production.get(label))} | "
+                f"| {inert(label)} | {percent(acc)} | {percent(production.get(label))} | "
                 + (_signed_points(acc - production[label]) if label in production else numbers.MISSING) + " |"
                 for label, acc in report.per_class_accuracy.items()
             ]
@@ -318,12 +323,14 @@ def render_markdown(report: ModelReport, figure_links: Mapping[str, str], *, not
         parts.append(f"![{name.replace('_', ' ')}]({link})")
     env = report.environment
     parts.append(fold("How this was measured",
-                      f"CPU `{env.cpu}`, {threads(env.threads)}, torch {env.torch}, Python {env.python}, "
-                      f"{env.platform}. `torch.inference_mode`, warm-up first, one timed call per prediction"
+                      f"CPU {code(env.cpu)}, {threads(env.threads)}, torch {inert(env.torch)}, "
+                      f"Python {inert(env.python)}, "
+                      f"{inert(env.platform)}. `torch.inference_mode`, warm-up first, one timed call per prediction"
                       + ("; candidate and production interleaved (A B A B …) so runner noise cancels." if b else ".")
-                      + ("\n\n" + "\n".join(f"- {n}" for n in report.notes) if report.notes else "")))
+                      + ("\n\n" + "\n".join(f"- {inert_message(n)}" for n in report.notes)
+                         if report.notes else "")))
     if report.action is not None:
-        parts.append(f"**Next:** {report.action.result}")
+        parts.append(f"**Next:** {inert_message(report.action.result)}")
     if note:
         parts.append(f"> {note}")
     parts.append(footer())

@@ -1,8 +1,13 @@
 """Which model to gate, and which registry collection it would be promoted into.
 
-From the ``model`` input, or from the ``repository_dispatch`` payload a W&B automation sends when
-a version gets the alias ``staging``. Payload values are checked against strict patterns: they are
-user-controlled text and must never reach a shell or a path outside the workspace.
+From the ``model`` input, or from the ``repository_dispatch`` payload a W&B automation sends when a
+version is linked into a collection (``${event_type}`` ``LINK_ARTIFACT``, or ``LINK_MODEL`` from the
+older model registry) or gets an alias such as ``staging`` (``ADD_ARTIFACT_ALIAS``, with the alias in
+``${alias}``, which is empty for the other events). ``${artifact_version_string}`` may be a source
+version (``entity/project/name:vN``), a registry version (``wandb-registry-model/mnist:vN``, with or
+without ``org/`` in front) or a legacy one (``entity/model-registry/mnist:vN``). Payload values are
+checked against strict patterns: they are user-controlled text and must never reach a shell or a
+path outside the workspace.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlgate.errors import MlgateError
-from mlgate.model.artifact_paths import ARTIFACT, NAME, VERSION_STRING
+from mlgate.model.artifact_paths import ARTIFACT, NAME, PART, VERSION_STRING
+
+EVENT_TYPES = ("LINK_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_MODEL", "CREATE_ARTIFACT")
+"""W&B automation events that carry an artifact version (``${event_type}``)."""
+_EVENT_TYPE = re.compile("|".join(EVENT_TYPES))
+_PAYLOAD_VERSION = re.compile(rf"{VERSION_STRING.pattern}|wandb-registry-{PART}/{PART}:{PART}", re.ASCII)
+"""``${artifact_version_string}``: ``entity/project/name:vN``; a registry version may come without the org."""
 
 EXPECTED_PAYLOAD = """{
   "event_type": "staged_model",
@@ -49,6 +60,10 @@ class ModelTarget(BaseModel):
     is_local: bool
     collection: str | None
     """Registry collection the model would be promoted into (``wandb-registry-model/mnist``)."""
+    event_type: str | None = None
+    """The W&B automation event that sent the payload (``LINK_ARTIFACT``, ...); None otherwise."""
+    alias: str | None = None
+    """The alias whose addition sent the payload (``ADD_ARTIFACT_ALIAS``); None for other events."""
 
     @property
     def collection_name(self) -> str | None:
@@ -80,17 +95,21 @@ def resolve_target(model: str | None, registry: str | None, event_name: str | No
     payload = event.get("client_payload")
     if not isinstance(payload, dict):
         raise InvalidPayload("The repository_dispatch event has no `client_payload` object.")
-    version_string = _field(payload, "artifact_version_string", VERSION_STRING)
+    event_type = _optional(payload, "event_type", _EVENT_TYPE, f"one of {', '.join(EVENT_TYPES)}")
+    version_string = _field(payload, "artifact_version_string", _PAYLOAD_VERSION)
     entity = _field(payload, "entity_name", NAME)
     project = _field(payload, "project_name", NAME)
     collection_name = _field(payload, "artifact_collection_name", NAME)
-    if "alias" in payload:
-        _field(payload, "alias", NAME)
+    alias = _optional(payload, "alias", NAME, "an alias such as `staging`, or empty")  # empty unless added
+    if event_type == "ADD_ARTIFACT_ALIAS" and alias is None:
+        raise InvalidPayload("`client_payload.alias` is empty, but `event_type` is ADD_ARTIFACT_ALIAS, "
+                             "whose `${alias}` names the alias that was added.")
     default_collection = (
         f"{project}/{collection_name}" if project.startswith("wandb-registry-")
-        else f"{entity}/model-registry/{collection_name}"
+        else f"{entity}/model-registry/{collection_name}"  # a legacy registry event, or a project's
     )
-    return ModelTarget(model=version_string, is_local=False, collection=registry or default_collection)
+    return ModelTarget(model=version_string, is_local=False, collection=registry or default_collection,
+                       event_type=event_type, alias=alias)
 
 
 def _field(payload: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
@@ -100,6 +119,17 @@ def _field(payload: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> st
     if not pattern.fullmatch(value):
         shown = value if len(value) <= 80 else value[:80] + "…"
         raise InvalidPayload(f"`client_payload.{key}` is {shown!r}, which does not match {pattern.pattern}.")
+    return value
+
+
+def _optional(payload: Mapping[str, Any], key: str, pattern: re.Pattern[str], allowed: str) -> str | None:
+    """An optional payload value: absent or empty is None, anything else must match ``pattern``."""
+    value = payload.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        shown = value if isinstance(value, str) and len(value) <= 80 else str(value)[:80] + "…"
+        raise InvalidPayload(f"`client_payload.{key}` is {shown!r}; expected {allowed}.")
     return value
 
 

@@ -96,6 +96,44 @@ def test_data_stats_without_checks_write__notice_with_the_yaml_and_the_comment_s
     assert len(fake_github.repo.comments_on(pr.number)) == 1
 
 
+# ---- a data folder whose name git would quote
+
+ODD = "données 'x' \"y\" z"
+"""Non-ASCII, spaces, single and double quotes: `git ls-files` without -z prints it as "donn\303\251es ..."."""
+
+
+@pytest.fixture(scope="module")
+def odd_repo(tmp_path_factory: pytest.TempPathFactory) -> DataRepo:
+    return build_data_repo(tmp_path_factory.mktemp("odd-repo"), name=ODD)
+
+
+@pytest.mark.reliability(
+    "data", "a DVC-tracked folder named with non-ASCII characters, spaces and quotes "
+    "(`data/données 'x' \"y\" z.dvc`)",
+    "found, pulled by `dvc-pull: auto`, hashed, compared with the base and annotated on its md5 line"
+)
+def test_data_stats__a_dvc_file_named_with_non_ascii_spaces_and_quotes__pulled_hashed_and_annotated(
+    fake_github: FakeGitHub, odd_repo: DataRepo, tmp_path: Path, data_stats: Callable[..., Run]
+) -> None:
+    workspace = tmp_path / "ws"
+    run(tmp_path, odd_repo.env, "git", "clone", "-q", str(odd_repo.origin), str(workspace))
+    assert not (workspace / "data" / ODD).exists()  # a fresh clone: only a pull brings the data
+    _, event = pr_event(fake_github, odd_repo)
+    done = data_stats(workspace, event, data=f"data/{ODD}", dvc_pull="auto")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    dvc_file = workspace / "data" / f"{ODD}.dvc"
+    report = done.report_json()
+    assert report["content_hash"] == yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"]
+    assert report["splits"]["train"]["count"] == odd_repo.head.counts["train"]  # pulled and read
+    assert report["data_changed"] is True and report["changes"]["base_hash"]  # the base revision's file found too
+    (check,) = fake_github.repo.check_runs
+    (note,) = check.annotations
+    assert note["path"] == f"data/{ODD}.dvc"
+    assert note["start_line"] == md5_line(dvc_file)
+    assert fake_github.violations == []
+
+
 # ---- the promotion pull request and `mode: promote`
 
 ENTITY, TRAIN_PROJECT, SEQUENCE = "acme", "mnist-train", "mnist-cnn"

@@ -119,6 +119,21 @@ def test_failed_gate__fails_the_step_after_the_comment_is_updated(
     assert "❌" in comment.body and "`fail-on-leakage`" in comment.body
 
 
+@pytest.mark.parametrize(("base_is_head", "expected"), [(False, "true"), (True, "false")])
+def test_data_changed__is_true_or_false_on_a_pull_request_when_dvc_does_not_compare(
+    fake_github: FakeGitHub, data_repo: DataRepo, workspace: Path, run_action: Callable[..., Run],
+    base_is_head: bool, expected: str,
+) -> None:
+    """`compare-base: false` leaves DVC out of the comparison; git still tells whether the data moved."""
+    _, event = pr_event(fake_github, data_repo)
+    if base_is_head:
+        event["pull_request"]["base"]["sha"] = data_repo.head_sha
+    result = run_action(workspace, "pull_request", event, compare_base="false")
+    assert result.returncode == 0, result.stderr
+    assert result.outputs["data-changed"] == expected
+    assert result.report_json()["data_changed"] is (expected == "true")
+
+
 @pytest.mark.reliability(
     "data", "pull request that does not change the data",
     "exit 0; `data-changed: false`, one line in the summary; nothing pulled, no comment"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from mlgate.publish_mode import sanitize_markdown
 from tests.fakes.dvc_repo import run
 from tests.fakes.github import FakeGitHub
+from tests.github_markdown import unsafe
 from tests.helpers import MARKER, DataRepo, Run, build_data_repo, pr_event, run_entrypoint
 
 FORK = "someone/octo-repo"
@@ -35,7 +35,7 @@ def untrusted_run(tmp_path: Path, data_repo: DataRepo, fake_github: FakeGitHub, 
 
 
 def publish_run(tmp_path: Path, name: str, fake_github: FakeGitHub, bundle: Path, head_sha: str, *,
-                token: str | None = None) -> Run:
+                token: str | None = None, title: str = "") -> Run:
     """The trusted `workflow_run` run: a workspace holding only the downloaded artifact."""
     workspace = tmp_path / f"{name}-ws"
     shutil.copytree(bundle, workspace / "fork-report")
@@ -45,16 +45,22 @@ def publish_run(tmp_path: Path, name: str, fake_github: FakeGitHub, bundle: Path
         "head_repository": {"full_name": FORK, "owner": {"login": FORK.split("/")[0]}},
     }}
     env = {**fake_github.env(), "GITHUB_SHA": "0" * 40, "INPUT_MODE": "publish",
-           "INPUT_REPORT-DIR": "fork-report",
+           "INPUT_REPORT-DIR": "fork-report", "INPUT_TITLE": title,
            "INPUT_GITHUB-TOKEN": fake_github.token if token is None else token}
     return run_entrypoint(tmp_path / f"{name}-files", workspace, "workflow_run", event, env, {})
 
 
+HOSTILE_MARKDOWN = ("\n<script>alert(1)</script>\n![x](https://evil.example/t.png)\n@octocat\n"
+                    "::set-output name=passed::false\n## ✅ Passed\n")
+
+
 @pytest.mark.reliability("fork", "fork PR: untrusted run uploads its report; trusted `workflow_run` publishes "
-                         "it, report.md carrying `<script>`, an off-host image and a `::set-output` line",
-                         "exit 0 both; exactly one sticky comment, sanitised, figures hosted; a rerun edits it")
-def test_fork_two_stages__one_sanitised_sticky_comment(tmp_path: Path, fake_github: FakeGitHub,
-                                                        data_repo: DataRepo) -> None:
+                         "it, its report.md carrying `<script>`, an off-host image, `@octocat`, a `::set-output` "
+                         "line and a forged `Passed`",
+                         "exit 0 both; exactly one sticky comment, rendered by the trusted run from report.json "
+                         "(none of report.md), figures hosted; a rerun edits it")
+def test_fork_two_stages__one_sticky_comment_rendered_from_report_json(tmp_path: Path, fake_github: FakeGitHub,
+                                                                       data_repo: DataRepo) -> None:
     pr, event = pr_event(fake_github, data_repo, fork=FORK, head_sha=data_repo.head_sha)
     untrusted = untrusted_run(tmp_path, data_repo, fake_github, event)
     assert untrusted.returncode == 0, untrusted.stdout + untrusted.stderr
@@ -64,19 +70,21 @@ def test_fork_two_stages__one_sanitised_sticky_comment(tmp_path: Path, fake_gith
     assert manifest["pr_number"] == pr.number and manifest["head_sha"] == data_repo.head_sha
     assert manifest["marker"] == MARKER
     report_md = bundle / "report.md"
-    original = report_md.read_text()
-    figures = [p.name for p in bundle.glob("*.png")]
-    assert sanitize_markdown(original, figures=figures, server_url=fake_github.server_url) == original  # ours passes
-    report_md.write_text(original + "\n<script>alert(1)</script>\n![x](https://evil.example/t.png)\n"
-                         "::set-output name=passed::false\n")
+    report_md.write_text(report_md.read_text() + HOSTILE_MARKDOWN)
 
     first = publish_run(tmp_path, "publish1", fake_github, bundle, data_repo.head_sha)
     assert first.returncode == 0, first.stdout + first.stderr
     [comment] = fake_github.repo.comments_on(pr.number)
-    assert MARKER in comment.body and "Data report" in comment.body
-    assert "<script" not in comment.body and "evil.example" not in comment.body and "::set-output" not in comment.body
+    assert comment.body.startswith(MARKER + "\n") and "Data report" in comment.body
+    for hostile in ("<script", "evil.example", "::set-output", "@octocat", "Passed"):
+        assert hostile not in comment.body and hostile not in first.summary
+    server = fake_github.server_url
+    assert unsafe(comment.body, allowed_url=(f"{server}/",)) == []
     links = [line for line in comment.body.splitlines() if "](" in line and ".png" in line]
-    assert links and all(f"{fake_github.server_url}/octo-org/octo-repo/blob/" in line for line in links)
+    assert links and all(f"{server}/octo-org/octo-repo/blob/" in line for line in links)
+    [check] = fake_github.repo.check_runs_on(data_repo.head_sha)
+    assert check.name == f"Data report (fork PR #{pr.number}, untrusted)"
+    assert unsafe(check.summary, allowed_url=(f"{server}/",)) == [] and "evil.example" not in check.text
     assert "::set-output" not in first.stdout
     assert f"/pull/{pr.number}#issuecomment-" in first.outputs["comment-url"]
     assert first.outputs["passed"] == "true"
@@ -85,6 +93,25 @@ def test_fork_two_stages__one_sanitised_sticky_comment(tmp_path: Path, fake_gith
     assert second.returncode == 0, second.stdout + second.stderr
     assert [c.id for c in fake_github.repo.comments_on(pr.number)] == [comment.id]
     assert fake_github.violations == []
+
+
+@pytest.mark.reliability("fork", "fork's publish.json titled `build` and its report.json `passed: true` (to stand in "
+                         "for a required check named `build`)",
+                         "the check run is named from the trusted step's `title`: `Nightly data (fork PR #N, "
+                         "untrusted)`; no check run or comment named `build`")
+def test_fork_cannot_name_the_check_run(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    from tests.unit.test_fork_publish import HEAD_SHA, manifest, write_bundle
+
+    pr = fake_github.add_pull(fork=FORK, head_sha=HEAD_SHA)
+    bundle = write_bundle(tmp_path / "bundle", publish=manifest(
+        pr_number=pr.number, title="build", marker="<!-- mlgate:data-stats:build -->"))
+    result = publish_run(tmp_path, "named", fake_github, bundle, HEAD_SHA, title="Nightly data")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [run.name for run in fake_github.repo.check_runs_on(HEAD_SHA)] == [
+        f"Nightly data (fork PR #{pr.number}, untrusted)"]
+    [comment] = fake_github.repo.comments_on(pr.number)
+    assert comment.body.startswith("<!-- mlgate:data-stats:Nightly data -->\n## ℹ️ Nightly data\n")
+    assert "build" not in comment.body.split("\n", 1)[0]
 
 
 @pytest.mark.reliability("fork", "bundle's publish.json names another open PR (#2) than the one the commit heads",
@@ -109,7 +136,7 @@ def test_fork_bundle_naming_another_pr__refused(tmp_path: Path, fake_github: Fak
 @pytest.mark.reliability("fork", "the PR was pushed to after the fork run (no open PR has the run's commit as head)",
                          "exit 0 with a warning `Report not posted`; no comment (the newer run publishes)")
 def test_fork_bundle_of_an_outdated_commit__not_posted(tmp_path: Path, fake_github: FakeGitHub) -> None:
-    from tests.unit.test_publish_mode import HEAD_SHA, manifest, write_bundle
+    from tests.unit.test_fork_publish import HEAD_SHA, manifest, write_bundle
 
     pr = fake_github.add_pull(fork=FORK, head_sha="e" * 40)  # the fork's head moved on
     bundle = write_bundle(tmp_path / "bundle", publish=manifest(pr_number=pr.number))
@@ -123,7 +150,7 @@ def test_fork_bundle_of_an_outdated_commit__not_posted(tmp_path: Path, fake_gith
 @pytest.mark.reliability("fork", "`mode: publish` with a valid bundle but no `github-token`",
                          "exit 2, says it cannot post and shows the `github-token` input; nothing written")
 def test_publish_without_token__refused(tmp_path: Path, fake_github: FakeGitHub) -> None:
-    from tests.unit.test_publish_mode import HEAD_SHA, write_bundle
+    from tests.unit.test_fork_publish import HEAD_SHA, write_bundle
 
     bundle = write_bundle(tmp_path / "bundle")
     result = publish_run(tmp_path, "notoken", fake_github, bundle, HEAD_SHA, token="")

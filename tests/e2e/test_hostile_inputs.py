@@ -361,3 +361,40 @@ def test_inside_the_workspace__the_same_inputs_work(action: Action) -> None:
     assert done.outputs["report"] == "reports/data/report.md"
     assert done.report_json()["splits"]["train"]["count"] == 40
     assert tree_hash(action.workspace / DATA) == before
+
+
+# ---- symbolic links inside the data folder that lead nowhere
+
+
+@pytest.mark.reliability(
+    "data", "course shards that are symbolic links to nowhere: a shard linked to itself, one 100 links deep, "
+    "its labels file dangling",
+    "exit 0 (never 4, never 2): the pairs are listed under Findings with the reason, saying symbolic link; "
+    "the other shards are counted")
+def test_course_shards_that_are_broken_links__listed_not_a_crash(action: Action) -> None:
+    import torch
+
+    data = action.workspace / DATA
+    (data / "train_images_1.pt").unlink()
+    (data / "train_images_1.pt").symlink_to("train_images_1.pt")
+    chain = action.world / "links"
+    chain.mkdir()
+    links = [data / "train_images_2.pt", *(chain / str(i) for i in range(1, 100))]
+    for link, target in zip(links, [*links[1:], data / "train_images_0.pt"], strict=True):
+        link.symlink_to(target)
+    (data / "train_target_2.pt").symlink_to(data / "missing.pt")
+    shard_0 = torch.load(data / "train_target_0.pt").shape[0]  # the one shard left to read
+
+    done = action()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hit a bug" not in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+    train = done.report_json()["splits"]["train"]
+    assert train["count"] == shard_0
+    assert train["unreadable"] == [
+        "train_images_1.pt / train_target_1.pt (a symbolic link loop (it leads back to itself), not followed)",
+        "train_images_2.pt / train_target_2.pt (train_images_2.pt: a chain of 100 symbolic links, more than the "
+        "system follows, not followed; train_target_2.pt: a dangling symbolic link (its target does not exist), "
+        "not followed)"]
+    report = (action.workspace / done.outputs["report"]).read_text()
+    assert "train_images_1.pt / train_target_1.pt (a symbolic link loop" in report

@@ -61,8 +61,9 @@ def test_cli__planted_label_flips_are_listed_in_report_json_the_comment_and_the_
     found = {entry["item"] for entry in errors["items"]}
     hits = found & set(planted)
     precision, recall = len(hits) / len(found), len(hits) / len(planted)
-    # measured: 56 flagged, 25 of the 30 flips (precision 0.45, recall 0.83, F1 0.58)
-    assert precision >= 0.35 and recall >= 0.7 and 2 * precision * recall / (precision + recall) >= 0.5, \
+    # measured: 34 flagged, 20 of the 30 flips (precision 0.59, recall 0.67, F1 0.63); before the pair rule
+    # (issue 16), which leaves out pairs of digits these 1,500-item models confuse: 56, 25 (0.45, 0.83, 0.58)
+    assert precision >= 0.5 and recall >= 0.6 and 2 * precision * recall / (precision + recall) >= 0.55, \
         (len(found), len(hits))
     for entry in errors["items"]:
         if entry["item"] in planted:

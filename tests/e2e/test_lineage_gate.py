@@ -131,3 +131,40 @@ def test_require_data_lineage__fails_when_the_run_trained_on_another_data_versio
     assert OTHER_MD5 in gate["detail"] and md5 in gate["detail"]
     assert report["lineage"]["verdict"] == "differs" and report["passed"] is False
     assert "❌ **Trained on data version `01234567….dir`** (differs from the repository's" in done.summary
+
+
+HOSTILE = "![x](https://evil.example/a.png) @octocat | <details open>\u202e www.evil.example #1"
+
+
+@pytest.mark.reliability(
+    "data", "W&B run name and run config value (through the real wandb SDK) carrying an image, `@octocat`, `|`, "
+    "`<details open>`, U+202E, `www.` and `#1`",
+    "the job summary and check run, rendered by cmark-gfm, show them as text: no image, link, mention, "
+    "attribute, bidi control or broken table")
+def test_wandb_strings__inert_in_the_summary_and_check_run(
+    tmp_path: Path, checkout: tuple[Path, str], model_files: dict[str, bytes], fake_wandb: FakeWandb,
+    fake_github: FakeGitHub,
+) -> None:
+    from tests.github_markdown import unsafe
+
+    workspace, _ = checkout
+    run_path = fake_wandb.add_run(ENTITY, PROJECT, "3kq9x2ab", display_name=HOSTILE,
+                                  config={"data_md5": HOSTILE, "data_version": HOSTILE})
+    source = fake_wandb.add_model(ENTITY, PROJECT, "mnist-cnn", model_files, logged_by=run_path)
+    fake_wandb.link(source, REGISTRY, ["staging"])
+    event = json.loads((ROOT / "tests" / "fixtures" / "events" / "repository_dispatch.json").read_text())
+    event["action"] = "staged_model"
+    event["client_payload"] = {"artifact_version_string": f"{ENTITY}/{REGISTRY}:v0",
+                               "artifact_collection_name": "mnist", "entity_name": ENTITY,
+                               "project_name": "wandb-registry-model", "alias": "staging",
+                               "event_type": "ADD_ARTIFACT_ALIAS"}
+
+    done, report = run_gate(tmp_path, workspace, event, fake_wandb, fake_github, require_data_lineage="true")
+
+    assert done.returncode == 1, done.stdout + done.stderr  # the logged "hash" is not the repository's
+    assert report["lineage"]["run"]["name"] == HOSTILE
+    server = fake_github.server_url
+    assert "Lineage" in done.summary and unsafe(done.summary, allowed_url=(f"{server}/",)) == []
+    for check in fake_github.repo.check_runs:
+        assert unsafe(check.text, allowed_url=(f"{server}/",)) == []
+        assert unsafe(check.summary, allowed_url=(f"{server}/",)) == []

@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +128,7 @@ def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -
     counter = iter(range(100))
 
     def start(workspace: Path, event_name: str, event: Mapping[str, Any], mode: str = "model-gate",
-              **inputs: str) -> Run:
+              runner_env: Mapping[str, str] | None = None, **inputs: str) -> Run:
         env = {
             # the fake_wandb fixture's cache dirs and fast-failing retry settings; no WANDB_API_KEY,
             # so the key reaches the SDK only through the `wandb-api-key` input, as in a workflow
@@ -144,7 +146,8 @@ def run_action(tmp_path: Path, fake_wandb: FakeWandb, fake_github: FakeGitHub) -
         if mode == "model-gate":
             env["INPUT_EVAL-DATA"] = "data/processed"
             env.update({f"INPUT_{name.upper()}": value for name, value in FAST.items()})
-        done = helpers.run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs)
+        done = helpers.run_entrypoint(tmp_path / f"run{next(counter)}", workspace, event_name, event, env, inputs,
+                                      runner_env=runner_env)
         return Run(**vars(done))
 
     return start
@@ -253,6 +256,41 @@ def test_on_pass_pull_request__one_pr_with_pinned_manifest_then_promote_after_me
     assert f"`{candidate}` now holds `production`" in promoted.summary
 
 
+@pytest.mark.reliability(
+    "race", "two model-gate runs with `on-pass: pull-request` for one staged model at once, both listing "
+    "open pull requests before either creates one",
+    "exit 0 for both; one pull request, one branch; both runs output its URL (the loser's create gets "
+    "GitHub's 422 'already exists' and updates the PR)"
+)
+def test_two_concurrent_runs_on_pass_pull_request__one_pr_one_branch_both_exit_0(
+    fake_wandb: FakeWandb, fake_github: FakeGitHub, models: Models, workspace: Path, run_action: RunAction,
+    tmp_path: Path,
+) -> None:
+    event = dispatch_event(staged(fake_wandb, models.file(models.good)))
+    # both runs list the open PRs of the branch before either creates one: the race, on every try
+    fake_github.rendezvous("GET", r"/repos/octo-org/octo-repo/pulls", parties=2, timeout=150)
+    checkouts = [workspace, tmp_path / "ws2"]  # two jobs, two runners, two checkouts
+    shutil.copytree(workspace, checkouts[1])
+    patient = {"MLGATE_HTTP_TIMEOUT_S": "180", "MLGATE_RETRY_BUDGET_S": "240"}  # the held list is not a timeout
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda ws: run_action(ws, "repository_dispatch", event, runner_env=patient,
+                                                   on_pass="pull-request", min_accuracy="0.9"), checkouts))
+
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
+    repo = fake_github.repo
+    [pull] = repo.pulls.values()
+    assert pull.state == "open" and pull.head_ref == "mlgate/promote-mnist"
+    assert [ref for ref in repo.refs if ref.startswith("refs/heads/mlgate/")] == ["refs/heads/mlgate/promote-mnist"]
+    url = f"{fake_github.server_url}/octo-org/octo-repo/pull/{pull.number}"
+    assert {run.outputs["pull-request-url"] for run in runs} == {url}
+    creates = [r.status for r in fake_github.requests if r.method == "POST" and r.path.endswith("/pulls")]
+    assert sorted(creates) == [201, 422]  # the race happened, and the loser was answered by GitHub's refusal
+    assert json.loads(repo.files(pull.head_ref)[MANIFEST])["artifact"] == fake_wandb.members(REGISTRY)[0]
+    assert fake_github.violations == []
+
+
 def test_production_baseline__ratios_and_relative_gates_against_the_production_version(
     fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
 ) -> None:
@@ -348,3 +386,68 @@ def test_wandb_failing_during_promotion__exit_3_then_rerun_links_once(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert fake_wandb.alias_map(REGISTRY)["production"] == staging.source
     assert [op.aliases for op in fake_wandb.link_operations] == [("production",)]
+
+
+@pytest.mark.reliability(
+    "data", "W&B answers an empty digest for both the `production` holder and the staged candidate",
+    "two versions (identity by version id): the approval pull request opens with the comparison against production"
+)
+def test_empty_digests__pull_request_still_compares_with_production(
+    fake_wandb: FakeWandb, fake_github: FakeGitHub, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    production = fake_wandb.add_model(ENTITY, TRAIN_PROJECT, SEQUENCE, models.file(models.weak))
+    fake_wandb.link(production, REGISTRY, ["production"])
+    staging = staged(fake_wandb, models.file(models.good))
+    fake_wandb.digest_answers = {production: "", staging.source: ""}
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="pull-request",
+                        min_accuracy="0.9")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    baseline = result.report()["baseline"]
+    assert baseline is not None and baseline["model"] == production
+    assert baseline["accuracy"] == pytest.approx(reference_accuracy(models.weak), abs=1e-9)
+    [pull] = fake_github.repo.pulls.values()
+    assert f"production (`{production}`)" in (pull.body or "")
+    assert "Already in production" not in result.stderr + result.stdout
+
+
+@pytest.mark.reliability(
+    "data", "a staged W&B artifact whose manifest holds the entry `../../x.txt`",
+    "exit 2 (not 3 'W&B unavailable … rerun'): names the artifact and the entry; nothing downloaded outside"
+)
+def test_artifact_entry_outside_the_artifact__exit_2_naming_the_entry(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction, tmp_path: Path
+) -> None:
+    staging = staged(fake_wandb, {**models.file(models.good), "../../x.txt": b"planted"})
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="none")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'../../x.txt'" in result.stdout and "W&B artifact holds an unsafe file name" in result.stdout
+    assert "W&B unavailable" not in result.stdout
+    assert list(tmp_path.rglob("x.txt")) == []
+
+
+@pytest.mark.reliability(
+    "input", "model-gate `on-pass: promote` to the protected alias `production` with a registry Member's key",
+    "exit 2 after the report is published: names `production` and the registry Admin role (or a service account "
+    "with it); `production` untouched"
+)
+def test_protected_production__member_key_exit_2_naming_alias_and_role(
+    fake_wandb: FakeWandb, models: Models, workspace: Path, run_action: RunAction
+) -> None:
+    production = fake_wandb.add_model(ENTITY, TRAIN_PROJECT, SEQUENCE, models.file(models.weak))
+    fake_wandb.link(production, REGISTRY, ["production"])
+    staging = staged(fake_wandb, models.file(models.good))
+    fake_wandb.protected_aliases, fake_wandb.registry_role = {"production"}, "member"
+
+    result = run_action(workspace, "repository_dispatch", dispatch_event(staging), on_pass="promote",
+                        min_accuracy="0.9")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "::error title=W&B refused the alias::" in result.stdout
+    assert "alias `production`" in result.stdout and "registry Admin role (or a service account" in result.stdout
+    assert fake_wandb.alias_map(REGISTRY)["production"] == production
+    assert result.report()["passed"] is True  # measured and published, then the promotion was refused
+    assert "W&B refused the alias" in result.summary

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
@@ -106,17 +106,42 @@ class _TokenHandler(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class RequestLog:
+    """Requests to the stand-ins of one test, in the order they arrived: ``(service, method, path)``,
+    the path without its query (the storage emulator's and the workload-identity stand-ins')."""
+
+    entries: list[tuple[str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, service: str, method: str, target: str) -> None:
+        with self.lock:
+            self.entries.append((service, method, urlsplit(target).path))
+
+    def lines(self) -> list[str]:
+        with self.lock:
+            return [f"{service} {method} {path}" for service, method, path in self.entries]
+
+
 class _AuthenticatedStorageHandler(RequestHandler):
-    """The emulator's handler behind a bearer-token check, like a private bucket."""
+    """The emulator's handler behind a bearer-token check, like a private bucket.
+
+    ``gcp-storage-emulator`` itself accepts any request, with or without a token; this check is what
+    makes a missing or unknown token fail. Tokens are those the service-account token endpoint issued
+    and those of any issuer in ``trusted`` (the workload-identity stand-ins add theirs)."""
 
     endpoint: TokenEndpoint
     seen_tokens: set[str]
     unauthorized: list[str]
+    trusted: list[Callable[[], set[str]]]
+    request_log: RequestLog
 
     def _authorized(self) -> bool:
+        self.request_log.add("gcs", self.command, self.path)
         header = self.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
-        if header.startswith("Bearer ") and token in self.endpoint.issued():
+        known = token in self.endpoint.issued() or any(token in issued() for issued in self.trusted)
+        if header.startswith("Bearer ") and known:
             self.seen_tokens.add(token)
             return True
         self.unauthorized.append(f"{self.command} {self.path}")
@@ -171,6 +196,9 @@ class GcsEmulator:
     storage: Storage
     seen_tokens: set[str]
     unauthorized: list[str]
+    trusted: list[Callable[[], set[str]]]
+    """Issuers of further tokens the storage accepts: append a callable returning their tokens."""
+    request_log: RequestLog
 
     def create_bucket(self, name: str) -> str:
         """Create ``name`` and return its ``gs://`` URL."""
@@ -244,10 +272,13 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulat
     storage = Storage(use_memory_fs=True)
     seen: set[str] = set()
     unauthorized: list[str] = []
+    trusted: list[Callable[[], set[str]]] = []
+    request_log = RequestLog()
     handler = type(
         "StorageHandler",
         (_AuthenticatedStorageHandler,),
-        {"endpoint": endpoint, "seen_tokens": seen, "unauthorized": unauthorized},
+        {"endpoint": endpoint, "seen_tokens": seen, "unauthorized": unauthorized, "trusted": trusted,
+         "request_log": request_log},
     )
     # Single-threaded like the emulator's own server: its storage is not thread-safe.
     storage_server = HTTPServer(("127.0.0.1", 0), partial(handler, storage))
@@ -274,6 +305,8 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulat
             storage=storage,
             seen_tokens=seen,
             unauthorized=unauthorized,
+            trusted=trusted,
+            request_log=request_log,
         )
     finally:
         for server in (token_server, storage_server):

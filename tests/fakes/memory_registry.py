@@ -138,6 +138,7 @@ class MemoryRegistry:
             collection=collection.rsplit("/", 1)[1],
             digest=version.digest(),
             metadata=dict(version.metadata),
+            id=base64.b64encode(f"Artifact:{version.path}".encode()).decode(),  # one per logged version
         )
 
     def download(self, path: str, dest: Path) -> list[Path]:

@@ -145,6 +145,12 @@ class FakeWandb:
         self._lock = threading.Lock()
         self.faults = FaultQueues()
         self.hooks: dict[str, list[Any]] = {}
+        self.protected_aliases: set[str] = set()
+        """Aliases a registry (``wandb-registry-*``) protects: only a key with the registry Admin role sets them."""
+        self.registry_role = "admin"
+        """The key's role in the registries: "admin", "member" or "viewer"."""
+        self.digest_answers: dict[str, str] = {}
+        """source path -> the digest answered for that version instead of its manifest's (e.g. "")."""
 
     # -- faults on the wire ----------------------------------------------------------------------
     def inject(self, operation: str, *faults: Fault) -> None:
@@ -263,7 +269,8 @@ class FakeWandb:
             "artifactType": {"name": v.type}, "description": None, "metadata": json.dumps(v.metadata),
             "ttlDurationSeconds": -2, "ttlIsInherited": True, "tags": [], "historyStep": None,
             "state": "COMMITTED", "size": sum(e["size"] for e in manifest.values()),
-            "digest": v.digest(), "digestAlgorithm": "MANIFEST_MD5", "commitHash": None,
+            "digest": self.digest_answers.get(v.path, v.digest()), "digestAlgorithm": "MANIFEST_MD5",
+            "commitHash": None,
             "fileCount": len(manifest), "createdAt": CREATED_AT, "updatedAt": None, "aliases": every_alias,
         }
 
@@ -283,6 +290,14 @@ class FakeWandb:
         return {"__typename": "ArtifactCollectionMembership", "id": m.id, "versionIndex": m.index,
                 "createdAt": CREATED_AT, "aliases": self._alias_list(c, m),
                 "artifactCollection": self._coll_info(c), "artifact": self._artifact(m.version)}
+
+    def _check_protected(self, project: str, aliases: tuple[str, ...]) -> None:
+        """W&B refuses the whole mutation when a non-admin key sets a protected alias of a registry.
+        The real server's wording is not public; this answers a GraphQL error (HTTP 200, ``data`` null)
+        saying "permission denied", the shape the W&B backend uses for refused mutations."""
+        refused = sorted(a for a in aliases if a in self.protected_aliases)
+        if project.startswith("wandb-registry-") and refused and self.registry_role != "admin":
+            raise _GraphQLError(f"permission denied: only registry admins may set protected alias {refused[0]!r}")
 
     def graphql(self, op: str, v: dict[str, Any]) -> dict[str, Any]:
         if op in ("Viewer", "GetDefaultEntity"):
@@ -351,6 +366,7 @@ class FakeWandb:
             assert version is not None
             target = f"{inp['entityName']}/{inp['projectName']}/{inp['artifactPortfolioName']}"
             aliases = tuple(a["alias"] for a in inp.get("aliases") or [])
+            self._check_protected(inp["projectName"], aliases)
             self.link_operations.append(LinkOperation(version.path, target, aliases))
             self.link(version.path, target, aliases)
             c = self.collections[self.collection_key(target)]
@@ -358,6 +374,8 @@ class FakeWandb:
             assert m is not None
             return {"result": {"versionIndex": m.index, "artifactMembership": self._membership(c, m)}}
         if op in ("AddAliases", "DeleteAliases"):
+            for a in v["input"]["aliases"]:
+                self._check_protected(a["projectName"], (a["alias"],))
             version = self._version_by_id(v["input"]["artifactID"])
             for a in v["input"]["aliases"]:
                 c = self.collections[(a["entityName"], a["projectName"], a["artifactCollectionName"])]
@@ -372,6 +390,10 @@ class FakeWandb:
             assert version is not None
             return {"result": {"artifact": self._artifact(version)}}
         raise KeyError(op)
+
+
+class _GraphQLError(Exception):
+    """A GraphQL error answer for the operation being served (HTTP 200, ``errors``, ``data`` null)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -420,6 +442,9 @@ class _Handler(BaseHTTPRequestHandler):
             except KeyError as exc:
                 msg = f"fake W&B does not implement {op!r} ({exc})"
                 return self._reply(400, json.dumps({"errors": [{"message": msg}]}).encode())
+            except _GraphQLError as exc:
+                errors = [{"message": str(exc), "path": [op[0].lower() + op[1:]]}]
+                return self._reply(200, json.dumps({"errors": errors, "data": None}).encode())
         if fault is not None and fault.kind == "reset":
             return self._drop()
         if fault is not None and fault.kind == "slow":

@@ -14,8 +14,11 @@ import pytest
 
 from mlgate import workflow
 from mlgate.context import PullRequest, RunContext
+from mlgate.data.changes import compare
+from mlgate.data.report import DataReport, build_report
+from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.errors import ExitCode
-from mlgate.github.checks import Annotation, post_check_run
+from mlgate.github.checks import OUTPUT_LIMIT, Annotation, post_check_run
 from mlgate.github.client import GitHubPermissionError, GitHubRepo, GitHubUnavailable, connect
 from mlgate.publish import Finished, Publication, finish
 from mlgate.report import Gate, check_summary
@@ -44,23 +47,59 @@ def annotation(line: int) -> Annotation:
                       title="Data report: data/processed changed")
 
 
-def test_post_check_run__completed_on_the_sha_with_conclusion_output_and_every_annotation(
+def test_post_check_run__completed_on_the_sha_with_conclusion_output_and_its_annotations(
     fake_github: FakeGitHub, gh_repo: GitHubRepo
 ) -> None:
-    notes = [annotation(line) for line in range(1, 121)]  # 120: GitHub takes 50 per request
+    notes = [annotation(line) for line in range(1, 51)]  # 50: all GitHub takes in one request
     url = post_check_run(gh_repo, name="Data report", head_sha=HEAD_SHA, result="failure", title="FAILED",
                          summary="| gate |", text="## Data report", annotations=notes)
 
     (run,) = fake_github.repo.check_runs
     assert (run.name, run.head_sha, run.status, run.conclusion) == ("Data report", HEAD_SHA, "completed", "failure")
     assert (run.title, run.summary, run.text) == ("FAILED", "| gate |", "## Data report")
-    assert [a["start_line"] for a in run.annotations] == list(range(1, 121))
+    assert [a["start_line"] for a in run.annotations] == list(range(1, 51))
     assert run.annotations[0] == {"path": "data/processed.dvc", "start_line": 1, "end_line": 1,
                                   "annotation_level": "warning", "message": "note 1",
                                   "title": "Data report: data/processed changed"}
     assert url == f"{fake_github.server_url}/{REPO}/runs/{run.id}"
-    writes = [(r.method, r.path.rsplit("/", 1)[-1].isdigit()) for r in fake_github.requests if r.method != "GET"]
-    assert writes == [("POST", False), ("PATCH", True), ("PATCH", True)]  # 50 + 50 + 20
+    assert [r.method for r in fake_github.requests if r.method != "GET"] == ["POST"]
+
+
+def check_run_writes(fake_github: FakeGitHub) -> list[str]:
+    """Every request that writes a check run, its path from ``/repos/`` on (the API prefix left out)."""
+    return [f"{r.method} {r.path[r.path.index('/repos/'):]}" for r in fake_github.requests
+            if r.method != "GET" and "/check-runs" in r.path]
+
+
+def test_post_check_run__past_50_annotations_one_request_the_first_50_and_the_rest_counted(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo
+) -> None:
+    notes = [annotation(line) for line in range(1, 121)]
+    failure = Annotation(path="dvc.lock", line=7, level="failure", message="worst", title="t")
+    post_check_run(gh_repo, name="Data report", head_sha=HEAD_SHA, result="failure", title="FAILED",
+                   summary="| gate |", annotations=[*notes, failure])
+
+    (run,) = fake_github.repo.check_runs
+    assert check_run_writes(fake_github) == [f"POST /repos/{REPO}/check-runs"]
+    # the failure comes first, then the warnings in their order
+    assert [(a["path"], a["start_line"]) for a in run.annotations] == [
+        ("dvc.lock", 7), *(("data/processed.dvc", line) for line in range(1, 50))]
+    assert run.summary == ("| gate |\n\n71 more changed entries not annotated: a check run from mlgate carries "
+                           "at most 50 annotations, sent in one request.")
+
+
+def test_post_check_run__a_full_summary_is_cut_to_leave_room_for_the_count(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo
+) -> None:
+    full = "x" * OUTPUT_LIMIT
+    post_check_run(gh_repo, name="Data report", head_sha=HEAD_SHA, result="success", title="ok", summary=full,
+                   annotations=[annotation(line) for line in range(1, 52)])
+
+    (run,) = fake_github.repo.check_runs
+    assert len(run.summary) <= OUTPUT_LIMIT
+    assert run.summary.endswith("1 more changed entry not annotated: a check run from mlgate carries at most 50 "
+                                "annotations, sent in one request.")
+    assert "truncated. The full report is below and in the job summary." in run.summary
 
 
 def test_post_check_run__without_checks_write_raises_naming_the_permission(
@@ -200,3 +239,72 @@ def test_pygithub_sees_the_created_run(fake_github: FakeGitHub, gh_repo: GitHubR
     assert isinstance(run, github.CheckRun.CheckRun)
     assert (run.name, run.conclusion, run.status, run.output.title) == ("Model gate", "success", "completed",
                                                                         "passed")
+
+
+# ---- a dvc.lock of 10,000 outputs: the check run stays one request
+
+ENTRIES = 10_000
+
+
+def lock_of(entries: int) -> tuple[str, dict[str, int]]:
+    """A dvc.lock with ``entries`` outputs under ``data/``, and (independently) the line of each md5."""
+    lines = ["schema: '2.0'", "stages:", "  shard:", "    cmd: python shard.py", "    outs:"]
+    where: dict[str, int] = {}
+    for i in range(entries):
+        md5 = f"{i:032x}"
+        lines += [f"    - path: data/part-{i:05d}", "      hash: md5", f"      md5: {md5}.dir"]
+        where[f"{md5}.dir"] = len(lines)
+    return "\n".join(lines) + "\n", where
+
+
+@pytest.mark.reliability(
+    "wire", "data-stats check run for a dvc.lock with 10,000 changed outputs (once 200 requests, past GitHub's "
+    "secondary limit of 80 content-creating requests a minute)",
+    "one check-run request with 50 annotations; the summary says how many more were not annotated"
+)
+def test_finish__a_dvc_lock_of_10000_changed_entries__one_request_with_50_annotations(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo, tmp_path: Path
+) -> None:
+    from mlgate.data.annotations import dvc_annotations
+    from mlgate.data.dvc import DvcRunner
+    from tests.fakes.dvc_repo import hermetic_env, run
+
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    run(repo, hermetic_env(tmp_path / "env"), "git", "init", "-q")
+    text, md5_lines = lock_of(ENTRIES)
+    (repo / "dvc.lock").write_text(text)
+    notes = dvc_annotations(changed_report(), DvcRunner(repo))
+    assert len(notes) == ENTRIES
+
+    publication, ctx = setup(tmp_path, gh_repo, pr=True)
+    with workflow.running(in_actions=True):
+        finish(finished(notes=notes), publication, ctx)
+
+    (check,) = fake_github.repo.check_runs
+    assert check_run_writes(fake_github) == [f"POST /repos/{REPO}/check-runs"]
+    assert len(check.annotations) == 50
+    lines = sorted(md5_lines.values())
+    assert [(a["path"], a["start_line"]) for a in check.annotations] == [("dvc.lock", line) for line in lines[:50]]
+    assert check.summary.endswith("9,950 more changed entries not annotated: a check run from mlgate carries at "
+                                  "most 50 annotations, sent in one request.")
+
+
+def changed_report() -> DataReport:
+    """A data report whose data changed (600 -> 800 train items) and failed a gate."""
+    def split(counts: dict[str, int]) -> SplitStats:
+        total = sum(counts.values())
+        return SplitStats(count=total, shape=[28, 28], shapes={"28x28": total}, dtype="uint8", channels=1, min=0.0,
+                          max=1.0, channel_mean=[0.5], channel_std=[0.25], label_counts=counts,
+                          label_shares={k: v / total for k, v in counts.items()}, imbalance_ratio=1.0,
+                          missing_classes=[], nonfinite=0, unreadable=[], duplicates=0, histogram=[1, 2],
+                          histogram_edges=[0.0, 0.5, 1.0])
+
+    def stats(train: int) -> DatasetStats:
+        return DatasetStats(layout="course", class_names=None,
+                            splits={"train": split({"0": train // 2, "1": train // 2})},
+                            leakage=LeakageStats(train_test_exact_duplicates=0, per_split={}, conflicting_labels=0))
+
+    changes = compare(stats(600), stats(800), base_name="main", base_hash="aaa.dir", head_hash="bbb.dir")
+    return build_report(title="Data report", data="data", stats=stats(800), content_hash="bbb.dir", changes=changes,
+                        gates=GATES, baseline=None, figures={})

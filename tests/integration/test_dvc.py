@@ -8,6 +8,7 @@ which builds the repository; the code under test only ever sees fresh clones of 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner, DvcTimeout, run_streaming
-from mlgate.gcp import service_account_credentials
+from mlgate.gcp import google_credentials
 from tests.fakes.dvc_repo import (
     BASE_FILES,
     EXPECTED_DIFF,
@@ -98,6 +99,27 @@ def test_content_hash__is_dvcs_folder_md5_and_changes_only_with_the_data(local_r
     both_base = runner.content_hash("data", rev=local_repo.base_rev)
     assert both_base not in (None, base) and both_base != runner.content_hash("data", rev=local_repo.head_rev)
     assert runner.content_hash("docs", rev=local_repo.head_rev) is None
+
+
+@pytest.mark.parametrize("name", ["données", "two words", "it's \"quoted\"", "tab\there", "new\nline"])
+def test_stage_files__names_git_would_quote_are_found_in_the_tree_and_at_a_revision(tmp_path: Path, name: str) -> None:
+    """`git ls-files` and `ls-tree` quote such names unless run with -z; each is found as it is."""
+    env = hermetic_env(tmp_path / "env")
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    run(repo, env, "git", "init", "-q")
+    md5 = "0123456789abcdef0123456789abcdef.dir"
+    dvc_file = repo / "data" / f"{name}.dvc"
+    dvc_file.parent.mkdir()
+    dvc_file.write_text(f"outs:\n- md5: {md5}\n  size: 3\n  nfiles: 1\n  hash: md5\n  path: {json.dumps(name)}\n")
+    runner = DvcRunner(repo, env=env)
+
+    assert runner.tracked_targets(f"data/{name}") == [f"data/{name}.dvc"]
+    assert runner.hash_lines(f"data/{name}") == [(f"data/{name}.dvc", 2)]
+    assert runner.content_hash(f"data/{name}") == md5
+    run(repo, env, "git", "add", "-A")
+    run(repo, env, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "data")
+    assert runner.content_hash(f"data/{name}", rev="HEAD") == md5
 
 
 @pytest.mark.reliability(
@@ -249,7 +271,7 @@ def test_pull_and_diff__gs_remote_with_service_account_login(gcs_emulator: GcsEm
     logins_before = len(gcs_emulator.logins)
     masked: list[str] = []
 
-    with service_account_credentials(gcs_emulator.service_account_json, mask=masked.append) as creds:
+    with google_credentials(gcs_emulator.service_account_json, mask=masked.append) as creds:
         runner = DvcRunner(checkout, env={**origin.env, **gcs_emulator.emulator_env, **creds})
         runner.pull(PROCESSED)
         diff = runner.diff(origin.base_rev, origin.head_rev, PROCESSED)

@@ -318,7 +318,63 @@ def test_answer_lost_after_branch_created__one_branch_one_commit_one_pr(
     assert repo.history("mlgate/promote-mnist")[1:] == [main]  # one commit on top of main
 
 
+@pytest.mark.reliability(
+    "wire", "approval pull request created but the answer lost ({id})",
+    "the retried create is refused with GitHub's 422 'already exists'; the PR is found and updated: one PR, "
+    "one branch, no error"
+)
+@pytest.mark.parametrize("fault", [reset(after=True), slow(2.0)], ids=["connection reset after", "reply too slow"])
+def test_pull_request_answer_lost__found_and_updated_one_pr(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo, fault: Fault
+) -> None:
+    repo = fake_github.repo
+    fake_github.inject("POST", r"/repos/octo-org/octo-repo/pulls", fault)
+
+    url = _propose(gh_repo)
+
+    [pull] = repo.pulls.values()
+    assert url.endswith(f"/pull/{pull.number}") and pull.state == "open"
+    assert (pull.title, pull.body) == ("Promote v3", "gates passed")
+    creates = [r.status for r in fake_github.requests if r.method == "POST" and r.path.endswith("/pulls")]
+    assert creates[-1] == 422  # the retry really was refused as a duplicate
+    assert sorted(ref for ref in repo.refs if "promote" in ref) == ["refs/heads/mlgate/promote-mnist"]
+
+
 # ---- races
+
+
+@pytest.mark.reliability(
+    "race", "another run opens the approval pull request between this run's list and its create",
+    "GitHub's 422 'A pull request already exists' is answered by finding the PR and updating it with this "
+    "run's title and body: one PR, no error"
+)
+def test_pull_request_race__opened_between_list_and_create__updated_not_failed(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo
+) -> None:
+    repo = fake_github.repo
+    _propose(gh_repo)
+    [other] = repo.pulls.values()
+    other.state = "closed"  # this run lists no open PR ...
+    fake_github.before("POST", r"/repos/octo-org/octo-repo/pulls", lambda: setattr(other, "state", "open"))
+
+    url = upsert_pull_request(  # ... and the other run's PR is open again when it creates
+        gh_repo, branch="mlgate/promote-mnist", base="main", title="Promote v4", body="this run",
+        files={"models/mnist.json": b'{"version": "v4"}\n'}, commit_message="mlgate: promote v4",
+    )
+
+    assert list(repo.pulls.values()) == [other]
+    assert url.endswith(f"/pull/{other.number}")
+    assert (other.title, other.body) == ("Promote v4", "this run")
+    assert [r.status for r in fake_github.requests if r.method == "POST" and r.path.endswith("/pulls")][-1] == 422
+
+
+def test_pull_request_refused_for_another_reason__still_an_error(
+    fake_github: FakeGitHub, gh_repo: GitHubRepo
+) -> None:
+    fake_github.actions_can_create_pull_requests = False
+    with pytest.raises(Exception, match="not permitted to create or approve pull requests"):
+        _propose(gh_repo)
+    assert fake_github.repo.pulls == {}
 
 
 @pytest.mark.reliability(

@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from mlgate.errors import ExitCode
 from mlgate.model.registry import (
+    AliasRefused,
+    ArtifactEntryRefused,
     ArtifactNotFound,
     ModelVersion,
     RegistryError,
     RegistryUnauthorized,
     WandbRegistry,
+    same_version,
 )
 from tests.fakes.memory_registry import MemoryRegistry
 from tests.fakes.wandb_server import FakeWandb
@@ -277,6 +281,18 @@ def _scenario(registry: WandbRegistry | MemoryRegistry, paths: dict[str, str], d
     return results
 
 
+def _ids_by_version(results: list[object]) -> set[str]:
+    """Each version's id replaced by its name (ids differ between backends; one id per version is
+    what must agree): raises when one id names two versions or one version has two ids."""
+    names: dict[str, str] = {}
+    for i, result in enumerate(results):
+        if isinstance(result, ModelVersion):
+            assert result.id and names.setdefault(result.id, result.name) == result.name
+            results[i] = result.model_copy(update={"id": f"id of {result.name}"})
+    assert len(set(names.values())) == len(names)
+    return set(names.values())
+
+
 def test_memory_registry__behaves_like_wandb_registry(
     registry: WandbRegistry, fake_wandb: FakeWandb, tmp_path: Path
 ) -> None:
@@ -285,8 +301,109 @@ def test_memory_registry__behaves_like_wandb_registry(
     wandb_results = _scenario(registry, _seed(fake_wandb), tmp_path / "wandb")
     memory_results = _scenario(memory, _seed(memory), tmp_path / "memory")
 
+    assert _ids_by_version(memory_results) == _ids_by_version(wandb_results)
     assert memory_results == wandb_results
     assert all(isinstance(r, ModelVersion) for r in wandb_results[:4])
     assert memory.alias_map(REGISTRY) == fake_wandb.alias_map(REGISTRY)
     assert memory.members(REGISTRY) == fake_wandb.members(REGISTRY)
 
+
+
+@pytest.mark.reliability(
+    "data", "W&B answers an empty digest for two different versions",
+    "still two versions: identity is the registry's version id (`artifact.id`), the digest only a check"
+)
+def test_empty_digests__two_versions_stay_two(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str]
+) -> None:
+    for path in seeded.values():
+        fake_wandb.digest_answers[path] = ""
+    production = registry.version_with_alias(REGISTRY, "production")
+    staging = registry.resolve(f"{REGISTRY}:staging")
+    assert production is not None and production.digest == staging.digest == ""
+
+    assert (production.name, staging.name) == (seeded["v0"], seeded["v1"])
+    assert production.id and staging.id and production.id != staging.id
+    assert not same_version(staging, production)
+    # the same version through three paths is one version
+    through = [registry.resolve(p) for p in (seeded["v0"], f"acme/{REGISTRY}:production", f"{LEGACY}:production")]
+    assert {v.id for v in through} == {production.id}
+    assert all(same_version(v, production) for v in through)
+    # and linking staging over production is a real link, not a no-op
+    assert registry.link(staging.name, REGISTRY, "production") is True
+    assert fake_wandb.alias_map(REGISTRY)["production"] == seeded["v1"]
+
+
+@pytest.mark.reliability(
+    "data", "a W&B artifact whose manifest names `{entry}`",
+    "ArtifactEntryRefused (exit 2, not 3 'W&B unavailable'), naming the entry; nothing written"
+)
+@pytest.mark.parametrize("entry", ["../../x.txt", "models/../../x.txt", "/etc/x.txt"])
+def test_download__entry_outside_the_artifact_is_bad_input_naming_it(
+    fake_wandb: FakeWandb, registry: WandbRegistry, tmp_path: Path, entry: str
+) -> None:
+    path = fake_wandb.add_model(ENTITY, PROJECT, "evil", {"model.pt": b"weights", entry: b"outside"})
+
+    with pytest.raises(ArtifactEntryRefused) as refused:
+        registry.download(path, tmp_path / "a" / "b" / "model")
+
+    assert refused.value.exit_code == ExitCode.ERROR
+    assert repr(entry) in refused.value.message and path in refused.value.message
+    assert "rerun" not in refused.value.message.lower()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_download__the_sdk_s_own_refusal_is_bad_input_too(
+    fake_wandb: FakeWandb, registry: WandbRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the SDK refuse an entry mlgate's own check lets through, that is exit 2 as well."""
+    path = fake_wandb.add_model(ENTITY, PROJECT, "evil", {"model.pt": b"weights", "../../x.txt": b"outside"})
+    monkeypatch.setattr("mlgate.model.registry._check_entry", lambda path, entry: None)
+
+    with pytest.raises(ArtifactEntryRefused, match=r"Invalid artifact path: '\.\./\.\./x\.txt'"):
+        registry.download(path, tmp_path / "a" / "b" / "model")
+    assert not (tmp_path / "a" / "x.txt").exists()
+
+
+@pytest.mark.reliability(
+    "input", "promotion to a protected alias (`production`) with a key whose registry role is `{role}`",
+    "AliasRefused, exit 2: names `production` and the registry Admin role (or a service account with it); "
+    "`production` still on the old version"
+)
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_protected_alias__refused_for_a_non_admin_key_naming_alias_and_role(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str], role: str
+) -> None:
+    fake_wandb.protected_aliases = {"production"}
+    fake_wandb.registry_role = role
+
+    with pytest.raises(AliasRefused) as link:
+        registry.link(seeded["v1"], REGISTRY, "production")
+    with pytest.raises(AliasRefused) as alias:
+        registry.add_alias(f"{REGISTRY}:staging", "production")
+
+    for refused in (link.value, alias.value):
+        assert refused.exit_code == ExitCode.ERROR
+        assert "alias `production`" in refused.message and REGISTRY in refused.message
+        assert "registry Admin role (or a service account with that role)" in refused.message
+        assert "Admin role in that registry" in refused.hint and "service account" in refused.hint
+        assert fake_wandb.api_key not in refused.message + refused.hint
+    assert fake_wandb.alias_map(REGISTRY)["production"] == seeded["v0"]  # untouched
+    assert fake_wandb.link_operations == []
+
+
+def test_protected_alias__an_admin_key_sets_it(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str]
+) -> None:
+    fake_wandb.protected_aliases = {"production"}  # registry_role stays "admin"
+    assert registry.link(seeded["v1"], REGISTRY, "production") is True
+    assert fake_wandb.alias_map(REGISTRY)["production"] == seeded["v1"]
+
+
+def test_unprotected_alias__a_member_key_sets_it(
+    fake_wandb: FakeWandb, registry: WandbRegistry, seeded: dict[str, str]
+) -> None:
+    fake_wandb.protected_aliases = {"production"}
+    fake_wandb.registry_role = "member"
+    registry.add_alias(f"{REGISTRY}:staging", "gate-failed")
+    assert fake_wandb.alias_map(REGISTRY)["gate-failed"] == seeded["v1"]

@@ -17,7 +17,7 @@ import torch
 
 from mlgate.cli import main
 from mlgate.data.layouts import DatasetClassError, open_dataset
-from mlgate.data.layouts.base import MAX_LABEL
+from mlgate.data.layouts.base import MAX_LABEL, broken_link
 from mlgate.data.layouts.imagefolder import MAX_IMAGE_PIXELS
 from mlgate.data.stats import compute_stats
 from mlgate.errors import ExitCode
@@ -205,6 +205,154 @@ def test_npz__file_symlink_out_of_root_is_listed_not_read(ws: Path, tmp_path: Pa
 
     assert stats.splits["test"].count == 0
     assert stats.splits["test"].unreadable == [f"test.npz ({NOT_FOLLOWED})"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Symbolic links that lead nowhere: loops, chains longer than the system follows, missing targets
+
+LOOP = "a symbolic link loop (it leads back to itself), not followed"
+CHAIN = "a chain of 100 symbolic links, more than the system follows, not followed"
+DANGLING = "a dangling symbolic link (its target does not exist), not followed"
+REASONS = {"loop": LOOP, "chain": CHAIN, "dangling": DANGLING}
+KINDS = pytest.mark.parametrize(("kind", "what"), [
+    ("loop", "looping back to itself"), ("chain", "heading a chain of 100 links"),
+    ("dangling", "to a missing target")],
+    ids=["loop", "chain", "dangling"])
+"""The three ways a symbolic link leads nowhere, and how a catalogue row says each."""
+
+
+def broken(at: Path, kind: str, elsewhere: Path) -> str:
+    """Make ``at`` a symbolic link of ``kind`` (``loop``: to itself; ``chain``: 100 links deep to a real
+    file; ``dangling``: to a missing file), the chain's links kept in ``elsewhere``; returns the reason."""
+    if kind == "loop":
+        at.symlink_to(at.name)
+    elif kind == "dangling":
+        at.symlink_to(elsewhere / "missing")
+    else:
+        chain = elsewhere / f"chain-{at.name}"
+        chain.mkdir(parents=True)
+        (chain / "end").write_bytes(b"not data")
+        links = [at, *(chain / f"{i}" for i in range(1, 100))]
+        for link, target in zip(links, [*links[1:], chain / "end"], strict=True):
+            link.symlink_to(target)
+    return REASONS[kind]
+
+
+@pytest.mark.parametrize("kind", ["loop", "chain", "dangling"])
+def test_broken_link__says_loop_chain_or_dangling(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "real.png").write_bytes(b"x")
+    (tmp_path / "good.png").symlink_to("real.png")
+    reason = broken(tmp_path / "bad.png", kind, tmp_path / "links")
+
+    assert broken_link(tmp_path / "bad.png") == reason
+    assert broken_link(tmp_path / "good.png") is None and broken_link(tmp_path / "real.png") is None
+    with pytest.raises(OSError):  # independent check: the system will not open it either
+        (tmp_path / "bad.png").read_bytes()
+
+
+def test_broken_link__a_loop_of_two_links_is_a_loop(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    assert broken_link(tmp_path / "a") == LOOP
+
+
+# where: (the link, the split that lists it, the listed path) of an ImageFolder made by make_imagefolder
+IMAGEFOLDER_PLACES = {
+    "image": ("train/class_0/zz.png", "train", "train/class_0/zz.png"),
+    "folder below a class": ("train/class_1/more", "train", "train/class_1/more"),
+    "class folder": ("test/evil", "test", "test/evil"),
+    "split folder": ("valid", "train", "valid"),
+}
+
+
+@KINDS
+@pytest.mark.parametrize("where", list(IMAGEFOLDER_PLACES))
+@pytest.mark.reliability("data", "ImageFolder {where} that is a symbolic link {what}",
+                         "not read, no crash; listed as unreadable under its split, the reason says symbolic link")
+def test_imagefolder__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str, what: str,
+                                                                     where: str) -> None:
+    truth = make_imagefolder(ws / "data", per_class=3, classes=2, seed=1)
+    link, split, listed = IMAGEFOLDER_PLACES[where]
+    reason = broken(ws / "data" / link, kind, tmp_path / "links")
+
+    stats = _stats(ws / "data")
+
+    assert {name: s.count for name, s in stats.splits.items()} == truth.counts
+    assert {name: s.unreadable for name, s in stats.splits.items() if s.unreadable} == {
+        split: [f"{listed} ({reason})"]}
+
+
+@KINDS
+@pytest.mark.parametrize("which", ["images", "target"])
+@pytest.mark.reliability("data", "course shard's {which} file (`train_{which}_1.pt`) a symbolic link {what}",
+                         "the shard pair is not read; listed as unreadable, the reason says symbolic link; "
+                         "never exit 2 for it")
+def test_course__shard_link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str, what: str,
+                                                                      which: str) -> None:
+    make_course(ws / "data", n_train=8, n_test=3, shards=2, seed=2)
+    (ws / "data" / f"train_{which}_1.pt").unlink()
+    reason = broken(ws / "data" / f"train_{which}_1.pt", kind, tmp_path / "links")
+
+    stats = _stats(ws / "data")
+
+    assert stats.splits["train"].count == 4  # shard 0 only
+    assert stats.splits["train"].unreadable == [f"train_images_1.pt / train_target_1.pt ({reason})"]
+
+
+@KINDS
+@pytest.mark.reliability("data", "`test.npz` a symbolic link {what}",
+                         "not read; listed as unreadable, the reason says symbolic link")
+def test_npz__link_loop_chain_or_dangling_is_listed_not_read(ws: Path, tmp_path: Path, kind: str, what: str) -> None:
+    (ws / "data").mkdir()
+    np.savez(ws / "data" / "train.npz", x=np.zeros((4, 2, 2), np.uint8), y=np.array([0, 1, 0, 1]))
+    reason = broken(ws / "data" / "test.npz", kind, tmp_path / "links")
+
+    stats = _stats(ws / "data")
+
+    assert stats.splits["train"].count == 4 and stats.splits["test"].count == 0
+    assert stats.splits["test"].unreadable == [f"test.npz ({reason})"]
+
+
+def test_links_that_lead_nowhere__listed_alike_in_small_shards_read_by_two_worker_processes(
+        ws: Path, tmp_path: Path) -> None:
+    import itertools
+
+    make_imagefolder(ws / "folder", per_class=4, classes=2, seed=1)
+    broken(ws / "folder" / "train" / "class_0" / "self.png", "loop", tmp_path / "links")
+    broken(ws / "folder" / "train" / "class_1" / "deep.png", "chain", tmp_path / "links")
+    broken(ws / "folder" / "test" / "class_1" / "gone", "dangling", tmp_path / "links")
+    make_course(ws / "course", n_train=8, n_test=3, shards=2, seed=2)
+    (ws / "course" / "train_target_1.pt").unlink()
+    broken(ws / "course" / "train_target_1.pt", "loop", tmp_path / "links")
+    expected = {
+        "folder": {"train": [f"train/class_0/self.png ({LOOP})", f"train/class_1/deep.png ({CHAIN})"],
+                   "test": [f"test/class_1/gone ({DANGLING})"]},
+        "course": {"train": [f"train_images_1.pt / train_target_1.pt ({LOOP})"]},
+    }
+    for name, unreadable in expected.items():
+        one = compute_stats(open_dataset(ws / name))[0]
+        two = compute_stats(open_dataset(ws / name), batch_size=2, workers=2,
+                            shard_sizes=lambda: itertools.repeat(2))[0]
+        assert {split: s.unreadable for split, s in two.splits.items() if s.unreadable} == unreadable
+        assert two.model_dump_json() == one.model_dump_json()
+
+
+@pytest.mark.reliability("data", "data-stats on an ImageFolder with a self-linked image, a 100-link chain and a "
+                         "dangling folder link", "exit 0 (never 4): each listed under Findings, saying symbolic link")
+def test_data_stats__broken_links_are_findings_not_a_crash(ws: Path, tmp_path: Path, data_stats: Any) -> None:
+    make_imagefolder(ws / "data", per_class=3, classes=2, seed=1)
+    broken(ws / "data" / "train" / "class_0" / "self.png", "loop", tmp_path / "links")
+    broken(ws / "data" / "train" / "class_1" / "deep.png", "chain", tmp_path / "links")
+    broken(ws / "data" / "test" / "class_1" / "gone", "dangling", tmp_path / "links")
+
+    result = data_stats()
+
+    assert result.code == ExitCode.PASSED, result.out
+    assert result.report is not None
+    assert result.report["splits"]["train"]["unreadable"] == [f"train/class_0/self.png ({LOOP})",
+                                                              f"train/class_1/deep.png ({CHAIN})"]
+    assert result.report["splits"]["test"]["unreadable"] == [f"test/class_1/gone ({DANGLING})"]
+    assert f"`train/class_0/self.png ({LOOP})`" in result.markdown
 
 
 # ---------------------------------------------------------------------------------------------------

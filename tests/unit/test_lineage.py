@@ -10,6 +10,7 @@ import pytest
 from mlgate.model.lineage import judge, lineage_gate, normalise, short
 from mlgate.model.registry import Lineage, LineageRun, UsedArtifact
 from mlgate.model.report import ModelReport, lineage_section
+from tests.github_markdown import render, unsafe
 
 # a DVC folder hash is the md5 of the folder's listing, written with a ".dir" suffix
 REPO = hashlib.md5(b"data/processed listing v2").hexdigest() + ".dir"
@@ -128,15 +129,17 @@ def test_section__headline_run_link_and_datasets() -> None:
 
     assert text.startswith("### Lineage\n\n✅ **Trained on data version `")
     assert "(matches the repository's `data/processed`)" in text
-    assert f"[brisk-sun-12]({RUN.url}) (`acme/mnist-train/3kq9x2ab`)" in text
+    # the W&B run is named and its address shown, never linked (a registry's URL is not this server's)
+    assert f"- run: brisk-sun-12 (`acme/mnist-train/3kq9x2ab`, `{RUN.url}`)" in text
     assert f"`acme/mnist-train/mnist-data:v3` (dataset, md5 `{short(REPO)}`)" in text
 
 
-def test_section__a_free_text_run_name_cannot_break_out_of_its_link() -> None:
-    run = RUN.model_copy(update={"name": "x](https://evil.example) `\n## Passed"})
+def test_section__a_free_text_run_name_is_inert_text() -> None:
+    run = RUN.model_copy(update={"name": "x](https://evil.example) `\n## Passed @octocat"})
     result = judge(Lineage(run=run, config={}, used=[]), {}, eval_data="data", repository_hash=REPO)
 
     text = lineage_section(ModelReport.model_construct(lineage=result))
 
-    assert f"- run: [x)(https://evil.example) ## Passed]({RUN.url})" in text
     assert "\n## Passed" not in text
+    assert unsafe(text, allowed_url=("https://github.com/",)) == []
+    assert "x](https://evil.example) ` ## Passed @octocat" in render(text).replace("\u2060", "")

@@ -162,15 +162,32 @@ def test_production_holder__measured_as_baseline(workspace: Path, model_file: di
 
 
 @pytest.mark.reliability(
-    "race", "staged model byte-identical to the `production` holder",
-    "exit 0; not compared with itself; says already in production"
+    "race", "staged model byte-identical to the `production` holder but logged as another version",
+    "exit 0; another version (identity is the version id, not the digest): compared with production, ratios 1.0"
 )
-def test_production_holder_with_the_candidate_s_digest__is_not_compared_with_itself(
+def test_production_holder_with_the_candidate_s_digest__another_version_is_compared(
     workspace: Path, model_file: dict[str, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry = MemoryRegistry()
-    registry.link(registry.add_model("acme", "mnist-train", "mnist-cnn", model_file), REGISTRY, "production")
+    production = registry.add_model("acme", "mnist-train", "mnist-cnn", model_file)
+    registry.link(production, REGISTRY, "production")
     staged(registry, model_file)  # logged again, byte for byte: a new version with the same digest
+    assert run_model_gate(gate_settings(), context(workspace), clients(factory(registry))) == 0
+    baseline = json.loads((workspace / "mlgate-report" / "report.json").read_text())["baseline"]
+    assert baseline["model"] == production and baseline["ratios"]["accuracy"] == 1.0
+    assert "Already in production" not in capsys.readouterr().err
+
+
+@pytest.mark.reliability(
+    "race", "the staged version itself holds `production`",
+    "exit 0; not compared with itself; says already in production"
+)
+def test_production_holder_is_the_candidate__is_not_compared_with_itself(
+    workspace: Path, model_file: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = MemoryRegistry()
+    source = staged(registry, model_file)
+    registry.link(source, REGISTRY, "production")
     assert run_model_gate(gate_settings(), context(workspace), clients(factory(registry))) == 0
     assert json.loads((workspace / "mlgate-report" / "report.json").read_text())["baseline"] is None
     assert "Already in production" in capsys.readouterr().err

@@ -157,6 +157,14 @@ def test_pin_main__rewrites_the_file_and_refuses_bad_input_without_touching_it(
     assert yaml.safe_load(action.read_text())["runs"]["image"] == f"docker://ghcr.io/mlgate/mlgate@{DIGEST}"
 
 
+def test_pin_image__another_registry_for_the_rehearsal_and_only_a_host_name() -> None:
+    pinned = yaml.safe_load(pin.pin_image(action_text(), "mlgate", DIGEST, registry="127.0.0.1:5000"))
+    assert pinned["runs"]["image"] == f"docker://127.0.0.1:5000/mlgate/mlgate@{DIGEST}"
+    for registry in ("ghcr.io/evil", "GHCR.IO", "ghcr.io:port", "", "ghcr.io\nx: y"):
+        with pytest.raises(pin.PinError, match="is not a lower-case host name"):
+            pin.pin_image(action_text(), "mlgate", DIGEST, registry=registry)
+
+
 def test_pinned_action__passes_the_github_actions_schema(tmp_path: Path) -> None:
     tool = check_jsonschema()
     if tool is None:
@@ -285,7 +293,8 @@ def test_release_workflow__nothing_is_published_before_the_tests_and_the_smoke_t
     jobs = workflow["jobs"]
     assert workflow["on"] == {"push": {"tags": ["v[0-9]+.[0-9]+.[0-9]+"]}}
     assert set(jobs["image"]["needs"]) >= {"prepare", "test"}
-    assert set(jobs["release"]["needs"]) >= {"prepare", "image"}
+    assert set(jobs["index"]["needs"]) >= {"prepare", "image"}
+    assert set(jobs["release"]["needs"]) >= {"prepare", "index"}
     for name in ("prepare", "test"):
         assert jobs[name]["permissions"] == {"contents": "read"}, name
     image_steps = [s.get("run", "") + s.get("uses", "") for s in jobs["image"]["steps"]]
@@ -296,6 +305,56 @@ def test_release_workflow__nothing_is_published_before_the_tests_and_the_smoke_t
     release_steps = [s.get("run", "") for s in jobs["release"]["steps"]]
     assert any("pin_action_image.py" in s for s in release_steps)
     assert "gh release create" in release_steps[-1] and "changelog_section.py" in release_steps[-1]
+
+
+def test_release_workflow__anonymous_pull_of_every_architecture_before_anything_moves() -> None:
+    jobs = load_workflow(ROOT / ".github" / "workflows" / "release.yml")["jobs"]
+    runs = [s.get("run", "") for s in jobs["release"]["steps"]]
+    public = next(i for i, s in enumerate(runs) if "check_public_image.py" in s)
+    assert "docker login" not in "".join(runs[:public + 1]).replace("docker logout", "")
+    assert "--platform linux/amd64 --platform linux/arm64" in runs[public]
+    moving = ("push --force", "imagetools create", "gh release create")
+    moves = [i for i, s in enumerate(runs) if any(word in s for word in moving)]
+    assert moves and public < min(moves)
+    assert all("--prefer-index=false" in runs[i] for i in moves if "imagetools create" in runs[i])
+
+
+def test_release_workflow__native_builds_per_architecture_and_one_index() -> None:
+    jobs = load_workflow(ROOT / ".github" / "workflows" / "release.yml")["jobs"]
+    matrix = jobs["image"]["strategy"]["matrix"]["include"]
+    assert {(m["arch"], m["runner"]) for m in matrix} == {("amd64", "ubuntu-24.04"), ("arm64", "ubuntu-24.04-arm")}
+    index = "".join(s.get("run", "") for s in jobs["index"]["steps"])
+    assert 'imagetools create --tag "$IMAGE:$VERSION" "$IMAGE@$amd64" "$IMAGE@$arm64"' in index
+
+
+def test_release_workflow__tags_pushed_with_the_app_token_and_never_after_publication() -> None:
+    steps_ = load_workflow(ROOT / ".github" / "workflows" / "release.yml")["jobs"]["release"]["steps"]
+    app = next(s for s in steps_ if s.get("uses", "").startswith("actions/create-github-app-token@"))
+    assert app["with"]["permission-workflows"] == "write" and app["with"]["permission-contents"] == "write"
+    push = next(s for s in steps_ if "push --force --atomic" in s.get("run", ""))
+    assert push["env"]["APP_TOKEN"] == "${{ steps.app.outputs.token }}"
+    assert steps_[0]["id"] == "state" and "gh release view" in steps_[0]["run"]
+    assert all(s.get("if") == "steps.state.outputs.published == 'false'" for s in steps_[1:])
+    checkout = next(s for s in steps_ if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_workflow__no_action_on_a_retired_runtime_or_replaced_by_actions_attest(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for retired in ("actions/attest-build-provenance@", "actions/attest-sbom@", "# v0.23.", "@v4"):
+        assert retired not in text, f"{path.name}: {retired}"
+    assert re.findall(r"actions/checkout@[0-9a-f]{40} # v(\d+)\.", text) in ([], ["7"] * text.count("checkout@"))
+
+
+def test_action_metadata__has_what_a_marketplace_listing_needs() -> None:
+    action = yaml.safe_load(action_text())
+    owners = {m.group(1) for p in EXAMPLES for m in re.finditer(r"uses: ([\w-]+)/mlgate@", p.read_text())}
+    assert action["name"].strip() and action["name"].lower() not in owners | {"mlgate"}  # unique on GitHub
+    assert action["description"].strip()
+    assert set(action["branding"]) == {"icon", "color"}
+    assert action["branding"]["color"] in {"white", "black", "yellow", "blue", "green", "orange", "red", "purple",
+                                           "gray-dark"}
 
 
 def mlgate_steps() -> Iterator[tuple[str, dict[str, str]]]:

@@ -105,3 +105,65 @@ def test_model_input__local_file_or_artifact_path(tmp_path: Path) -> None:
         resolve_target("models/missing.pt", None, None, {}, tmp_path)
     with pytest.raises(MlgateError, match="leaves the workspace"):
         resolve_target("../secret.pt", None, None, {}, tmp_path)
+
+
+@pytest.mark.reliability(
+    "input", "W&B automation event `{event_type}`, alias '{alias}', version `{version}`",
+    "understood: gates that pinned version; promotes into `{collection}`"
+)
+@pytest.mark.parametrize(("event_type", "alias", "version", "project", "entity", "collection"), [
+    # a new version linked into a registry collection: no alias was added, `${alias}` renders empty
+    ("LINK_ARTIFACT", "", "acme-org/wandb-registry-model/mnist:v7", "wandb-registry-model", "acme-org",
+     "wandb-registry-model/mnist"),
+    ("LINK_ARTIFACT", "", "wandb-registry-model/mnist:v7", "wandb-registry-model", "acme-org",
+     "wandb-registry-model/mnist"),
+    ("ADD_ARTIFACT_ALIAS", "staging", "acme/wandb-registry-model/mnist:v7", "wandb-registry-model", "acme",
+     "wandb-registry-model/mnist"),
+    ("ADD_ARTIFACT_ALIAS", "staging", "wandb-registry-model/mnist:v7", "wandb-registry-model", "acme",
+     "wandb-registry-model/mnist"),
+    # the older model registry
+    ("LINK_MODEL", "", "acme/model-registry/mnist:v3", "model-registry", "acme", "acme/model-registry/mnist"),
+    ("ADD_ARTIFACT_ALIAS", "staging", "acme/model-registry/mnist:v3", "model-registry", "acme",
+     "acme/model-registry/mnist"),
+    # a version logged to a project (the payload names the project's collection)
+    ("CREATE_ARTIFACT", "", "acme/mnist-train/mnist:v3", "mnist-train", "acme", "acme/model-registry/mnist"),
+])
+def test_every_wandb_artifact_event__is_understood(
+    tmp_path: Path, event_type: str, alias: str, version: str, project: str, entity: str, collection: str
+) -> None:
+    event = staged_model_event(event_type=event_type, alias=alias, artifact_version_string=version,
+                               project_name=project, entity_name=entity)
+    target = resolve_target(None, None, "repository_dispatch", event, tmp_path)
+    assert (target.model, target.collection) == (version, collection)
+    assert (target.event_type, target.alias) == (event_type, alias or None)
+
+
+def test_payload_without_event_type_or_alias__still_understood(tmp_path: Path) -> None:
+    """Payloads written before mlgate read these two keys keep working."""
+    event = staged_model_event()
+    del event["client_payload"]["event_type"], event["client_payload"]["alias"]
+    target = resolve_target(None, None, "repository_dispatch", event, tmp_path)
+    assert target.model == "acme/wandb-registry-model/mnist:v7" and target.event_type is None
+
+
+@pytest.mark.reliability(
+    "input", "repository_dispatch `client_payload.event_type` `{id}`",
+    "exit 2: names `client_payload.event_type`, lists the W&B artifact events understood"
+)
+@pytest.mark.parametrize("value", ["RUN_METRIC_THRESHOLD", "${event_type}", "link_artifact", "LINK_ARTIFACT\n"])
+def test_event_type_that_carries_no_model__refused_listing_the_understood_ones(tmp_path: Path, value: str) -> None:
+    with pytest.raises(InvalidPayload) as info:
+        resolve_target(None, None, "repository_dispatch", staged_model_event(event_type=value), tmp_path)
+    assert "`client_payload.event_type`" in info.value.message
+    assert "LINK_ARTIFACT, ADD_ARTIFACT_ALIAS, LINK_MODEL" in info.value.message
+
+
+def test_alias_event_without_alias__refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidPayload, match=r"`client_payload.alias` is empty.*ADD_ARTIFACT_ALIAS"):
+        resolve_target(None, None, "repository_dispatch", staged_model_event(alias=""), tmp_path)
+
+
+@pytest.mark.parametrize("alias", ["staging; rm -rf /", "${alias}", "../x"])
+def test_alias_value__checked_against_its_pattern(tmp_path: Path, alias: str) -> None:
+    with pytest.raises(InvalidPayload, match=r"`client_payload.alias`"):
+        resolve_target(None, None, "repository_dispatch", staged_model_event(alias=alias), tmp_path)

@@ -6,6 +6,7 @@ without importing the package that imports them.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,6 +107,53 @@ def is_outside(path: Path | str, root: Path) -> bool:
 
 OUTSIDE = "a symlink to outside the data folder, not followed"
 """The reason listed for a file or folder :func:`is_outside` the data folder."""
+
+_MAX_HOPS = 256  # links followed one by one to tell a loop from a long chain (the kernel gives up at 40)
+
+
+def broken_link(path: Path | str) -> str | None:
+    """Why the symbolic link ``path`` leads nowhere: it loops, its chain is longer than the system
+    follows, or its target does not exist; None when it leads to a file or folder (or is no link).
+
+    The reason is listed like :data:`OUTSIDE`; opening such a path raises ``OSError`` (ELOOP, ENOENT),
+    which would otherwise surface as a bug or as an unreadable file with no why.
+    """
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if not os.path.islink(path):
+            return None
+        if exc.errno == errno.ELOOP:
+            return _loop_or_chain(os.fspath(path))
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "a dangling symbolic link (its target does not exist), not followed"
+        return f"a symbolic link that cannot be followed ({exc.strerror}), not followed"
+    return None
+
+
+def _loop_or_chain(path: str) -> str:
+    seen = {os.path.abspath(path)}
+    current = path
+    for hops in range(1, _MAX_HOPS + 1):
+        try:
+            target = os.readlink(current)
+        except OSError:  # a link inside the path itself: the kernel said loop, so say that
+            break
+        current = os.path.abspath(os.path.join(os.path.dirname(current), target))
+        if current in seen:
+            return "a symbolic link loop (it leads back to itself), not followed"
+        seen.add(current)
+        if not os.path.islink(current):
+            return f"a chain of {hops} symbolic links, more than the system follows, not followed"
+    return "a symbolic link loop (or a chain of links too long to follow), not followed"
+
+
+def link_problem(path: Path | str, root: Path) -> str | None:
+    """Why ``path`` (a file or folder of the data folder ``root``) is listed instead of read: a symbolic
+    link that leads nowhere (:func:`broken_link`) or out of ``root`` (:data:`OUTSIDE`); None otherwise."""
+    if not os.path.islink(path):
+        return None
+    return broken_link(path) or (OUTSIDE if is_outside(path, root) else None)
 
 
 def found_in(root: Path, limit: int = 8) -> str:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mlgate.data.layouts.base import (
-    OUTSIDE,
     SUPPORTED,
     Dataset,
     DatasetLayoutError,
     Split,
     found_in,
-    is_outside,
+    link_problem,
     ordered,
 )
 from mlgate.data.layouts.tensors import Part, TensorSplit
@@ -47,19 +46,28 @@ def open_course(root: Path) -> Dataset:
         for _, images_path in sorted(shards, key=lambda shard: shard[0]):  # numeric: 10 after 9
             targets_path = _targets(images_path)
             files += [images_path, targets_path]
-            # a file that is a symlink out of the data folder is listed, not read
-            outside = is_outside(images_path, root) or is_outside(targets_path, root)
-            parts.append(Part(f"{images_path.name} / {targets_path.name}", _loader(images_path, targets_path),
-                              skipped=OUTSIDE if outside else None))
+            # a file that is a symbolic link out of the data folder or to nowhere is listed, not read
+            parts.append(Part(f"{images_path.name} / {targets_path.name}", _Loader(images_path, targets_path),
+                              skipped=_not_read(images_path, targets_path, root)))
         splits[split] = TensorSplit(split, parts)
     return Dataset(root, "course", ordered(splits), None, files)
+
+
+def _not_read(images_path: Path, targets_path: Path, root: Path) -> str | None:
+    """Why a shard pair is listed instead of read: the reason of its one file that is such a link (the
+    reason alone, as for a link out of the folder), or of each, by name, when both are."""
+    problems = {path.name: problem for path in (images_path, targets_path)
+                if (problem := link_problem(path, root)) is not None}
+    if len(set(problems.values())) <= 1:
+        return next(iter(problems.values()), None)
+    return "; ".join(f"{name}: {problem}" for name, problem in problems.items())
 
 
 def _targets(images_path: Path) -> Path:
     name = images_path.name
     candidates = [images_path.with_name(name.replace("_images", f"_{kind}", 1)) for kind in _TARGETS]
     for candidate in candidates:
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_symlink():  # a link to nowhere is listed, not "missing"
             return candidate
     raise DatasetLayoutError(
         f"{images_path.name} has no labels file: expected {candidates[0].name} next to it.",
@@ -67,17 +75,21 @@ def _targets(images_path: Path) -> Path:
     )
 
 
-def _loader(images_path: Path, targets_path: Path) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
-    def load() -> tuple[torch.Tensor, torch.Tensor]:
-        images = _torch_load(images_path)
+@dataclass(frozen=True)
+class _Loader:
+    """Loads one part: plain data (not a closure), so a worker process can be sent it and load the part."""
+
+    images_path: Path
+    targets_path: Path
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images = _torch_load(self.images_path)
         if not isinstance(images, torch.Tensor):
             raise DatasetLayoutError(
-                f"{images_path.name} holds a {type(images).__name__}, not a tensor.",
+                f"{self.images_path.name} holds a {type(images).__name__}, not a tensor.",
                 hint="Save the images with torch.save(images_tensor, path).",
             )
-        return images, _torch_load(targets_path)
-
-    return load
+        return images, _torch_load(self.targets_path)
 
 
 def _torch_load(path: Path) -> Any:

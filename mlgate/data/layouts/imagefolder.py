@@ -20,6 +20,7 @@ from mlgate.data.layouts.base import (
     Dataset,
     DatasetLayoutError,
     Split,
+    broken_link,
     found_in,
     is_outside,
     ordered,
@@ -44,26 +45,34 @@ def _is_image(name: str) -> bool:
 
 
 def _visible_dirs(folder: Path, root: Path | None = None, skipped: list[str] | None = None) -> list[Path]:
-    """Sub-folders of ``folder`` not hidden; one that is a symlink out of ``root`` is left out (and,
-    given ``skipped``, listed there by its path relative to ``root``)."""
+    """Sub-folders of ``folder`` not hidden; a symbolic link out of ``root`` or to nowhere (a loop, a chain
+    too long, a missing target) is left out (and, given ``skipped``, listed there by its path relative to
+    ``root``, with the reason)."""
     root = folder if root is None else root
     found = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith((".", "__")) or not entry.is_dir():
+            if entry.name.startswith((".", "__")):
                 continue
             path = Path(entry.path)
-            if entry.is_symlink() and is_outside(path, root):
-                if skipped is not None:
-                    skipped.append(f"{path.relative_to(root).as_posix()}/ ({OUTSIDE})")
+            broken = broken_link(entry.path) if entry.is_symlink() else None
+            if broken is not None:
+                listed = f"{path.relative_to(root).as_posix()} ({broken})"
+            elif not entry.is_dir():
                 continue
-            found.append(path)
+            elif entry.is_symlink() and is_outside(path, root):
+                listed = f"{path.relative_to(root).as_posix()}/ ({OUTSIDE})"
+            else:
+                found.append(path)
+                continue
+            if skipped is not None:
+                skipped.append(listed)
     return sorted(found, key=lambda p: p.name)
 
 
 def _has_images_directly(folder: Path) -> bool:
     with os.scandir(folder) as entries:
-        return any(e.is_file() and _is_image(e.name) for e in entries)
+        return any(_is_image(e.name) and broken_link(e.path) is None and e.is_file() for e in entries)
 
 
 def _has_images(folder: Path) -> bool:
@@ -121,12 +130,14 @@ class ImageFolderSplit:
     folder: Path
     classes: list[tuple[str, int]]  # (class folder name, label)
     skipped: list[str] = field(default_factory=list)
-    """Folders not entered (symlinks out of the data folder), each with its reason; listed as unreadable."""
+    """Folders not entered (symbolic links out of the data folder or to nowhere), each with its reason;
+    listed as unreadable."""
 
-    def _files(self) -> Iterator[tuple[str, int, str, bool]]:
-        """(path, label, path relative to the data folder with ``/`` separators, is a symlink) of every
-        image file, and (relative path ending in ``/``) of every folder below a class folder that is a
-        symlink out of the data folder: never entered, listed as unreadable."""
+    def _files(self) -> Iterator[tuple[str, int, str, str | None]]:
+        """(path, label, path relative to the data folder with ``/`` separators, why it is not read or None)
+        of every image file, of every symbolic link that leads nowhere (whatever its name), and (relative
+        path ending in ``/``) of every folder below a class folder that is a symlink out of the data
+        folder: never entered."""
         # plain strings: building a Path per file costs more than decoding a small PNG
         for class_name, label in self.classes:
             top = self.folder / class_name
@@ -137,38 +148,79 @@ class ImageFolderSplit:
                     entries = sorted(scan, key=lambda e: e.name)
                 subdirs = []
                 for entry in entries:
+                    relative = f"{relative_dir}/{entry.name}"
                     if entry.is_dir(follow_symlinks=False):
-                        subdirs.append((entry.path, f"{relative_dir}/{entry.name}"))
-                    elif entry.is_symlink() and entry.is_dir():  # not entered, as os.walk
+                        subdirs.append((entry.path, relative))
+                    elif not entry.is_symlink():
+                        if _is_image(entry.name):
+                            yield entry.path, label, relative, None
+                    elif (broken := broken_link(entry.path)) is not None:
+                        yield entry.path, label, relative, broken
+                    elif entry.is_dir():  # not entered, as os.walk; listed when it leads out
                         if is_outside(entry.path, self.root):
-                            yield entry.path, label, f"{relative_dir}/{entry.name}/", True
+                            yield entry.path, label, f"{relative}/", OUTSIDE
                     elif _is_image(entry.name):
-                        yield entry.path, label, f"{relative_dir}/{entry.name}", entry.is_symlink()
+                        yield entry.path, label, relative, OUTSIDE if is_outside(entry.path, self.root) else None
                 stack.extend(reversed(subdirs))
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
-        decode_errors = _decode_errors()
-        chunk: list[tuple[np.ndarray, int, str]] = []
-        unreadable: list[str] = list(self.skipped)
-        size = 0
-        for path, label, relative, is_link in self._files():
-            if is_link and is_outside(path, self.root):
-                unreadable.append(f"{relative} ({OUTSIDE})")
-                continue
-            try:
-                array = _decode_file(path)
-            except ImageOverBudget as exc:
-                unreadable.append(f"{relative} ({exc})")
-            except decode_errors:
-                unreadable.append(relative)
-            else:
-                chunk.append((array, label, relative))
-                size += array.nbytes
-            if len(chunk) + len(unreadable) >= batch_size or size >= _MAX_CHUNK_BYTES:
-                yield from _group_by_shape(chunk, unreadable)
-                chunk, unreadable, size = [], [], 0
-        if chunk or unreadable:
-            yield from _group_by_shape(chunk, unreadable)
+        return _read(self._files(), self.root, list(self.skipped), batch_size)
+
+    def shards(self, sizes: Iterator[int]) -> list[ImageFolderShard]:
+        """The split cut into consecutive file ranges of ``sizes`` files each (one shard at least, the
+        folders not entered riding on the first); each reads as :meth:`batches` reads that range."""
+        files = list(self._files())
+        shards = [ImageFolderShard(self.name, self.root, [], list(self.skipped))]
+        start = 0
+        while start < len(files):
+            stop = start + max(1, next(sizes))
+            if shards[-1].files:
+                shards.append(ImageFolderShard(self.name, self.root, [], []))
+            shards[-1].files = files[start:stop]
+            start = stop
+        return shards
+
+
+@dataclass
+class ImageFolderShard:
+    """A consecutive range of one split's files: plain data, so a worker process can read it."""
+
+    split: str
+    root: Path
+    files: list[tuple[str, int, str, str | None]]
+    skipped: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.files)
+
+    def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
+        return _read(iter(self.files), self.root, list(self.skipped), batch_size)
+
+
+def _read(files: Iterator[tuple[str, int, str, str | None]], root: Path, unreadable: list[str],
+          batch_size: int) -> Iterator[Batch]:
+    decode_errors = _decode_errors()
+    chunk: list[tuple[np.ndarray, int, str]] = []
+    size = 0
+    for path, label, relative, not_read in files:
+        if not_read is not None:  # a symbolic link out of the data folder, in a loop or to nowhere
+            unreadable.append(f"{relative} ({not_read})")
+            continue
+        try:
+            array = _decode_file(path)
+        except ImageOverBudget as exc:
+            unreadable.append(f"{relative} ({exc})")
+        except decode_errors:
+            unreadable.append(relative)
+        else:
+            chunk.append((array, label, relative))
+            size += array.nbytes
+        if len(chunk) + len(unreadable) >= batch_size or size >= _MAX_CHUNK_BYTES:
+            yield from _runs_by_shape(chunk, unreadable)
+            chunk, unreadable, size = [], [], 0
+    if chunk or unreadable:
+        yield from _runs_by_shape(chunk, unreadable)
 
 
 _PIL_PIXELS = re.compile(r"\((\d+) pixels\)")
@@ -231,20 +283,23 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     return (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def _group_by_shape(chunk: list[tuple[np.ndarray, int, str]], unreadable: list[str]) -> Iterator[Batch]:
-    """One Batch per distinct (H, W, C) in the chunk, each item named by its relative path; the chunk's
+def _runs_by_shape(chunk: list[tuple[np.ndarray, int, str]], unreadable: list[str]) -> Iterator[Batch]:
+    """One Batch per run of consecutive items of one (H, W, C), in file order (so the items' order does
+    not depend on where a chunk or shard ends), each item named by its relative path; the chunk's
     unreadable paths ride on the first."""
-    groups: dict[tuple[int, ...], list[tuple[np.ndarray, int, str]]] = {}
-    for item in chunk:
-        groups.setdefault(item[0].shape, []).append(item)
     pending = tuple(unreadable)
-    if not groups:
+    if not chunk:
         yield Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), pending, ids=())
         return
-    for items in groups.values():
+    start = 0
+    while start < len(chunk):
+        stop = start + 1
+        while stop < len(chunk) and chunk[stop][0].shape == chunk[start][0].shape:
+            stop += 1
+        items = chunk[start:stop]
         stacked = torch.from_numpy(np.stack([array for array, _, _ in items]))
         images = stacked.permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor([label for _, label, _ in items], dtype=torch.int64)
         yield Batch(images, labels, pending, ids=tuple(relative for _, _, relative in items))
         pending = ()
-
+        start = stop

@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mlgate.data.layouts.base import (
-    OUTSIDE,
     SUPPORTED,
     Dataset,
     DatasetLayoutError,
     Split,
     found_in,
-    is_outside,
+    link_problem,
     ordered,
 )
 from mlgate.data.layouts.tensors import Part, TensorSplit
@@ -33,8 +32,9 @@ def open_npz(root: Path, paths: list[Path]) -> Dataset:
         raise DatasetLayoutError(f"No .npz files in {root}: {found_in(root)}.", hint=SUPPORTED)
     splits: dict[str, Split] = {}
     for path in paths:
-        if is_outside(path, root):  # a symlink out of the data folder: listed, not read
-            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _loader(path, "", ""), skipped=OUTSIDE)])
+        not_read = link_problem(path, root)  # a symbolic link out of the data folder or to nowhere: listed
+        if not_read is not None:
+            splits[path.stem] = TensorSplit(path.stem, [Part(path.name, _Loader(path, "", ""), skipped=not_read)])
             continue
         for split, image_key, label_key in _arrays(path):
             if split in splits:
@@ -42,7 +42,7 @@ def open_npz(root: Path, paths: list[Path]) -> Dataset:
                     f"Split {split!r} is defined twice (again in {path.name}).",
                     hint="Use one <split>.npz per split, or one file with x_<split>/y_<split> arrays.",
                 )
-            part = Part(f"{path.name} [{image_key}, {label_key}]", _loader(path, image_key, label_key))
+            part = Part(f"{path.name} [{image_key}, {label_key}]", _Loader(path, image_key, label_key))
             splits[split] = TensorSplit(split, [part])
     return Dataset(root, "npz", ordered(splits), None, list(paths))
 
@@ -79,8 +79,16 @@ def _arrays(path: Path) -> list[tuple[str, str, str]]:
     return [(path.stem, image_key, label_key)]
 
 
-def _loader(path: Path, image_key: str, label_key: str) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
-    def load() -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class _Loader:
+    """Loads one part: plain data (not a closure), so a worker process can be sent it and load the part."""
+
+    path: Path
+    image_key: str
+    label_key: str
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        path, image_key, label_key = self.path, self.image_key, self.label_key
         try:
             with np.load(path, allow_pickle=False) as archive:
                 images, labels = archive[image_key], archive[label_key]
@@ -90,5 +98,3 @@ def _loader(path: Path, image_key: str, label_key: str) -> Callable[[], tuple[to
                 hint="Save plain numeric arrays (np.savez), not object arrays.",
             ) from exc
         return torch.from_numpy(images), torch.from_numpy(labels)
-
-    return load

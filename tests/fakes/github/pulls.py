@@ -105,8 +105,9 @@ def create_pull(fake: FakeGitHub, call: Call) -> tuple[int, Any]:
         raise _invalid("base")
     if repo.is_ancestor(head_sha, base_sha):
         raise _refused(f"No commits between {body['base']} and {head_ref}")
-    for pull in repo.pulls.values():
-        if pull.state == "open" and pull.head_ref == head_ref and pull.fork_full_name is None:
+    for pull in repo.pulls.values():  # GitHub: one open pull request per head and base
+        if (pull.state == "open" and pull.head_ref == head_ref and pull.base_ref == body["base"]
+                and pull.fork_full_name is None):
             raise _refused(f"A pull request already exists for {repo.owner}:{head_ref}.")
     pull = fake.new_pull(
         repo,

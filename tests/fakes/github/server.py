@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,16 @@ class RecordedRequest:
     status: int = 0
 
 
+@dataclass
+class _Meeting:
+    method: str
+    pattern: re.Pattern[str]
+    parties: int
+    timeout: float
+    arrived: int = 0
+    all_here: threading.Event = field(default_factory=threading.Event)
+
+
 class FakeGitHub(GitHubState):
     """The fake's state and switches; start() serves it on 127.0.0.1 at a free port."""
 
@@ -61,6 +71,7 @@ class FakeGitHub(GitHubState):
         self._failure: tuple[int, int | None] | None = None  # (status, remaining or None = forever)
         self.faults = FaultQueues()
         self._hooks: list[tuple[str, re.Pattern[str], Callable[[], None]]] = []
+        self._meetings: list[_Meeting] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.server_url = ""
@@ -145,6 +156,14 @@ class FakeGitHub(GitHubState):
         with self.lock:
             self._hooks.append((method.upper(), re.compile(path), hook))
 
+    def rendezvous(self, method: str, path: str, parties: int = 2, timeout: float = 20) -> None:
+        """Hold the first ``parties`` ``method`` requests whose path below ``/api/v3`` fully matches
+        ``path`` until all of them have arrived (or ``timeout`` seconds passed), then answer them
+        together; later ones pass. Two runs then both list open pull requests before either creates
+        one: the race of two concurrent jobs, forced on every try instead of left to timing."""
+        with self.lock:
+            self._meetings.append(_Meeting(method.upper(), re.compile(path), parties, timeout))
+
     # ---- event payloads
 
     def event_payload(
@@ -181,6 +200,7 @@ class FakeGitHub(GitHubState):
         record = RecordedRequest(http.command, split.path, query, body)
         headers: dict[str, str] = {}
         api_path = split.path.removeprefix(API_PREFIX)
+        self._meet(http.command, api_path)
         fault = self.faults.take(http.command, api_path)
         with self.lock:
             self.requests.append(record)
@@ -215,6 +235,19 @@ class FakeGitHub(GitHubState):
             http.wfile.write(data)
         except OSError:  # the client gave up waiting (a slow reply)
             http.close_connection = True
+
+    def _meet(self, method: str, api_path: str) -> None:
+        waits = []
+        with self.lock:
+            for meeting in self._meetings:
+                if (meeting.method == method and meeting.pattern.fullmatch(api_path)
+                        and meeting.arrived < meeting.parties):
+                    meeting.arrived += 1
+                    if meeting.arrived == meeting.parties:
+                        meeting.all_here.set()
+                    waits.append(meeting)
+        for meeting in waits:  # outside the lock: the others must get in
+            meeting.all_here.wait(meeting.timeout)
 
     def _run_hooks(self, method: str, api_path: str) -> None:
         for entry in list(self._hooks):

@@ -6,9 +6,14 @@ figures and ``publish.json``) and uploads it as an artifact. A second workflow, 
 ``workflow_run`` in the base repository's trusted context, downloads that folder and runs this mode.
 
 Everything in the folder was produced by code from the pull request, so it is treated as hostile
-data: nothing in it is executed or imported, only read, checked and sanitised (:func:`read_bundle`,
-:func:`sanitize_markdown`). The pull request the comment goes to is never taken from the folder:
-the head commit comes from the trusted ``workflow_run`` event and the pull request from GitHub
+data: nothing in it is executed or imported, and nothing in it is posted as it is. ``report.json`` is
+validated against the report model of its mode and rendered here, by mlgate's own renderer, with
+every string in it made inert (:mod:`mlgate.markdown`); the fork's ``report.md`` is never read. Only
+the PNGs that rendered report names (its known figure names) are hosted. The title, the comment
+marker and the check run's name come from this run's own inputs, and the check run is named as made
+from a fork (``<title> (fork PR #N, untrusted)``) so that it never stands in for a required check of
+another name. The pull request the comment goes to is never taken from the folder: the head commit
+comes from the trusted ``workflow_run`` event and the pull request from GitHub
 (:func:`verify_pull_request`). Then the usual :func:`mlgate.publish.finish` hosts the figures and
 upserts the sticky comment.
 
@@ -23,22 +28,27 @@ import re
 import stat
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
+from mlgate.data.findings import FOLDER as FULL_LISTS_FOLDER
 from mlgate.errors import ExitCode, MlgateError
+from mlgate.publish_contract import BundleRefused, PublishManifest, marker_for, parse_manifest, quoted
 
 if TYPE_CHECKING:
     from mlgate.clients import Clients
     from mlgate.context import RunContext
+    from mlgate.data.report import DataReport
     from mlgate.github.client import GitHubRepo
+    from mlgate.model.report import ModelReport
+    from mlgate.publish import Finished
     from mlgate.settings import PublishSettings
 
 MAX_MARKDOWN_CHARS = 60_000
+"""The fork's report.md is never read; a larger one still means a folder that is not ours."""
 MAX_PNG_BYTES = 5 * 1024 * 1024
 MAX_FILES = 20
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
@@ -51,22 +61,6 @@ MAX_SIDE = 20_000
 FILE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-ALLOWED_TAGS = ("details", "summary", "sub", "br")
-
-BUNDLE_HINT = (
-    "The folder must be the report folder the fork run wrote, uploaded unchanged with "
-    "actions/upload-artifact and downloaded with actions/download-artifact into `report-dir` "
-    "(examples/workflows/data-stats-fork.yml and data-stats-publish.yml)."
-)
-
-
-class BundleRefused(MlgateError):
-    """Raised when the downloaded report folder breaks a rule (size, name, type, content); nothing is posted."""
-
-    title = "Report bundle refused"
-
-    def __init__(self, message: str, *, hint: str = BUNDLE_HINT) -> None:
-        super().__init__(message, hint=hint)
 
 
 class UntrustedPullRequest(MlgateError):
@@ -75,50 +69,23 @@ class UntrustedPullRequest(MlgateError):
     title = "Pull request not verified"
 
 
-Title = Annotated[str, StringConstraints(pattern=r"^[\w .,:()/+#-]{1,200}$")]
-
-
-class PublishManifest(BaseModel):
-    """``publish.json``: what the untrusted run says about its report. Each field is strictly patterned;
-    ``pr_number`` and ``head_sha`` are only claims, checked against the trusted event."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    mode: Literal["data-stats", "model-gate"]
-    title: Title
-    marker: Annotated[str, StringConstraints(max_length=240)]
-    pr_number: int = Field(ge=1, le=10**9)
-    head_sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
-    mlgate_version: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
-
-
-def marker_for(mode: str, title: str) -> str:
-    """The sticky-comment marker of a report (the same as :class:`mlgate.publish.Publication`'s)."""
-    return f"<!-- mlgate:{mode}:{title} -->"
-
-
-def manifest_json(*, mode: str, title: str, marker: str, pr_number: int, head_sha: str, version: str) -> str:
-    """``publish.json`` as the untrusted run writes it (:func:`mlgate.publish.finish`)."""
-    return json_dump({"mode": mode, "title": title, "marker": marker, "pr_number": pr_number,
-                      "head_sha": head_sha, "mlgate_version": version})
-
-
-def json_dump(value: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(value, indent=2) + "\n"
+Report = Any
+"""A validated :class:`~mlgate.data.report.DataReport` or :class:`~mlgate.model.report.ModelReport`."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Bundle:
-    """A report folder that passed every check of :func:`read_bundle`; the Markdown not yet sanitised."""
+    """A report folder that passed every check of :func:`read_bundle`."""
 
     manifest: PublishManifest
-    markdown: str
-    report_json: str
-    passed: bool
+    report: Report
+    """report.json, validated against the report model of ``manifest.mode``."""
     pngs: Mapping[str, bytes]
     """File name (``sample_grid.png``) -> verified PNG bytes."""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report.passed)
 
 
 # ---- reading the folder
@@ -128,7 +95,8 @@ def read_bundle(folder: Path) -> Bundle:
     """Read and check a downloaded report folder; raises :class:`BundleRefused` naming the broken rule.
 
     Rules: a real folder (not a symlink) holding at most :data:`MAX_FILES` plain files (no symlinks,
-    no sub-folders), each named ``[A-Za-z0-9._-]+`` and not starting with a dot; only ``report.md``,
+    no sub-folders but the ``findings/`` lists, skipped unread), each named ``[A-Za-z0-9._-]+`` and not
+    starting with a dot; only ``report.md``,
     ``report.json``, ``publish.json`` and ``*.png``; sizes within the limits above; every PNG verified
     (:func:`check_png`); ``publish.json`` and ``report.json`` valid against their models.
     """
@@ -145,6 +113,8 @@ def read_bundle(folder: Path) -> Bundle:
     files: dict[str, bytes] = {}
     total = 0
     for name in names:
+        if name == FULL_LISTS_FOLDER and _real_folder(folder / name):
+            continue  # the fork's CSV lists stay in its uploaded artifact: never read, never posted
         check_name(name, folder)
         data = _read_plain_file(folder, name, _size_limit(name))
         total += len(data)
@@ -155,14 +125,18 @@ def read_bundle(folder: Path) -> Bundle:
         if required not in files:
             raise BundleRefused(f"The report folder has no `{required}`.")
     manifest = parse_manifest(files.pop("publish.json"))
-    report_json = _text(files.pop("report.json"), "report.json")
-    passed = validate_report(manifest.mode, report_json)
-    markdown = _text(files.pop("report.md"), "report.md")
+    report = validate_report(manifest.mode, _text(files.pop("report.json"), "report.json"))
+    markdown = _text(files.pop("report.md"), "report.md")  # checked like the rest, never read further
     if len(markdown) > MAX_MARKDOWN_CHARS:
         raise BundleRefused(f"`report.md` has {len(markdown):,} characters; at most {MAX_MARKDOWN_CHARS:,}.")
     for name, data in files.items():
         check_png(name, data)
-    return Bundle(manifest=manifest, markdown=markdown, report_json=report_json, passed=passed, pngs=files)
+    return Bundle(manifest=manifest, report=report, pngs=files)
+
+
+def _real_folder(path: Path) -> bool:
+    mode = os.lstat(path).st_mode
+    return stat.S_ISDIR(mode) and not stat.S_ISLNK(mode)
 
 
 def check_name(name: str, folder: Path | None = None) -> None:
@@ -239,20 +213,12 @@ def check_png(name: str, data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def parse_manifest(data: bytes) -> PublishManifest:
-    try:
-        manifest = PublishManifest.model_validate_json(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'publish.json'}: {e['msg']}"
-                             for e in exc.errors()[:5])
-        raise BundleRefused(f"`publish.json` is not valid: {_plain(problems)}.") from None
-    if manifest.marker != marker_for(manifest.mode, manifest.title):
-        raise BundleRefused("`publish.json` has a `marker` that does not belong to its mode and title.")
-    return manifest
+def validate_report(mode: str, report_json: str) -> DataReport | ModelReport:
+    """report.json validated against the report model of ``mode``, its verdict consistent with its gates.
 
-
-def validate_report(mode: str, report_json: str) -> bool:
-    """Validate report.json against the report model of ``mode``; returns its ``passed``."""
+    A report that says it passed while a gate failed, or failed while every gate passed, is refused:
+    the comment's verdict is rendered from the gates and must say what ``passed`` says.
+    """
     from mlgate.data.report import DataReport
     from mlgate.model.report import ModelReport
 
@@ -262,73 +228,16 @@ def validate_report(mode: str, report_json: str) -> bool:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'report.json'}: {e['type']}"
                              for e in exc.errors()[:5])
-        raise BundleRefused(f"`report.json` is not a valid {mode} report: {_plain(problems)}.") from None
+        raise BundleRefused(f"`report.json` is not a valid {mode} report: {quoted(problems)}.") from None
     if report.mode != mode:
-        raise BundleRefused(f"`report.json` is a {report.mode!r} report but `publish.json` says {mode!r}.")
-    return report.passed
-
-
-def _plain(text: str) -> str:
-    """Hostile text quoted in a message: one line, no workflow-command start, bounded."""
-    return re.sub(r"[^\x20-\x7e]", "?", text).replace("::", ": :")[:300]
-
-
-# ---- sanitising the Markdown
-
-_COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.DOTALL)
-_ALLOWED_TAG = re.compile(r"</?(?:details|summary|sub)>|<br\s*/?>", re.IGNORECASE)
-_ANY_TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
-_LINK = re.compile(r"(!?)\[([^\[\]\n]*)\]\(\s*<?((?:[^()\s<>]|\([^()\s<>]*\))*)>?(?:\s+\"[^\"\n]*\")?\s*\)")
-_REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:.*$", re.MULTILINE)
-_BARE_URL = re.compile(r"(?<![(<`\w])(?:(?:https?|ftp|file)://|(?:javascript|vbscript|data):)[^\s)<>`]*",
-                       re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u0085]")
-
-
-def sanitize_markdown(markdown: str, *, figures: Iterable[str], server_url: str) -> str:
-    """The report Markdown, fit to post: only our HTML (details/summary/sub/br, without attributes);
-    images only of the bundle's own figures; links only to ``server_url``'s host; no HTML comments
-    (no forged sticky-comment markers); no line a runner would read as a workflow command.
-    """
-    figure_names = set(figures)
-    host = urlsplit(server_url).netloc.lower()
-    text = _CONTROL.sub("", markdown.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _COMMENT.sub("", text)
-    text = _REFERENCE.sub("", text)  # [x]: https://elsewhere — reference links are never generated
-
-    def link(match: re.Match[str]) -> str:
-        bang, label, target = match.groups()
-        if bang and target in figure_names:
-            return f"![{label}]({target})"
-        if not bang and _same_host(target, host):
-            return f"[{label}]({target})"
-        return label  # an image or link elsewhere: keep its words only
-
-    text = _LINK.sub(link, text)
-    kept: list[str] = []
-    for part in re.split(f"({_ALLOWED_TAG.pattern})", text, flags=re.IGNORECASE):
-        if _ALLOWED_TAG.fullmatch(part):
-            kept.append(part.lower().replace(" ", "").replace("<br/>", "<br>"))
-            continue
-        previous = None
-        while previous != part:  # <scr<script>ipt> must not reassemble
-            previous, part = part, _ANY_TAG.sub("", part)
-        kept.append(part.replace("<", "&lt;"))  # what is left of a broken tag shows as text
-    text = "".join(kept)
-    text = _BARE_URL.sub(lambda m: m.group(0) if _same_host(m.group(0), host) else f"`{m.group(0)}`", text)
-    lines = [line for line in text.split("\n") if not _is_command(line)]
-    return "\n".join(lines)
-
-
-def _same_host(target: str, host: str) -> bool:
-    parts = urlsplit(target)
-    return parts.scheme == "https" and parts.netloc.lower() == host and not parts.username
-
-
-def _is_command(line: str) -> bool:
-    """``::name ...::`` (and the old ``##[name ...]``) are read as commands wherever a line is printed."""
-    stripped = line.strip()
-    return stripped.startswith("::") or stripped.startswith("##[")
+        raise BundleRefused(f"`report.json` is a {quoted(report.mode)!r} report but `publish.json` says {mode!r}.")
+    if report.passed != all(gate.passed for gate in report.gates):
+        failed = [gate.name for gate in report.gates if not gate.passed]
+        raise BundleRefused(
+            f"`report.json` says passed={str(report.passed).lower()} but "
+            + (f"its gates {quoted(', '.join(failed))} failed." if failed else "every one of its gates passed.")
+            + " A report mlgate wrote never does; nothing is posted.")
+    return report
 
 
 # ---- the trusted event
@@ -399,11 +308,73 @@ def verify_pull_request(manifest: PublishManifest, head_sha: str, candidates: li
 
 # ---- the mode
 
+UNTRUSTED = "(fork PR #{number}, untrusted)"
+"""Appended to the check run's name: a check run made from a fork's data never has the name of one
+made by a trusted run, so it cannot satisfy a required check of that name."""
+
+
+def check_run_name(title: str, pr_number: int) -> str:
+    """``<title> (fork PR #N, untrusted)``: the trusted run's title, marked as made from a fork's data."""
+    return f"{title} {UNTRUSTED.format(number=pr_number)}"
+
+
+def figure_names(mode: str) -> tuple[str, ...]:
+    """The figures the report of ``mode`` can name: the only PNGs of a bundle that are hosted."""
+    if mode == "data-stats":
+        from mlgate.data.report import FIGURE_TITLES
+
+        return tuple(FIGURE_TITLES)
+    from mlgate.model.report import FIGURE_NAMES
+
+    return FIGURE_NAMES
+
+
+def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
+    """The bundle's report rendered by mlgate itself under the trusted ``title``: Markdown, verdict,
+    outcome and check-run summary all from the validated report.json, none of the fork's text."""
+    from mlgate.publish import Finished
+    from mlgate.report import check_summary, plain_text
+
+    report = bundle.report.model_copy(update={"title": title})
+    if bundle.manifest.mode == "data-stats":
+        # the full lists are files of the fork's own run (its artifact), not of this report folder
+        report = report.model_copy(update={"full_lists": []})
+    known = figure_names(bundle.manifest.mode)
+    figures = {name: bundle.pngs[f"{name}.png"] for name in known if f"{name}.png" in bundle.pngs}
+    if bundle.manifest.mode == "data-stats":
+        from mlgate.data.gates import UNITS
+        from mlgate.data.report import data_outcome, render_markdown
+
+        def render(links: Mapping[str, str], note: str) -> str:
+            return render_markdown(report, links, note=note)
+
+        outcome = data_outcome(report)
+    else:
+        from mlgate.model.gates import UNITS
+        from mlgate.model.report import model_outcome
+        from mlgate.model.report import render_markdown as render_model
+
+        def render(links: Mapping[str, str], note: str) -> str:
+            return render_model(report, links, note=note)
+
+        outcome = model_outcome(report)
+    verdict = "passed" if report.passed else "FAILED"
+    headline = plain_text(f"{title}: {verdict} (the {bundle.manifest.mode} report of fork pull request "
+                          f"#{pr_number}, rendered from its report.json)")
+    return Finished(
+        passed=report.passed, report_json=report.model_dump_json(indent=2), render=render, figures=figures,
+        headline="\n".join([headline, *outcome.splitlines()[1:]]),
+        check_summary=check_summary("\n".join([headline, *outcome.splitlines()]), report.gates, UNITS),
+        gated=bool(report.gates),
+    )
+
 
 def run_publish(settings: PublishSettings, ctx: RunContext, clients: Clients) -> ExitCode:
-    """Read and check the bundle, verify its pull request, then publish it like any mode's report."""
+    """Read and check the bundle, verify its pull request, render its report.json, then publish it like
+    any mode's report, under this run's own title."""
     from mlgate import workflow
-    from mlgate.publish import Finished, Publication, finish
+    from mlgate.publish import Publication, finish
+    from mlgate.settings import SETTINGS_BY_MODE
 
     folder = ctx.in_workspace(settings.report_dir, "report-dir")  # symlinks followed: must stay inside
     out_dir = ctx.output_folder(settings.out, {"report-dir": settings.report_dir})  # never into the bundle
@@ -421,39 +392,17 @@ def run_publish(settings: PublishSettings, ctx: RunContext, clients: Clients) ->
                               "closed since); the report of that commit is not posted. The newer run publishes.")
             return ExitCode.PASSED
         pr_number = verify_pull_request(bundle.manifest, head_sha, candidates)
-        markdown = sanitize_markdown(bundle.markdown, figures=bundle.pngs, server_url=ctx.server_url)
-    title = settings.title or bundle.manifest.title
+    title = settings.title or SETTINGS_BY_MODE[bundle.manifest.mode].default_title  # ours, never the bundle's
     publication = Publication(
         repo=clients.github, branch_store=_branch_store(clients.github), pr_number=pr_number,
         comment=settings.comment, marker=marker_for(bundle.manifest.mode, title), host=settings.host_figures,
         assets_branch=settings.assets_branch, out_dir=out_dir,
         blocked=clients.github_blocked,
-        check_run=title if settings.check_run else "", check_sha=head_sha,  # the fork's commit
+        check_run=check_run_name(title, pr_number) if settings.check_run else "",
+        check_sha=head_sha,  # the fork's commit
     )
-    figures = {name.removesuffix(".png"): data for name, data in bundle.pngs.items()}
-
-    def render(links: Mapping[str, str], note: str) -> str:
-        return link_figures(markdown, links, note)
-
-    result = Finished(
-        passed=bundle.passed, report_json=bundle.report_json, render=render, figures=figures,
-        headline=f"mlgate publish: the {bundle.manifest.mode} report of pull request #{pr_number} "
-                 f"({'passed' if bundle.passed else 'FAILED'} in the fork run)",
-    )
-    finish(result, publication, ctx)
-    return ExitCode.PASSED  # published; the report's verdict is the `passed` output and the fork run's status
-
-
-def link_figures(markdown: str, links: Mapping[str, str], note: str) -> str:
-    """Point the sanitised report's figure images (``![t](name.png)``) at ``links`` (figure name -> URL);
-    a figure without a link keeps its alt text only; ``note`` (why figures are not hosted) goes last."""
-    def swap(match: re.Match[str]) -> str:
-        alt, name = match.group(1), match.group(2)
-        target = links.get(name)
-        return f"![{alt}]({target})" if target else alt
-
-    body = re.sub(r"!\[([^\[\]\n]*)\]\(([A-Za-z0-9_-][A-Za-z0-9._-]*)\.png\)", swap, markdown)
-    return f"{body.rstrip()}\n\n{note}\n" if note else body
+    finish(rendered(bundle, title, pr_number), publication, ctx)
+    return ExitCode.PASSED  # published; the report's verdict is the `passed` output and the check run
 
 
 def _branch_store(repo: GitHubRepo | None) -> Any:

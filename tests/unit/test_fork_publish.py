@@ -1,7 +1,8 @@
 """`mode: publish`: every rule a downloaded fork report folder must pass, tried with hostile folders.
 
 The refusals run through ``mlgate.cli.main`` (as the action would), so each asserts the exit code,
-the message on stdout and that nothing was written or posted; the sanitiser is checked on its own.
+the message on stdout and that nothing was written or posted; the rendering of a good bundle (what
+the trusted run would post) is checked on its own.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from typing import Any
 import pytest
 
 from mlgate.cli import main
-from mlgate.data.report import build_report, render_markdown
+from mlgate.data.report import build_report
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.errors import ExitCode
-from mlgate.publish_mode import (
+from mlgate.fork_publish import (
     MAX_MARKDOWN_CHARS,
     MAX_PNG_BYTES,
-    BundleRefused,
     UntrustedPullRequest,
     check_name,
-    manifest_json,
-    marker_for,
-    parse_manifest,
+    check_run_name,
     read_bundle,
-    sanitize_markdown,
+    rendered,
     verify_pull_request,
 )
+from mlgate.publish_contract import BundleRefused, manifest_json, marker_for, parse_manifest, parse_marker
+from mlgate.report import Gate
 
 HEAD_SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
 SERVER = "https://github.com"
@@ -186,6 +186,23 @@ def test_subfolder_in_bundle__refused(tmp_path: Path, workspace: Path, capsys: p
     folder = write_bundle(workspace / "fork-report")
     (folder / "figures").mkdir()
     refused(tmp_path, workspace, capsys, "`figures`")
+
+
+def test_findings_folder_in_bundle__skipped_unread(workspace: Path) -> None:
+    folder = write_bundle(workspace / "fork-report")
+    (folder / "findings").mkdir()
+    (folder / "findings" / "leaked_items.csv").write_text("=HYPERLINK(\"https://evil.example\")\n")
+    bundle = read_bundle(folder)
+    assert set(bundle.pngs) == {"sample_grid.png"}
+    assert bundle.report.passed
+
+
+def test_symlinked_findings_folder__refused(tmp_path: Path, workspace: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_bundle(workspace / "fork-report")
+    (workspace / "elsewhere").mkdir()
+    (folder / "findings").symlink_to(workspace / "elsewhere")
+    refused(tmp_path, workspace, capsys, "`findings`")
 
 
 @pytest.mark.parametrize("name", [
@@ -346,82 +363,49 @@ def test_forged_pr_number__refused() -> None:
     assert verify_pull_request(claim, HEAD_SHA, [8, 7]) == 7
 
 
+def test_manifest_json__round_trips() -> None:
+    text = manifest_json(marker=marker_for("data-stats", TITLE), pr_number=3, head_sha=HEAD_SHA, version="1.0.0")
+    manifest_read = parse_manifest(text.encode())
+    assert manifest_read.pr_number == 3 and manifest_read.mode == "data-stats" and manifest_read.title == TITLE
+    assert parse_marker(manifest_read.marker) == ("data-stats", TITLE)
+
+
+def test_marker__a_title_cannot_close_the_comment() -> None:
+    marker = marker_for("data-stats", "x --> ![a](https://evil.example/a.png)")
+    assert marker.count("-->") == 1 and marker.endswith(" -->")
+
+
+@pytest.mark.parametrize(("passed", "gate_passed"), [
+    pytest.param(True, False, marks=pytest.mark.reliability(
+        "fork", "`report.json` says `passed: true` while one of its gates failed",
+        "exit 2, names the failed gate; nothing posted (a comment cannot say Passed over a failed gate)")),
+    pytest.param(False, True, marks=pytest.mark.reliability(
+        "fork", "`report.json` says `passed: false` while every gate passed",
+        "exit 2, says every gate passed; nothing posted (the verdict is rendered from the gates)")),
+])
+def test_verdict_disagreeing_with_the_gates__refused(passed: bool, gate_passed: bool, tmp_path: Path,
+                                                     workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = json.loads(data_report_json())
+    report["gates"] = [Gate(name="max-imbalance", value=2.0, threshold=1.5, passed=gate_passed).model_dump()]
+    report["passed"] = passed
+    write_bundle(workspace / "fork-report", report=json.dumps(report))
+    refused(tmp_path, workspace, capsys, "`report.json` says passed=" + str(passed).lower())
+
+
+def test_rendered__title_and_verdict_are_the_trusted_runs_and_the_forks_markdown_is_unused(tmp_path: Path) -> None:
+    report = json.loads(data_report_json())
+    report["title"] = "Production gate ![x](https://evil.example/x.png)"
+    folder = write_bundle(tmp_path / "b", report=json.dumps(report), markdown="## ✅ Passed @octocat\n",
+                          pngs={"sample_grid.png": png(), "forged.png": png()})
+    result = rendered(read_bundle(folder), "Data report", 7)
+    markdown = result.render({"sample_grid": "https://github.com/o/r/blob/s/sample_grid.png?raw=true"}, "")
+    assert markdown.startswith("## ℹ️ Data report\n") and "evil.example" not in markdown and "@octocat" not in markdown
+    assert set(result.figures) == {"sample_grid"}  # a PNG the report cannot name is not hosted
+    assert result.headline.startswith("Data report: passed (the data-stats report of fork pull request #7")
+    assert check_run_name("Data report", 7) == "Data report (fork PR #7, untrusted)"
+
+
 def test_a_good_bundle__reads_back(tmp_path: Path) -> None:
     bundle = read_bundle(write_bundle(tmp_path / "b"))
     assert bundle.manifest.pr_number == 7 and bundle.passed
     assert set(bundle.pngs) == {"sample_grid.png"}
-
-
-def test_manifest_json__round_trips() -> None:
-    text = manifest_json(mode="data-stats", title=TITLE, marker=marker_for("data-stats", TITLE), pr_number=3,
-                         head_sha=HEAD_SHA, version="1.0.0")
-    assert parse_manifest(text.encode()).pr_number == 3
-
-
-# ---- the Markdown
-
-
-def clean(markdown: str) -> str:
-    return sanitize_markdown(markdown, figures={"sample_grid.png"}, server_url=SERVER)
-
-
-@pytest.mark.parametrize(("markdown", "gone", "kept"), [
-    pytest.param("a <script>alert(1)</script> b", "<script", "alert(1)", marks=pytest.mark.reliability(
-        "fork", "`<script>` in report.md", "the tag is dropped from the body to post")),
-    pytest.param("x <scr<script>ipt>alert(1)</script> y", "<script", "x ", marks=pytest.mark.reliability(
-        "fork", "nested `<scr<script>ipt>` in report.md", "no `<script` survives in the body to post")),
-    pytest.param('<img src="https://evil.example/t.png" onerror="x()">z', "<img", "z",
-                 marks=pytest.mark.reliability("fork", "`<img src=https://evil.example/...>` in report.md",
-                                               "the tag is dropped from the body to post")),
-    pytest.param('<details open onclick="x()"><summary>s</summary>', "onclick", "<summary>s</summary>",
-                 marks=pytest.mark.reliability("fork", "`<details onclick=...>` (allowed tag, hostile attribute)",
-                                               "the tag with attributes is dropped; bare `<summary>` kept")),
-    pytest.param("![t](https://evil.example/track.png?u=1)", "evil.example", "t", marks=pytest.mark.reliability(
-        "fork", "an image from another host (tracking pixel)", "replaced by its alt text")),
-    pytest.param("[click](javascript:alert(document.cookie))", "javascript", "click",
-                 marks=pytest.mark.reliability("fork", "a `javascript:` link", "replaced by its text")),
-    pytest.param("[x](https://evil.example/phish)", "](https://evil", "x", marks=pytest.mark.reliability(
-        "fork", "a link to another host", "replaced by its text")),
-    pytest.param("see https://evil.example/p now", " https://evil", "`https://evil.example/p`",
-                 marks=pytest.mark.reliability("fork", "a bare URL of another host (autolink)",
-                                               "put in a code span, not linked")),
-    pytest.param("[x][1]\n\n[1]: https://evil.example/", "evil", "[x][1]", marks=pytest.mark.reliability(
-        "fork", "a reference-style link definition", "the definition line is dropped")),
-    pytest.param("ok\n::set-output name=passed::true\n  ::error::pwned\n##[set-output name=a;]b\nend",
-                 "::", "ok\nend", marks=pytest.mark.reliability(
-                     "fork", "`::set-output`, indented `::error::` and `##[set-output]` lines in report.md",
-                     "every such line is dropped")),
-    pytest.param("ok\r::warning::pwned", "::warning", "ok", marks=pytest.mark.reliability(
-        "fork", "a `\\r` before `::warning::` (a line break for the runner)", "the line is dropped")),
-    pytest.param("<!-- mlgate:data-stats:Production -->hi", "mlgate:", "hi", marks=pytest.mark.reliability(
-        "fork", "a forged sticky-comment marker `<!-- mlgate:... -->` in report.md",
-        "HTML comments are dropped, so no other sticky comment is hijacked")),
-    pytest.param("a\x1b[31mred\x00", "\x1b", "a[31mred", marks=pytest.mark.reliability(
-        "fork", "terminal escape and NUL characters", "control characters are dropped")),
-])
-def test_sanitize__drops_hostile_markup(markdown: str, gone: str, kept: str) -> None:
-    body = clean(markdown)
-    assert gone not in body
-    assert kept in body
-
-
-def test_sanitize__keeps_our_own_html_links_and_figures() -> None:
-    markdown = ("<details><summary>More</summary>\n\nline<br>two<BR/>\n\n</details>\n<sub>mlgate 1.0.0</sub>\n"
-                "![Sample grid](sample_grid.png) [PR](https://github.com/o/r/pull/1) a > b\n"
-                "```mermaid\nflowchart LR\n  A --> B\n```\n")
-    body = clean(markdown)
-    assert "<details><summary>More</summary>" in body and "</details>" in body and "<sub>mlgate" in body
-    assert "line<br>two<br>" in body
-    assert "![Sample grid](sample_grid.png)" in body and "[PR](https://github.com/o/r/pull/1)" in body
-    assert "A --> B" in body and "a > b" in body
-
-
-def test_sanitize__an_image_not_in_the_bundle_keeps_only_its_text() -> None:
-    assert clean("![grid](other.png)") == "grid"
-
-
-def test_sanitize__a_real_data_report_is_unchanged() -> None:
-    report = build_report(title=TITLE, data="data", stats=dataset_stats(), content_hash=None, changes=None,
-                          gates=[], baseline=None, figures={"sample_grid": "sample_grid.png"})
-    markdown = render_markdown(report, {"sample_grid": "sample_grid.png"})
-    assert clean(markdown) == markdown

@@ -1,0 +1,187 @@
+"""data-stats reading at scale, with 1 and 2 workers, in one invocation.
+
+Makes a PNG ImageFolder of N 28x28 grey images (near copies among them) and a course-layout copy of
+the same pixels (uint8 tensors in shards of 10,000), then, per dataset and per `workers` value, runs
+in a fresh child process:
+  - read: start-up (imports, workers) and the statistics pass (`compute_stats`: decoding, every
+    statistic, exact duplicates and leakage, the near-duplicate thumbnails), median of
+    --repeats runs, and the ratio workers 1 / workers 2
+    (targets: ImageFolder >= 1.8x on 2 cores; course layout not slower);
+  - full (--full): the whole `python -m mlgate data-stats` run (near-duplicate search and figures too);
+  - peak memory: the child's own high-water mark (VmHWM), and the peak of the summed proportional set
+    size (PSS, shared pages split between the processes sharing them) of the child and every worker.
+
+    python bench/data_scale.py [--items 200000] [--repeats 3] [--full]
+
+Timings on a shared machine are noisy: medians are printed, with every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_READ = """
+import sys, time
+start = time.perf_counter()
+from mlgate.data.shards import start_workers
+start_workers(int(sys.argv[2]))  # as the CLI does: the fork server imports torch while this process does
+from pathlib import Path
+from mlgate.data.layouts import open_dataset
+from mlgate.data.near_duplicates import NearDuplicateFinder
+from mlgate.data.stats import compute_stats
+stats, _, _ = compute_stats(open_dataset(Path(sys.argv[1])), near_duplicates=NearDuplicateFinder(),
+                            workers=int(sys.argv[2]))
+seconds = time.perf_counter() - start
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print("RESULT", seconds, peak * 1024, sum(s.count for s in stats.splits.values()))
+"""
+
+
+def make_data(root: Path, items: int, seed: int = 0) -> tuple[Path, Path]:
+    """An ImageFolder (train 6/7, test 1/7, 10 classes) and the same images as course shards (uint8,
+    10,000 a shard). Items are drawn from 20,000 distinct images (near copies of 1,000 bases, each
+    encoded once), so a large folder is made in seconds: every image repeats about items/20,000 times."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder, course = root / "imagefolder", root / "course"
+    base = rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8)
+    pool = base[rng.integers(0, 1000, 20_000)]
+    noise = rng.integers(0, 3, pool.shape, dtype=np.uint8)  # near copies: a few levels apart
+    pool = np.minimum(pool.astype(np.int16) + noise, 255).astype(np.uint8)
+    encoded = []
+    for image in pool:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+        encoded.append(buffer.getvalue())
+    picks = rng.integers(0, len(pool), items)
+    labels = rng.integers(0, 10, items)
+    n_train = items * 6 // 7
+    course.mkdir(parents=True)
+    for split, lo, hi in (("train", 0, n_train), ("test", n_train, items)):
+        for shard, start in enumerate(range(lo, hi, 10_000)):
+            stop = min(hi, start + 10_000)
+            torch.save(torch.from_numpy(pool[picks[start:stop]]), course / f"{split}_images_{shard}.pt")
+            torch.save(torch.from_numpy(labels[start:stop].copy()), course / f"{split}_target_{shard}.pt")
+        for label in range(10):
+            (folder / split / f"class_{label}").mkdir(parents=True)
+        for i in range(lo, hi):
+            (folder / split / f"class_{labels[i]}" / f"{i:07d}.png").write_bytes(encoded[picks[i]])
+    return folder, course
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run(cmd: list[str]) -> tuple[float, str, int, float]:
+    """Wall seconds, stdout, the peak summed PSS (bytes) of the child and its descendants, and their CPU
+    seconds (sampled every 0.25 s: a process's last quarter second may be missed)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak, cpu = 0, {}
+    while child.poll() is None:
+        tree = _tree(child.pid)
+        peak = max(peak, sum(_pss_kb(pid) for pid in tree))
+        cpu.update({pid: max(cpu.get(pid, 0.0), _cpu_s(pid)) for pid in tree})
+        time.sleep(0.25)
+    out, _ = child.communicate()
+    seconds = time.perf_counter() - start
+    if child.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out}")
+    return seconds, out, peak * 1024, sum(cpu.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--full", action="store_true", help="also time whole `mlgate data-stats` runs")
+    parser.add_argument("--data", type=Path, help="reuse (or make and keep) the data in this folder")
+    parser.add_argument("--layouts", default="imagefolder,course", help="comma-separated: imagefolder,course")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
+        work = args.data or Path(tmp)
+        if (work / "course").is_dir():
+            folder, course = work / "imagefolder", work / "course"
+        else:
+            started = time.perf_counter()
+            folder, course = make_data(work, args.items)
+            print(f"made {args.items:,} PNGs and course shards in {time.perf_counter() - started:.0f} s")
+        print(f"cores this process may use: {len(os.sched_getaffinity(0))}; medians of {args.repeats} runs")
+        for name, data in (("imagefolder", folder), ("course", course)):
+            if name not in args.layouts.split(","):
+                continue
+            medians = {}
+            for workers in (1, 2):
+                runs = []
+                for _ in range(args.repeats):
+                    wall, out, pss, cpu = run([sys.executable, "-c", _READ, str(data), str(workers)])
+                    if "RESULT" not in out:
+                        raise SystemExit(f"no result from {name}, workers {workers}:\n{out}")
+                    seconds, hwm, items = out.split("RESULT")[1].split()
+                    runs.append((float(seconds), int(hwm), pss, cpu))
+                medians[workers] = statistics.median(r[0] for r in runs)
+                print(f"{name:12} workers {workers}: read {medians[workers]:6.1f} s "
+                      f"({int(items) / medians[workers]:,.0f} items/s; runs {', '.join(f'{r[0]:.1f}' for r in runs)}), "
+                      f"main peak {max(r[1] for r in runs) / 2**20:,.0f} MiB, "
+                      f"all processes peak PSS {max(r[2] for r in runs) / 2**20:,.0f} MiB, "
+                      f"CPU {statistics.median(r[3] for r in runs):,.0f} s in all")
+                if args.full:
+                    out_dir = work / f"out-{name}-{workers}"
+                    wall, _, pss, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data),
+                                        "--out", str(out_dir), "--dvc-pull", "false", "--workers", str(workers),
+                                        "--cache-dir", str(work / f"cache-{name}-{workers}")])
+                    print(f"{name:12} workers {workers}: full data-stats run {wall:6.1f} s, "
+                          f"peak PSS {pss / 2**20:,.0f} MiB")
+            print(f"{name:12} read speed-up workers 2 vs 1: {medians[1] / medians[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
