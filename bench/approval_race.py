@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,18 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.wandb_server import FakeWandb, _Server  # noqa: E402  # _Server: the fixture's HTTP server
-from tests.fixtures.models import make_images, trained_cnn  # noqa: E402
+from tests.fixtures.models import make_images, torchscript_bytes, trained_cnn  # noqa: E402
 
 REGISTRY = "wandb-registry-model/mnist"
 EVENTS = ROOT / "tests" / "fixtures" / "events"
-
-
-def torchscript(model: torch.nn.Module) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files still exist
-        torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 28, 28)), buffer)
-    return buffer.getvalue()
 
 
 def serve_fake_wandb() -> FakeWandb:
@@ -131,7 +121,7 @@ def main() -> None:
     parser.add_argument("--baseline-rounds", type=int, help="rounds of the baseline (default: --rounds)")
     parser.add_argument("--timing", choices=("forced", "natural", "both"), default="both")
     args = parser.parse_args()
-    model = torchscript(trained_cnn())
+    model = torchscript_bytes(trained_cnn(), "trace")
     with tempfile.TemporaryDirectory(prefix="mlgate-race-") as tmp_root:
         tmp = Path(tmp_root)
         codes = {"this tree": ROOT}
