@@ -1,0 +1,220 @@
+"""Measures the package's shape from its source (no import): modules, lines, cycles, local imports, settings reach.
+
+``python -m tests.shape`` prints the numbers the shape notes quote; ``tests/unit/test_shape.py``
+holds the package to them (no import cycle, local imports commented, settings unpacked in the mode).
+
+- **import graph**: an edge for every ``import mlgate...`` / ``from mlgate... import`` anywhere in a
+  module, at the top or inside a function (``if TYPE_CHECKING:`` imports are left out: they never
+  run). ``from mlgate.x import y`` where ``y`` is a submodule is an edge to ``mlgate.x.y``; a package
+  import also runs its ``__init__``.
+- **local imports**: import statements inside a function body (not under ``TYPE_CHECKING``).
+- **settings reach** of a mode: the modules outside ``mlgate.settings`` with a function that takes
+  the mode's settings object, that is a parameter annotated with the mode's settings class or one of
+  the classes it inherits from in ``mlgate.settings`` (``CommonSettings``, ``DvcInputs``, ...).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "mlgate"
+MODES = {"data-stats": "DataStatsSettings", "model-gate": "ModelGateSettings", "promote": "PromoteSettings",
+         "publish": "PublishSettings"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name."""
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, in_function: bool = False) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import that can run, with whether it sits inside a function."""
+    for child in ast.iter_child_nodes(tree):
+        if isinstance(child, ast.If) and _is_type_checking(child):
+            for other in child.orelse:
+                yield from _imports(ast.Module(body=[other], type_ignores=[]), in_function)
+            continue
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            yield child, in_function
+        yield from _imports(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                      ast.Lambda)))
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the mlgate modules it imports (top level or function-local), packages included."""
+    known = modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in known.items():
+        edges: set[str] = set()
+        for node, _ in _imports(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for target in targets:
+                if target in known:
+                    edges |= {target, *(parent for parent in _parents(target) if parent in known)}
+        edges.discard(name)
+        edges -= set(_parents(name))  # a submodule's parent package is already being imported
+        graph[name] = edges
+    return graph
+
+
+def import_cycles() -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    graph = import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(cycles)
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalImport:
+    module: str
+    line: int
+    text: str
+    commented: bool
+    """A comment on the line or the line above says why it is local."""
+
+
+def local_imports() -> list[LocalImport]:
+    found = []
+    for name, path in modules().items():
+        lines = path.read_text().splitlines()
+        for node, in_function in _imports(ast.parse(path.read_text())):
+            if in_function:
+                text = lines[node.lineno - 1]
+                above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                found.append(LocalImport(name, node.lineno, text.strip(), "#" in text or above.startswith("#")))
+    return found
+
+
+def _settings_classes() -> dict[str, set[str]]:
+    """Class name in mlgate.settings -> the names of itself and every base class defined there."""
+    tree = ast.parse((PACKAGE / "settings.py").read_text())
+    bases = {node.name: [b.id for b in node.bases if isinstance(b, ast.Name)]
+             for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def closure(name: str) -> set[str]:
+        return {name}.union(*(closure(base) for base in bases.get(name, []) if base in bases))
+
+    return {name: closure(name) for name in bases}
+
+
+def _annotation_names(node: ast.expr | None) -> set[str]:
+    if node is None:
+        return set()
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return set()
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def settings_takers(mode: str) -> list[tuple[str, str]]:
+    """(module, function) for every function outside mlgate.settings that takes ``mode``'s settings object."""
+    classes = _settings_classes()[MODES[mode]]
+    found = []
+    for name, path in modules().items():
+        if name == "mlgate.settings":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                if any(_annotation_names(arg.annotation) & classes for arg in args):
+                    found.append((name, node.name))
+    return found
+
+
+def settings_reach(mode: str) -> list[str]:
+    """The modules ``mode``'s settings object reaches (see the module docstring)."""
+    return sorted({module for module, _ in settings_takers(mode)})
+
+
+def _function_lengths() -> Iterator[tuple[int, str]]:
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno is not None
+                yield node.end_lineno - node.lineno + 1, f"{name}.{node.name}"
+
+
+def report() -> str:
+    found = modules()
+    lines = {name: len(path.read_text().splitlines()) for name, path in found.items()}
+    longest = max(lines, key=lambda name: lines[name])
+    length, function = max(_function_lengths())
+    local = local_imports()
+    per_module: dict[str, int] = {}
+    for item in local:
+        per_module[item.module] = per_module.get(item.module, 0) + 1
+    out = [
+        f"modules: {len(found)}",
+        f"lines: {sum(lines.values())}",
+        f"longest module: {longest} ({lines[longest]} lines)",
+        f"longest function: {function} ({length} lines)",
+        f"import cycles: {len(import_cycles())} {import_cycles()}",
+        f"local imports: {len(local)} ({sum(not item.commented for item in local)} without a comment); "
+        f"most: " + ", ".join(f"{m} {n}" for m, n in sorted(per_module.items(), key=lambda kv: -kv[1])[:5]),
+    ]
+    for mode in MODES:
+        reach = settings_reach(mode)
+        out.append(f"settings reach, {mode}: {len(reach)} modules, {len(settings_takers(mode))} functions: "
+                   + " ".join(m.removeprefix("mlgate.") for m in reach))
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(report() + "\n")
