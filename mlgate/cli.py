@@ -28,6 +28,7 @@ from mlgate.settings import (
     ModelGateSettings,
     PromoteSettings,
     PublishSettings,
+    default_text,
     input_name,
     inputs_from_env,
     load_settings,
@@ -214,7 +215,6 @@ def _cli_inputs(args: list[str]) -> dict[str, str]:
 def build_parser(mode: str | None) -> argparse.ArgumentParser:
     """Flags are the action's inputs, generated from the settings model of ``mode``."""
     from mlgate import __version__
-    from mlgate.action_metadata import default_text
     parser = argparse.ArgumentParser(
         prog="python -m mlgate",
         description="Continuous ML gate. Every input of the GitHub Action is a --flag of the same name; "

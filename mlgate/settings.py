@@ -11,6 +11,8 @@ message that names the input, the value, what is allowed and an example.
 
 from __future__ import annotations
 
+import enum
+import functools
 import json
 import math
 import re
@@ -29,6 +31,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 
 from mlgate.errors import InvalidInput
 from mlgate.model.artifact_paths import COLLECTION_PATH
@@ -539,7 +542,7 @@ def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
     model = SETTINGS_BY_MODE[mode]
     fields = {
         name.replace("-", "_"): value for name, value in inputs.items()
-        if name.replace("-", "_") in model.model_fields or value != _action_defaults().get(name)
+        if name.replace("-", "_") in model.model_fields or value != action_defaults().get(name)
     }
     try:
         return model.model_validate(fields)
@@ -547,11 +550,41 @@ def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
         raise InvalidInput(_explain(exc, model, inputs), hint=_hint(exc, model, mode)) from None
 
 
-def _action_defaults() -> dict[str, str]:
-    """The runner passes every input's action.yml default, also those of other modes: ignore those."""
-    from mlgate.action_metadata import action_defaults
+TOKEN_DEFAULT = "${{ github.token }}"
+"""What the runner substitutes for ``github-token`` when the workflow does not set it."""
 
-    return action_defaults()
+
+def default_text(info: FieldInfo) -> str | None:
+    """A field's default written as an input value (``true``, ``60``, ``mlgate-report``); None when unset."""
+    if info.is_required() or info.default is None or info.default == "":
+        return None
+    value = info.default
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+@functools.cache
+def action_defaults() -> dict[str, str]:
+    """Input name -> the default value the runner passes for it when the workflow leaves it out.
+
+    action.yml has one ``inputs:`` block for every mode, so the runner passes every input's default,
+    also those of other modes (the first mode that declares an input gives its default, as in
+    :func:`mlgate.action_metadata.input_docs`)."""
+    defaults: dict[str, str] = {}
+    for mode in MODES:
+        for field, info in SETTINGS_BY_MODE[mode].model_fields.items():
+            name = input_name(field)
+            default = TOKEN_DEFAULT if name == "github-token" else default_text(info)
+            if name != "mode" and default is not None:
+                defaults.setdefault(name, default)
+    return defaults
 
 
 def _allowed(model: type[BaseModel], field: str) -> str:

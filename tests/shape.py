@@ -27,14 +27,14 @@ MODES = {"data-stats": "DataStatsSettings", "model-gate": "ModelGateSettings", "
          "publish": "PublishSettings"}
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules() -> dict[str, Path]:
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
     """Every module of the package by dotted name."""
-    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+    return {module_name(path, package): path for path in sorted(package.rglob("*.py"))}
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -61,9 +61,9 @@ def _parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the mlgate modules it imports (top level or function-local), packages included."""
-    known = modules()
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (top level or function-local), packages included."""
+    known = modules(package)
     graph: dict[str, set[str]] = {}
     for name, path in known.items():
         edges: set[str] = set()
@@ -82,9 +82,9 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-def import_cycles() -> list[list[str]]:
+def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
     """The strongly connected groups of more than one module (Tarjan), each sorted."""
-    graph = import_graph()
+    graph = import_graph(package)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
