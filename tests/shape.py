@@ -8,9 +8,14 @@ holds the package to them (no import cycle, local imports commented, settings un
   run). ``from mlgate.x import y`` where ``y`` is a submodule is an edge to ``mlgate.x.y``; a package
   import also runs its ``__init__``.
 - **local imports**: import statements inside a function body (not under ``TYPE_CHECKING``).
-- **settings reach** of a mode: the modules outside ``mlgate.settings`` with a function that takes
-  the mode's settings object, that is a parameter annotated with the mode's settings class or one of
-  the classes it inherits from in ``mlgate.settings`` (``CommonSettings``, ``DvcInputs``, ...).
+- **settings reach** of a mode, followed through the calls: start at the mode function's ``settings``
+  parameter; wherever a function passes that object itself (the bare name, not ``settings.x`` or a
+  value built from it) to a function of the package, follow it into the parameter that receives it.
+  The reach is the set of modules visited (the mode's own included), and the number of functions.
+  A call is resolved by the callee's name: a function of the caller's module, else of a module it
+  imports, else any of the package.
+- **typed takers**: functions whose parameter is annotated with the mode's settings class or a class
+  it inherits from in ``mlgate.settings`` (``CommonSettings``, ``DvcInputs``, ...), wherever they are.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mlgate"
 MODES = {"data-stats": "DataStatsSettings", "model-gate": "ModelGateSettings", "promote": "PromoteSettings",
          "publish": "PublishSettings"}
+MODE_FUNCTIONS = {"data-stats": ("mlgate.data.mode", "run_data_stats"),
+                  "model-gate": ("mlgate.model.mode", "run_model_gate"),
+                  "promote": ("mlgate.model.promote", "run_promote"),
+                  "publish": ("mlgate.fork_publish", "run_publish")}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -178,9 +187,81 @@ def settings_takers(mode: str) -> list[tuple[str, str]]:
     return found
 
 
-def settings_reach(mode: str) -> list[str]:
-    """The modules ``mode``'s settings object reaches (see the module docstring)."""
-    return sorted({module for module, _ in settings_takers(mode)})
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+INDIRECT = {"registry": "connect_wandb"}
+"""Calls through a stored callable: ``clients.registry(...)`` is the registry factory, :func:`connect_wandb`."""
+
+
+def _functions(package: Path = PACKAGE) -> dict[str, list[tuple[str, Function, str]]]:
+    """Function name -> (module, definition, class name or "") for every function and method of the package."""
+    found: dict[str, list[tuple[str, Function, str]]] = {}
+    for name, path in modules(package).items():
+        tree = ast.parse(path.read_text())
+        owner = {id(item): node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                 for item in node.body}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.setdefault(node.name, []).append((name, node, owner.get(id(node), "")))
+    return found
+
+
+def _params(function: Function) -> list[str]:
+    args = [arg.arg for arg in (*function.args.posonlyargs, *function.args.args)]
+    return args[1:] if args and args[0] in ("self", "cls") else args
+
+
+def _received_as(call: ast.Call, name: str, callee: Function) -> str | None:
+    """The parameter of ``callee`` that receives the bare name ``name`` in ``call``, if it is passed."""
+    params = _params(callee)
+    for position, arg in enumerate(call.args):
+        if isinstance(arg, ast.Name) and arg.id == name and position < len(params):
+            return params[position]
+    for keyword in call.keywords:
+        if isinstance(keyword.value, ast.Name) and keyword.value.id == name and keyword.arg:
+            return keyword.arg
+    return None
+
+
+def _resolve(call: ast.Call, caller: str, functions: dict[str, list[tuple[str, Function, str]]],
+             graph: dict[str, set[str]]) -> list[tuple[str, Function, str]]:
+    func = call.func
+    callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    candidates = functions.get(INDIRECT.get(callee, callee), [])
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):  # Class.method(...)
+        candidates = [c for c in candidates if c[2] == func.value.id] or candidates
+    for preferred in ([c for c in candidates if c[0] == caller], [c for c in candidates if c[0] in graph[caller]]):
+        if preferred:
+            return preferred
+    return candidates
+
+
+def settings_flow(mode: str, package: Path = PACKAGE) -> set[tuple[str, str]]:
+    """(module, function) for every function the mode's settings object is passed into (see the docstring)."""
+    functions = _functions(package)
+    graph = import_graph(package)
+    start_module, start = MODE_FUNCTIONS[mode]
+    todo = [(module, node, "settings") for module, node, _ in functions[start] if module == start_module]
+    seen: set[tuple[str, str]] = set()
+    while todo:
+        module, node, param = todo.pop()
+        if (module, node.name) in seen:
+            continue
+        seen.add((module, node.name))
+        for call in ast.walk(node):
+            if not isinstance(call, ast.Call):
+                continue
+            for callee_module, callee, _ in _resolve(call, module, functions, graph):
+                received = _received_as(call, param, callee)
+                if received is not None and callee_module != "mlgate.settings":
+                    todo.append((callee_module, callee, received))
+    return seen
+
+
+def settings_reach(mode: str, package: Path = PACKAGE) -> list[str]:
+    """The modules ``mode``'s settings object reaches, followed through the calls (see the module docstring)."""
+    return sorted({module for module, _ in settings_flow(mode, package)})
 
 
 def _function_lengths() -> Iterator[tuple[int, str]]:
@@ -211,8 +292,11 @@ def report() -> str:
     ]
     for mode in MODES:
         reach = settings_reach(mode)
-        out.append(f"settings reach, {mode}: {len(reach)} modules, {len(settings_takers(mode))} functions: "
+        out.append(f"settings reach, {mode}: {len(reach)} modules, {len(settings_flow(mode))} functions: "
                    + " ".join(m.removeprefix("mlgate.") for m in reach))
+        typed = sorted({m for m, _ in settings_takers(mode)})
+        out.append(f"  typed takers: {len(typed)} modules, {len(settings_takers(mode))} functions: "
+                   + " ".join(m.removeprefix("mlgate.") for m in typed))
     return "\n".join(out)
 
 

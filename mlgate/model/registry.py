@@ -13,6 +13,7 @@ Paths (validated before anything is sent):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from mlgate.errors import ExitCode, MlgateError
 from mlgate.model.artifact_paths import COLLECTION_PATH, NAME, VERSION_PATH
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from wandb.apis.public import Api
     from wandb.sdk.artifacts.artifact import Artifact
 
-    from mlgate.settings import RegistrySettings
 
 
 _VERSION_FORMS = (
@@ -435,19 +435,27 @@ def _model_version(artifact: Artifact) -> ModelVersion:
     )
 
 
-RegistryFactory = Callable[["RegistrySettings", Mapping[str, str]], ModelRegistry]
+@dataclasses.dataclass(frozen=True)
+class RegistryLogin:
+    """``wandb-api-key`` and ``wandb-base-url``: how to reach the registry (either may come from the environment)."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+
+RegistryFactory = Callable[[RegistryLogin, Mapping[str, str]], ModelRegistry]
 """How a mode gets its registry: :func:`connect_wandb` in production, an in-memory fake in tests."""
 
 
-def connect_wandb(settings: RegistrySettings, env: Mapping[str, str]) -> ModelRegistry:
-    """The W&B registry for the key and server in the settings (or the environment); the key is masked."""
+def connect_wandb(login: RegistryLogin, env: Mapping[str, str]) -> ModelRegistry:
+    """The W&B registry for the key and server given (or the environment's); the key is masked."""
     from mlgate import workflow
 
-    key = settings.wandb_api_key.get_secret_value() if settings.wandb_api_key else env.get("WANDB_API_KEY", "")
+    key = login.api_key.get_secret_value() if login.api_key else env.get("WANDB_API_KEY", "")
     if not key:
         raise RegistryUnauthorized(
             "No W&B API key: the model lives in W&B, so `wandb-api-key` is needed.",
             hint="with:\n  wandb-api-key: ${{ secrets.WANDB_API_KEY }}",
         )
     workflow.mask(key)
-    return WandbRegistry(key, settings.wandb_base_url or env.get("WANDB_BASE_URL") or None)
+    return WandbRegistry(key, login.base_url or env.get("WANDB_BASE_URL") or None)
