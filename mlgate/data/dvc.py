@@ -754,3 +754,14 @@ def _hint_for(reason: str) -> str:
         if any(fragment in lowered for fragment in fragments):
             return hint
     return "Run the same command locally with `-v` to see DVC's full log."
+
+
+def repo_relative(path: Path, repo: Path) -> str | None:
+    """``path`` as a POSIX path relative to ``repo``, as DVC names a target; None when it lies outside
+    (a relative path that climbs out with ``..`` does)."""
+    if not path.is_absolute():
+        return None if ".." in path.parts else path.as_posix()
+    try:
+        return path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None

@@ -188,7 +188,8 @@ def _items_read() -> Callable[[int, int], None]:
 
 def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, FigureJob]:
     """The figures of the statistics pass, drawn while the searches and the baseline run."""
-    from mlgate.figures.data import CannotDrawFigure, display_images, display_samples
+    from mlgate.figures.images import CannotDrawFigure, display_images
+    from mlgate.figures.samples import display_samples
 
     stats, base = measured.stats, measured.base
     base_name = measured.changes.base if measured.changes else "base"
@@ -244,7 +245,7 @@ def _late_figure_jobs(measured: Measured, baseline: BaselineResult | None,
 def _near_groups_job(stats: DatasetStats) -> NearGroups:
     """The picture of near-leaked items beside their closest train item, or (when nothing leaked) of the
     largest near-duplicate groups within a split."""
-    from mlgate.figures.data import display_images
+    from mlgate.figures.images import display_images
 
     near = stats.near_duplicates
     shown = near.pictured
@@ -276,7 +277,7 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
               findings_dir: str = "") -> Finished:
     from mlgate.data.annotations import dvc_annotations
     from mlgate.data.gates import UNITS
-    from mlgate.figures.data import label_distribution_mermaid
+    from mlgate.figures.distributions import label_distribution_mermaid
     from mlgate.report import check_summary
 
     fallback = label_distribution_mermaid(label_counts)  # shown when the figures cannot be hosted
@@ -408,7 +409,7 @@ def _find_label_errors(settings: DataStatsSettings, dataset: Dataset, stats: Dat
 
 def _label_error_jobs(measured: Measured, found: LabelErrorsFound) -> dict[str, FigureJob]:
     """The grid of the first flagged items, given label -> suggested; none for items that are not images."""
-    from mlgate.figures.data import CannotDrawFigure, display_images
+    from mlgate.figures.images import CannotDrawFigure, display_images
 
     result = found.result
     if not found.pixels:

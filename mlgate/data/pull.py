@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mlgate import workflow
-from mlgate.data.dvc import DvcError, DvcRunner
+from mlgate.data.dvc import DvcError, DvcRunner, repo_relative
 from mlgate.settings import DvcInputs
 
 
@@ -94,7 +94,7 @@ def pull_if_tracked(settings: DvcInputs, dvc: DvcRunner | None, data: Path, inpu
     """
     if dvc is None or settings.dvc_pull == "false":
         return
-    rel = _in_repo(data, dvc.repo)
+    rel = repo_relative(data, dvc.repo)
     if rel is None:
         if settings.dvc_pull == "true":
             raise DvcError(
@@ -106,13 +106,3 @@ def pull_if_tracked(settings: DvcInputs, dvc: DvcRunner | None, data: Path, inpu
     if should_pull(settings, dvc, rel):
         with workflow.phase(f"Pulling {rel} (dvc pull)"):
             dvc.pull(rel)
-
-
-def _in_repo(data: Path, repo: Path) -> str | None:
-    """``data`` as a POSIX path relative to ``repo``; None when it lies outside."""
-    if not data.is_absolute():
-        return None if ".." in data.parts else data.as_posix()
-    try:
-        return data.resolve().relative_to(repo.resolve()).as_posix()
-    except ValueError:
-        return None

@@ -252,7 +252,7 @@ def _change_figures(split: str, report: ModelReport, measured: Measured | None) 
         agreement.confusion_difference, split=split, eval_samples=agreement.items, **names)}
     items = measured.candidate.items if measured is not None else None
     if items is not None and (agreement.production_only_right or agreement.candidate_only_right):
-        from mlgate.figures.data import CannotDrawFigure, display_images  # start-up: imports numpy
+        from mlgate.figures.images import CannotDrawFigure, display_images  # start-up: imports numpy
 
         try:
             images = display_images([flip.pixels for flip in items.flips])
