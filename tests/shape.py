@@ -133,7 +133,20 @@ class LocalImport:
     line: int
     text: str
     commented: bool
-    """A comment on the line or the line above says why it is local."""
+    """A comment on the line, or above it (or above the run of imports it belongs to), says why it is local."""
+
+
+def _comment_above(lines: list[str], lineno: int) -> bool:
+    """A comment on the line above, or above the run of import lines this one belongs to."""
+    for above in reversed(lines[: lineno - 1]):
+        stripped = above.strip()
+        if stripped.startswith("#"):
+            return True
+        if not stripped.startswith(("from ", "import ")):
+            return False
+        if "#" in stripped:
+            return True
+    return False
 
 
 def local_imports() -> list[LocalImport]:
@@ -143,8 +156,8 @@ def local_imports() -> list[LocalImport]:
         for node, in_function in _imports(ast.parse(path.read_text())):
             if in_function:
                 text = lines[node.lineno - 1]
-                above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
-                found.append(LocalImport(name, node.lineno, text.strip(), "#" in text or above.startswith("#")))
+                commented = "#" in text or _comment_above(lines, node.lineno)
+                found.append(LocalImport(name, node.lineno, text.strip(), commented))
     return found
 
 

@@ -33,7 +33,7 @@ class EvalInputs:
 
     def open(self, data_dir: Path, import_root: Path) -> Dataset:
         """The dataset at ``data_dir`` (``data`` checked to lie in the workspace), read the way the inputs say."""
-        from mlgate.data.layouts import open_dataset
+        from mlgate.data.layouts import open_dataset  # start-up: imports torch
 
         return open_dataset(data_dir, self.layout, dataset_class=self.dataset_class, import_root=import_root)
 
@@ -41,7 +41,7 @@ class EvalInputs:
 def read_eval_batches(inputs: EvalInputs, data_dir: Path, import_root: Path) -> list[tuple[Any, Any]]:
     """The eval split of the dataset at ``data_dir`` in batches of (images, labels), at most
     ``max-eval-samples`` items; refused when the split is missing or empty."""
-    from mlgate.data.layouts import DatasetLayoutError
+    from mlgate.data.layouts import DatasetLayoutError  # start-up: imports torch
 
     dataset = inputs.open(data_dir, import_root)
     if inputs.split not in dataset.splits:
@@ -64,12 +64,12 @@ def read_eval_batches(inputs: EvalInputs, data_dir: Path, import_root: Path) -> 
 def eval_input(inputs: EvalInputs, batches: list[tuple[Any, Any]] | None) -> ModelInput:
     """The per-item input shape: ``input-shape`` squared with one eval item (refused when the eval split
     was empty); its notice, if any, is annotated and left out of the value."""
-    from mlgate.model.measure.inputs import resolve_input_shape
+    from mlgate.model.measure.inputs import resolve_input_shape  # start-up: imports torch
 
     if inputs.data is None or batches is None:
         return resolve_input_shape(inputs.input_shape, None)
     if not batches:
-        from mlgate.data.layouts import DatasetLayoutError
+        from mlgate.data.layouts import DatasetLayoutError  # start-up: imports torch
 
         raise DatasetLayoutError(f"Split {inputs.split!r} of `eval-data` {inputs.data} is empty.")
     resolved = resolve_input_shape(inputs.input_shape, list(batches[0][0].shape[1:]),

@@ -87,7 +87,7 @@ def sample_batches(batches: Iterable[Batch], size: int, *, seed: int = SEED, ite
     """A uniform sample of ``size`` items without replacement (each item gets a seeded random key; the
     ``size`` smallest keys are kept), as (images, labels, items read, notes). Items whose shape is not
     ``item_shape`` (the eval items') are skipped, and counted in a note."""
-    import torch
+    import torch  # start-up: torch only when the gap is measured
 
     gen = torch.Generator().manual_seed(seed)
     kept_keys = torch.empty(0)
@@ -126,7 +126,7 @@ def sample_batches(batches: Iterable[Batch], size: int, *, seed: int = SEED, ite
 def accuracy_on(model: LoadedModel, images: Tensor, labels: Tensor,
                 preprocess: Callable[[Tensor], Tensor]) -> float:
     """The share of ``images`` the model labels right (argmax of its logits), in batches of 256."""
-    import torch
+    import torch  # start-up: torch only when the gap is measured
 
     correct = 0
     with torch.inference_mode():
@@ -142,9 +142,9 @@ def measure_generalisation(model: LoadedModel, train: Iterable[Batch], *, input_
                            threads: int = 1) -> Generalisation | None:
     """Accuracy of ``model`` on a seeded sample of ``train`` next to ``eval_accuracy``; None when the
     train split has no item the model can take."""
-    import torch
+    import torch  # start-up: torch only when the gap is measured
 
-    from mlgate.model.measure.inputs import default_preprocess
+    from mlgate.model.measure.inputs import default_preprocess  # start-up: imports torch
 
     images, labels, read, notes = sample_batches(train, sample, seed=seed, item_shape=item_shape)
     if len(labels) == 0:

@@ -24,7 +24,7 @@ from mlgate.model.manifest import PromotionError, manifest_path, promotion_manif
 from mlgate.model.registry import ModelRegistry, ModelVersion, RegistryLogin
 from mlgate.model.target import ModelTarget
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import COMMENT_LIMIT, fit, footer, plain_text
+from mlgate.report import COMMENT_LIMIT, NO_GATES, fit, footer, plain_text
 from mlgate.settings import PromoteSettings
 
 if TYPE_CHECKING:
@@ -155,8 +155,6 @@ def promote_outcome(report: PromoteReport) -> str:
 
 def _gates_verdict(report: ModelReport) -> str:
     """What passing meant: ``all 2 gates passed``, or that there was no gate to pass."""
-    from mlgate.report import NO_GATES
-
     if not report.gates:
         return NO_GATES
     return "the gate passed" if len(report.gates) == 1 else f"all {len(report.gates)} gates passed"
@@ -258,7 +256,7 @@ def plan_action(policy: PromotionPolicy, report: ModelReport, target: ModelTarge
 
 def _pull_request(report: ModelReport, version: ModelVersion, collection: str, alias: str,
                   compared_with: str | None) -> PromotionPullRequest:
-    from mlgate.model.card import card_path, render_card
+    from mlgate.model.card import card_path, render_card  # start-up: `mode: promote` renders no model report
 
     manifest = promotion_manifest(report, version, collection, alias, compared_with)
     path = manifest_path(collection)
@@ -288,7 +286,7 @@ def carry_out(planned: PlannedAction, registry: ModelRegistry | None, publicatio
     the first). W&B offers no compare-and-swap on aliases, so a window of one request remains between
     the check and the link. A rerun after a promotion finds the candidate holding the alias and does nothing.
     """
-    from mlgate.model.report import Action
+    from mlgate.model.report import Action  # start-up: `mode: promote` renders no model report
 
     if planned.kind == "nothing":
         return Action(on_pass=planned.on_pass, result=planned.result)
@@ -325,6 +323,7 @@ def _check_holder(registry: ModelRegistry, collection: str, alias: str, candidat
 
 def _open_pull_request(pr: PromotionPullRequest, verdict: str, publication: Publication,
                        figures: Mapping[str, bytes]) -> Action:
+    # start-up: PyGithub and the model report only when a pull request is opened
     from mlgate.github.pulls import default_branch, upsert_pull_request
     from mlgate.model.card import card_path
     from mlgate.model.report import Action, render_markdown
