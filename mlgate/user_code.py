@@ -49,12 +49,13 @@ def split_import_path(spec: str) -> tuple[str, str] | None:
     return module_name, class_name
 
 
-def import_path_parts(spec: str, what: str, example: str, error: type[MlgateError]) -> tuple[str, str]:
-    """``(module, class name)`` of ``spec``; raises ``error`` (the caller's domain exception), naming the
-    input ``what`` and an ``example`` that works, when ``spec`` is not ``package.module:ClassName``."""
+def import_path_parts(spec: str, error: type[MlgateError], *, what: str, form: str, example: str) -> tuple[str, str]:
+    """``(module, class name)`` of ``spec``; raises ``error`` (the caller's domain exception), naming
+    ``what`` was given, the ``form`` it must have and an ``example`` that works, when ``spec`` is not
+    ``package.module:ClassName``."""
     parts = split_import_path(spec)
     if parts is None:
-        raise error(f"{what} {spec!r} is not of the form `package.module:ClassName`.", hint=f"Example: {example}")
+        raise error(f"{what} {spec!r} is not of the form {form}.", hint=f"Example: {example}")
     return parts
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from mlgate.errors import MlgateError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 

@@ -28,6 +28,7 @@ from mlgate.figures.layout import (
     image_rows,
     inch_canvas,
     item_caption,
+    one_image_each,
 )
 from mlgate.figures.style import (
     SMALL_PT,
@@ -72,11 +73,7 @@ def draw_leaked_pairs(
     the figure, in inches (an axes per image would cost most of the time).
     """
 
-    if not images:
-        raise CannotDrawFigure("No leaked items were given to draw.")
-    if len(images) != len(pairs):
-        raise CannotDrawFigure(f"{len(images)} images were given for {len(pairs)} leaked items.")
-    n = len(pairs)
+    n = one_image_each(images, pairs, "leaked items")
     rows, cols = balanced(n, _PAIRS_PER_ROW)
     margin_in = 2 * MARGIN_IN  # a caption may be wider than its image
     cell = min(MAX_CELL_IN * 1.1, (WIDTH_IN - 2 * margin_in - (cols - 1) * _PAIR_GAP_IN - cols * _EQUALS_IN)
@@ -207,11 +204,7 @@ def draw_label_error_grid(
     """
     from mlgate.numbers import percent
 
-    if not images:
-        raise CannotDrawFigure("No flagged items were given to draw.")
-    if len(images) != len(errors):
-        raise CannotDrawFigure(f"{len(images)} images were given for {len(errors)} flagged items.")
-    n = len(errors)
+    n = one_image_each(images, errors, "flagged items")
     rows, cols = balanced(n, _ERRORS_PER_ROW)
     margin_in = 2 * MARGIN_IN
     cell = min(MAX_CELL_IN, (WIDTH_IN - 2 * margin_in - (cols - 1) * _ERROR_GAP_IN) / cols)

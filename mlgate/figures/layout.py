@@ -13,11 +13,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from mlgate.figures.images import CannotDrawFigure
 from mlgate.figures.style import SMALL_PT, TITLE_PT, WIDTH_IN, text_width_in, title_text
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -158,3 +158,14 @@ def framed_image(ax: Axes, image: np.ndarray, cell: float, centre_x: float, *, c
     ax.add_patch(Rectangle((extent[0], extent[2]), w_in, h_in, fill=False, edgecolor=edgecolor,
                            linewidth=linewidth))
     return h_in, w_in
+
+
+def one_image_each(images: Sequence[np.ndarray], items: Sequence[object], what: str) -> int:
+    """How many ``items`` (``what`` they are, in messages) there are, one image each; raises
+    :class:`~mlgate.figures.images.CannotDrawFigure` when there is none or the counts differ."""
+    if not images:
+        raise CannotDrawFigure(f"No {what} were given to draw.")
+    if len(images) != len(items):
+        raise CannotDrawFigure(f"{len(images)} images were given for {len(items)} {what}.")
+    return len(items)
+

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from mlgate.data.dvc import DvcError, repo_relative
 from mlgate.model.registry import Lineage, LineageRun, ModelRegistry, ModelVersion, RegistryError, RegistryUnavailable
 from mlgate.report import Gate
 
@@ -204,6 +203,8 @@ def read_lineage(registry: ModelRegistry | None, model: ModelVersion | None, dvc
         lineage, failed = None, "W&B did not answer the lineage queries"
     except RegistryError as exc:
         lineage, failed = None, f"W&B refused the lineage queries: {exc.message}"
+    from mlgate.data.dvc import repo_relative  # start-up: DVC's module (and yaml) only when lineage is read
+
     repo_hash, why = _repository_hash(dvc, eval_data)
     rel = repo_relative(eval_data, workspace) if eval_data is not None else None
     return judge(lineage, model.metadata, eval_data=rel, repository_hash=repo_hash, no_repository_hash=why,
@@ -212,6 +213,8 @@ def read_lineage(registry: ModelRegistry | None, model: ModelVersion | None, dvc
 
 def _repository_hash(dvc: DvcRunner, eval_data: Path | None) -> tuple[str | None, str]:
     """DVC's hash of the output covering ``eval-data`` in the runner's repository, or None and why."""
+    from mlgate.data.dvc import DvcError, repo_relative  # start-up: DVC's module (and yaml) only when lineage is read
+
     if eval_data is None:
         return None, "no `eval-data` given, so there is no repository data version to compare with"
     rel = repo_relative(eval_data, dvc.repo)

@@ -278,7 +278,8 @@ def _find_state_dict(file: Path, obj: object) -> tuple[dict[str, torch.Tensor], 
 
 def _instantiate(spec: str, kwargs: dict[str, Any], import_root: Path | None) -> nn.Module:
     module_name, class_name = import_path_parts(
-        spec, "model-class", "`model-class: models.cnn:SmallCNN` for class SmallCNN in models/cnn.py.", ModelLoadError)
+        spec, ModelLoadError, what="model-class", form="`package.module:ClassName`",
+        example="`model-class: models.cnn:SmallCNN` for class SmallCNN in models/cnn.py.")
     checkout = ImportRoot(import_root)
     where = f" under {str(import_root)!r}" if import_root else ""
     try:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from mlgate import workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
-from mlgate.data.pull import dvc_session, pull_if_tracked
 from mlgate.errors import ExitCode, MlgateError
+from mlgate.figures.images import CannotDrawFigure, display_images
 from mlgate.figures.worker import (
     AccuracyDelta,
     ConfusionDifference,
@@ -147,6 +147,8 @@ def _eval_data(evaluation: EvalInputs, dvc_inputs: DvcInputs, ctx: RunContext,
     the per-item input shape, ``input-shape`` squared with one eval item."""
     if evaluation.data is None:
         return None, eval_input(evaluation, None)
+    from mlgate.data.pull import dvc_session, pull_if_tracked  # start-up: DVC's module (and yaml) only with eval data
+
     with dvc_session(dvc_inputs, dvc) as runner:
         pull_if_tracked(dvc_inputs, runner, evaluation.data, "eval-data")
     with workflow.phase(f"Reading {evaluation.data}"):
@@ -252,8 +254,6 @@ def _change_figures(split: str, report: ModelReport, measured: Measured | None) 
         agreement.confusion_difference, split=split, eval_samples=agreement.items, **names)}
     items = measured.candidate.items if measured is not None else None
     if items is not None and (agreement.production_only_right or agreement.candidate_only_right):
-        from mlgate.figures.images import CannotDrawFigure, display_images  # start-up: imports numpy
-
         try:
             images = display_images([flip.pixels for flip in items.flips])
         except CannotDrawFigure as exc:

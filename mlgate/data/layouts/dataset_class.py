@@ -53,8 +53,8 @@ def open_dataset_class(root: Path, spec: str, import_root: Path | None) -> Datas
 
 
 def _import_class(spec: str, checkout: ImportRoot) -> Any:
-    module_name, class_name = import_path_parts(spec, "Dataset class", "`dataset-class: src.data:MnistDataset`.",
-                                                DatasetClassError)
+    module_name, class_name = import_path_parts(spec, DatasetClassError, what="Dataset class", form="pkg.module:Class",
+                                                example="dataset-class: src.data:MnistDataset")
     try:
         module = checkout.import_module(module_name)
     except Exception as exc:  # user code: an ImportError or anything its import-time code raises
