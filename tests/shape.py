@@ -149,9 +149,9 @@ def _comment_above(lines: list[str], lineno: int) -> bool:
     return False
 
 
-def local_imports() -> list[LocalImport]:
+def local_imports(package: Path = PACKAGE) -> list[LocalImport]:
     found = []
-    for name, path in modules().items():
+    for name, path in modules(package).items():
         lines = path.read_text().splitlines()
         for node, in_function in _imports(ast.parse(path.read_text())):
             if in_function:
@@ -161,9 +161,9 @@ def local_imports() -> list[LocalImport]:
     return found
 
 
-def _settings_classes() -> dict[str, set[str]]:
+def _settings_classes(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Class name in mlgate.settings -> the names of itself and every base class defined there."""
-    tree = ast.parse((PACKAGE / "settings.py").read_text())
+    tree = ast.parse((package / "settings.py").read_text())
     bases = {node.name: [b.id for b in node.bases if isinstance(b, ast.Name)]
              for node in tree.body if isinstance(node, ast.ClassDef)}
 
@@ -185,11 +185,11 @@ def _annotation_names(node: ast.expr | None) -> set[str]:
         n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
 
 
-def settings_takers(mode: str) -> list[tuple[str, str]]:
+def settings_takers(mode: str, package: Path = PACKAGE) -> list[tuple[str, str]]:
     """(module, function) for every function outside mlgate.settings that takes ``mode``'s settings object."""
-    classes = _settings_classes()[MODES[mode]]
+    classes = _settings_classes(package)[MODES[mode]]
     found = []
-    for name, path in modules().items():
+    for name, path in modules(package).items():
         if name == "mlgate.settings":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
@@ -277,20 +277,22 @@ def settings_reach(mode: str, package: Path = PACKAGE) -> list[str]:
     return sorted({module for module, _ in settings_flow(mode, package)})
 
 
-def _function_lengths() -> Iterator[tuple[int, str]]:
-    for name, path in modules().items():
+def _function_lengths(package: Path = PACKAGE) -> Iterator[tuple[int, str]]:
+    for name, path in modules(package).items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert node.end_lineno is not None
                 yield node.end_lineno - node.lineno + 1, f"{name}.{node.name}"
 
 
-def report() -> str:
-    found = modules()
+def report(package: Path = PACKAGE) -> str:
+    """The numbers, one line each, for the package at ``package``."""
+    found = modules(package)
     lines = {name: len(path.read_text().splitlines()) for name, path in found.items()}
     longest = max(lines, key=lambda name: lines[name])
-    length, function = max(_function_lengths())
-    local = local_imports()
+    length, function = max(_function_lengths(package))
+    local = local_imports(package)
+    cycles = import_cycles(package)
     per_module: dict[str, int] = {}
     for item in local:
         per_module[item.module] = per_module.get(item.module, 0) + 1
@@ -299,19 +301,20 @@ def report() -> str:
         f"lines: {sum(lines.values())}",
         f"longest module: {longest} ({lines[longest]} lines)",
         f"longest function: {function} ({length} lines)",
-        f"import cycles: {len(import_cycles())} {import_cycles()}",
+        f"import cycles: {len(cycles)} {cycles}",
         f"local imports: {len(local)} ({sum(not item.commented for item in local)} without a comment); "
         f"most: " + ", ".join(f"{m} {n}" for m, n in sorted(per_module.items(), key=lambda kv: -kv[1])[:5]),
     ]
     for mode in MODES:
-        reach = settings_reach(mode)
-        out.append(f"settings reach, {mode}: {len(reach)} modules, {len(settings_flow(mode))} functions: "
+        reach = settings_reach(mode, package)
+        out.append(f"settings reach, {mode}: {len(reach)} modules, {len(settings_flow(mode, package))} functions: "
                    + " ".join(m.removeprefix("mlgate.") for m in reach))
-        typed = sorted({m for m, _ in settings_takers(mode)})
-        out.append(f"  typed takers: {len(typed)} modules, {len(settings_takers(mode))} functions: "
+        takers = settings_takers(mode, package)
+        typed = sorted({m for m, _ in takers})
+        out.append(f"  typed takers: {len(typed)} modules, {len(takers)} functions: "
                    + " ".join(m.removeprefix("mlgate.") for m in typed))
     return "\n".join(out)
 
 
-if __name__ == "__main__":
-    sys.stdout.write(report() + "\n")
+if __name__ == "__main__":  # python -m tests.shape [PACKAGE_FOLDER], e.g. another checkout's mlgate/
+    sys.stdout.write(report(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else PACKAGE) + "\n")
