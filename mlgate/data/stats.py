@@ -220,15 +220,15 @@ def compute_stats(
             merged[shard.split].merge(state)
         else:
             merged[shard.split] = state
+        if near_duplicates is not None:  # the thumbnails go to the finder's store as they come
+            if shard.split not in near_duplicates.splits:
+                near_duplicates.start(shard.split)
+            for part in state.near:
+                near_duplicates.append(part)
+            merged[shard.split].near = []
         read += max(shard.size, state.acc.count)  # a user's Dataset class is not counted beforehand
         if progress is not None:
             progress(read, max(total, read))
-    if near_duplicates is not None:
-        for name, state in merged.items():
-            near_duplicates.start(name)
-            for part in state.near:
-                near_duplicates.append(part)
-            state.near = []
 
     def pixels(wanted: list[tuple[str, int]]) -> list[torch.Tensor]:
         # the pixels of the first leaked items: read again from the shards that hold them, each once
@@ -296,7 +296,7 @@ class ShardTask:
                                                           if shard.split == self.sample_split else 0))
         finder = None
         if self.near_duplicates:
-            finder = NearDuplicateFinder()
+            finder = NearDuplicateFinder(on_disk=False)
             finder.start(shard.split)
         for batch in shard.batches(self.batch_size):
             keys = state.acc.add(batch)
