@@ -763,8 +763,8 @@ class NearDuplicateFinder:
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = self._map(lambda part, t=split.thumbs, r=distinct: perceptual_hashes(t[r[part]], centre),
-                                     len(distinct), _CHUNK).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _CHUNK
+                                     ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
         groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
             for name in stacked:
@@ -869,6 +869,10 @@ class NearDuplicateFinder:
 
 
 _CENTRE_SAMPLE = 4096
+
+
+def _hasher(thumbs: ThumbnailStore, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    return lambda part: perceptual_hashes(thumbs[rows[part]], centre)
 
 
 def _cores() -> int:
