@@ -41,7 +41,7 @@ import math
 import mmap
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
@@ -357,16 +357,75 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None = None, radius: int = RADI
     bands = _bands(radius, a.shape[1])
     keys_a = [_band_keys(a, band) for band in bands]
     keys_b = keys_a if b is None else [_band_keys(b, band) for band in bands]
-    found_i: list[np.ndarray] = []
-    found_j: list[np.ndarray] = []
+    found_i: list[np.ndarray] = [np.zeros(0, np.int64)]
+    found_j: list[np.ndarray] = [np.zeros(0, np.int64)]
     for k in range(len(bands)):
-        i, j = _same_key_pairs(keys_a[k], None if b is None else keys_b[k])
-        keep = hamming(a[i], other[j]) <= radius
-        for earlier in range(k):  # found already in an earlier band
-            keep &= keys_a[earlier][i] != keys_b[earlier][j]
-        found_i.append(i[keep])
-        found_j.append(j[keep])
+        for i, j in _band_pairs(a, b, bands, k, keys_a[k], None if b is None else keys_b[k]):
+            for start in range(0, len(i), _PAIRS_AT_ONCE):  # bounded memory
+                part_i, part_j = i[start : start + _PAIRS_AT_ONCE], j[start : start + _PAIRS_AT_ONCE]
+                x = a[part_i] ^ other[part_j]
+                keep = np.flatnonzero(np.bitwise_count(x).sum(axis=1, dtype=np.int64) <= radius)
+                x = x[keep]
+                for word, shift, width in bands[:k]:  # found already in an earlier band: it agrees there
+                    differs = ((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
+                    keep, x = keep[differs], x[differs]
+                found_i.append(part_i[keep])
+                found_j.append(part_j[keep])
     return np.concatenate(found_i), np.concatenate(found_j)
+
+
+_PAIRS_AT_ONCE = 1 << 21
+_BIG = 32
+"""A band's bucket with more items than this (more pairs than its square across two sets) is refined."""
+
+
+def _band_pairs(a: np.ndarray, b: np.ndarray | None, bands: list[tuple[int, int, int]], k: int,
+                key_a: np.ndarray, key_b: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs that agree on band ``k``, as :func:`_same_key_pairs` lists them, each once; but a large
+    bucket (look-alike items share a band: its pairs grow with the square of the data) is refined
+    first: its pairs within the radius also agree on one of radius + 1 parts of the other bands (the
+    other bands, the last cut in two halves; pigeonhole again), so it lists the pairs that agree on
+    band ``k`` and one part, each in the first part it agrees on."""
+    others = [band for n, band in enumerate(bands) if n != k]
+    if not others or any(width > 32 for _, _, width in bands):
+        yield _same_key_pairs(key_a, key_b)
+        return
+    word, shift, width = others.pop()
+    parts = [*others, (word, shift, width // 2), (word, shift + width // 2, width - width // 2)]
+    if key_b is None:
+        values, inverse, counts = np.unique(key_a, return_inverse=True, return_counts=True)
+        big_a = counts[inverse] > _BIG
+        big_b = big_a
+    else:
+        values, counts_a = np.unique(key_a, return_counts=True)
+        counts_b = np.searchsorted(np.sort(key_b), values, side="right") - np.searchsorted(np.sort(key_b), values)
+        big_keys = values[counts_a * counts_b > _BIG * _BIG]
+        big_a, big_b = np.isin(key_a, big_keys), np.isin(key_b, big_keys)
+    yield _subset_pairs(key_a, key_b, ~big_a, ~big_b)
+    if not big_a.any():
+        return
+    rows_a = np.flatnonzero(big_a)
+    rows_b = rows_a if key_b is None else np.flatnonzero(big_b)
+    other = a if b is None else b
+    parts_a = [_band_keys(a[rows_a], part) for part in parts]
+    parts_b = parts_a if b is None else [_band_keys(other[rows_b], part) for part in parts]
+    for m, part in enumerate(parts):
+        combined_a = (key_a[rows_a] << np.uint64(part[2])) | parts_a[m]
+        combined_b = None if key_b is None else (key_b[rows_b] << np.uint64(part[2])) | parts_b[m]
+        i, j = _same_key_pairs(combined_a, combined_b)
+        keep = np.ones(len(i), dtype=bool)
+        for earlier in range(m):  # found already in an earlier part
+            keep &= parts_a[earlier][i] != parts_b[earlier][j]
+        yield rows_a[i[keep]], rows_b[j[keep]]
+
+
+def _subset_pairs(key_a: np.ndarray, key_b: np.ndarray | None, in_a: np.ndarray, in_b: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_same_key_pairs` of the items ``in_a`` (and ``in_b``), in the whole sets' indices."""
+    rows_a = np.flatnonzero(in_a)
+    rows_b = rows_a if key_b is None else np.flatnonzero(in_b)
+    i, j = _same_key_pairs(key_a[rows_a], None if key_b is None else key_b[rows_b])
+    return rows_a[i], rows_b[j]
 
 
 def _same_key_pairs(key_a: np.ndarray, key_b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
