@@ -23,8 +23,9 @@ Three steps, each exact for what it claims:
 4. **Groups**: confirmed pairs join items into groups (connected components). A candidate pair is
    confirmed only when its two items are not yet in one group (Borůvka's way: each round every group
    tries its closest candidate to another group), so a group of 14 copies costs about 13
-   confirmations, not 91. Near-leaked items are the exception: every train candidate of an item is
-   measured, so the train item reported is the closest one.
+   confirmations, not 91. A round costs only the candidates still joining two groups. Near-leaked
+   items: an item's train candidates are measured per train group, closest hash first, until one is a
+   near copy; the train item reported is the closest of those (one per group it nearly copies).
 
 The hash decides which pairs are looked at: a near copy whose hash differs in more than
 :data:`RADIUS` bits is missed (measured on real MNIST digits: 97 % of re-encoded, shifted and
