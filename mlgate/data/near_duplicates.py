@@ -39,7 +39,6 @@ train is not listed again as a near copy.
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -619,9 +618,9 @@ def first_confirmed(key: np.ndarray, i: np.ndarray, j: np.ndarray, weight: np.nd
 
 class ThumbnailStore:
     """One split's thumbnails, ``THUMB`` ² bytes a row, in an unlinked temporary file: the page cache
-    holds them, not this process. Rows are read back by index (``store[rows]``, a copy) with the file
-    mapped only while they are copied out, so what stays resident is the rows asked for, not the file
-    (2 GiB for 2,000,000 items)."""
+    holds them, not this process. Rows are read back by index (``store[rows]``, a copy), each with one
+    ``pread``: what becomes resident is the rows asked for (a mapping of the file would count every
+    page it touched, 200 MiB for 200,000 items read at spread rows)."""
 
     def __init__(self) -> None:
         self._file: BinaryIO | None = None
@@ -640,19 +639,30 @@ class ThumbnailStore:
 
     def __getitem__(self, rows: np.ndarray | torch.Tensor | slice) -> torch.Tensor:
         """``(len(rows), THUMB, THUMB)`` uint8 thumbnails of ``rows`` (indices or a slice)."""
-        if self._file is None or not self.rows:
-            return torch.zeros((0, THUMB, THUMB), dtype=torch.uint8)
-        self._file.flush()
-        if isinstance(rows, torch.Tensor):
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(self.rows)
+            if step == 1:
+                return self._read(start, max(stop - start, 0))
+            rows = np.arange(start, stop, step)
+        elif isinstance(rows, torch.Tensor):
             rows = rows.numpy()
-        mapped = mmap.mmap(self._file.fileno(), self.rows * THUMB * THUMB, access=mmap.ACCESS_READ)
-        try:
-            view = np.frombuffer(mapped, dtype=np.uint8).reshape(self.rows, THUMB, THUMB)
-            taken = np.array(view[rows])  # a copy: the mapping can go
-            del view
-        finally:
-            mapped.close()
-        return torch.from_numpy(taken)
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(wanted), THUMB * THUMB), dtype=np.uint8)
+        if len(wanted):
+            assert self._file is not None and int(wanted.max()) < self.rows and int(wanted.min()) >= 0
+            self._file.flush()
+            fd, size = self._file.fileno(), THUMB * THUMB
+            for k, row in enumerate(wanted.tolist()):
+                os.preadv(fd, [out[k].data], row * size)
+        return torch.from_numpy(out.reshape(-1, THUMB, THUMB))
+
+    def _read(self, start: int, count: int) -> torch.Tensor:
+        out = np.empty((count, THUMB, THUMB), dtype=np.uint8)
+        if count:
+            assert self._file is not None
+            self._file.flush()
+            os.preadv(self._file.fileno(), [out.reshape(-1).data], start * THUMB * THUMB)
+        return torch.from_numpy(out)
 
     def close(self) -> None:
         if self._file is not None:
@@ -743,6 +753,9 @@ class _Groups(NamedTuple):
 
 
 _CONFIRM_CHUNK = 4 * _PAIR_CHUNK
+_HASH_CHUNK = 2048
+"""Rows hashed at once per thread: the transform's intermediates of a chunk are a few MiB, and each
+thread's allocator keeps its peak."""
 
 
 class NearDuplicateFinder:
@@ -823,7 +836,7 @@ class NearDuplicateFinder:
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _CHUNK
+            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _HASH_CHUNK
                                      ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
         groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
