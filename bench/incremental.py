@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from data_scale import make_data, run
+from data_scale import make_data, run  # noqa: E402  (a sibling script, found through the path above)
 
 
 def add_images(folder: Path, items: int, share: float, placement: str, seed: int = 1) -> int:

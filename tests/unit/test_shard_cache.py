@@ -19,13 +19,12 @@ from PIL import Image
 from mlgate.cli import main
 from mlgate.data import shards as shards_module
 from mlgate.data.layouts import open_dataset
-from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.shard_cache import FileDigests, ShardCache, shard_key
 from mlgate.data.shards import plan
 from mlgate.data.stats import ShardTask
 from tests.fixtures.datasets import make_course, make_imagefolder
 from tests.unit.test_shards import _comparable
-from tests.unit.test_shards import _measure as measure_cold
+from tests.unit.test_shards import _measure as measure
 
 
 @pytest.fixture(autouse=True)
@@ -36,33 +35,12 @@ def small_content_shards(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _measure_cached(root: Path, cache_dir: Path) -> tuple[dict[str, object], ShardCache]:
     """What tests/unit/test_shards.py measures, with the shard cache in ``cache_dir``."""
-    from mlgate.data.findings import Measured, full_lists
-    from mlgate.data.stats import compute_stats
-
     cache = ShardCache(cache_dir, FileDigests(root))
-    finder = NearDuplicateFinder()
-    stats, samples, leaked = compute_stats(open_dataset(root), samples_per_class=3, near_duplicates=finder,
-                                           shard_cache=cache)
-    stats.near_duplicates = finder.result(0.08)
-    files, lists = full_lists(Measured(stats))
-    measured = {
-        "json": stats.model_dump_json(), "findings": files, "findings_lists": [item.model_dump() for item in lists],
-        "samples": {label: images.numpy().tobytes() for label, images in samples.items()},
-        "leaked": [(p.split, p.item, p.label, p.train_item, p.train_label, p.image.numpy().tobytes()) for p in leaked],
-        "near_pictured": [(p.members, p.distance, p.size, [image.numpy().tobytes() for image in p.images])
-                          for p in stats.near_duplicates.pictured],
-        "near_groups": {split: groups.model_dump() for split, groups in stats.near_duplicates.within.items()},
-        "near_listing": (stats.near_duplicates.listing.members,
-                         {split: [e.model_dump() for e in every]
-                          for split, every in stats.near_duplicates.listing.leaked.items()}),
-        "duplicate_every": {split: [d.model_dump() for d in split_stats.duplicate_items.every]
-                            for split, split_stats in stats.splits.items()},
-    }
-    return measured, cache
+    return _comparable(measure(root, sizes=None, batch_size=4096, shard_cache=cache)), cache
 
 
 def _cold(root: Path) -> dict[str, object]:
-    return _comparable(measure_cold(root, sizes=None, batch_size=4096))
+    return _comparable(measure(root, sizes=None, batch_size=4096))
 
 
 def _png(seed: int) -> bytes:
