@@ -12,10 +12,12 @@ processes, all in this one invocation:
 
 It prints the wall time of each run and of its reading phase, the ratios warm / cold (target for the
 whole run: <= 0.15), whether warm and cold wrote the same report.json, and the shard cache's bytes per
-item. Without DVC here, the shard keys come from hashing every file (md5, what DVC records); with DVC
-they come from the folder's `.dir` listing and no file is hashed.
+item. By default the data is not tracked by DVC, so the shard keys come from hashing every file (md5,
+the number DVC records); with --dvc the folder is `dvc add`ed (real DVC, hardlinked cache) before the
+first run and again after the change, as the pull request would commit it, and the keys come from
+DVC's `.dir` listing: no file is hashed (the production path after `dvc pull`).
 
-    python bench/incremental.py [--items 200000] [--share 0.01] [--placement end|random] [--data DIR]
+    python bench/incremental.py [--items 200000] [--share 0.01] [--placement end|random] [--dvc] [--data DIR]
 
 Timings on a shared machine are noisy: run it twice when it matters.
 """
@@ -55,7 +57,24 @@ def add_images(folder: Path, items: int, share: float, placement: str, seed: int
     return added
 
 
-def data_stats(data: Path, out: Path, cache: Path, workers: int) -> tuple[float, float, str]:
+def dvc_add(work: Path, folder: Path) -> float:
+    """``dvc add`` the folder in ``work`` (a git and DVC repository after the first call); returns seconds."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"}
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    started = time.perf_counter()
+    if not (work / ".dvc").is_dir():
+        subprocess.run(["git", "init", "-q"], cwd=work, check=True, env=env)
+        subprocess.run([dvc, "init", "-q"], cwd=work, check=True, env=env)
+        subprocess.run([dvc, "config", "cache.type", "hardlink,symlink,copy"], cwd=work, check=True, env=env)
+    subprocess.run([dvc, "add", "-q", str(folder.relative_to(work))], cwd=work, check=True, env=env)
+    return time.perf_counter() - started
+
+
+def data_stats(data: Path | str, out: Path, cache: Path, workers: int) -> tuple[float, float, str]:
     """Wall seconds of a whole run, seconds of its reading phase, and the run's log."""
     wall, log, _, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data), "--out", str(out),
                            "--dvc-pull", "false", "--workers", str(workers), "--cache-dir", str(cache)])
@@ -69,6 +88,7 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.01, help="share of images the pull request adds")
     parser.add_argument("--placement", choices=("end", "random"), default="end")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--dvc", action="store_true", help="track the folder with DVC: keys from its .dir listing")
     parser.add_argument("--data", type=Path, help="make the data in this folder (kept) instead of a temporary one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlgate-incremental-") as tmp:
@@ -77,11 +97,19 @@ def main() -> None:
         folder, _ = make_data(work / "data", args.items)
         shutil.rmtree(work / "data" / "course")
         print(f"made {args.items:,} PNGs in {time.perf_counter() - started:.0f} s; workers {args.workers}")
-        fill_wall, fill_read, _ = data_stats(folder, work / "out-fill", work / "cache", args.workers)
+        if args.dvc:
+            import os
+
+            os.environ["GITHUB_WORKSPACE"] = str(work)  # the DVC repository, as on a runner
+            print(f"dvc add: {dvc_add(work, folder):.0f} s")
+        data: Path | str = folder.relative_to(work).as_posix() if args.dvc else folder  # DVC names it so
+        fill_wall, fill_read, _ = data_stats(data, work / "out-fill", work / "cache", args.workers)
         print(f"fill  (base data, empty cache):     run {fill_wall:6.1f} s, reading {fill_read:6.1f} s")
         added = add_images(folder, args.items, args.share, args.placement)
-        warm_wall, warm_read, warm_log = data_stats(folder, work / "out-warm", work / "cache", args.workers)
-        cold_wall, cold_read, _ = data_stats(folder, work / "out-cold", work / "cache-cold", args.workers)
+        if args.dvc:
+            print(f"dvc add after the change: {dvc_add(work, folder):.0f} s")
+        warm_wall, warm_read, warm_log = data_stats(data, work / "out-warm", work / "cache", args.workers)
+        cold_wall, cold_read, _ = data_stats(data, work / "out-cold", work / "cache-cold", args.workers)
         shard_line = next((line.strip() for line in warm_log.splitlines() if "Shard cache" in line), "")
         print(f"added {added:,} images ({args.share:.1%}, placed at the {args.placement})")
         print(f"warm  (changed data, warm cache):   run {warm_wall:6.1f} s, reading {warm_read:6.1f} s")

@@ -178,7 +178,7 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     data = settings.data.as_posix()
     pull_if_tracked(settings, dvc, settings.data, "data")
     data_dir = ctx.in_workspace(settings.data, "data")
-    shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data)))
+    shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
     with workflow.phase(f"Reading {data} and computing its statistics"):
         dataset = _open(settings, data_dir, ctx)
         near = NearDuplicateFinder()
@@ -195,13 +195,13 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
 
-def _manifest(dvc: DvcRunner | None, data: str) -> dict[str, str] | None:
-    """DVC's md5 of every file of ``data`` (its ``.dir`` listing), for the shard cache's keys."""
+def _manifest(dvc: DvcRunner | None, data_dir: Path) -> dict[str, str] | None:
+    """DVC's md5 of every file of the data folder (its ``.dir`` listing), for the shard cache's keys."""
     if dvc is None:
         return None
     try:
-        return dvc.manifest(data)
-    except DvcError:
+        return dvc.manifest(data_dir.resolve().relative_to(dvc.repo.resolve()).as_posix())
+    except (DvcError, ValueError):  # ValueError: a folder outside the repository
         return None
 
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mlgate.data.shards import Shard
     from mlgate.data.stats import ShardState, ShardTask
 
-CODEC_VERSION = 1
+CODEC_VERSION = 2
 _MAGIC = b"mlgate shard state\n"
 STATE_MODULES = ("mlgate.data.stats", "mlgate.data.near_duplicates", "mlgate.data.image_issues",
                  "mlgate.data.item_lists")
@@ -268,14 +268,17 @@ class _NoGlobals(pickle.Unpickler):
 
 
 _PLAIN = (type(None), bool, int, float, str, bytes)
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 def _plain(value: Any) -> Any:
     """``value`` as nested plain values; every non-plain value is a tagged tuple."""
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in _PLAIN_TYPES:
         return value
     if kind is list:
+        if _all_plain(value):  # item keys, names, labels: one check in C, no walk
+            return ("P", value)
         return ("L", [_plain(v) for v in value])
     if kind is tuple:
         return ("T", [_plain(v) for v in value])
@@ -304,6 +307,10 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot cache a {kind.__module__}.{kind.__qualname__}")
 
 
+def _all_plain(values: list[Any]) -> bool:
+    return all(map(_PLAIN_TYPES.__contains__, map(type, values)))
+
+
 def _attributes(value: Any) -> list[tuple[str, Any]]:
     found = list(vars(value).items()) if hasattr(value, "__dict__") else []
     for cls in type(value).__mro__:
@@ -314,11 +321,15 @@ def _attributes(value: Any) -> list[tuple[str, Any]]:
 
 
 def _rebuilt(value: Any) -> Any:
-    if type(value) in _PLAIN:
+    if type(value) in _PLAIN_TYPES:
         return value
     if type(value) is not tuple or not value or type(value[0]) is not str:
         raise DamagedEntry(f"damaged: unexpected {type(value).__name__}")
     tag = value[0]
+    if tag == "P":
+        if type(value[1]) is not list or not _all_plain(value[1]):
+            raise DamagedEntry("damaged: a list of plain values holds something else")
+        return value[1]
     if tag == "L":
         return [_rebuilt(v) for v in value[1]]
     if tag == "T":
