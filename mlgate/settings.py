@@ -247,7 +247,9 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
         json_schema_extra=example("old-data/processed"),
     )
     cache_dir: WorkspacePath = Field(
-        Path(".mlgate-cache"), description="Folder for statistics cached by DVC content hash, inside the workspace.",
+        Path(".mlgate-cache"),
+        description="Folder for statistics cached by DVC content hash and for the shard states that let a "
+        "changed dataset be re-read in part (keep it with `actions/cache`), inside the workspace.",
         json_schema_extra=example(".mlgate-cache"),
     )
     min_samples: int | None = Field(None, ge=0, description="Gate: fewest items any split may have.",

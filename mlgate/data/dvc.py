@@ -217,6 +217,25 @@ class DvcRunner:
         lines = "\n".join(sorted(f"{out.path} {out.md5}" for out in outs))
         return hashlib.md5(lines.encode(), usedforsecurity=False).hexdigest()
 
+    def manifest(self, data: str) -> dict[str, str] | None:
+        """The md5 of every file under ``data`` (relative to it) from DVC's ``.dir`` listing in the local
+        cache, when ``data`` is exactly one DVC-tracked folder in the working tree and its listing is in
+        ``.dvc/cache`` (after a pull or ``dvc add``); None otherwise (a caller then hashes the files)."""
+        rel = _norm(data)
+        outs = self._covering_outs(rel, rev=None)
+        if len(outs) != 1 or outs[0].path != rel or not (outs[0].md5 or "").endswith(".dir"):
+            return None
+        md5 = str(outs[0].md5)
+        for listing in (self.repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:],  # DVC 3
+                        self.repo / ".dvc" / "cache" / md5[:2] / md5[2:]):  # DVC 2
+            with contextlib.suppress(OSError, ValueError):
+                entries = json.loads(listing.read_bytes())
+                if isinstance(entries, list) and all(
+                        isinstance(e, dict) and isinstance(e.get("relpath"), str) and isinstance(e.get("md5"), str)
+                        for e in entries):
+                    return {e["relpath"]: e["md5"] for e in entries}
+        return None
+
     def diff(self, base_rev: str, head_rev: str, data: str) -> DataDiff:
         """Files under ``data`` that differ from ``base_rev`` to ``head_rev`` (``dvc diff --json``)."""
         targets = self._diff_targets(data, base_rev, head_rev)

@@ -34,8 +34,9 @@ from mlgate.data.report import (
     render_unchanged,
     unchanged_outcome,
 )
+from mlgate.data.shard_cache import FileDigests, ShardCache
 from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_stats
-from mlgate.data.stats_cache import StatsCache
+from mlgate.data.stats_cache import StatsCache, fetch_from_branch, publish_to_branch
 from mlgate.errors import ExitCode
 from mlgate.figures.worker import (
     DriftOverlay,
@@ -99,10 +100,9 @@ class Measured:
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Clients,
                    figure_worker: FigureWorker | None = None) -> ExitCode:
     publication = Publication.for_run(settings, ctx, clients)
-    cache = StatsCache(ctx.in_workspace(settings.cache_dir, "cache-dir"), publication.branch_store,
-                       settings.assets_branch)
     with dvc_session(settings, clients.dvc, needed=settings.compare_base) as dvc:
         versions = _versions(settings, ctx, dvc)
+        cache = _gather_cached(settings, ctx, versions, publication)
         measured = None if versions.unchanged else _measure(settings, ctx, dvc, versions, cache)
     if measured is None:
         return finish(_unchanged(settings, versions, cache), publication, ctx)
@@ -130,7 +130,7 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
     if report.data_changed is None and ctx.pull_request is not None:
         report = report.model_copy(update={"data_changed": _changed_in_git(
             ctx.in_workspace(settings.data, "data"), ctx.pull_request.base_sha)})
-    cache.flush()
+    _publish_cached(settings, cache, publication)
     findings_dir = workspace_relative(publication.out_dir / FINDINGS_FOLDER, ctx.workspace)
     return finish(_finished(report, figures, _label_counts(measured.stats), dvc=clients.dvc, files=files,
                             findings_dir=findings_dir), publication, ctx)
@@ -157,23 +157,64 @@ def _versions(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | Non
     return DataVersions(head_hash, _base_hash(dvc, pr.base_sha, data), pr.base_sha, pr.base_ref)
 
 
+def _gather_cached(settings: DataStatsSettings, ctx: RunContext, versions: DataVersions,
+                   publication: Publication) -> StatsCache:
+    """The statistics cache, with the entries for this data and its base read from the assets branch
+    now, while gathering the inputs: measuring never touches GitHub."""
+    keys = [_cache_key(h, settings) for h in (versions.head_hash, versions.base_hash) if h]
+    return StatsCache(ctx.in_workspace(settings.cache_dir, "cache-dir"),
+                      fetch_from_branch(publication.branch_store, settings.assets_branch, keys))
+
+
+def _publish_cached(settings: DataStatsSettings, cache: StatsCache, publication: Publication) -> None:
+    """Put the statistics this run computed on the assets branch (publishing, beside ``finish()``)."""
+    publish_to_branch(publication.branch_store, settings.assets_branch, cache.pending)
+
+
 def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
              cache: StatsCache) -> Measured:
-    """Pull the data, compute its statistics (cached by content hash) and compare with the base."""
+    """Pull the data, compute its statistics (the states of unchanged shards read from ``cache-dir``)
+    and compare with the base."""
     data = settings.data.as_posix()
     pull_if_tracked(settings, dvc, settings.data, "data")
+    data_dir = ctx.in_workspace(settings.data, "data")
+    shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
     with workflow.phase(f"Reading {data} and computing its statistics"):
-        dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
+        dataset = _open(settings, data_dir, ctx)
         near = NearDuplicateFinder()
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
                                                progress=_items_read(), near_duplicates=near,
-                                               workers=_workers(settings))
+                                               workers=_workers(settings), shard_cache=shards)
+        _log_shards(shards)
     base = settings.baseline_data.as_posix() if settings.baseline_data else None
     if base is None and dvc is not None and versions.base_hash is not None:
         base = versions.base_ref or versions.base_sha
     with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
         changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache)
+    shards.prune()
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
+
+
+def _manifest(dvc: DvcRunner | None, data_dir: Path) -> dict[str, str] | None:
+    """DVC's md5 of every file of the data folder (its ``.dir`` listing), for the shard cache's keys."""
+    if dvc is None:
+        return None
+    try:
+        return dvc.manifest(data_dir.resolve().relative_to(dvc.repo.resolve()).as_posix())
+    except (DvcError, ValueError):  # ValueError: a folder outside the repository
+        return None
+
+
+def _log_shards(shards: ShardCache) -> None:
+    """Say what the shard cache served and every entry it refused (recomputed, never trusted)."""
+    from mlgate.report import plain_text
+
+    print(plain_text(f"  {shards.summary()}"), flush=True)
+    if shards.refused:
+        workflow.annotate("warning", "Shard cache entries recomputed",
+                          f"{len(shards.refused)} entr{'y' if len(shards.refused) == 1 else 'ies'} in "
+                          f"{shards.folder} could not be trusted and were recomputed: "
+                          + "; ".join(shards.refused[:5]) + (" …" if len(shards.refused) > 5 else ""))
 
 
 def _workers(settings: DataStatsSettings) -> int:

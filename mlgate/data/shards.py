@@ -14,6 +14,7 @@ workers are the parallelism). A dataset-class split is reduced here, in order be
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -56,15 +57,35 @@ class WholeSplit:
         return self.whole.batches(batch_size)
 
 
-def plan(dataset: Dataset, sizes: Callable[[], Iterator[int]] | None = None) -> list[Shard]:
+def plan(dataset: Dataset, sizes: Callable[[], Iterator[int]] | None = None, *,
+         by_content: bool = False) -> list[Shard]:
     """Every split's shards, in split order; ``sizes`` makes each split's iterator of shard sizes (by
-    default :data:`ITEMS_PER_SHARD` each)."""
+    default :data:`ITEMS_PER_SHARD` each). ``by_content``: file ranges (ImageFolder) end where
+    :func:`ends_here` says, so that a cached shard (:mod:`mlgate.data.shard_cache`) is found again
+    after files are added or removed elsewhere; tensor parts are cut per part already."""
     make = sizes or (lambda: itertools.repeat(ITEMS_PER_SHARD))
     shards: list[Shard] = []
     for name, split in dataset.splits.items():
         cut = getattr(split, "shards", None)
-        shards += cut(make()) if cut is not None else [WholeSplit(name, split)]
+        if cut is None:
+            shards.append(WholeSplit(name, split))
+        elif by_content and getattr(split, "cuts_by_content", False):
+            shards += cut(make(), ends=ends_here)
+        else:
+            shards += cut(make())
     return shards
+
+
+ITEMS_PER_CONTENT_SHARD = 256
+"""Files per shard on average when shards are cut by content: a pull request that adds files to the end
+of 20 class folders re-reads about 20 × this many files; smaller shards cost more cache entries."""
+
+
+def ends_here(relative: str) -> bool:
+    """Whether a content-defined file range ends after the file at ``relative`` (a property of the
+    path alone, true for one path in :data:`ITEMS_PER_CONTENT_SHARD`)."""
+    digest = hashlib.blake2b(relative.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % ITEMS_PER_CONTENT_SHARD == 0
 
 
 def worker_count(workers: int | str) -> int:

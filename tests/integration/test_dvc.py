@@ -456,3 +456,18 @@ def test_run_streaming__stops_the_whole_process_group_at_the_timeout(tmp_path: P
     while alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(grandchild)  # the process it started went down with it
+
+
+def test_manifest__after_a_pull_lists_the_md5_of_every_file_as_the_files_hash(
+        local_repo: DvcRepo, fresh_clone: Path) -> None:
+    import hashlib
+
+    runner = DvcRunner(fresh_clone, env=local_repo.env)
+    assert runner.manifest(PROCESSED) is None  # no listing in the clone's cache before a pull
+
+    runner.pull(PROCESSED)
+
+    expected = {path.removeprefix(PROCESSED + "/"): hashlib.md5(body).hexdigest()
+                for path, body in local_repo.files_at(local_repo.head_rev).items()}
+    assert runner.manifest(PROCESSED) == expected
+    assert runner.manifest("data") is None  # a parent of two outputs: no one listing names its files

@@ -96,13 +96,13 @@ def test_stats_cache__entries_are_0644_in_new_0755_folders_and_read_back(
     workspace: Path, strict_umask: None
 ) -> None:
     folder = workspace / ".cache" / "mlgate"
-    cache = StatsCache(folder, store=None, branch="mlgate-assets")
+    cache = StatsCache(folder)
     cache.put("abc123-course--v1", _stats())
 
     assert [p.name for p in folder.iterdir()] == ["abc123-course--v1.json"]
     assert _mode(folder / "abc123-course--v1.json") == 0o644
     assert [_mode(workspace / ".cache"), _mode(folder)] == [0o755, 0o755]
-    assert StatsCache(folder, store=None, branch="mlgate-assets").get("abc123-course--v1") == _stats()
+    assert StatsCache(folder).get("abc123-course--v1") == _stats()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a process as uid 1001; "
@@ -113,7 +113,7 @@ def test_report_and_cache__written_by_root_are_readable_by_the_runner_user(
     out = workspace / "mlgate-report"
     write_report_files(out, "# report\n", '{"passed": true}', {"samples": PNG})
     cache_dir = workspace / ".mlgate-cache"
-    StatsCache(cache_dir, store=None, branch="mlgate-assets").put("key", _stats())
+    StatsCache(cache_dir).put("key", _stats())
     files = sorted([*out.iterdir(), *cache_dir.iterdir()])
 
     for folder in (out, cache_dir):

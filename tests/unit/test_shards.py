@@ -20,6 +20,7 @@ from mlgate.data.drift import compute_drift
 from mlgate.data.findings import Measured, full_lists
 from mlgate.data.layouts import open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
+from mlgate.data.shard_cache import ShardCache
 from mlgate.data.shards import plan
 from mlgate.data.stats import _Histogram, compute_stats
 from tests.fixtures.datasets import make_course, make_imagefolder
@@ -98,10 +99,11 @@ def _random_sizes(rng: np.random.Generator) -> Callable[[], Iterator[int]]:
 
 
 def _measure(root: Path, *, sizes: Callable[[], Iterator[int]] | None, batch_size: int,
-             workers: int = 1) -> dict[str, object]:
+             workers: int = 1, shard_cache: ShardCache | None = None) -> dict[str, object]:
     finder = NearDuplicateFinder()
     stats, samples, leaked = compute_stats(open_dataset(root), samples_per_class=3, batch_size=batch_size,
-                                           near_duplicates=finder, workers=workers, shard_sizes=sizes)
+                                           near_duplicates=finder, workers=workers, shard_sizes=sizes,
+                                           shard_cache=shard_cache)
     stats.near_duplicates = finder.result(0.08)
     files, lists = full_lists(Measured(stats))
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,8 @@ class ImageFolderSplit:
     skipped: list[str] = field(default_factory=list)
     """Folders not entered (symbolic links out of the data folder or to nowhere), each with its reason;
     listed as unreadable."""
+    cuts_by_content = True
+    """:meth:`shards` takes ``ends``: file ranges may end where the files' paths say."""
 
     def _files(self) -> Iterator[tuple[str, int, str, str | None]]:
         """(path, label, path relative to the data folder with ``/`` separators, why it is not read or None)
@@ -166,14 +168,19 @@ class ImageFolderSplit:
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
         return _read(self._files(), self.root, list(self.skipped), batch_size)
 
-    def shards(self, sizes: Iterator[int]) -> list[ImageFolderShard]:
+    def shards(self, sizes: Iterator[int], ends: Callable[[str], bool] | None = None) -> list[ImageFolderShard]:
         """The split cut into consecutive file ranges of ``sizes`` files each (one shard at least, the
-        folders not entered riding on the first); each reads as :meth:`batches` reads that range."""
+        folders not entered riding on the first); each reads as :meth:`batches` reads that range.
+        Given ``ends``, a range also ends after every file whose relative path it holds true for (cuts
+        chosen by content: adding or removing a file changes only the range it falls in), ``sizes``
+        then capping the ranges."""
         files = list(self._files())
         shards = [ImageFolderShard(self.name, self.root, [], list(self.skipped))]
         start = 0
         while start < len(files):
-            stop = start + max(1, next(sizes))
+            stop = min(len(files), start + max(1, next(sizes)))
+            if ends is not None:
+                stop = next((i + 1 for i in range(start, stop) if ends(files[i][2])), stop)
             if shards[-1].files:
                 shards.append(ImageFolderShard(self.name, self.root, [], []))
             shards[-1].files = files[start:stop]
