@@ -377,6 +377,10 @@ def _wrapped(source: RemoteData, doing: str) -> Iterator[None]:
 def _as_stream_error(source: RemoteData, doing: str, exc: BaseException) -> StreamError:
     reason = _reason(exc)
     message = f"`{INPUT}: stream` failed {doing} of {source.label}: {reason}"
+    if _missing(exc):
+        return StreamError(message + " (not in the DVC remote)",
+                           hint="Run `dvc push` for the commit that changed the data (its .dir listing and files "
+                           "must be in the remote), then rerun.")
     if _unavailable(exc):
         return StreamRemoteUnavailable(message, hint="The DVC remote could not be reached or failed; rerun, or "
                                        "check the remote's URL in .dvc/config. " + _HINT_CREDENTIALS)
@@ -384,8 +388,23 @@ def _as_stream_error(source: RemoteData, doing: str, exc: BaseException) -> Stre
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+    """``exc`` and what caused it (DVC wraps the storage client's error), innermost last."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 4:
+        text = " ".join(str(seen).split())
+        parts.append(f"{type(seen).__name__}: {text[:300]}" if text else type(seen).__name__)
+        seen = seen.__cause__ or seen.__context__
+    return "; caused by ".join(parts)
+
+
+def _missing(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, FileNotFoundError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _unavailable(exc: BaseException) -> bool:
