@@ -307,7 +307,9 @@ class _Remote:
             key = (remote, "md5")
             if key not in self._odbs:
                 with _environment(self.source.env), _wrapped(self.source, "opening the DVC remote"):
-                    self._odbs[key] = self.fs.repo.cloud.get_remote_odb(remote, "stream")
+                    odb = self.fs.repo.cloud.get_remote_odb(remote, "stream")
+                    odb.fs.fs  # noqa: B018 - the storage client logs in when made: now, while `env` is set
+                    self._odbs[key] = odb
             return self._odbs[key]
 
     def fetch(self, files: Sequence[RemoteFile]) -> dict[str, bytes]:
