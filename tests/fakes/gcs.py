@@ -248,6 +248,19 @@ def service_account_key(token_uri: str, private_key: rsa.RSAPrivateKey | None = 
     }
 
 
+class _MemoryStorage(Storage):
+    """The emulator's storage, kept in memory only. Upstream rewrites its whole metadata file (every
+    object, as indented JSON) after each write, so that a disk-backed store can be reloaded: O(n) per
+    upload, minutes for a few thousand objects. A memory store is never reloaded, so that file is
+    skipped; what the API answers is unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(use_memory_fs=True)
+
+    def _write_config_to_file(self) -> None:
+        pass
+
+
 class _Backlogged(HTTPServer):
     request_queue_size = 256
 
@@ -271,7 +284,7 @@ def running_emulator(key_dir: Path) -> Iterator[GcsEmulator]:
     token_server = ThreadingHTTPServer(("127.0.0.1", 0), type("TokenHandler", (_TokenHandler,), {"endpoint": endpoint}))
     endpoint.url = f"http://127.0.0.1:{token_server.server_address[1]}/token"
 
-    storage = Storage(use_memory_fs=True)
+    storage = _MemoryStorage()
     seen: set[str] = set()
     unauthorized: list[str] = []
     trusted: list[Callable[[], set[str]]] = []
