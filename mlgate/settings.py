@@ -217,9 +217,10 @@ DVC_TIMEOUT_MAX = 21_600
 class DvcInputs(BaseModel):
     """How to get data kept in DVC: data-stats pulls ``data``, model-gate pulls ``eval-data``."""
 
-    dvc_pull: Literal["auto", "true", "false"] = Field(
+    dvc_pull: Literal["auto", "true", "false", "stream"] = Field(
         "auto", description="Run `dvc pull` for the data first (`data`, `eval-data`); `auto` pulls when "
-        "DVC tracks it.",
+        "DVC tracks it; `stream` (data-stats, ImageFolder) reads the files straight from the DVC remote, "
+        "never writing them to disk (model-gate pulls).",
     )
     gcp_credentials: SecretStr | None = Field(
         None, description="Google service-account key or workload-identity (`external_account`) file (JSON) for a "
@@ -299,6 +300,14 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
     def _absolute_exists(cls, value: Path) -> Path:
         if value.is_absolute() and not value.exists():
             raise ValueError("folder does not exist")
+        return value
+
+    @field_validator("layout", "dataset_class")
+    @classmethod
+    def _stream_reads_imagefolder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("dvc_pull") == "stream" and value not in (None, "auto", "imagefolder"):
+            raise ValueError("`dvc-pull: stream` reads ImageFolder data only; set `dvc-pull: true` to pull "
+                             "the data instead")
         return value
 
 

@@ -154,13 +154,20 @@ class DvcRunner:
         self.repo = Path(repo)
         self.timeout = timeout
         self._env = {**os.environ, **(env or {}), "DVC_NO_ANALYTICS": "1"}
+        self._extra = dict(env or {})
         self._log = log
 
     def with_env(self, extra: Mapping[str, str]) -> DvcRunner:
         """The same runner with ``extra`` added to every subprocess's environment (e.g. credentials)."""
         runner = DvcRunner(self.repo, timeout=self.timeout, log=self._log)
         runner._env = {**self._env, **extra}
+        runner._extra = {**self._extra, **extra}
         return runner
+
+    @property
+    def extra_env(self) -> dict[str, str]:
+        """What this runner adds to the environment it inherited (e.g. the path of a credentials file)."""
+        return dict(self._extra)
 
     def with_timeout(self, seconds: float | None) -> DvcRunner:
         """The same runner whose downloads are stopped after ``seconds``."""

@@ -24,7 +24,7 @@ from mlgate.data.findings import FullList, full_lists
 from mlgate.data.findings import Measured as FindingsOf
 from mlgate.data.layouts import Dataset, open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
-from mlgate.data.pull import dvc_session, pull_if_tracked
+from mlgate.data.pull import dvc_session, pull_if_tracked, stream_source
 from mlgate.data.report import (
     FIGURE_TITLES,
     DataReport,
@@ -37,6 +37,7 @@ from mlgate.data.report import (
 from mlgate.data.shard_cache import FileDigests, ShardCache
 from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_stats
 from mlgate.data.stats_cache import StatsCache, fetch_from_branch, publish_to_branch
+from mlgate.data.stream import open_streamed_imagefolder
 from mlgate.errors import ExitCode
 from mlgate.figures.worker import (
     DriftOverlay,
@@ -176,11 +177,18 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     """Pull the data, compute its statistics (the states of unchanged shards read from ``cache-dir``)
     and compare with the base."""
     data = settings.data.as_posix()
-    pull_if_tracked(settings, dvc, settings.data, "data")
+    streaming = settings.dvc_pull == "stream" and dvc is not None
+    if not streaming:
+        pull_if_tracked(settings, dvc, settings.data, "data")
     data_dir = ctx.in_workspace(settings.data, "data")
     shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
-    with workflow.phase(f"Reading {data} and computing its statistics"):
-        dataset = _open(settings, data_dir, ctx)
+    reading = f"Streaming {data} from the DVC remote" if streaming else f"Reading {data}"
+    with workflow.phase(f"{reading} and computing its statistics"):
+        if streaming:
+            assert dvc is not None
+            dataset = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data"))
+        else:
+            dataset = _open(settings, data_dir, ctx)
         near = NearDuplicateFinder()
         stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
                                                progress=_items_read(), near_duplicates=near,
@@ -402,13 +410,22 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     files: DataDiff = dvc.diff(base_sha, "HEAD", data)
     cached = cache.get(_cache_key(base_hash, settings))
     if cached is None:
-        with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
-            base_dir = dvc.materialize(base_sha, data, Path(tmp))
-            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read())[0]
+        cached = _base_stats(settings, ctx, dvc, base_sha)
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached
+
+
+def _base_stats(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner, base_sha: str) -> DatasetStats:
+    """Statistics of the data at the base commit: streamed from the DVC remote (`dvc-pull: stream`), else
+    downloaded to a temporary folder (``dvc get``) and read there."""
+    if settings.dvc_pull == "stream":
+        base = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data", rev=base_sha))
+        return compute_stats(base, samples_per_class=1, workers=_workers(settings), progress=_items_read())[0]
+    with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
+        base_dir = dvc.materialize(base_sha, settings.data.as_posix(), Path(tmp))
+        return compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
+                             workers=_workers(settings), progress=_items_read())[0]
 
 
 BASELINE_SHARE = 0.75
