@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from mlgate.data.baseline import BaselineResult
     from mlgate.data.drift import DriftReport
     from mlgate.data.label_errors import LabelErrors, LabelErrorsFound
+    from mlgate.data.shards import Engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,17 +163,18 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     """Pull the data, compute its statistics (cached by content hash) and compare with the base."""
     data = settings.data.as_posix()
     pull_if_tracked(settings, dvc, settings.data, "data")
-    with workflow.phase(f"Reading {data} and computing its statistics"):
-        dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
-        near = NearDuplicateFinder()
-        stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read(), near_duplicates=near,
-                                               workers=_workers(settings))
-    base = settings.baseline_data.as_posix() if settings.baseline_data else None
-    if base is None and dvc is not None and versions.base_hash is not None:
-        base = versions.base_ref or versions.base_sha
-    with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
-        changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache)
+    with _engine(settings) as engine:
+        with workflow.phase(f"Reading {data} and computing its statistics"):
+            dataset = _open(settings, ctx.in_workspace(settings.data, "data"), ctx)
+            near = NearDuplicateFinder()
+            stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
+                                                   progress=_items_read(), near_duplicates=near,
+                                                   workers=_workers(settings), engine=engine)
+        base = settings.baseline_data.as_posix() if settings.baseline_data else None
+        if base is None and dvc is not None and versions.base_hash is not None:
+            base = versions.base_ref or versions.base_sha
+        with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
+            changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache, engine)
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
 
@@ -180,6 +182,19 @@ def _workers(settings: DataStatsSettings) -> int:
     from mlgate.data.shards import worker_count
 
     return worker_count(settings.workers)
+
+
+@contextlib.contextmanager
+def _engine(settings: DataStatsSettings) -> Iterator[Engine | None]:
+    """The Ray cluster for ``engine: ray`` (Ray imported only then); None: this machine's workers."""
+    if settings.engine != "ray":
+        yield None
+        return
+    from mlgate.data.ray_engine import connect
+
+    assert settings.ray_address is not None  # the settings require it with engine: ray
+    with connect(settings.ray_address) as engine:
+        yield engine
 
 
 def _items_read() -> Callable[[int, int], None]:
@@ -345,13 +360,14 @@ def _open(settings: DataStatsSettings, data_dir: Path, ctx: RunContext) -> Datas
 
 
 def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
-             head: DatasetStats, cache: StatsCache) -> tuple[Changes | None, DatasetStats | None]:
+             head: DatasetStats, cache: StatsCache,
+             engine: Engine | None = None) -> tuple[Changes | None, DatasetStats | None]:
     """Base statistics from a local copy, the cache, or the base revision's data (pulled only then),
     and what changed against them."""
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
         base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read())[0]
+                                   workers=_workers(settings), progress=_items_read(), engine=engine)[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
@@ -363,7 +379,7 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
         with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
             base_dir = dvc.materialize(base_sha, data, Path(tmp))
             cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read())[0]
+                                   workers=_workers(settings), progress=_items_read(), engine=engine)[0]
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached

@@ -35,7 +35,7 @@ from mlgate.data.layouts import Batch, Dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 
 if TYPE_CHECKING:
-    from mlgate.data.shards import Shard
+    from mlgate.data.shards import Engine, Shard
 
 HISTOGRAM_BINS = 64
 MAX_LISTED_ITEMS = 100
@@ -191,7 +191,7 @@ class LeakedPixels:
 def compute_stats(
     dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
     progress: Callable[[int, int], None] | None = None, near_duplicates: NearDuplicateFinder | None = None,
-    workers: int = 1, shard_sizes: Callable[[], Iterator[int]] | None = None,
+    workers: int = 1, shard_sizes: Callable[[], Iterator[int]] | None = None, engine: Engine | None = None,
 ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     """Statistics of every split; up to ``samples_per_class`` images per label of the train split
     (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
@@ -203,7 +203,8 @@ def compute_stats(
     shard sizes, tests pass random ones); each shard reduces to a :class:`ShardState` (in ``workers``
     processes when more than 1), the states of a split merge in shard order, and the merged states are
     judged (duplicates, leaks, conflicts) at the end: the result is the same for any cut and any
-    ``workers``. ``progress`` is called after every shard with the items read so far and the items
+    ``workers``, and when an ``engine`` (a Ray cluster) reduces the shards instead of this machine.
+    ``progress`` is called after every shard with the items read so far and the items
     expected in all (all splits)."""
     from mlgate.data.shards import plan, reduce_in_order
 
@@ -214,7 +215,8 @@ def compute_stats(
     sizes: dict[str, list[int]] = {}  # split -> items of each of its shards, in order
     total = sum(shard.size for shard in shards)
     read = 0
-    for shard, state in reduce_in_order(shards, task, workers):
+    reduced = engine.reduce(shards, task) if engine is not None else reduce_in_order(shards, task, workers)
+    for shard, state in reduced:
         sizes.setdefault(shard.split, []).append(state.acc.count)
         if shard.split in merged:
             merged[shard.split].merge(state)
