@@ -14,8 +14,10 @@ killed at once, as when a machine dies), ``kill-head``; end of input shuts the c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,7 +61,7 @@ class RayCluster:
                                                                           os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-m", "tests.fakes.ray_cluster", str(port), str(nodes)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                                        cwd=pythonpath)
+                                        cwd=pythonpath, start_new_session=True)
         assert self.process.stdout is not None
         started = self.process.stdout.readline()
         if not started:
@@ -83,6 +85,9 @@ class RayCluster:
         finally:
             if self.process.stdout is not None:
                 self.process.stdout.close()
+            # what a killed head left running (its Ray Client server for a connection holds port 23000 on)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def running(port: int, nodes: int, pythonpath: Path) -> Iterator[RayCluster]:

@@ -6,12 +6,16 @@ the cluster is exit 2 naming both versions."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,9 +121,10 @@ def test_ray_engine__a_worker_node_killed_mid_run__ray_retries_and_the_statistic
         stats, samples, _ = compute_stats(open_dataset(tmp_path), samples_per_class=3, near_duplicates=finder,
                                                shard_sizes=lambda: itertools.repeat(13), engine=engine,
                                                progress=kill_after_the_first_shard)
-        alive = engine.nodes()
+        used = engine.nodes_used
     stats.near_duplicates = finder.result(0.08)
-    assert killed and killed[0] < 1200 and alive == 2  # killed with most of the 93 shards still to come
+    assert killed and killed[0] < 1200  # killed with most of the 96 shards still to come
+    assert used is not None and len(used) >= 2
     assert stats.model_dump_json() == local[0]
     assert {label: images.numpy().tobytes() for label, images in samples.items()} == local[1]["samples"]
 
@@ -138,7 +143,7 @@ def test_ray_engine__ray_address_auto_without_ray_address__exit_3_saying_so(
     make_course(tmp_path / "data", n_train=30, n_test=10, shards=1, seed=5)
     code, report = _run(tmp_path / "data", tmp_path / "out", "--engine", "ray", "--ray-address", "auto")
     assert code == 3 and report == ""
-    assert "RAY_ADDRESS" in capsys.readouterr().out
+    assert "RAY_ADDRESS" in "".join(capsys.readouterr())
 
 
 def test_ray_engine__a_cluster_of_another_ray_version__exit_2_naming_both_versions_and_the_fix(
@@ -154,17 +159,19 @@ def test_ray_engine__a_cluster_of_another_ray_version__exit_2_naming_both_versio
                     "--object-store-memory={NODE['object_store_memory']}", "--disable-usage-stats"]
         main()
     """)
-    temp = tmp_path / "ray-tmp"
-    env = {**os.environ, "RAY_TMPDIR": str(temp)}
-    subprocess.run([sys.executable, "-c", head], check=True, env=env, capture_output=True, timeout=120)
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's unix sockets live under it
+    started = subprocess.Popen([sys.executable, "-c", head], env={**os.environ, "RAY_TMPDIR": temp},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        assert started.wait(timeout=120) == 0
         make_course(tmp_path / "data", n_train=30, n_test=10, shards=1, seed=5)
         code, report = _run(tmp_path / "data", tmp_path / "out", "--engine", "ray", "--ray-address",
                             f"127.0.0.1:{port}")
-    finally:
-        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], env=env,
-                       capture_output=True, timeout=120, check=False)
-    out = capsys.readouterr().out
+    finally:  # the head's processes, and only those: they share the session `ray start` ran in
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(started.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+    out = "".join(capsys.readouterr())
     assert code == 2 and report == ""
     assert "Ray 2.0.0" in out and f"Ray {ray.__version__}" in out and "rayVersion" in out
 
