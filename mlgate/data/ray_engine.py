@@ -142,11 +142,15 @@ def connect(address: str) -> Iterator[RayEngine]:
     """A :class:`RayEngine` on the cluster at ``address`` (``ray-address``), disconnected on leaving."""
     try:
         import ray
+        from ray._private import auto_init_hook
     except ImportError as exc:
         raise RayNotInstalled(
             "`engine: ray` needs the `ray` package in the environment that runs mlgate.",
             hint="The mlgate image has it; elsewhere: pip install -r requirements.txt (it pins ray[client]).",
         ) from exc
+    # a Ray call after the connection dropped must fail, not start or join a Ray of its own on this
+    # runner (Ray's auto-init, which RAY_ENABLE_AUTO_CONNECT=0 turns off only before ray is imported)
+    auto_init_hook.enable_auto_connect = False
     target = resolve(address)
     shown = address if address == target else f"{target} (RAY_ADDRESS)"
     try:
@@ -229,7 +233,7 @@ class RayEngine:
                         f"{self._guard(self.nodes)} alive)")
         finally:
             for _, ref in pending:
-                if ref is not None:
+                if ref is not None and ray.is_initialized():
                     with contextlib.suppress(Exception):  # the run is ending; the cluster may be gone already
                         ray.cancel(ref)
 
@@ -239,6 +243,8 @@ class RayEngine:
         import ray.exceptions
 
         try:
+            if not ray.is_initialized():  # the client saw the head go and disconnected
+                raise ConnectionError("the connection to the head was closed")
             return call(*args, **kwargs)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause
