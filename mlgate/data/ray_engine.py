@@ -240,6 +240,7 @@ class RayEngine:
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         """``call`` with Ray's failures as mlgate's: a task's own error (a corrupt file, an unreadable
         shard) as raised on the node; the cluster lost (head gone, retries spent) as :class:`ClusterUnreachable`."""
+        import grpc
         import ray.exceptions
 
         try:
@@ -251,7 +252,10 @@ class RayEngine:
             if isinstance(cause, MlgateError):
                 raise cause from None
             raise
-        except (ray.exceptions.RayError, ConnectionError) as exc:
+        except (ray.exceptions.RayError, ConnectionError, grpc.RpcError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "closed channel" not in str(exc):
+                raise  # not the connection: a bug, reported as one
+            # Ray Client over a channel the head closed: grpc's "Cannot invoke RPC on closed channel!"
             raise ClusterUnreachable(
                 f"Lost the Ray cluster at {self.address} during the run: {_first_line(exc)}. Nothing was published.",
                 hint="Ray retried the shards of dead nodes; the cluster itself went away (its head, or every node "
