@@ -151,7 +151,8 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
         from mlgate.figures.worker import FigureWorker
 
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
-        start_workers(worker_count(settings.workers))  # likewise
+        if settings.engine == "local":
+            start_workers(worker_count(settings.workers))  # likewise
         try:
             from mlgate.data.mode import run_data_stats
 

@@ -210,6 +210,19 @@ def _workers(value: object) -> object:
 Workers = Annotated[Literal["auto"] | int, BeforeValidator(_workers)]
 """``auto`` (the cores this process may use) or a number of worker processes."""
 
+
+def _ray_address(value: str) -> str:
+    value = value.strip()
+    if value == "auto" or re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", value):
+        return value
+    raise ValueError("must be `ray://HOST:PORT` (the head's Ray Client port, usually 10001), `HOST:PORT` (the head's "
+                     "GCS port, when this runner is a node of the cluster), or `auto` (the RAY_ADDRESS variable), "
+                     "e.g. `ray-address: ray://raycluster-mlgate-head-svc:10001`")
+
+
+RayAddress = Annotated[str, AfterValidator(_ray_address)]
+"""Where the Ray cluster's head answers: ``ray://HOST:PORT``, ``HOST:PORT`` or ``auto``."""
+
 DVC_TIMEOUT_MAX = 21_600
 """Six hours, the longest a job on a GitHub-hosted runner may run."""
 
@@ -275,6 +288,14 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
         "auto", description=f"Processes that read and measure the data: `auto` = the cores this job may use; "
         f"or 1 to {MAX_WORKERS}.", json_schema_extra=example("4"),
     )
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where the shards are read and measured: `local` (this runner, `workers` processes) or "
+        "`ray` (as Ray tasks on the cluster at `ray-address`, reading the data with the cluster's own identity).",
+    )
+    ray_address: RayAddress | None = Field(
+        None, validate_default=True, description="The Ray cluster for `engine: ray`: `ray://HOST:10001` (the "
+        "head's Ray Client port), or `auto` for the `RAY_ADDRESS` variable.", json_schema_extra=example("ray://raycluster-mlgate-head-svc:10001"),
+    )
     max_label_drift: float | None = Field(
         None, ge=0, le=1, description="Gate: largest total variation distance between the base and head label "
         "distributions of any split (0 to 1; 0.05 = 5 % of items would have to change class).",
@@ -310,7 +331,13 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
                              "the data instead")
         return value
 
-
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_needs_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("engine") == "ray":
+            raise ValueError("`engine: ray` needs the cluster's address: `ray://HOST:10001` (the head's Ray Client "
+                             "port) or `auto` (the RAY_ADDRESS variable)")
+        return value
 
 
 class RegistrySettings(CommonSettings):

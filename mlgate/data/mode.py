@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from mlgate.data.baseline import BaselineResult
     from mlgate.data.drift import DriftReport
     from mlgate.data.label_errors import LabelErrors, LabelErrorsFound
+    from mlgate.data.shards import Engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,22 +184,23 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     data_dir = ctx.in_workspace(settings.data, "data")
     shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
     reading = f"Streaming {data} from the DVC remote" if streaming else f"Reading {data}"
-    with workflow.phase(f"{reading} and computing its statistics"):
-        if streaming:
-            assert dvc is not None
-            dataset = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data"))
-        else:
-            dataset = _open(settings, data_dir, ctx)
-        near = NearDuplicateFinder()
-        stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read(), near_duplicates=near,
-                                               workers=_workers(settings), shard_cache=shards)
-        _log_shards(shards)
-    base = settings.baseline_data.as_posix() if settings.baseline_data else None
-    if base is None and dvc is not None and versions.base_hash is not None:
-        base = versions.base_ref or versions.base_sha
-    with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
-        changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache)
+    with _engine(settings) as engine:
+        with workflow.phase(f"{reading} and computing its statistics"):
+            if streaming:
+                assert dvc is not None
+                dataset = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data"))
+            else:
+                dataset = _open(settings, data_dir, ctx)
+            near = NearDuplicateFinder()
+            stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
+                                                   progress=_items_read(), near_duplicates=near,
+                                                   workers=_workers(settings), shard_cache=shards, engine=engine)
+            _log_shards(shards)
+        base = settings.baseline_data.as_posix() if settings.baseline_data else None
+        if base is None and dvc is not None and versions.base_hash is not None:
+            base = versions.base_ref or versions.base_sha
+        with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
+            changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache, engine)
     shards.prune()
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
@@ -229,6 +231,19 @@ def _workers(settings: DataStatsSettings) -> int:
     from mlgate.data.shards import worker_count
 
     return worker_count(settings.workers)
+
+
+@contextlib.contextmanager
+def _engine(settings: DataStatsSettings) -> Iterator[Engine | None]:
+    """The Ray cluster for ``engine: ray`` (Ray imported only then); None: this machine's workers."""
+    if settings.engine != "ray":
+        yield None
+        return
+    from mlgate.data.ray_engine import connect
+
+    assert settings.ray_address is not None  # the settings require it with engine: ray
+    with connect(settings.ray_address) as engine:
+        yield engine
 
 
 def _items_read() -> Callable[[int, int], None]:
@@ -395,13 +410,14 @@ def _open(settings: DataStatsSettings, data_dir: Path, ctx: RunContext) -> Datas
 
 
 def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
-             head: DatasetStats, cache: StatsCache) -> tuple[Changes | None, DatasetStats | None]:
+             head: DatasetStats, cache: StatsCache,
+             engine: Engine | None = None) -> tuple[Changes | None, DatasetStats | None]:
     """Base statistics from a local copy, the cache, or the base revision's data (pulled only then),
     and what changed against them."""
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
         base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read())[0]
+                                   workers=_workers(settings), progress=_items_read(), engine=engine)[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
@@ -410,22 +426,24 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     files: DataDiff = dvc.diff(base_sha, "HEAD", data)
     cached = cache.get(_cache_key(base_hash, settings))
     if cached is None:
-        cached = _base_stats(settings, ctx, dvc, base_sha)
+        cached = _base_stats(settings, ctx, dvc, base_sha, engine)
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached
 
 
-def _base_stats(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner, base_sha: str) -> DatasetStats:
+def _base_stats(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner, base_sha: str,
+                engine: Engine | None) -> DatasetStats:
     """Statistics of the data at the base commit: streamed from the DVC remote (`dvc-pull: stream`), else
     downloaded to a temporary folder (``dvc get``) and read there."""
     if settings.dvc_pull == "stream":
         base = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data", rev=base_sha))
-        return compute_stats(base, samples_per_class=1, workers=_workers(settings), progress=_items_read())[0]
+        return compute_stats(base, samples_per_class=1, workers=_workers(settings), progress=_items_read(),
+                             engine=engine)[0]
     with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
         base_dir = dvc.materialize(base_sha, settings.data.as_posix(), Path(tmp))
         return compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                             workers=_workers(settings), progress=_items_read())[0]
+                             workers=_workers(settings), progress=_items_read(), engine=engine)[0]
 
 
 BASELINE_SHARE = 0.75

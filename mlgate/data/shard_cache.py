@@ -30,7 +30,7 @@ import json
 import os
 import pickle
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,19 +194,18 @@ class ShardCache:
         return line + "."
 
 
-def reduce_cached(shards: list[Shard], task: ShardTask, workers: int,
+def reduce_cached(shards: list[Shard], task: ShardTask,
+                  reduce: Callable[[list[Shard]], Iterator[tuple[Shard, ShardState]]],
                   cache: ShardCache) -> Iterator[tuple[Shard, ShardState]]:
-    """:func:`mlgate.data.shards.reduce_in_order` with the states of cached shards read from ``cache``
-    instead of computed (an entry that does not check out is recomputed here), and every computed state
-    stored: the same states, in the same order."""
-    from mlgate.data.shards import reduce_in_order
-
+    """``reduce`` (this machine's workers or a cluster: each shard with its state, in order) with the
+    states of cached shards read from ``cache`` instead of computed (an entry that does not check out is
+    recomputed), and every computed state stored: the same states, in the same order."""
     keys = [shard_key(shard, task, cache.digest) for shard in shards]
     cached: dict[int, ShardState] = {}
     for index, key in enumerate(keys):
         if key is not None and (state := cache.get(key)) is not None:
             cached[index] = state
-    computed = reduce_in_order([s for i, s in enumerate(shards) if i not in cached], task, workers)
+    computed = reduce([s for i, s in enumerate(shards) if i not in cached])
     for index, shard in enumerate(shards):
         if index in cached:
             yield shard, cached.pop(index)

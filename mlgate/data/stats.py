@@ -37,7 +37,7 @@ from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 
 if TYPE_CHECKING:
     from mlgate.data.shard_cache import ShardCache
-    from mlgate.data.shards import Shard
+    from mlgate.data.shards import Engine, Shard
 
 HISTOGRAM_BINS = 64
 MAX_LISTED_ITEMS = 100
@@ -196,6 +196,7 @@ def compute_stats(
     dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
     progress: Callable[[int, int], None] | None = None, near_duplicates: NearDuplicateFinder | None = None,
     workers: int = 1, shard_sizes: Callable[[], Iterator[int]] | None = None, shard_cache: ShardCache | None = None,
+    engine: Engine | None = None,
 ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     """Statistics of every split; up to ``samples_per_class`` images per label of the train split
     (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
@@ -207,20 +208,25 @@ def compute_stats(
     shard sizes, tests pass random ones); each shard reduces to a :class:`ShardState` (in ``workers``
     processes when more than 1), the states of a split merge in shard order, and the merged states are
     judged (duplicates, leaks, conflicts) at the end: the result is the same for any cut and any
-    ``workers``. ``progress`` is called after every shard with the items read so far and the items
-    expected in all (all splits). Given ``shard_cache``, ImageFolder splits are cut by content and the
-    states of shards whose files are unchanged are read from it (:mod:`mlgate.data.shard_cache`)."""
+    ``workers``, and when an ``engine`` (a Ray cluster) reduces the shards instead of this machine.
+    ``progress`` is called after every shard with the items read so far and the items expected in all
+    (all splits). Given ``shard_cache``, ImageFolder splits are cut by content and the states of shards
+    whose files are unchanged are read from it (:mod:`mlgate.data.shard_cache`)."""
     from mlgate.data.shards import plan, reduce_in_order
 
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
     shards = plan(dataset, shard_sizes, by_content=shard_cache is not None)
     task = ShardTask(samples_per_class, sample_split or "", batch_size, near_duplicates is not None)
+
+    def reduce(todo: list[Shard]) -> Iterator[tuple[Shard, ShardState]]:
+        return engine.reduce(todo, task) if engine is not None else reduce_in_order(todo, task, workers)
+
     if shard_cache is not None:
         from mlgate.data.shard_cache import reduce_cached
 
-        reduced = reduce_cached(shards, task, workers, shard_cache)
+        reduced = reduce_cached(shards, task, reduce, shard_cache)
     else:
-        reduced = reduce_in_order(shards, task, workers)
+        reduced = reduce(shards)
     merged: dict[str, ShardState] = {}
     sizes: dict[str, list[int]] = {}  # split -> items of each of its shards, in order
     total = sum(shard.size for shard in shards)
