@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -631,6 +632,8 @@ class ThumbnailStore:
             return
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="mlgate-thumbnails-")  # noqa: SIM115  # closed in close()
+            # also closed when the store is dropped unclosed (a run that stopped on bad data)
+            weakref.finalize(self, self._file.close)
         self._file.write(thumbs.contiguous().numpy().data)
         self.rows += len(thumbs)
 

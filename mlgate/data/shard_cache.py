@@ -137,6 +137,12 @@ class ShardCache:
     used: set[str] = field(default_factory=set)
     """Keys read or written by this run (:meth:`prune` keeps these)."""
 
+    def reduce(self, shards: list[Shard], task: ShardTask,
+               reduce: Callable[[list[Shard]], Iterator[tuple[Shard, ShardState]]],
+               ) -> Iterator[tuple[Shard, ShardState]]:
+        """:func:`reduce_cached` with this cache."""
+        return reduce_cached(shards, task, reduce, self)
+
     @property
     def shards(self) -> Path:
         return self.folder / "shards"

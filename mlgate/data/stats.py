@@ -221,12 +221,7 @@ def compute_stats(
     def reduce(todo: list[Shard]) -> Iterator[tuple[Shard, ShardState]]:
         return engine.reduce(todo, task) if engine is not None else reduce_in_order(todo, task, workers)
 
-    if shard_cache is not None:
-        from mlgate.data.shard_cache import reduce_cached
-
-        reduced = reduce_cached(shards, task, reduce, shard_cache)
-    else:
-        reduced = reduce(shards)
+    reduced = shard_cache.reduce(shards, task, reduce) if shard_cache is not None else reduce(shards)
     merged: dict[str, ShardState] = {}
     sizes: dict[str, list[int]] = {}  # split -> items of each of its shards, in order
     total = sum(shard.size for shard in shards)
