@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -631,6 +632,7 @@ class ThumbnailStore:
             return
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="mlgate-thumbnails-")  # noqa: SIM115  # closed in close()
+            weakref.finalize(self, self._file.close)  # a store dropped unsearched closes its file too
         self._file.write(thumbs.contiguous().numpy().data)
         self.rows += len(thumbs)
 
