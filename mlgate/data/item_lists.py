@@ -43,6 +43,13 @@ class ItemList:
             for value in values:
                 self.append(value)
 
+    def extend_ints(self, values: bytes) -> None:
+        """Append integers given as native int64 bytes (a numpy column's ``tobytes()``: no object each)."""
+        if self._other is None:
+            self._ints.frombytes(values)
+        else:
+            self._other.extend(array("q", values))
+
     def __len__(self) -> int:
         return len(self._ints) if self._other is None else len(self._other)
 

@@ -632,8 +632,7 @@ class ThumbnailStore:
             return
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="mlgate-thumbnails-")  # noqa: SIM115  # closed in close()
-            # also closed when the store is dropped unclosed (a run that stopped on bad data)
-            weakref.finalize(self, self._file.close)
+            weakref.finalize(self, self._file.close)  # a store dropped unsearched closes its file too
         self._file.write(thumbs.contiguous().numpy().data)
         self.rows += len(thumbs)
 

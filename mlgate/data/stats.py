@@ -19,7 +19,6 @@ counted in ``nonfinite`` instead. ``channel_std`` is the population standard dev
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -440,37 +439,48 @@ class _Identity:
 
     def _duplicates(self, split: str, names: Sequence[ItemId], positions: np.ndarray, labels: np.ndarray,
                     firsts: np.ndarray, groups: int) -> None:
-        items = [names[p] for p in positions.tolist()]
-        first_items = [names[p] for p in firsts.tolist()]
-        found = labels.tolist()
         duplicates = self.duplicates[split]
         duplicates.total, duplicates.groups = len(positions), groups
-        _extend(self.everything.duplicates[split], items, found, first_items)
+        item_column, label_column, first_column = self.everything.duplicates[split].columns.values()
+        _names(item_column, names, positions)
+        _ints(label_column, labels)
+        _names(first_column, names, firsts)
         duplicates._table = self.everything.duplicates[split]
-        duplicates.items = [DuplicateItem(item=item, label=label, first=first)
-                            for item, label, first in zip(items[:MAX_LISTED_ITEMS], found, first_items, strict=False)]
+        top = slice(0, MAX_LISTED_ITEMS)
+        listed = positions[top].tolist(), labels[top].tolist(), firsts[top].tolist()
+        duplicates.items = [DuplicateItem(item=names[p], label=label, first=names[first])
+                            for p, label, first in zip(*listed, strict=True)]
 
     def _leaks(self, split: str, names: Sequence[ItemId], train_names: Sequence[ItemId], hit: np.ndarray,
                position: np.ndarray, labels: np.ndarray, sources: np.ndarray, source_labels: np.ndarray) -> None:
-        positions = position[hit].tolist()
-        items = [names[p] for p in positions]
-        found = labels[hit].tolist()
-        train_items = [train_names[p] for p in sources.tolist()]
-        train_labels = source_labels.tolist()
         leaked = self.leaked[split]
         leaked.total = len(hit)
-        _extend(self.everything.leaked[split], items, found, train_items, train_labels)
-        rows = zip(positions, items, found, train_items, train_labels, strict=True)
-        for p, item, label, source, source_label in itertools.islice(rows, max(MAX_LISTED_ITEMS, MAX_PICTURED_LEAKS)):
+        item, label, train_item, train_label = self.everything.leaked[split].columns.values()
+        _names(item, names, position[hit])
+        _ints(label, labels[hit])
+        _names(train_item, train_names, sources)
+        _ints(train_label, source_labels)
+        first = max(MAX_LISTED_ITEMS, MAX_PICTURED_LEAKS)
+        positions = position[hit][:first].tolist()
+        rows = zip(positions, [names[p] for p in positions], labels[hit][:first].tolist(),
+                   [train_names[p] for p in sources[:first].tolist()], source_labels[:first].tolist(), strict=True)
+        for p, item, label, source, source_label in rows:
             if len(leaked.items) < MAX_LISTED_ITEMS:
                 leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
             if len(self.pictured) < MAX_PICTURED_LEAKS:
                 self.pictured.append((split, p, item, label, source, source_label))
 
 
-def _extend(table: Table, *columns: list[Any]) -> None:
-    for column, values in zip(table.columns.values(), columns, strict=True):
-        column.extend(values)
+def _names(column: ItemList, names: Sequence[ItemId], positions: np.ndarray) -> None:
+    """Append the names of items at ``positions``; items named by their index go in as bytes."""
+    if isinstance(names, range) and names.start == 0 and names.step == 1:
+        column.extend_ints(positions.astype(np.int64).tobytes())
+    else:
+        column.extend([names[p] for p in positions.tolist()])
+
+
+def _ints(column: ItemList, values: np.ndarray) -> None:
+    column.extend_ints(values.astype(np.int64).tobytes())
 
 
 # ---------------------------------------------------------------------------------------------------
