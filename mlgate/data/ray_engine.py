@@ -158,7 +158,7 @@ def connect(address: str) -> Iterator[RayEngine]:
     except OSError as exc:
         raise _unreachable(shown, exc.strerror or type(exc).__name__) from None
     try:
-        ray.init(address=target, logging_level=logging.WARNING, log_to_driver=False)
+        _init(ray, target)
     except RuntimeError as exc:
         raise version_mismatch(shown, str(exc)) or _unreachable(shown, str(exc).splitlines()[0]) from exc
     except (ConnectionError, TimeoutError) as exc:
@@ -170,6 +170,23 @@ def connect(address: str) -> Iterator[RayEngine]:
         yield engine
     finally:
         ray.shutdown()
+
+
+CONNECT_TRIES = 3
+"""Tries of ``ray.init`` when the head's Ray Client proxy answers but the server it starts for this
+connection dies while starting ("Initialization failure from server"), which a busy head does now and
+then; the next try gets a fresh server. An unreachable head is not retried here (Ray Client retries it)."""
+
+
+def _init(ray: Any, address: str) -> None:
+    for attempt in range(1, CONNECT_TRIES + 1):
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return
+        except ConnectionAbortedError:
+            if attempt == CONNECT_TRIES:
+                raise
+            time.sleep(attempt)
 
 
 def _reduce_on_node(task: ShardTask, shard: Shard) -> tuple[ShardState, str]:
