@@ -78,8 +78,10 @@ def data_stats(data: Path | str, out: Path, cache: Path, workers: int) -> tuple[
     """Wall seconds of a whole run, seconds of its reading phase, and the run's log."""
     wall, log, _, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data), "--out", str(out),
                            "--dvc-pull", "false", "--workers", str(workers), "--cache-dir", str(cache)])
-    reading = re.search(r"Reading .*? computing its statistics…\n(?:.*\n)*?\s+done in ([\d.]+) s", log)
-    return wall, float(reading[1]) if reading else float("nan"), log
+    phases = re.findall(r"^▸ (.*?)…$(?:\n(?!▸).*)*?\n\s+done in ([\d.]+) s", log, re.M)
+    print(f"    phases: {'; '.join(f'{name} {seconds} s' for name, seconds in phases)}")
+    reading = next((float(seconds) for name, seconds in phases if name.startswith("Reading")), float("nan"))
+    return wall, reading, log
 
 
 def main() -> None:
