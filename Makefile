@@ -37,7 +37,9 @@ bench: $(VENV)/.installed
 	$(PY) bench/label_errors.py
 	$(PY) bench/data_scale.py
 	$(PY) bench/incremental.py
+	$(PY) bench/stream.py
 	$(PY) bench/approval_race.py --rounds 5
+	$(PY) bench/ray_engine.py
 
 # needs a Docker engine (builds the image with .ci/docker-build.sh): image size per package, start-up time
 bench-container: $(VENV)/.installed

@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,19 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.github import FakeGitHub  # noqa: E402
-from tests.fakes.wandb_server import FakeWandb, _Server  # noqa: E402  # _Server: the fixture's HTTP server
+from tests.fakes.wandb_server import FakeWandb, serve_fake_wandb  # noqa: E402
 from tests.fixtures.models import make_images, torchscript_bytes, trained_cnn  # noqa: E402
 
 REGISTRY = "wandb-registry-model/mnist"
 EVENTS = ROOT / "tests" / "fixtures" / "events"
-
-
-def serve_fake_wandb() -> FakeWandb:
-    fake = FakeWandb()
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return fake
 
 
 def checkout(root: Path) -> Path:

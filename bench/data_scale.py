@@ -13,6 +13,19 @@ in a fresh child process:
 
     python bench/data_scale.py [--items 200000] [--repeats 3] [--full]
 
+--near-duplicates: whole `mlgate data-stats` runs (every check on, `workers: auto`) on 60,000 + 10,000
+and 600,000 + 100,000 28x28 digits in the course layout, distinct and dense (each digit ~10x with
+noise and 1-pixel moves; `bench/near_duplicates.py`): the statistics pass, the near-duplicate phase
+and the whole run, their ratio, the 700k/70k ratios, and the course's reference script on the same
+70k data (targets: data-stats <= 1.0x the script at 70k, near-duplicates <= the statistics pass,
+700k <= 12x 70k).
+
+--memory 200000,2000000: peak memory of whole `mlgate data-stats` runs on this script's data (course
+layout: 2,000,000 PNGs would take an hour to write; `--memory-imagefolder` adds the ImageFolder at the
+sizes up to 200,000), as the main process's high-water mark (VmHWM) and the summed PSS of every
+process, and the bytes per item above a 2,000-item run's (targets: <= 600 MiB at 200,000, <= 1 GiB
+at 2,000,000).
+
 Timings on a shared machine are noisy: medians are printed, with every run.
 """
 
@@ -20,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,7 +62,7 @@ print("RESULT", seconds, peak * 1024, sum(s.count for s in stats.splits.values()
 """
 
 
-def make_data(root: Path, items: int, seed: int = 0) -> tuple[Path, Path]:
+def make_data(root: Path, items: int, seed: int = 0, imagefolder: bool = True) -> tuple[Path, Path]:
     """An ImageFolder (train 6/7, test 1/7, 10 classes) and the same images as course shards (uint8,
     10,000 a shard). Items are drawn from 20,000 distinct images (near copies of 1,000 bases, each
     encoded once), so a large folder is made in seconds: every image repeats about items/20,000 times."""
@@ -77,6 +91,8 @@ def make_data(root: Path, items: int, seed: int = 0) -> tuple[Path, Path]:
             stop = min(hi, start + 10_000)
             torch.save(torch.from_numpy(pool[picks[start:stop]]), course / f"{split}_images_{shard}.pt")
             torch.save(torch.from_numpy(labels[start:stop].copy()), course / f"{split}_target_{shard}.pt")
+        if not imagefolder:  # the course layout only (millions of PNGs take long to write)
+            continue
         for label in range(10):
             (folder / split / f"class_{label}").mkdir(parents=True)
         for i in range(lo, hi):
@@ -119,12 +135,13 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
-def run(cmd: list[str]) -> tuple[float, str, int, float]:
+def run(cmd: list[str], root: Path = ROOT) -> tuple[float, str, int, float]:
     """Wall seconds, stdout, the peak summed PSS (bytes) of the child and its descendants, and their CPU
-    seconds (sampled every 0.25 s: a process's last quarter second may be missed)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    seconds (sampled every 0.25 s: a process's last quarter second may be missed); ``root``: the
+    checkout whose mlgate runs."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak, cpu = 0, {}
     while child.poll() is None:
         tree = _tree(child.pid)
@@ -138,6 +155,112 @@ def run(cmd: list[str]) -> tuple[float, str, int, float]:
     return seconds, out, peak * 1024, sum(cpu.values())
 
 
+# the main process's own high-water mark, written by the child itself at exit
+_PEAK = """
+import atexit, runpy, sys
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("PEAK_KB " + line.split()[1], flush=True)
+atexit.register(_peak)
+sys.argv = sys.argv[1:]
+runpy.run_module("mlgate", run_name="__main__", alter_sys=True)
+"""
+
+
+def data_stats(data: Path, out: Path, *flags: str, root: Path = ROOT) -> tuple[float, str, int, int]:
+    """A whole `mlgate data-stats` run of the checkout at ``root``: wall seconds, its output, the main
+    process's peak RSS and the peak summed PSS of every process (bytes)."""
+    wall, output, pss, _ = run([sys.executable, "-c", _PEAK, "mlgate", "data-stats", "--data", str(data),
+                                "--out", str(out), "--dvc-pull", "false", "--cache-dir", str(out) + "-cache",
+                                *flags], root)
+    peak = [line for line in output.splitlines() if line.startswith("PEAK_KB ")]
+    return wall, output, int(peak[-1].split()[1]) * 1024 if peak else 0, pss
+
+
+def phase_seconds(output: str, starts: str) -> float:
+    """The seconds a run's phase (``▸ <name>…`` … ``done in``) took, by the start of its name."""
+    inside = False
+    for line in output.splitlines():
+        if line.startswith("▸ "):
+            inside = line[2:].startswith(starts)
+        elif inside and line.strip().startswith("done in "):
+            value = line.strip().removeprefix("done in ")
+            if value.endswith(" s") and "min" not in value:
+                return float(value[:-2])
+            minutes, _, rest = value.partition(" min ")
+            return 60 * float(minutes) + float(rest.removesuffix(" s"))
+    raise SystemExit(f"no phase {starts!r} in:\n{output}")
+
+
+def write_course(root: Path, splits: dict[str, tuple[object, object]], per_shard: int = 10_000) -> Path:
+    import torch
+
+    root.mkdir(parents=True)
+    for split, (images, labels) in splits.items():
+        for k, start in enumerate(range(0, len(images), per_shard)):  # type: ignore[arg-type]
+            torch.save(images[start : start + per_shard].clone(), root / f"{split}_images_{k}.pt")  # type: ignore[index]
+            torch.save(labels[start : start + per_shard].clone(), root / f"{split}_target_{k}.pt")  # type: ignore[index]
+    return root
+
+
+def near_duplicate_scaling(work: Path, sizes: list[tuple[int, int]]) -> None:
+    """Whole runs on distinct and dense digits at each size; the reference script at the first."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from near_duplicates import course_like, dense
+
+    seconds: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for n_train, n_test in sizes:
+        n = n_train + n_test
+        for kind, make in (("distinct", course_like), ("dense", dense)):
+            data = write_course(work / f"{kind}-{n}", make(n_train, n_test, seed=1))
+            wall, output, hwm, pss = data_stats(data, work / f"out-{kind}-{n}")
+            stats = phase_seconds(output, "Reading")
+            near = phase_seconds(output, "Searching for near-duplicates")
+            seconds[(kind, n)] = (stats, near, wall)
+            line = (f"{n_train:,} + {n_test:,} {kind:8}: data-stats {wall:6.1f} s (statistics pass {stats:.1f} s, "
+                    f"near-duplicates {near:.1f} s = {near / stats:.2f}x the pass), main peak {hwm / 2**20:,.0f} MiB, "
+                    f"all processes PSS {pss / 2**20:,.0f} MiB")
+            if n == sizes[0][0] + sizes[0][1]:
+                reference, _, _, _ = run([sys.executable, "bench/reference_dataset_statistics.py", str(data),
+                                          str(work / f"ref-{kind}")])
+                line += f"; reference script {reference:.1f} s, data-stats/reference {wall / reference:.2f}x"
+            print(line, flush=True)
+            shutil.rmtree(data)
+    if len(sizes) > 1:
+        small, large = (a + b for a, b in sizes[:2])
+        for kind in ("distinct", "dense"):
+            (s1, n1, w1), (s2, n2, w2) = seconds[(kind, small)], seconds[(kind, large)]
+            print(f"{kind:8} {large:,}/{small:,}: statistics pass {s2 / s1:.1f}x, near-duplicates {n2 / n1:.1f}x, "
+                  f"whole run {w2 / w1:.1f}x (linear {large / small:.0f}x; target <= 12x)")
+
+
+def memory(work: Path, sizes: list[int], imagefolder: bool, compare: Path | None) -> None:
+    """Peak memory of whole runs at each size, and the bytes per item above a 2,000-item run; with
+    ``compare``, the same runs of that checkout too (before/after in one invocation)."""
+    base = 2_000
+    peaks: dict[tuple[str, str, int], tuple[int, int]] = {}
+    checkouts = [("this", ROOT)] + ([("compare", compare)] if compare else [])
+    for n in [base, *sizes]:
+        started = time.perf_counter()
+        folder, course = make_data(work / f"mem-{n}", n, imagefolder=imagefolder and n <= 200_000)
+        made = time.perf_counter() - started
+        for name, data in (("course", course), ("imagefolder", folder)):
+            if not (data / "train").exists() and name == "imagefolder":
+                continue
+            for which, root in checkouts:
+                wall, _, hwm, pss = data_stats(data, work / f"out-mem-{name}-{n}-{which}", root=root)
+                peaks[(which, name, n)] = (hwm, pss)
+                line = (f"{which:7} {name:11} {n:>9,} items: data-stats {wall:6.1f} s (data made in {made:.0f} s), "
+                        f"main peak {hwm / 2**20:,.0f} MiB, all processes PSS {pss / 2**20:,.0f} MiB")
+                if n != base and (which, name, base) in peaks:
+                    b_hwm, b_pss = peaks[(which, name, base)]
+                    line += (f"; per item above {base:,} items: main {(hwm - b_hwm) / (n - base):,.0f} B, "
+                             f"all {(pss - b_pss) / (n - base):,.0f} B")
+                print(line, flush=True)
+        shutil.rmtree(work / f"mem-{n}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200_000)
@@ -145,7 +268,21 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also time whole `mlgate data-stats` runs")
     parser.add_argument("--data", type=Path, help="reuse (or make and keep) the data in this folder")
     parser.add_argument("--layouts", default="imagefolder,course", help="comma-separated: imagefolder,course")
+    parser.add_argument("--near-duplicates", action="store_true",
+                        help="time whole runs on distinct and dense digits at 70k and 700k instead")
+    parser.add_argument("--skip-700k", action="store_true", help="with --near-duplicates: 70k only")
+    parser.add_argument("--memory", help="peak memory of whole runs at these sizes instead (e.g. 200000,2000000)")
+    parser.add_argument("--memory-imagefolder", action="store_true", help="with --memory: also ImageFolder (<= 200k)")
+    parser.add_argument("--compare", type=Path, help="with --memory: also run the mlgate of this checkout")
     args = parser.parse_args()
+    if args.near_duplicates or args.memory:
+        with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
+            print(f"cores this process may use: {len(os.sched_getaffinity(0))}", flush=True)
+            if args.near_duplicates:
+                near_duplicate_scaling(Path(tmp), [(60_000, 10_000)] + ([] if args.skip_700k else [(600_000, 100_000)]))
+            if args.memory:
+                memory(Path(tmp), [int(n) for n in args.memory.split(",")], args.memory_imagefolder, args.compare)
+        return
     with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
         work = args.data or Path(tmp)
         if (work / "course").is_dir():

@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -36,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.wandb_server import FakeWandb, _Server  # noqa: E402  # _Server: the fixture's HTTP server
+from tests.fakes.wandb_server import serve_fake_wandb  # noqa: E402
 from tests.fixtures.models import make_images, trained_cnn  # noqa: E402
 
 EVAL_IMAGES = 10_000
@@ -51,14 +50,6 @@ def torchscript(model: torch.nn.Module) -> bytes:
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files still exist
         torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 28, 28)), buffer)
     return buffer.getvalue()
-
-
-def serve_fake_wandb() -> FakeWandb:
-    fake = FakeWandb()
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return fake
 
 
 def timed(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:

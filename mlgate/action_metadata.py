@@ -8,17 +8,11 @@ inputs table; a unit test fails when either is out of date.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import sys
 from pathlib import Path
 
-from pydantic.fields import FieldInfo
-
-from mlgate.settings import MODES, SETTINGS_BY_MODE, CommonSettings, input_name
-
-TOKEN_DEFAULT = "${{ github.token }}"
-"""What the runner substitutes for ``github-token`` when the workflow does not set it."""
+from mlgate.settings import MODES, SETTINGS_BY_MODE, TOKEN_DEFAULT, CommonSettings, default_text, input_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,22 +30,6 @@ class InputDoc:
         if self.name == "mode" or set(self.modes) == set(MODES):
             return self.description
         return f"{self.description} Modes: {', '.join(self.modes)}."
-
-
-def default_text(info: FieldInfo) -> str | None:
-    """A field's default written as an input value (``true``, ``60``, ``mlgate-report``); None when unset."""
-    if info.is_required() or info.default is None or info.default == "":
-        return None
-    value = info.default
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Path):
-        return value.as_posix()
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    return str(value)
 
 
 @functools.cache
@@ -76,12 +54,6 @@ def input_docs() -> tuple[InputDoc, ...]:
                     required_by=(*known.required_by, mode) if info.is_required() else known.required_by,
                 )
     return tuple(docs.values())
-
-
-@functools.cache
-def action_defaults() -> dict[str, str]:
-    """Input name -> the default value the runner passes for it when the workflow leaves it out."""
-    return {doc.name: doc.default for doc in input_docs() if doc.default is not None}
 
 
 def _yaml_quote(text: str) -> str:

@@ -28,6 +28,7 @@ from mlgate.settings import (
     ModelGateSettings,
     PromoteSettings,
     PublishSettings,
+    default_text,
     input_name,
     inputs_from_env,
     load_settings,
@@ -150,7 +151,8 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
         from mlgate.figures.worker import FigureWorker
 
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
-        start_workers(worker_count(settings.workers))  # likewise
+        if settings.engine == "local":
+            start_workers(worker_count(settings.workers))  # likewise
         try:
             from mlgate.data.mode import run_data_stats
 
@@ -214,7 +216,6 @@ def _cli_inputs(args: list[str]) -> dict[str, str]:
 def build_parser(mode: str | None) -> argparse.ArgumentParser:
     """Flags are the action's inputs, generated from the settings model of ``mode``."""
     from mlgate import __version__
-    from mlgate.action_metadata import default_text
     parser = argparse.ArgumentParser(
         prog="python -m mlgate",
         description="Continuous ML gate. Every input of the GitHub Action is a --flag of the same name; "

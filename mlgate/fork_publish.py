@@ -36,7 +36,15 @@ from pydantic import ValidationError
 
 from mlgate.data.findings import FOLDER as FULL_LISTS_FOLDER
 from mlgate.errors import ExitCode, MlgateError
-from mlgate.publish_contract import BundleRefused, PublishManifest, marker_for, parse_manifest, quoted
+from mlgate.publish_contract import (
+    MANIFEST_NAME,
+    BundleRefused,
+    PublishManifest,
+    first_problems,
+    marker_for,
+    parse_manifest,
+    quoted,
+)
 
 if TYPE_CHECKING:
     from mlgate.clients import Clients
@@ -121,10 +129,10 @@ def read_bundle(folder: Path) -> Bundle:
         if total > MAX_TOTAL_BYTES:
             raise BundleRefused(f"The report folder holds more than {MAX_TOTAL_BYTES // 2**20} MB; refused.")
         files[name] = data
-    for required in ("publish.json", "report.json", "report.md"):
+    for required in (MANIFEST_NAME, "report.json", "report.md"):
         if required not in files:
             raise BundleRefused(f"The report folder has no `{required}`.")
-    manifest = parse_manifest(files.pop("publish.json"))
+    manifest = parse_manifest(files.pop(MANIFEST_NAME))
     report = validate_report(manifest.mode, _text(files.pop("report.json"), "report.json"))
     markdown = _text(files.pop("report.md"), "report.md")  # checked like the rest, never read further
     if len(markdown) > MAX_MARKDOWN_CHARS:
@@ -151,7 +159,7 @@ def check_name(name: str, folder: Path | None = None) -> None:
             raise BundleRefused(f"`{name}` in the report folder is a symlink; only plain files are accepted.")
         if not stat.S_ISREG(mode):
             raise BundleRefused(f"`{name}` in the report folder is not a plain file (a folder or device).")
-    if name not in ("report.md", "report.json", "publish.json") and not name.endswith(".png"):
+    if name not in ("report.md", "report.json", MANIFEST_NAME) and not name.endswith(".png"):
         raise BundleRefused(f"The report folder holds {name!r}; only report.md, report.json, "
                             "publish.json and .png figures are accepted.")
 
@@ -226,9 +234,8 @@ def validate_report(mode: str, report_json: str) -> DataReport | ModelReport:
     try:
         report = model.model_validate_json(report_json)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'report.json'}: {e['type']}"
-                             for e in exc.errors()[:5])
-        raise BundleRefused(f"`report.json` is not a valid {mode} report: {quoted(problems)}.") from None
+        raise BundleRefused(f"`report.json` is not a valid {mode} report: {first_problems(exc, 'report.json', 'type')}."
+                            ) from None
     if report.mode != mode:
         raise BundleRefused(f"`report.json` is a {quoted(report.mode)!r} report but `publish.json` says {mode!r}.")
     if report.passed != all(gate.passed for gate in report.gates):

@@ -22,7 +22,7 @@ from mlgate import workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
-from mlgate.publish_contract import STALE_MARKER, manifest_json, marker_for
+from mlgate.publish_contract import MANIFEST_NAME, STALE_MARKER, manifest_json, marker_for
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
@@ -295,7 +295,7 @@ def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
     assert publication.pr_number is not None
     text = manifest_json(marker=publication.marker, pr_number=publication.pr_number, head_sha=head_sha,
                          version=__version__)
-    write_shared_file(publication.out_dir / "publish.json", text.encode("utf-8"))
+    write_shared_file(publication.out_dir / MANIFEST_NAME, text.encode("utf-8"))
 
 
 def _is_unavailable(failure: MlgateError) -> bool:

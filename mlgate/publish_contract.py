@@ -69,6 +69,9 @@ def has_marker(body: str | None, marker: str) -> bool:
 
 # ---- publish.json
 
+MANIFEST_NAME = "publish.json"
+"""The manifest's file name in the report folder."""
+
 Title = Annotated[str, StringConstraints(pattern=r"^[\w .,:()/+#-]{1,200}$")]
 
 
@@ -100,12 +103,15 @@ def parse_manifest(data: bytes) -> PublishManifest:
     try:
         manifest = PublishManifest.model_validate_json(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'publish.json'}: {e['msg']}"
-                             for e in exc.errors()[:5])
-        raise BundleRefused(f"`publish.json` is not valid: {quoted(problems)}.") from None
+        raise BundleRefused(f"`{MANIFEST_NAME}` is not valid: {first_problems(exc, MANIFEST_NAME, 'msg')}.") from None
     if manifest.marker != marker_for(manifest.mode, manifest.title):
         raise BundleRefused("`publish.json` has a `marker` that does not belong to its mode and title.")
     return manifest
+
+
+def first_problems(exc: ValidationError, file: str, detail: Literal["msg", "type"]) -> str:
+    """The first five problems pydantic found in ``file``, each as ``field.path: detail``, quoted (hostile text)."""
+    return quoted("; ".join(f"{'.'.join(map(str, e['loc'])) or file}: {e[detail]}" for e in exc.errors()[:5]))
 
 
 def quoted(text: str) -> str:

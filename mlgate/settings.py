@@ -11,6 +11,8 @@ message that names the input, the value, what is allowed and an example.
 
 from __future__ import annotations
 
+import enum
+import functools
 import json
 import math
 import re
@@ -29,6 +31,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 
 from mlgate.errors import InvalidInput
 from mlgate.model.artifact_paths import COLLECTION_PATH
@@ -207,6 +210,19 @@ def _workers(value: object) -> object:
 Workers = Annotated[Literal["auto"] | int, BeforeValidator(_workers)]
 """``auto`` (the cores this process may use) or a number of worker processes."""
 
+
+def _ray_address(value: str) -> str:
+    value = value.strip()
+    if value == "auto" or re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", value):
+        return value
+    raise ValueError("must be `ray://HOST:PORT` (the head's Ray Client port, usually 10001), `HOST:PORT` (the head's "
+                     "GCS port, when this runner is a node of the cluster), or `auto` (the RAY_ADDRESS variable), "
+                     "e.g. `ray-address: ray://raycluster-mlgate-head-svc:10001`")
+
+
+RayAddress = Annotated[str, AfterValidator(_ray_address)]
+"""Where the Ray cluster's head answers: ``ray://HOST:PORT``, ``HOST:PORT`` or ``auto``."""
+
 DVC_TIMEOUT_MAX = 21_600
 """Six hours, the longest a job on a GitHub-hosted runner may run."""
 
@@ -214,9 +230,10 @@ DVC_TIMEOUT_MAX = 21_600
 class DvcInputs(BaseModel):
     """How to get data kept in DVC: data-stats pulls ``data``, model-gate pulls ``eval-data``."""
 
-    dvc_pull: Literal["auto", "true", "false"] = Field(
+    dvc_pull: Literal["auto", "true", "false", "stream"] = Field(
         "auto", description="Run `dvc pull` for the data first (`data`, `eval-data`); `auto` pulls when "
-        "DVC tracks it.",
+        "DVC tracks it; `stream` (data-stats, ImageFolder) reads the files straight from the DVC remote, "
+        "never writing them to disk (model-gate pulls).",
     )
     gcp_credentials: SecretStr | None = Field(
         None, description="Google service-account key or workload-identity (`external_account`) file (JSON) for a "
@@ -271,6 +288,14 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
         "auto", description=f"Processes that read and measure the data: `auto` = the cores this job may use; "
         f"or 1 to {MAX_WORKERS}.", json_schema_extra=example("4"),
     )
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where the shards are read and measured: `local` (this runner, `workers` processes) or "
+        "`ray` (as Ray tasks on the cluster at `ray-address`, reading the data with the cluster's own identity).",
+    )
+    ray_address: RayAddress | None = Field(
+        None, validate_default=True, description="The Ray cluster for `engine: ray`: `ray://HOST:10001` (the "
+        "head's Ray Client port), or `auto` for the `RAY_ADDRESS` variable.", json_schema_extra=example("ray://raycluster-mlgate-head-svc:10001"),
+    )
     max_label_drift: float | None = Field(
         None, ge=0, le=1, description="Gate: largest total variation distance between the base and head label "
         "distributions of any split (0 to 1; 0.05 = 5 % of items would have to change class).",
@@ -298,7 +323,21 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
             raise ValueError("folder does not exist")
         return value
 
+    @field_validator("layout", "dataset_class")
+    @classmethod
+    def _stream_reads_imagefolder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("dvc_pull") == "stream" and value not in (None, "auto", "imagefolder"):
+            raise ValueError("`dvc-pull: stream` reads ImageFolder data only; set `dvc-pull: true` to pull "
+                             "the data instead")
+        return value
 
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_needs_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("engine") == "ray":
+            raise ValueError("`engine: ray` needs the cluster's address: `ray://HOST:10001` (the head's Ray Client "
+                             "port) or `auto` (the RAY_ADDRESS variable)")
+        return value
 
 
 class RegistrySettings(CommonSettings):
@@ -541,7 +580,7 @@ def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
     model = SETTINGS_BY_MODE[mode]
     fields = {
         name.replace("-", "_"): value for name, value in inputs.items()
-        if name.replace("-", "_") in model.model_fields or value != _action_defaults().get(name)
+        if name.replace("-", "_") in model.model_fields or value != action_defaults().get(name)
     }
     try:
         return model.model_validate(fields)
@@ -549,11 +588,41 @@ def load_settings(inputs: Mapping[str, str]) -> CommonSettings:
         raise InvalidInput(_explain(exc, model, inputs), hint=_hint(exc, model, mode)) from None
 
 
-def _action_defaults() -> dict[str, str]:
-    """The runner passes every input's action.yml default, also those of other modes: ignore those."""
-    from mlgate.action_metadata import action_defaults
+TOKEN_DEFAULT = "${{ github.token }}"
+"""What the runner substitutes for ``github-token`` when the workflow does not set it."""
 
-    return action_defaults()
+
+def default_text(info: FieldInfo) -> str | None:
+    """A field's default written as an input value (``true``, ``60``, ``mlgate-report``); None when unset."""
+    if info.is_required() or info.default is None or info.default == "":
+        return None
+    value = info.default
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+@functools.cache
+def action_defaults() -> dict[str, str]:
+    """Input name -> the default value the runner passes for it when the workflow leaves it out.
+
+    action.yml has one ``inputs:`` block for every mode, so the runner passes every input's default,
+    also those of other modes (the first mode that declares an input gives its default, as in
+    :func:`mlgate.action_metadata.input_docs`)."""
+    defaults: dict[str, str] = {}
+    for mode in MODES:
+        for field, info in SETTINGS_BY_MODE[mode].model_fields.items():
+            name = input_name(field)
+            default = TOKEN_DEFAULT if name == "github-token" else default_text(info)
+            if name != "mode" and default is not None:
+                defaults.setdefault(name, default)
+    return defaults
 
 
 def _allowed(model: type[BaseModel], field: str) -> str:

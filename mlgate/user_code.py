@@ -32,6 +32,10 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlgate.errors import MlgateError
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 """``package.module:ClassName``: a dotted module path, a colon, one class name."""
@@ -43,6 +47,16 @@ def split_import_path(spec: str) -> tuple[str, str] | None:
         return None
     module_name, _, class_name = spec.partition(":")
     return module_name, class_name
+
+
+def import_path_parts(spec: str, error: type[MlgateError], *, what: str, form: str, example: str) -> tuple[str, str]:
+    """``(module, class name)`` of ``spec``; raises ``error`` (the caller's domain exception), naming
+    ``what`` was given, the ``form`` it must have and an ``example`` that works, when ``spec`` is not
+    ``package.module:ClassName``."""
+    parts = split_import_path(spec)
+    if parts is None:
+        raise error(f"{what} {spec!r} is not of the form {form}.", hint=f"Example: {example}")
+    return parts
 
 
 class ImportRoot:

@@ -154,13 +154,20 @@ class DvcRunner:
         self.repo = Path(repo)
         self.timeout = timeout
         self._env = {**os.environ, **(env or {}), "DVC_NO_ANALYTICS": "1"}
+        self._extra = dict(env or {})
         self._log = log
 
     def with_env(self, extra: Mapping[str, str]) -> DvcRunner:
         """The same runner with ``extra`` added to every subprocess's environment (e.g. credentials)."""
         runner = DvcRunner(self.repo, timeout=self.timeout, log=self._log)
         runner._env = {**self._env, **extra}
+        runner._extra = {**self._extra, **extra}
         return runner
+
+    @property
+    def extra_env(self) -> dict[str, str]:
+        """What this runner adds to the environment it inherited (e.g. the path of a credentials file)."""
+        return dict(self._extra)
 
     def with_timeout(self, seconds: float | None) -> DvcRunner:
         """The same runner whose downloads are stopped after ``seconds``."""
@@ -773,3 +780,14 @@ def _hint_for(reason: str) -> str:
         if any(fragment in lowered for fragment in fragments):
             return hint
     return "Run the same command locally with `-v` to see DVC's full log."
+
+
+def repo_relative(path: Path, repo: Path) -> str | None:
+    """``path`` as a POSIX path relative to ``repo``, as DVC names a target; None when it lies outside
+    (a relative path that climbs out with ``..`` does)."""
+    if not path.is_absolute():
+        return None if ".." in path.parts else path.as_posix()
+    try:
+        return path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None

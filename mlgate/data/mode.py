@@ -24,7 +24,7 @@ from mlgate.data.findings import FullList, full_lists
 from mlgate.data.findings import Measured as FindingsOf
 from mlgate.data.layouts import Dataset, open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
-from mlgate.data.pull import dvc_session, pull_if_tracked
+from mlgate.data.pull import dvc_session, pull_if_tracked, stream_source
 from mlgate.data.report import (
     FIGURE_TITLES,
     DataReport,
@@ -37,6 +37,7 @@ from mlgate.data.report import (
 from mlgate.data.shard_cache import FileDigests, ShardCache
 from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_stats
 from mlgate.data.stats_cache import StatsCache, fetch_from_branch, publish_to_branch
+from mlgate.data.stream import open_streamed_imagefolder
 from mlgate.errors import ExitCode
 from mlgate.figures.worker import (
     DriftOverlay,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from mlgate.data.baseline import BaselineResult
     from mlgate.data.drift import DriftReport
     from mlgate.data.label_errors import LabelErrors, LabelErrorsFound
+    from mlgate.data.shards import Engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,21 +178,29 @@ def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     """Pull the data, compute its statistics (the states of unchanged shards read from ``cache-dir``)
     and compare with the base."""
     data = settings.data.as_posix()
-    pull_if_tracked(settings, dvc, settings.data, "data")
+    streaming = settings.dvc_pull == "stream" and dvc is not None
+    if not streaming:
+        pull_if_tracked(settings, dvc, settings.data, "data")
     data_dir = ctx.in_workspace(settings.data, "data")
     shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
-    with workflow.phase(f"Reading {data} and computing its statistics"):
-        dataset = _open(settings, data_dir, ctx)
-        near = NearDuplicateFinder()
-        stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
-                                               progress=_items_read(), near_duplicates=near,
-                                               workers=_workers(settings), shard_cache=shards)
-        _log_shards(shards)
-    base = settings.baseline_data.as_posix() if settings.baseline_data else None
-    if base is None and dvc is not None and versions.base_hash is not None:
-        base = versions.base_ref or versions.base_sha
-    with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
-        changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache)
+    reading = f"Streaming {data} from the DVC remote" if streaming else f"Reading {data}"
+    with _engine(settings) as engine:
+        with workflow.phase(f"{reading} and computing its statistics"):
+            if streaming:
+                assert dvc is not None
+                dataset = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data"))
+            else:
+                dataset = _open(settings, data_dir, ctx)
+            near = NearDuplicateFinder()
+            stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
+                                                   progress=_items_read(), near_duplicates=near,
+                                                   workers=_workers(settings), shard_cache=shards, engine=engine)
+            _log_shards(shards)
+        base = settings.baseline_data.as_posix() if settings.baseline_data else None
+        if base is None and dvc is not None and versions.base_hash is not None:
+            base = versions.base_ref or versions.base_sha
+        with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
+            changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache, engine)
     shards.prune()
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
@@ -223,13 +233,27 @@ def _workers(settings: DataStatsSettings) -> int:
     return worker_count(settings.workers)
 
 
+@contextlib.contextmanager
+def _engine(settings: DataStatsSettings) -> Iterator[Engine | None]:
+    """The Ray cluster for ``engine: ray`` (Ray imported only then); None: this machine's workers."""
+    if settings.engine != "ray":
+        yield None
+        return
+    from mlgate.data.ray_engine import connect
+
+    assert settings.ray_address is not None  # the settings require it with engine: ray
+    with connect(settings.ray_address) as engine:
+        yield engine
+
+
 def _items_read() -> Callable[[int, int], None]:
     return workflow.rate("items read")
 
 
 def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, FigureJob]:
     """The figures of the statistics pass, drawn while the searches and the baseline run."""
-    from mlgate.figures.data import CannotDrawFigure, display_images, display_samples
+    from mlgate.figures.images import CannotDrawFigure, display_images
+    from mlgate.figures.samples import display_samples
 
     stats, base = measured.stats, measured.base
     base_name = measured.changes.base if measured.changes else "base"
@@ -285,7 +309,7 @@ def _late_figure_jobs(measured: Measured, baseline: BaselineResult | None,
 def _near_groups_job(stats: DatasetStats) -> NearGroups:
     """The picture of near-leaked items beside their closest train item, or (when nothing leaked) of the
     largest near-duplicate groups within a split."""
-    from mlgate.figures.data import display_images
+    from mlgate.figures.images import display_images
 
     near = stats.near_duplicates
     shown = near.pictured
@@ -317,7 +341,7 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
               findings_dir: str = "") -> Finished:
     from mlgate.data.annotations import dvc_annotations
     from mlgate.data.gates import UNITS
-    from mlgate.figures.data import label_distribution_mermaid
+    from mlgate.figures.distributions import label_distribution_mermaid
     from mlgate.report import check_summary
 
     fallback = label_distribution_mermaid(label_counts)  # shown when the figures cannot be hosted
@@ -386,13 +410,14 @@ def _open(settings: DataStatsSettings, data_dir: Path, ctx: RunContext) -> Datas
 
 
 def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
-             head: DatasetStats, cache: StatsCache) -> tuple[Changes | None, DatasetStats | None]:
+             head: DatasetStats, cache: StatsCache,
+             engine: Engine | None = None) -> tuple[Changes | None, DatasetStats | None]:
     """Base statistics from a local copy, the cache, or the base revision's data (pulled only then),
     and what changed against them."""
     if settings.baseline_data is not None:
         base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
         base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read())[0]
+                                   workers=_workers(settings), progress=_items_read(), engine=engine)[0]
         return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
@@ -401,13 +426,24 @@ def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None
     files: DataDiff = dvc.diff(base_sha, "HEAD", data)
     cached = cache.get(_cache_key(base_hash, settings))
     if cached is None:
-        with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
-            base_dir = dvc.materialize(base_sha, data, Path(tmp))
-            cached = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read())[0]
+        cached = _base_stats(settings, ctx, dvc, base_sha, engine)
         cache.put(_cache_key(base_hash, settings), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached
+
+
+def _base_stats(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner, base_sha: str,
+                engine: Engine | None) -> DatasetStats:
+    """Statistics of the data at the base commit: streamed from the DVC remote (`dvc-pull: stream`), else
+    downloaded to a temporary folder (``dvc get``) and read there."""
+    if settings.dvc_pull == "stream":
+        base = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data", rev=base_sha))
+        return compute_stats(base, samples_per_class=1, workers=_workers(settings), progress=_items_read(),
+                             engine=engine)[0]
+    with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
+        base_dir = dvc.materialize(base_sha, settings.data.as_posix(), Path(tmp))
+        return compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
+                             workers=_workers(settings), progress=_items_read(), engine=engine)[0]
 
 
 BASELINE_SHARE = 0.75
@@ -449,7 +485,7 @@ def _find_label_errors(settings: DataStatsSettings, dataset: Dataset, stats: Dat
 
 def _label_error_jobs(measured: Measured, found: LabelErrorsFound) -> dict[str, FigureJob]:
     """The grid of the first flagged items, given label -> suggested; none for items that are not images."""
-    from mlgate.figures.data import CannotDrawFigure, display_images
+    from mlgate.figures.images import CannotDrawFigure, display_images
 
     result = found.result
     if not found.pixels:

@@ -23,8 +23,9 @@ Three steps, each exact for what it claims:
 4. **Groups**: confirmed pairs join items into groups (connected components). A candidate pair is
    confirmed only when its two items are not yet in one group (Borůvka's way: each round every group
    tries its closest candidate to another group), so a group of 14 copies costs about 13
-   confirmations, not 91. Near-leaked items are the exception: every train candidate of an item is
-   measured, so the train item reported is the closest one.
+   confirmations, not 91. A round costs only the candidates still joining two groups. Near-leaked
+   items: an item's train candidates are measured per train group, closest hash first, until one is a
+   near copy; the train item reported is the closest of those (one per group it nearly copies).
 
 The hash decides which pairs are looked at: a near copy whose hash differs in more than
 :data:`RADIUS` bits is missed (measured on real MNIST digits: 97 % of re-encoded, shifted and
@@ -38,9 +39,13 @@ train is not listed again as a near copy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import os
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import torch
@@ -353,16 +358,75 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None = None, radius: int = RADI
     bands = _bands(radius, a.shape[1])
     keys_a = [_band_keys(a, band) for band in bands]
     keys_b = keys_a if b is None else [_band_keys(b, band) for band in bands]
-    found_i: list[np.ndarray] = []
-    found_j: list[np.ndarray] = []
+    found_i: list[np.ndarray] = [np.zeros(0, np.int64)]
+    found_j: list[np.ndarray] = [np.zeros(0, np.int64)]
     for k in range(len(bands)):
-        i, j = _same_key_pairs(keys_a[k], None if b is None else keys_b[k])
-        keep = hamming(a[i], other[j]) <= radius
-        for earlier in range(k):  # found already in an earlier band
-            keep &= keys_a[earlier][i] != keys_b[earlier][j]
-        found_i.append(i[keep])
-        found_j.append(j[keep])
+        for i, j in _band_pairs(a, b, bands, k, keys_a[k], None if b is None else keys_b[k]):
+            for start in range(0, len(i), _PAIRS_AT_ONCE):  # bounded memory
+                part_i, part_j = i[start : start + _PAIRS_AT_ONCE], j[start : start + _PAIRS_AT_ONCE]
+                x = a[part_i] ^ other[part_j]
+                keep = np.flatnonzero(np.bitwise_count(x).sum(axis=1, dtype=np.int64) <= radius)
+                x = x[keep]
+                for word, shift, width in bands[:k]:  # found already in an earlier band: it agrees there
+                    differs = ((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
+                    keep, x = keep[differs], x[differs]
+                found_i.append(part_i[keep])
+                found_j.append(part_j[keep])
     return np.concatenate(found_i), np.concatenate(found_j)
+
+
+_PAIRS_AT_ONCE = 1 << 21
+_BIG = 32
+"""A band's bucket with more items than this (more pairs than its square across two sets) is refined."""
+
+
+def _band_pairs(a: np.ndarray, b: np.ndarray | None, bands: list[tuple[int, int, int]], k: int,
+                key_a: np.ndarray, key_b: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs that agree on band ``k``, as :func:`_same_key_pairs` lists them, each once; but a large
+    bucket (look-alike items share a band: its pairs grow with the square of the data) is refined
+    first: its pairs within the radius also agree on one of radius + 1 parts of the other bands (the
+    other bands, the last cut in two halves; pigeonhole again), so it lists the pairs that agree on
+    band ``k`` and one part, each in the first part it agrees on."""
+    others = [band for n, band in enumerate(bands) if n != k]
+    if not others or any(width > 32 for _, _, width in bands):
+        yield _same_key_pairs(key_a, key_b)
+        return
+    word, shift, width = others.pop()
+    parts = [*others, (word, shift, width // 2), (word, shift + width // 2, width - width // 2)]
+    if key_b is None:
+        values, inverse, counts = np.unique(key_a, return_inverse=True, return_counts=True)
+        big_a = counts[inverse] > _BIG
+        big_b = big_a
+    else:
+        values, counts_a = np.unique(key_a, return_counts=True)
+        counts_b = np.searchsorted(np.sort(key_b), values, side="right") - np.searchsorted(np.sort(key_b), values)
+        big_keys = values[counts_a * counts_b > _BIG * _BIG]
+        big_a, big_b = np.isin(key_a, big_keys), np.isin(key_b, big_keys)
+    yield _subset_pairs(key_a, key_b, ~big_a, ~big_b)
+    if not big_a.any():
+        return
+    rows_a = np.flatnonzero(big_a)
+    rows_b = rows_a if key_b is None else np.flatnonzero(big_b)
+    other = a if b is None else b
+    parts_a = [_band_keys(a[rows_a], part) for part in parts]
+    parts_b = parts_a if b is None else [_band_keys(other[rows_b], part) for part in parts]
+    for m, part in enumerate(parts):
+        combined_a = (key_a[rows_a] << np.uint64(part[2])) | parts_a[m]
+        combined_b = None if key_b is None else (key_b[rows_b] << np.uint64(part[2])) | parts_b[m]
+        i, j = _same_key_pairs(combined_a, combined_b)
+        keep = np.ones(len(i), dtype=bool)
+        for earlier in range(m):  # found already in an earlier part
+            keep &= parts_a[earlier][i] != parts_b[earlier][j]
+        yield rows_a[i[keep]], rows_b[j[keep]]
+
+
+def _subset_pairs(key_a: np.ndarray, key_b: np.ndarray | None, in_a: np.ndarray, in_b: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_same_key_pairs` of the items ``in_a`` (and ``in_b``), in the whole sets' indices."""
+    rows_a = np.flatnonzero(in_a)
+    rows_b = rows_a if key_b is None else np.flatnonzero(in_b)
+    i, j = _same_key_pairs(key_a[rows_a], None if key_b is None else key_b[rows_b])
+    return rows_a[i], rows_b[j]
 
 
 def _same_key_pairs(key_a: np.ndarray, key_b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -439,7 +503,8 @@ def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Ten
     return torch.cat(parts)
 
 
-def pair_distances(thumbs_a: torch.Tensor, i: np.ndarray, thumbs_b: torch.Tensor, j: np.ndarray) -> np.ndarray:
+def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumbs_b: torch.Tensor | ThumbnailStore,
+                   j: np.ndarray) -> np.ndarray:
     """:func:`pixel_distances` of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a
     time: a million candidates never need 2 GiB of gathered thumbnails at once."""
     parts = [np.zeros(0, dtype=np.float32)]
@@ -456,72 +521,164 @@ def pair_distances(thumbs_a: torch.Tensor, i: np.ndarray, thumbs_b: torch.Tensor
 
 def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Per node of a graph with ``n`` nodes and edges ``(i, j)``, the smallest node of its connected
-    component (label propagation with pointer jumping, vectorised)."""
+    component (label propagation with pointer jumping, vectorised, over the nodes that edges touch)."""
     label = np.arange(n, dtype=np.int64)
     if not len(i):
         return label
+    nodes, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
+    a, b = inverse[: len(i)], inverse[len(i) :]
+    small = np.arange(len(nodes), dtype=np.int64)  # the graph on the touched nodes only: O(edges) a pass
     while True:
-        low = np.minimum(label[i], label[j])
-        before = label.copy()
-        np.minimum.at(label, i, low)
-        np.minimum.at(label, j, low)
+        low = np.minimum(small[a], small[b])
+        before = small.copy()
+        np.minimum.at(small, a, low)
+        np.minimum.at(small, b, low)
         while True:  # pointer jumping: every node to its root
-            jumped = label[label]
-            if np.array_equal(jumped, label):
+            jumped = small[small]
+            if np.array_equal(jumped, small):
                 break
-            label = jumped
-        if np.array_equal(label, before):
-            return label
+            small = jumped
+        if np.array_equal(small, before):
+            break
+    label[nodes] = nodes[small]  # nodes are sorted: the smallest compact index is the smallest node
+    return label
 
 
 def grow_groups(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray,
                 confirm: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                rounds: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                rounds: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Confirm candidate pairs ``(i, j)`` only where they would join two groups, closest hashes first.
 
     Borůvka's way: each round, every group proposes its closest candidate to another group (a forest,
     so a group of 14 copies needs 13 confirmations, not 91); ``confirm(i, j)`` returns their distances
-    or NaN for a pair that is not a near copy (dropped). After ``rounds`` rounds what still joins two
-    groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``."""
-    kept_i: list[np.ndarray] = []
-    kept_j: list[np.ndarray] = []
-    kept_d: list[np.ndarray] = []
-    alive = np.ones(len(i), dtype=bool)
-    label = np.arange(n, dtype=np.int64)
+    or NaN for a pair that is not a near copy (dropped). A round costs the candidates still joining two
+    groups (they only shrink) and the groups it joins, so rounds are cheap; after ``rounds`` rounds
+    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``."""
+    kept_i: list[np.ndarray] = [np.zeros(0, np.int64)]
+    kept_j: list[np.ndarray] = [np.zeros(0, np.int64)]
+    kept_d: list[np.ndarray] = [np.zeros(0, np.float32)]
+    live = np.lexsort((np.arange(len(i)), weight))  # candidates, closest first (ties: the earlier one)
+    root = np.arange(n, dtype=np.int64)  # each node's group, named by its smallest node
     for round_ in range(rounds + 1):
-        live = np.flatnonzero(alive)
-        across = live[label[i[live]] != label[j[live]]]
-        if not len(across):
+        a, b = root[i[live]], root[j[live]]
+        across = a != b
+        live, a, b = live[across], a[across], b[across]
+        if not len(live):
             break
         if round_ < rounds:
-            # each group's closest edge out (ties: the earlier edge); the picks form a forest
-            group = np.r_[label[i[across]], label[j[across]]]
-            edge = np.r_[across, across]
-            order = np.lexsort((edge, weight[edge], group))
-            first = np.r_[True, group[order][1:] != group[order][:-1]]
-            picked = np.unique(edge[order][first])
+            # each group's first (closest) candidate out; the picks form a forest
+            first = np.full(n, len(live), dtype=np.int64)
+            place = np.arange(len(live), dtype=np.int64)
+            np.minimum.at(first, a, place)
+            np.minimum.at(first, b, place)
+            chosen = np.unique(np.concatenate([first[a], first[b]]))
         else:
-            picked = across
-        d = confirm(i[picked], j[picked])
+            chosen = np.arange(len(live))
+        picked = live[chosen]
+        d = np.asarray(confirm(i[picked], j[picked]), dtype=np.float32)
         ok = ~np.isnan(d)
-        alive[picked] = False
         kept_i.append(i[picked][ok])
         kept_j.append(j[picked][ok])
         kept_d.append(d[ok])
-        label = components(n, np.concatenate(kept_i), np.concatenate(kept_j))
-    if not kept_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if ok.any():  # join the groups: the components of the groups' graph, each named by its smallest
+            joined = components(n, a[chosen][ok], b[chosen][ok])
+            root = joined[root]
+        keep = np.ones(len(live), dtype=bool)
+        keep[chosen] = False
+        live = live[keep]
     return np.concatenate(kept_i), np.concatenate(kept_j), np.concatenate(kept_d)
+
+
+def first_confirmed(key: np.ndarray, i: np.ndarray, j: np.ndarray, weight: np.ndarray,
+                    confirm: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                    rounds: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per ``key``, its candidate pairs ``(i, j)`` confirmed closest hash first (ties: the smaller ``j``)
+    until one is a near copy: each round confirms the first remaining candidate of every key not yet
+    settled; after ``rounds`` rounds the rest at once. Returns the confirmed ``(i, j, distance)``."""
+    order = np.lexsort((j, weight, key))
+    key, i, j = key[order], i[order], j[order]
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+        (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))]
+    for round_ in range(rounds + 1):
+        if not len(key):
+            break
+        chosen = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if round_ < rounds else np.arange(len(key))
+        d = np.asarray(confirm(i[chosen], j[chosen]), dtype=np.float32)
+        ok = ~np.isnan(d)
+        kept.append((i[chosen][ok], j[chosen][ok], d[ok]))
+        left = np.ones(len(key), dtype=bool)
+        left[chosen] = False
+        left &= ~np.isin(key, key[chosen][ok])  # settled
+        key, i, j = key[left], i[left], j[left]
+    return tuple(np.concatenate(part) for part in zip(*kept, strict=True))  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------------
 # Accumulation over batches, and the result
 
 
+class ThumbnailStore:
+    """One split's thumbnails, ``THUMB`` ² bytes a row, in an unlinked temporary file: the page cache
+    holds them, not this process. Rows are read back by index (``store[rows]``, a copy), each with one
+    ``pread``: what becomes resident is the rows asked for (a mapping of the file would count every
+    page it touched, 200 MiB for 200,000 items read at spread rows)."""
+
+    def __init__(self) -> None:
+        self._file: BinaryIO | None = None
+        self.rows = 0
+
+    def append(self, thumbs: torch.Tensor) -> None:
+        if not len(thumbs):
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="mlgate-thumbnails-")  # noqa: SIM115  # closed in close()
+            # also closed when the store is dropped unclosed (a run that stopped on bad data)
+            weakref.finalize(self, self._file.close)
+        self._file.write(thumbs.contiguous().numpy().data)
+        self.rows += len(thumbs)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, rows: np.ndarray | torch.Tensor | slice) -> torch.Tensor:
+        """``(len(rows), THUMB, THUMB)`` uint8 thumbnails of ``rows`` (indices or a slice)."""
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(self.rows)
+            if step == 1:
+                return self._read(start, max(stop - start, 0))
+            rows = np.arange(start, stop, step)
+        elif isinstance(rows, torch.Tensor):
+            rows = rows.numpy()
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(wanted), THUMB * THUMB), dtype=np.uint8)
+        if len(wanted):
+            assert self._file is not None and int(wanted.max()) < self.rows and int(wanted.min()) >= 0
+            self._file.flush()
+            fd, size = self._file.fileno(), THUMB * THUMB
+            for k, row in enumerate(wanted.tolist()):
+                os.preadv(fd, [out[k].data], row * size)
+        return torch.from_numpy(out.reshape(-1, THUMB, THUMB))
+
+    def _read(self, start: int, count: int) -> torch.Tensor:
+        out = np.empty((count, THUMB, THUMB), dtype=np.uint8)
+        if count:
+            assert self._file is not None
+            self._file.flush()
+            os.preadv(self._file.fileno(), [out.reshape(-1).data], start * THUMB * THUMB)
+        return torch.from_numpy(out)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 @dataclass
 class _SplitItems:
-    """What is kept per item of one split: its thumbnail (1 KiB), label, first 8 bytes of its content
-    key, where its picture sits on the thumbnail, and its name where the layout has one."""
+    """What is kept per item of one split (32 bytes in memory): its label, the first 8 bytes of its
+    content key, where its picture sits on the thumbnail, and its index, with its name where the
+    layout has one; and its thumbnail (1 KiB): in ``thumbs`` while a shard collects them, in ``store``
+    (on disk) once they reach the finder."""
 
     thumbs: list[torch.Tensor] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
@@ -532,23 +689,41 @@ class _SplitItems:
     """Items read so far, images or not (indices name items across every batch)."""
     index: list[np.ndarray] = field(default_factory=list)
     """Each kept item's index within the split."""
+    store: ThumbnailStore | None = None
+
+    def add(self, images: torch.Tensor, labels: torch.Tensor, keys: Sequence[bytes],
+            ids: Sequence[str] | None) -> None:
+        rows = len(keys)
+        first = self.position
+        self.position += rows
+        if ids is not None:
+            if self.names is None:
+                self.names = []
+            self.names.extend(ids)
+        made = thumbnails(images) if rows else None
+        if made is None:
+            return
+        thumbs, box = made
+        self.thumbs.append(thumbs)
+        self.labels.append(labels.numpy().astype(np.int64, copy=False))
+        self.keys.append(np.frombuffer(b"".join(key[:8] for key in keys), dtype=np.uint64))
+        self.boxes.append(np.tile(np.array(box, dtype=np.int16), (rows, 1)))
+        self.index.append(np.arange(first, first + rows, dtype=np.int64))
+        self.spill()
+
+    def spill(self) -> None:
+        """Move the thumbnails collected so far to the store (when there is one)."""
+        if self.store is not None:
+            for part in self.thumbs:
+                self.store.append(part)
+            self.thumbs = []
 
     def stacked(self) -> _Stacked:
-        if len(self.thumbs) != 1:
-            # copied batch by batch, each freed once copied: the peak is one batch above the thumbnails,
-            # not twice the thumbnails as with torch.cat (200 MiB for 200,000 items)
-            thumbs = torch.empty((sum(len(part) for part in self.thumbs), THUMB, THUMB), dtype=torch.uint8)
-            start = 0
-            self.thumbs.reverse()
-            while self.thumbs:
-                part = self.thumbs.pop()
-                thumbs[start : start + len(part)] = part
-                start += len(part)
-                del part
-            self.thumbs = [thumbs]
-        thumbs = self.thumbs[0]
-        return _Stacked(thumbs, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
-                        _cat(self.boxes, np.int64, 4), _cat(self.index, np.int64))
+        if self.store is None:
+            self.store = ThumbnailStore()
+        self.spill()
+        return _Stacked(self.store, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
+                        _cat(self.boxes, np.int16, 4), _cat(self.index, np.int64))
 
     def name(self, index: int) -> ItemId:
         return self.names[index] if self.names is not None else index
@@ -557,7 +732,7 @@ class _SplitItems:
 class _Stacked(NamedTuple):
     """One split's kept items, one row each."""
 
-    thumbs: torch.Tensor
+    thumbs: ThumbnailStore
     labels: np.ndarray
     keys: np.ndarray
     boxes: np.ndarray
@@ -571,39 +746,44 @@ def _cat(parts: list[np.ndarray], dtype: type, width: int = 0) -> np.ndarray:
     return np.zeros((0, width) if width else 0, dtype=dtype)
 
 
-class NearDuplicateFinder:
-    """Collects thumbnails batch by batch (:meth:`start` a split, :meth:`add` its batches, train first)
-    and finds the near-duplicates at the end (:meth:`result`)."""
+class _Groups(NamedTuple):
+    """One split's groups: each row's group (named by its smallest row), and the confirmed pairs."""
 
-    def __init__(self, max_listed: int = MAX_LISTED) -> None:
+    label: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    d: np.ndarray
+
+
+_CONFIRM_CHUNK = 4 * _PAIR_CHUNK
+_HASH_CHUNK = 2048
+"""Rows hashed at once per thread: the transform's intermediates of a chunk are a few MiB, and each
+thread's allocator keeps its peak."""
+
+
+class NearDuplicateFinder:
+    """Collects thumbnails batch by batch (:meth:`start` a split, :meth:`add` its batches or
+    :meth:`append` its shards' items, train first) and finds the near-duplicates at the end
+    (:meth:`result`). Thumbnails are kept on disk (:class:`ThumbnailStore`), unless ``on_disk`` is
+    False (a shard's items, which cross processes). The search and the confirmation run on ``threads``
+    threads (default: the cores this process may use), torch on one thread each."""
+
+    def __init__(self, max_listed: int = MAX_LISTED, *, on_disk: bool = True, threads: int | None = None) -> None:
         self.splits: dict[str, _SplitItems] = {}
         self.current: _SplitItems | None = None
         self.max_listed = max_listed
+        self.on_disk = on_disk
+        self.threads = threads or _cores()
         self.confirmations = 0
+        self._pool: ThreadPoolExecutor | None = None
 
     def start(self, split: str) -> None:
-        self.current = self.splits[split] = _SplitItems()
+        self.current = self.splits[split] = _SplitItems(store=ThumbnailStore() if self.on_disk else None)
 
     def add(self, images: torch.Tensor, labels: torch.Tensor, keys: Sequence[bytes],
             ids: Sequence[str] | None) -> None:
-        items = self.current
-        assert items is not None, "start() a split first"
-        rows = len(keys)
-        first = items.position
-        items.position += rows
-        if ids is not None:
-            if items.names is None:
-                items.names = []
-            items.names.extend(ids)
-        made = thumbnails(images) if rows else None
-        if made is None:
-            return
-        thumbs, box = made
-        items.thumbs.append(thumbs)
-        items.labels.append(labels.numpy().astype(np.int64, copy=False))
-        items.keys.append(np.frombuffer(b"".join(key[:8] for key in keys), dtype=np.uint64))
-        items.boxes.append(np.tile(np.array(box, dtype=np.int64), (rows, 1)))
-        items.index.append(np.arange(first, first + rows, dtype=np.int64))
+        assert self.current is not None, "start() a split first"
+        self.current.add(images, labels, keys, ids)
 
     def append(self, part: _SplitItems) -> None:
         """Append the items another finder collected from the items that follow (one shard of the split
@@ -619,50 +799,82 @@ class NearDuplicateFinder:
             items.names = [] if items.names is None else items.names
             items.names += part.names
         items.position += part.position
+        items.spill()
 
     def result(self, threshold: float) -> NearDuplicateStats:
         """Groups of near copies within each split and near-leaked items, confirmed within ``threshold``
         pixel distance, with the thumbnails of up to :data:`MAX_PICTURED` rows in ``pictured`` and every
         member in ``listing``."""
+        threads = torch.get_num_threads()
+        if self.threads > 1:
+            torch.set_num_threads(1)  # the threads are the parallelism: one torch thread each is faster
+        try:
+            with ThreadPoolExecutor(self.threads) as self._pool:
+                return self._result(threshold)
+        finally:
+            self._pool = None
+            torch.set_num_threads(threads)
+            for items in self.splits.values():
+                if items.store is not None:
+                    items.store.close()
+
+    def _map(self, function: Callable[[slice], np.ndarray], total: int, chunk: int) -> np.ndarray:
+        """``function`` of consecutive slices of ``range(total)``, on the threads, concatenated."""
+        parts = [slice(start, start + chunk) for start in range(0, total, chunk)]
+        assert self._pool is not None
+        done = list(self._pool.map(function, parts)) if len(parts) > 1 else [function(p) for p in parts]
+        return np.concatenate(done) if done else np.zeros(0, dtype=np.float32)
+
+    def _result(self, threshold: float) -> NearDuplicateStats:
         stacked = {name: items.stacked() for name, items in self.splits.items()}
         stats = NearDuplicateStats(checked=any(len(s.thumbs) for s in stacked.values()), threshold=threshold)
         if not stats.checked:
             return stats
         reference = stacked["train"].thumbs if "train" in stacked and len(stacked["train"].thumbs) else next(
             s.thumbs for s in stacked.values() if len(s.thumbs))
-        centre = spectrum_centre(reference)
+        step = max(1, len(reference) // _CENTRE_SAMPLE)
+        centre = spectrum_centre(reference[np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]])
         rows: dict[str, np.ndarray] = {}
         hashes: dict[str, np.ndarray] = {}
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
-            rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = perceptual_hashes(split.thumbs, centre)[rows[name]]
+            distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
+            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _HASH_CHUNK
+                                     ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+        groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
             for name in stacked:
                 if name != "train":
-                    stats.leaked[name] = self._leaked(name, stacked, rows, hashes, threshold, stats)
+                    stats.leaked[name] = self._leaked(name, stacked, rows, hashes, groups["train"].label,
+                                                      threshold, stats)
         for name, split in stacked.items():
-            stats.within[name] = self._within(name, split, rows[name], hashes[name], threshold, stats)
+            stats.within[name] = self._within(name, split, groups[name], stats)
         stats.confirmations = self.confirmations
         return stats
 
-    def _confirm(self, a: torch.Tensor, b: torch.Tensor, threshold: float) -> Callable[[np.ndarray, np.ndarray],
-                                                                                        np.ndarray]:
+    def _distances(self, a: ThumbnailStore, i: np.ndarray, b: ThumbnailStore, j: np.ndarray) -> np.ndarray:
+        """:func:`pair_distances` of the pairs ``(a[i[k]], b[j[k]])``, a chunk per thread at a time."""
+        self.confirmations += len(i)
+        return self._map(lambda part: pair_distances(a, i[part], b, j[part]), len(i), _CONFIRM_CHUNK)
+
+    def _confirm(self, a: ThumbnailStore, b: ThumbnailStore, threshold: float
+                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         def confirm(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            self.confirmations += len(i)
-            d = pair_distances(a, i, b, j)
+            d = self._distances(a, i, b, j)
             return np.where(d <= threshold, d, np.nan).astype(np.float32)
 
         return confirm
 
-    def _within(self, name: str, split: _Stacked, rows: np.ndarray, hashes: np.ndarray, threshold: float,
-                stats: NearDuplicateStats) -> NearDuplicateGroups:
+    def _groups(self, split: _Stacked, rows: np.ndarray, hashes: np.ndarray, threshold: float) -> _Groups:
         i, j = hamming_pairs(hashes)
         weight = hamming(hashes[i], hashes[j])
         i, j = rows[i], rows[j]
         n = len(split.thumbs)
         i, j, d = grow_groups(n, i, j, weight, self._confirm(split.thumbs, split.thumbs, threshold))
-        label = components(n, i, j)
+        return _Groups(components(n, i, j), i, j, d)
+
+    def _within(self, name: str, split: _Stacked, found: _Groups, stats: NearDuplicateStats) -> NearDuplicateGroups:
+        label, n = found.label, len(found.label)
         size = np.bincount(label, minlength=n)
         in_group = np.flatnonzero(size[label] > 1)
         roots, counts = np.unique(label[in_group], return_counts=True)
@@ -671,18 +883,21 @@ class NearDuplicateFinder:
         number = np.zeros(n, dtype=np.int64)
         number[roots[order]] = np.arange(1, len(roots) + 1)
         worst = np.zeros(n, dtype=np.float32)
-        np.maximum.at(worst, label[i], d)
+        np.maximum.at(worst, label[found.i], found.d)
         groups = NearDuplicateGroups(total=len(roots), items=len(in_group),
                                      largest=int(counts.max()) if len(counts) else 0)
-        members: dict[int, list[int]] = {}
-        for row in in_group.tolist():  # rows are in reading order
-            members.setdefault(int(label[row]), []).append(row)
+        # every group's members in reading order, the groups largest first: one stable sort
+        by_group = in_group[np.argsort(number[label[in_group]], kind="stable")]
+        starts = np.r_[0, np.cumsum(counts[order])]
         items = self.splits[name]
-        for root in roots[order].tolist():
-            group = members[root]
-            for row in group:
-                stats.listing.members.append(GroupMember(name, int(number[root]), items.name(int(split.position[row])),
-                                                         int(split.labels[row])))
+        listing = stats.listing.members
+        member_numbers = number[label[by_group]].tolist()
+        member_labels = split.labels[by_group].tolist()
+        positions = split.position[by_group].tolist()
+        listing.extend(GroupMember(name, g, items.name(p), y)
+                       for g, p, y in zip(member_numbers, positions, member_labels, strict=True))
+        for k, root in enumerate(roots[order][: max(self.max_listed, MAX_PICTURED)].tolist()):
+            group = by_group[starts[k] : starts[k + 1]].tolist()
             if len(groups.groups) < self.max_listed:
                 listed = group[:MAX_GROUP_LISTED]
                 groups.groups.append(NearDuplicateGroup(
@@ -696,16 +911,17 @@ class NearDuplicateFinder:
         return groups
 
     def _leaked(self, name: str, stacked: dict[str, _Stacked], rows: dict[str, np.ndarray],
-                hashes: dict[str, np.ndarray], threshold: float, stats: NearDuplicateStats) -> NearLeakedItems:
+                hashes: dict[str, np.ndarray], train_group: np.ndarray, threshold: float,
+                stats: NearDuplicateStats) -> NearLeakedItems:
         split, train = stacked[name], stacked["train"]
         candidates = ~np.isin(split.keys[rows[name]], train.keys)  # no exact copy in train
         i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
+        weight = hamming(hashes[name][candidates][i], hashes["train"][j])
         i, j = rows[name][candidates][i], rows["train"][j]
-        # every candidate of an item is measured: its closest train item is the one reported
-        self.confirmations += len(i)
-        d = pair_distances(split.thumbs, i, train.thumbs, j)
-        keep = d <= threshold
-        i, j, d = i[keep], j[keep], d[keep]
+        # per item and train group, the candidates are measured closest hash first until one is a near
+        # copy: a group's members are near copies of each other, so one confirmed stands for the group
+        pair = i * max(len(train_group), 1) + train_group[j]
+        i, j, d = first_confirmed(pair, i, j, weight, self._confirm(split.thumbs, train.thumbs, threshold))
         order = np.lexsort((j, d, i))  # per item, its closest train item (ties: the earliest)
         i, j, d = i[order], j[order], d[order]
         first = np.ones(len(i), dtype=bool)
@@ -728,7 +944,21 @@ class NearDuplicateFinder:
         return leaked
 
 
+_CENTRE_SAMPLE = 4096
+
+
+def _hasher(thumbs: ThumbnailStore, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    return lambda part: perceptual_hashes(thumbs[rows[part]], centre)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
 def _picture(split: _Stacked, row: int) -> torch.Tensor:
     """Row ``row``'s picture as it sits on its thumbnail (a digit's own pixels, not the padding)."""
     top, left, h, w = split.boxes[row].tolist()
-    return split.thumbs[row, top : top + h, left : left + w].clone()
+    return split.thumbs[np.array([row])][0, top : top + h, left : left + w].clone()

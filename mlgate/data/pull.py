@@ -13,10 +13,14 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgate import workflow
-from mlgate.data.dvc import DvcError, DvcRunner
+from mlgate.data.dvc import DvcError, DvcRunner, repo_relative
 from mlgate.settings import DvcInputs
+
+if TYPE_CHECKING:
+    from mlgate.data.stream import RemoteData
 
 
 @contextlib.contextmanager
@@ -29,9 +33,9 @@ def dvc_session(settings: DvcInputs, runner: DvcRunner, *, needed: bool = False)
         yield None
         return
     if not runner.is_dvc_repo():
-        if settings.dvc_pull == "true":
+        if settings.dvc_pull in ("true", "stream"):
             raise DvcError(
-                f"`dvc-pull: true` but {runner.repo} is not a DVC repository (no .dvc folder).",
+                f"`dvc-pull: {settings.dvc_pull}` but {runner.repo} is not a DVC repository (no .dvc folder).",
                 hint="Run the step after actions/checkout in a DVC repository, or set `dvc-pull: auto`.",
             )
         yield None
@@ -80,39 +84,54 @@ def _google_credentials(settings: DvcInputs, runner: DvcRunner, env: Mapping[str
 
 
 def should_pull(settings: DvcInputs, dvc: DvcRunner, data: str) -> bool:
-    """``dvc-pull: true``, or `auto` and a .dvc file or dvc.yaml output covers ``data``."""
+    """``dvc-pull: true`` (or `stream` where the data cannot be streamed), or `auto` and a .dvc file or
+    dvc.yaml output covers ``data``."""
     if settings.dvc_pull == "false":
         return False
-    return settings.dvc_pull == "true" or bool(dvc.tracked_targets(data))
+    return settings.dvc_pull in ("true", "stream") or bool(dvc.tracked_targets(data))
 
 
 def pull_if_tracked(settings: DvcInputs, dvc: DvcRunner | None, data: Path, input_name: str) -> None:
-    """Pull ``data`` (the value of input ``input_name``) when ``dvc-pull`` asks for it.
+    """Pull ``data`` (the value of input ``input_name``) when ``dvc-pull`` asks for it; `stream` pulls
+    too (a mode that streams, data-stats, asks :func:`stream_source` instead).
 
     With `auto`, a path outside the repository (an absolute path elsewhere) is simply not pulled;
     with `true` it is an error that names the input.
     """
     if dvc is None or settings.dvc_pull == "false":
         return
-    rel = _in_repo(data, dvc.repo)
+    rel = _repo_relative(settings, dvc, data, input_name)
     if rel is None:
-        if settings.dvc_pull == "true":
-            raise DvcError(
-                f"`dvc-pull: true` but `{input_name}` ({data}) is outside the repository {dvc.repo}, "
-                "so DVC cannot pull it.",
-                hint=f"Give `{input_name}` relative to the repository root, e.g. `{input_name}: data/processed`.",
-            )
         return
+    if settings.dvc_pull == "stream":
+        workflow.annotate("notice", f"Pulling {input_name}",
+                          f"`dvc-pull: stream` streams data-stats' ImageFolder data; `{input_name}` is pulled "
+                          "with `dvc pull`, as with `dvc-pull: true`.")
     if should_pull(settings, dvc, rel):
         with workflow.phase(f"Pulling {rel} (dvc pull)"):
             dvc.pull(rel)
 
 
-def _in_repo(data: Path, repo: Path) -> str | None:
-    """``data`` as a POSIX path relative to ``repo``; None when it lies outside."""
-    if not data.is_absolute():
-        return None if ".." in data.parts else data.as_posix()
-    try:
-        return data.resolve().relative_to(repo.resolve()).as_posix()
-    except ValueError:
-        return None
+def stream_source(settings: DvcInputs, dvc: DvcRunner, data: Path, input_name: str,
+                  rev: str | None = None) -> RemoteData:
+    """Where ``dvc-pull: stream`` reads ``data`` (input ``input_name``) from: this repository at ``rev``
+    (None: the checkout), with the environment the run's DVC commands get (the credentials file's path)."""
+    from mlgate.data.stream import RemoteData
+
+    rel = _repo_relative(settings, dvc, data, input_name)
+    assert rel is not None  # `stream` raises for a path outside the repository
+    return RemoteData(str(dvc.repo.resolve()), rev, rel, tuple(sorted(dvc.extra_env.items())))
+
+
+def _repo_relative(settings: DvcInputs, dvc: DvcRunner, data: Path, input_name: str) -> str | None:
+    """``data`` relative to the repository; outside it, None for `auto` and an error naming the input
+    for `true` and `stream`."""
+    rel = repo_relative(data, dvc.repo)
+    if rel is None and settings.dvc_pull in ("true", "stream"):
+        raise DvcError(
+            f"`dvc-pull: {settings.dvc_pull}` but `{input_name}` ({data}) is outside the repository {dvc.repo}, "
+            "so DVC cannot read it.",
+            hint=f"Give `{input_name}` relative to the repository root, e.g. `{input_name}: data/processed`.",
+        )
+    return rel
+

@@ -31,7 +31,7 @@ import os
 import pickle
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,12 @@ class ShardCache:
     used: set[str] = field(default_factory=set)
     """Keys read or written by this run (:meth:`prune` keeps these)."""
 
+    def reduce(self, shards: list[Shard], task: ShardTask,
+               reduce: Callable[[list[Shard]], Iterator[tuple[Shard, ShardState]]],
+               ) -> Iterator[tuple[Shard, ShardState]]:
+        """:func:`reduce_cached` with this cache."""
+        return reduce_cached(shards, task, reduce, self)
+
     @property
     def shards(self) -> Path:
         return self.folder / "shards"
@@ -205,16 +211,15 @@ class ShardCache:
         return line + "."
 
 
-def reduce_cached(shards: list[Shard], task: ShardTask, workers: int,
+def reduce_cached(shards: list[Shard], task: ShardTask,
+                  reduce: Callable[[list[Shard]], Iterator[tuple[Shard, ShardState]]],
                   cache: ShardCache) -> Iterator[tuple[Shard, ShardState]]:
-    """:func:`mlgate.data.shards.reduce_in_order` with the states of cached shards read from ``cache``
-    instead of computed (an entry that does not check out is recomputed here), and every computed state
-    stored: the same states, in the same order."""
-    from mlgate.data.shards import reduce_in_order
-
+    """``reduce`` (this machine's workers or a cluster: each shard with its state, in order) with the
+    states of cached shards read from ``cache`` instead of computed (an entry that does not check out is
+    recomputed), and every computed state stored: the same states, in the same order."""
     keys = [shard_key(shard, task, cache.digest) for shard in shards]
     stored = [key is not None and cache.has(key) for key in keys]
-    computed = reduce_in_order([s for s, hit in zip(shards, stored, strict=True) if not hit], task, workers)
+    computed = reduce([s for s, hit in zip(shards, stored, strict=True) if not hit])
     for shard, key, hit in zip(shards, keys, stored, strict=True):
         # an entry is read when its turn comes (one at a time in memory besides the merged state)
         state = cache.get(key) if hit and key is not None else None

@@ -57,6 +57,13 @@ class WholeSplit:
         return self.whole.batches(batch_size)
 
 
+class Engine(Protocol):
+    """Somewhere else to reduce the shards (``engine: ray``, :mod:`mlgate.data.ray_engine`): like
+    :func:`reduce_in_order`, each shard with its state, in shard order."""
+
+    def reduce(self, shards: list[Shard], task: ShardTask) -> Iterator[tuple[Shard, ShardState]]: ...
+
+
 def plan(dataset: Dataset, sizes: Callable[[], Iterator[int]] | None = None, *,
          by_content: bool = False) -> list[Shard]:
     """Every split's shards, in split order; ``sizes`` makes each split's iterator of shard sizes (by

@@ -19,6 +19,7 @@ counted in ``nonfinite`` instead. ``channel_std`` is the population standard dev
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,7 @@ from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 
 if TYPE_CHECKING:
     from mlgate.data.shard_cache import ShardCache
-    from mlgate.data.shards import Shard
+    from mlgate.data.shards import Engine, Shard
 
 HISTOGRAM_BINS = 64
 MAX_LISTED_ITEMS = 100
@@ -68,13 +69,15 @@ class DuplicateItems(BaseModel):
     groups: int = 0
     """Contents held by more than one item of the split (each group: its first item and its repeats)."""
     items: list[DuplicateItem] = []
-    _every: list[DuplicateItem] = PrivateAttr(default_factory=list)
+    _table: Table | None = PrivateAttr(default=None)
 
     @property
     def every(self) -> list[DuplicateItem]:
-        """Every repeat, not only the first 100 (for a full list beside report.json; empty on statistics
-        read back from it)."""
-        return self._every
+        """Every repeat, not only the first 100 (made on demand from the compact full list; empty on
+        statistics read back from report.json)."""
+        if self._table is None:
+            return []
+        return [DuplicateItem.model_validate(row) for row in self._table.rows()]
 
 
 class LeakedItem(BaseModel):
@@ -193,6 +196,7 @@ def compute_stats(
     dataset: Dataset, *, samples_per_class: int = 4, batch_size: int = 4096,
     progress: Callable[[int, int], None] | None = None, near_duplicates: NearDuplicateFinder | None = None,
     workers: int = 1, shard_sizes: Callable[[], Iterator[int]] | None = None, shard_cache: ShardCache | None = None,
+    engine: Engine | None = None,
 ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     """Statistics of every split; up to ``samples_per_class`` images per label of the train split
     (the first split when there is no train) stacked as ``(k, *item_shape)`` for a sample grid; and
@@ -204,20 +208,20 @@ def compute_stats(
     shard sizes, tests pass random ones); each shard reduces to a :class:`ShardState` (in ``workers``
     processes when more than 1), the states of a split merge in shard order, and the merged states are
     judged (duplicates, leaks, conflicts) at the end: the result is the same for any cut and any
-    ``workers``. ``progress`` is called after every shard with the items read so far and the items
-    expected in all (all splits). Given ``shard_cache``, ImageFolder splits are cut by content and the
-    states of shards whose files are unchanged are read from it (:mod:`mlgate.data.shard_cache`)."""
+    ``workers``, and when an ``engine`` (a Ray cluster) reduces the shards instead of this machine.
+    ``progress`` is called after every shard with the items read so far and the items expected in all
+    (all splits). Given ``shard_cache``, ImageFolder splits are cut by content and the states of shards
+    whose files are unchanged are read from it (:mod:`mlgate.data.shard_cache`)."""
     from mlgate.data.shards import plan, reduce_in_order
 
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
     shards = plan(dataset, shard_sizes, by_content=shard_cache is not None)
     task = ShardTask(samples_per_class, sample_split or "", batch_size, near_duplicates is not None)
-    if shard_cache is not None:
-        from mlgate.data.shard_cache import reduce_cached
 
-        reduced = reduce_cached(shards, task, workers, shard_cache)
-    else:
-        reduced = reduce_in_order(shards, task, workers)
+    def reduce(todo: list[Shard]) -> Iterator[tuple[Shard, ShardState]]:
+        return engine.reduce(todo, task) if engine is not None else reduce_in_order(todo, task, workers)
+
+    reduced = shard_cache.reduce(shards, task, reduce) if shard_cache is not None else reduce(shards)
     merged: dict[str, ShardState] = {}
     sizes: dict[str, list[int]] = {}  # split -> items of each of its shards, in order
     total = sum(shard.size for shard in shards)
@@ -228,15 +232,15 @@ def compute_stats(
             merged[shard.split].merge(state)
         else:
             merged[shard.split] = state
+        if near_duplicates is not None:  # the thumbnails go to the finder's store as they come
+            if shard.split not in near_duplicates.splits:
+                near_duplicates.start(shard.split)
+            for part in state.near:
+                near_duplicates.append(part)
+            merged[shard.split].near = []
         read += max(shard.size, state.acc.count)  # a user's Dataset class is not counted beforehand
         if progress is not None:
             progress(read, max(total, read))
-    if near_duplicates is not None:
-        for name, state in merged.items():
-            near_duplicates.start(name)
-            for part in state.near:
-                near_duplicates.append(part)
-            state.near = []
 
     def pixels(wanted: list[tuple[str, int]]) -> list[torch.Tensor]:
         # the pixels of the first leaked items: read again from the shards that hold them, each once
@@ -263,10 +267,14 @@ def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str
               ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     identity = _Identity()
     # train first (the loader orders it so), so every other split can be checked against its keys
+    columns: list[tuple[str, np.ndarray, np.ndarray, Sequence[ItemId]]] = []
     for name in sorted(dataset.splits, key=lambda n: n != "train"):
         state = merged[name]
-        identity.start(name)
-        identity.add(state.keys, state.labels, state.ids)
+        keys, labels = state.key_array(), state.label_array()
+        state.keys, state.labels = [], []
+        columns.append((name, keys, labels, state.ids if state.ids is not None else range(len(labels))))
+    identity.judge(columns)
+    del columns
     present = {label for state in merged.values() for label in state.acc.labels}
     universe = present | set(range(len(dataset.class_names or [])))
     splits = {name: merged[name].acc.result(universe, identity.duplicates[name]) for name in dataset.splits}
@@ -304,12 +312,12 @@ class ShardTask:
                                                           if shard.split == self.sample_split else 0))
         finder = None
         if self.near_duplicates:
-            finder = NearDuplicateFinder()
+            finder = NearDuplicateFinder(on_disk=False)
             finder.start(shard.split)
         for batch in shard.batches(self.batch_size):
             keys = state.acc.add(batch)
-            state.keys += keys
-            state.labels += batch.labels.tolist()
+            state.keys.append(np.frombuffer(b"".join(keys), dtype=np.uint64).reshape(-1, 2))
+            state.labels.append(batch.labels.numpy().astype(np.int64))
             if batch.ids is not None:
                 state.ids = [] if state.ids is None else state.ids
                 state.ids += batch.ids
@@ -328,9 +336,11 @@ class ShardState:
 
     split: str
     acc: _SplitAccumulator = field(default_factory=lambda: _SplitAccumulator())
-    keys: list[bytes] = field(default_factory=list)
-    """Each item's content key, in item order: exact identity is judged once every state is merged."""
-    labels: list[int] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)
+    """Each item's 128-bit content key as two uint64 (in parts, in item order): exact identity is judged
+    once every state is merged."""
+    labels: list[np.ndarray] = field(default_factory=list)
+    """Each item's label (in parts, in item order)."""
     ids: list[str] | None = None
     """Each item's name where the layout names items (ImageFolder); None: items are named by index."""
     samples: _Samples = field(default_factory=lambda: _Samples(0))
@@ -347,84 +357,120 @@ class ShardState:
         self.samples.merge(other.samples)
         self.near += other.near
 
+    def key_array(self) -> np.ndarray:
+        return np.concatenate(self.keys) if self.keys else np.zeros((0, 2), dtype=np.uint64)
+
+    def label_array(self) -> np.ndarray:
+        return np.concatenate(self.labels) if self.labels else np.zeros(0, dtype=np.int64)
+
 
 class _Identity:
     """Exact content identity across splits, from every item's content key in item order: duplicates
-    within a split, items also in train (leaks), contents with two labels (conflicts). Keeps, per split,
-    each distinct content's key and first item, and every duplicate, leaked and conflicting item
-    compactly (:class:`AllFindings`, for the full lists); the rest it keeps is bounded."""
+    within a split, items also in train (leaks), contents with two labels (conflicts). Judged at once,
+    by sorting the keys (16 bytes an item, numpy columns: no object per item); what it lists are the
+    findings only, every one compactly (:class:`AllFindings`, for the full lists), the first 100 as
+    report items."""
 
     def __init__(self) -> None:
-        self.first_label: dict[bytes, int] = {}
-        self.seen: dict[str, dict[bytes, int]] = {}  # split (in reading order) -> key -> first item's position
-        self.names: dict[str, Sequence[ItemId]] = {}
-        self.conflicts: set[bytes] = set()
         self.duplicates: dict[str, DuplicateItems] = {}
-        self.repeated: dict[str, set[bytes]] = {}  # split -> contents seen more than once in it
         self.leaked: dict[str, LeakedItems] = {}
         self.conflicting = ConflictingItems()
         self.pictured: list[tuple[str, int, ItemId, int, ItemId, int]] = []
         """The first leaked items: (split, position, item, label, train item, train label)."""
         self.everything = AllFindings()
-        self.split = ""
 
-    def start(self, split: str) -> None:
-        self.split = split
-        self.seen[split] = {}
+    def judge(self, splits: list[tuple[str, np.ndarray, np.ndarray, Sequence[ItemId]]]) -> None:
+        """``splits`` in reading order (train first): each split's name, its items' keys ``(n, 2)``
+        uint64, labels and names."""
+        names = {name: items for name, _, _, items in splits}
+        sizes = [len(labels) for _, _, labels, _ in splits]
+        if not splits or not sum(sizes):
+            for name, *_ in splits:
+                self._start(name, "train" in names)
+            return
+        keys = np.concatenate([k for _, k, _, _ in splits])
+        labels = np.concatenate([y for _, _, y, _ in splits]).astype(np.int64, copy=False)
+        split = np.repeat(np.arange(len(splits)), sizes)
+        position = np.concatenate([np.arange(n) for n in sizes])
+        # each item's content (numbered in sorted order) and its first item overall (reading order)
+        order = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: equal keys stay in reading order
+        new = np.r_[True, (keys[order][1:] != keys[order][:-1]).any(axis=1)]
+        content = np.empty(len(keys), dtype=np.int64)
+        content[order] = np.cumsum(new) - 1
+        first = order[new]  # per content, its first item overall
+        first_label = labels[first][content]
+        # each item's first item within its split
+        within = np.lexsort((np.arange(len(keys)), content, split))
+        starts = np.r_[True, (content[within][1:] != content[within][:-1]) | (split[within][1:] != split[within][:-1])]
+        first_in_split = np.empty(len(keys), dtype=np.int64)
+        first_in_split[within] = within[np.maximum.accumulate(np.where(starts, np.arange(len(within)), 0))]
+        for s, (name, _, _, items) in enumerate(splits):
+            self._start(name, "train" in names)
+            rows = np.flatnonzero(split == s)
+            repeats = rows[first_in_split[rows] != rows]
+            self._duplicates(name, items, position[repeats], labels[repeats], position[first_in_split[repeats]],
+                             len(np.unique(content[repeats])))
+            if name in self.leaked:
+                train = [n for n, *_ in splits].index("train")
+                hit = rows[split[first[content[rows]]] == train]
+                self._leaks(name, items, names["train"], hit, position, labels,
+                            position[first[content[hit]]], first_label[hit])
+        # a content's first item whose label differs from the content's first label: once per content
+        differ = np.flatnonzero(labels != first_label)
+        _, once = np.unique(content[differ], return_index=True)
+        for row in differ[np.sort(once)].tolist():
+            origin = int(first[content[row]])
+            name, origin_split = splits[int(split[row])][0], splits[int(split[origin])][0]
+            item = names[name][int(position[row])]
+            first_item = names[origin_split][int(position[origin])]
+            self.conflicting.total += 1
+            self.everything.conflicting.append(name, item, int(labels[row]), origin_split, first_item,
+                                               int(first_label[row]))
+            if len(self.conflicting.items) < MAX_LISTED_ITEMS:
+                self.conflicting.items.append(ConflictingItem(
+                    split=name, item=item, label=int(labels[row]), first_split=origin_split,
+                    first_item=first_item, first_label=int(first_label[row])))
+
+    def _start(self, split: str, has_train: bool) -> None:
         self.duplicates[split] = DuplicateItems()
         self.everything.duplicates[split] = Table("item", "label", "first")
-        if split != "train" and "train" in self.seen:
+        if split != "train" and has_train:
             self.leaked[split] = LeakedItems()
             self.everything.leaked[split] = Table("item", "label", "train_item", "train_label")
 
-    def add(self, keys: list[bytes], labels: list[int], ids: list[str] | None) -> None:
-        names: Sequence[ItemId] = ids if ids is not None else range(len(keys))
-        self.names[self.split] = names
-        seen, first_label = self.seen[self.split], self.first_label
-        train = self.seen.get("train") if self.split in self.leaked else None
-        duplicates = self.duplicates[self.split]
-        repeated = self.repeated.setdefault(self.split, set())
-        for position, (key, label) in enumerate(zip(keys, labels, strict=True)):
-            first = seen.setdefault(key, position)
-            if first != position:
-                duplicates.total += 1
-                repeat = DuplicateItem(item=names[position], label=label, first=names[first])
-                duplicates.every.append(repeat)
-                if key not in repeated:
-                    repeated.add(key)
-                    duplicates.groups += 1
-                self.everything.duplicates[self.split].append(names[position], label, names[first])
-                if len(duplicates.items) < MAX_LISTED_ITEMS:
-                    duplicates.items.append(repeat)
-            if train is not None:
-                source = train.get(key)
-                if source is not None:
-                    self._leak(position, label, self.names["train"][source], first_label[key])
-            if first_label.setdefault(key, label) != label and key not in self.conflicts:
-                self._conflict(key, names[position], label)
+    def _duplicates(self, split: str, names: Sequence[ItemId], positions: np.ndarray, labels: np.ndarray,
+                    firsts: np.ndarray, groups: int) -> None:
+        items = [names[p] for p in positions.tolist()]
+        first_items = [names[p] for p in firsts.tolist()]
+        found = labels.tolist()
+        duplicates = self.duplicates[split]
+        duplicates.total, duplicates.groups = len(positions), groups
+        _extend(self.everything.duplicates[split], items, found, first_items)
+        duplicates._table = self.everything.duplicates[split]
+        duplicates.items = [DuplicateItem(item=item, label=label, first=first)
+                            for item, label, first in zip(items[:MAX_LISTED_ITEMS], found, first_items, strict=False)]
 
-    def _leak(self, position: int, label: int, source: ItemId, source_label: int) -> None:
-        leaked = self.leaked[self.split]
-        leaked.total += 1
-        item = self.names[self.split][position]
-        self.everything.leaked[self.split].append(item, label, source, source_label)
-        if len(leaked.items) < MAX_LISTED_ITEMS:
-            leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
-        if len(self.pictured) < MAX_PICTURED_LEAKS:
-            self.pictured.append((self.split, position, item, label, source, source_label))
+    def _leaks(self, split: str, names: Sequence[ItemId], train_names: Sequence[ItemId], hit: np.ndarray,
+               position: np.ndarray, labels: np.ndarray, sources: np.ndarray, source_labels: np.ndarray) -> None:
+        positions = position[hit].tolist()
+        items = [names[p] for p in positions]
+        found = labels[hit].tolist()
+        train_items = [train_names[p] for p in sources.tolist()]
+        train_labels = source_labels.tolist()
+        leaked = self.leaked[split]
+        leaked.total = len(hit)
+        _extend(self.everything.leaked[split], items, found, train_items, train_labels)
+        rows = zip(positions, items, found, train_items, train_labels, strict=True)
+        for p, item, label, source, source_label in itertools.islice(rows, max(MAX_LISTED_ITEMS, MAX_PICTURED_LEAKS)):
+            if len(leaked.items) < MAX_LISTED_ITEMS:
+                leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
+            if len(self.pictured) < MAX_PICTURED_LEAKS:
+                self.pictured.append((split, p, item, label, source, source_label))
 
-    def _conflict(self, key: bytes, item: ItemId, label: int) -> None:
-        self.conflicts.add(key)
-        self.conflicting.total += 1
-        # the first split (in reading order) that holds the content is where it was first seen
-        first_split = next(split for split, keys in self.seen.items() if key in keys)
-        first_item, first_label = self.names[first_split][self.seen[first_split][key]], self.first_label[key]
-        self.everything.conflicting.append(self.split, item, label, first_split, first_item, first_label)
-        if len(self.conflicting.items) < MAX_LISTED_ITEMS:
-            self.conflicting.items.append(ConflictingItem(
-                split=self.split, item=item, label=label, first_split=first_split,
-                first_item=first_item, first_label=first_label,
-            ))
+
+def _extend(table: Table, *columns: list[Any]) -> None:
+    for column, values in zip(table.columns.values(), columns, strict=True):
+        column.extend(values)
 
 
 # ---------------------------------------------------------------------------------------------------

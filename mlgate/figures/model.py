@@ -19,6 +19,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from mlgate.figures.images import CannotDrawFigure
+from mlgate.figures.layout import framed_image, inch_canvas
 from mlgate.figures.style import SMALL_PT, TEXT_PT, TITLE_PT, WIDTH_IN, figure, png, text_width_in, title_text
 
 if TYPE_CHECKING:
@@ -97,8 +99,6 @@ def draw_accuracy_delta(candidate: Mapping[str, float], production: Mapping[str,
     Classes measured for only one of the models are left out."""
     import numpy as np
 
-    from mlgate.figures.data import CannotDrawFigure
-
     classes = sorted(set(candidate) & set(production), key=_class_order)
     if not classes:
         raise CannotDrawFigure("The candidate and production models share no class with a measured accuracy.")
@@ -169,13 +169,9 @@ def draw_flipped_examples(images: Sequence[np.ndarray], flips: Sequence[Flip],
     (``lost`` in all), then the reverse (``gained``); four images a row, each headed by its item and
     captioned ``true 7 · prod 7 · cand 1`` (the wrong prediction's model in red in the block heading).
 
-    ``images`` are displayable ``(H, W, 3)`` arrays (:func:`mlgate.figures.data.display_images`), one
+    ``images`` are displayable ``(H, W, 3)`` arrays (:func:`mlgate.figures.images.display_images`), one
     per flip; a block says how many of its items are shown. Everything is drawn on one axes in inches.
     """
-    from matplotlib.patches import Rectangle
-
-    from mlgate.figures.data import CannotDrawFigure
-
     if len(images) != len(flips):
         raise CannotDrawFigure(f"{len(images)} images were given for {len(flips)} flipped items.")
     if lost + gained == 0:
@@ -199,31 +195,23 @@ def draw_flipped_examples(images: Sequence[np.ndarray], flips: Sequence[Flip],
         return _short(class_names[label], 8) if class_names and 0 <= label < len(class_names) else str(label)
 
     with figure(height_in) as fig:
-        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-        ax.set_axis_off()
-        top = height_in - title_in
-        for (heading, colour, items), n_rows in zip(blocks, rows, strict=True):
-            ax.text(_FLIP_MARGIN_IN, top - _SECTION_IN / 2, heading, ha="left", va="center", fontsize=TEXT_PT,
-                    color=colour, fontweight="bold")
-            top -= _SECTION_IN
-            for k, (image, (item, label, prod, cand)) in enumerate(items):
-                row, col = divmod(k, _FLIPS_PER_ROW)
-                centre_x = _FLIP_MARGIN_IN + (col + 0.5) * slot_in
-                image_top = top - row * row_in - _FLIP_HEADER_IN
-                scale = _FLIP_CELL_IN / max(image.shape[:2])
-                h_in, w_in = image.shape[0] * scale, image.shape[1] * scale
-                extent = (centre_x - w_in / 2, centre_x + w_in / 2, image_top - h_in, image_top)
-                ax.imshow(image, extent=extent, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-                ax.add_patch(Rectangle((extent[0], extent[2]), w_in, h_in, fill=False, edgecolor=colour,
-                                       linewidth=1.2))
-                ax.text(centre_x, image_top + 0.04, f"item {item:,}", ha="center", va="bottom", fontsize=SMALL_PT,
-                        color="0.35")
-                ax.text(centre_x, image_top - _FLIP_CELL_IN - 0.05,
-                        f"true {name(label)} · prod {name(prod)} · cand {name(cand)}", ha="center", va="top",
-                        fontsize=SMALL_PT)
-            top -= n_rows * row_in
-        ax.set_xlim(0.0, WIDTH_IN)
-        ax.set_ylim(0.0, height_in)
+        with inch_canvas(fig, WIDTH_IN, height_in) as ax:
+            top = height_in - title_in
+            for (heading, colour, items), n_rows in zip(blocks, rows, strict=True):
+                ax.text(_FLIP_MARGIN_IN, top - _SECTION_IN / 2, heading, ha="left", va="center", fontsize=TEXT_PT,
+                        color=colour, fontweight="bold")
+                top -= _SECTION_IN
+                for k, (image, (item, label, prod, cand)) in enumerate(items):
+                    row, col = divmod(k, _FLIPS_PER_ROW)
+                    centre_x = _FLIP_MARGIN_IN + (col + 0.5) * slot_in
+                    image_top = top - row * row_in - _FLIP_HEADER_IN
+                    framed_image(ax, image, _FLIP_CELL_IN, centre_x, top=image_top, edgecolor=colour, linewidth=1.2)
+                    ax.text(centre_x, image_top + 0.04, f"item {item:,}", ha="center", va="bottom", fontsize=SMALL_PT,
+                            color="0.35")
+                    ax.text(centre_x, image_top - _FLIP_CELL_IN - 0.05,
+                            f"true {name(label)} · prod {name(prod)} · cand {name(cand)}", ha="center", va="top",
+                            fontsize=SMALL_PT)
+                top -= n_rows * row_in
         fig.text(_FLIP_MARGIN_IN / WIDTH_IN, 1 - 0.12 / height_in, title, ha="left", va="top", fontsize=TITLE_PT)
     return fig
 

@@ -13,7 +13,8 @@ Math text is off for every text, because class, split and model names are the us
 :func:`log_ticks` (``0.1``, ``1``, ``10``, ``10⁵``), never matplotlib's ``$\\mathdefault{10^{1}}$``.
 
 matplotlib is imported on the first figure, not with this module: the data-stats parent process
-imports :mod:`mlgate.figures.data` for its torch-side helpers and leaves drawing to the worker.
+imports :mod:`mlgate.figures.images` and :mod:`mlgate.figures.samples` for their torch-side helpers
+and leaves drawing to the worker.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 On a 2-core runner, importing matplotlib and drawing the figures (about a second) then overlaps
 with importing torch and computing the statistics, instead of following them. A figure is asked for
 as a typed job, one frozen dataclass per figure kind (:class:`LabelDistribution`, :class:`SampleGrid`,
-…), whose ``render()`` calls the drawing function of :mod:`mlgate.figures.data` or
-:mod:`mlgate.figures.model`. The worker runs the same ``render()``, so the PNG bytes are identical;
-if it cannot start or fails, :meth:`FigureWorker.render` renders in this process.
+…), whose ``render()`` calls the drawing function of its figure's module
+(:mod:`mlgate.figures.samples`, ``.distributions``, ``.items``, ``.training`` or ``.model``). The
+worker runs the same ``render()``, so the PNG bytes are identical; if it cannot start or fails,
+:meth:`FigureWorker.render` renders in this process.
 
 Protocol (private): the parent writes one pickle of ``{name: job}`` to the worker's stdin and reads
 one pickle of ``{name: png bytes, or why it could not be drawn}`` (or ``("error", text)`` when it
@@ -45,22 +46,22 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 @dataclass(frozen=True)
 class LabelDistribution:
     """Per split, the count of each label (and the base's, when comparing):
-    :func:`mlgate.figures.data.label_distribution`."""
+    :func:`mlgate.figures.distributions.label_distribution`."""
 
     label_counts: Mapping[str, Mapping[str, int]]
     base_counts: Mapping[str, Mapping[str, int]] | None = None
     base_name: str = "base"
 
     def render(self) -> bytes:
-        from mlgate.figures.data import label_distribution
+        from mlgate.figures.distributions import label_distribution
 
         return label_distribution(self.label_counts, base_counts=self.base_counts, base_name=self.base_name)
 
 
 @dataclass(frozen=True)
 class SampleGrid:
-    """Samples of one split, already made displayable by :func:`mlgate.figures.data.display_samples`
-    (so the worker needs no torch): :func:`mlgate.figures.data.sample_grid_of_displays`."""
+    """Samples of one split, already made displayable by :func:`mlgate.figures.samples.display_samples`
+    (so the worker needs no torch): :func:`mlgate.figures.samples.sample_grid_of_displays`."""
 
     displays: Mapping[int, Sequence[np.ndarray]]
     class_names: Sequence[str] | None
@@ -68,7 +69,7 @@ class SampleGrid:
     split: str = "train"
 
     def render(self) -> bytes:
-        from mlgate.figures.data import sample_grid_of_displays
+        from mlgate.figures.samples import sample_grid_of_displays
 
         return sample_grid_of_displays(self.displays, self.class_names, per_class=self.per_class, split=self.split)
 
@@ -76,7 +77,7 @@ class SampleGrid:
 @dataclass(frozen=True)
 class PixelHistogram:
     """Per split, ``(counts, bin_edges)`` and the number of items (and the base's histograms, when
-    comparing): :func:`mlgate.figures.data.pixel_histogram`."""
+    comparing): :func:`mlgate.figures.distributions.pixel_histogram`."""
 
     histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
     items: Mapping[str, int] | None = None
@@ -84,7 +85,7 @@ class PixelHistogram:
     base_name: str = "base"
 
     def render(self) -> bytes:
-        from mlgate.figures.data import pixel_histogram
+        from mlgate.figures.distributions import pixel_histogram
 
         return pixel_histogram(self.histograms, items=self.items, base=self.base, base_name=self.base_name)
 
@@ -92,14 +93,14 @@ class PixelHistogram:
 @dataclass(frozen=True)
 class LossCurve:
     """Training loss per logged point, each the mean of ``step_every`` steps:
-    :func:`mlgate.figures.data.loss_curve`."""
+    :func:`mlgate.figures.training.loss_curve`."""
 
     losses: Sequence[float]
     title: str
     step_every: int = 1
 
     def render(self) -> bytes:
-        from mlgate.figures.data import loss_curve
+        from mlgate.figures.training import loss_curve
 
         return loss_curve(self.losses, title=self.title, step_every=self.step_every)
 
@@ -144,7 +145,7 @@ class AccuracyDelta:
 @dataclass(frozen=True)
 class LeakedPairs:
     """Up to 8 leaked items beside their train copies, already made displayable by
-    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.data.leaked_pairs`.
+    :func:`mlgate.figures.images.display_images`: :func:`mlgate.figures.items.leaked_pairs`.
 
     ``pairs`` holds ``(split, item, label, train item, train label)`` per image (plain values: the
     worker admits no other class); ``total`` counts every leaked item, shown or not."""
@@ -155,7 +156,7 @@ class LeakedPairs:
     total: int
 
     def render(self) -> bytes:
-        from mlgate.figures.data import leaked_pairs
+        from mlgate.figures.items import leaked_pairs
 
         return leaked_pairs(self.images, self.pairs, self.class_names, total=self.total)
 
@@ -163,7 +164,7 @@ class LeakedPairs:
 @dataclass(frozen=True)
 class FlippedExamples:
     """Items one model gets right and the other wrong, already made displayable by
-    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.model.flipped_examples`.
+    :func:`mlgate.figures.images.display_images`: :func:`mlgate.figures.model.flipped_examples`.
 
     ``flips`` holds ``(item, true label, production's prediction, candidate's)`` per image (plain
     values); ``lost`` and ``gained`` count every flipped item each way, shown or not."""
@@ -209,7 +210,7 @@ class ConfusionDifference:
 class DriftOverlay:
     """Per split on both sides, head and base pixel histograms ``(counts, bin_edges)`` and label
     counts, with the KS statistic and where it is largest, and the label TVD:
-    :func:`mlgate.figures.data.drift_overlay`."""
+    :func:`mlgate.figures.distributions.drift_overlay`."""
 
     histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
     base_histograms: Mapping[str, tuple[Sequence[int], Sequence[float]]]
@@ -220,7 +221,7 @@ class DriftOverlay:
     base_name: str = "base"
 
     def render(self) -> bytes:
-        from mlgate.figures.data import drift_overlay
+        from mlgate.figures.distributions import drift_overlay
 
         return drift_overlay(self.histograms, self.base_histograms, self.label_counts, self.base_counts,
                              ks=self.ks, tvd=self.tvd, base_name=self.base_name)
@@ -228,8 +229,8 @@ class DriftOverlay:
 
 @dataclass(frozen=True)
 class LabelErrorGrid:
-    """Up to 16 likely label errors, already made displayable by :func:`mlgate.figures.data.display_images`:
-    :func:`mlgate.figures.data.label_error_grid`.
+    """Up to 16 likely label errors, already made displayable by :func:`mlgate.figures.images.display_images`:
+    :func:`mlgate.figures.items.label_error_grid`.
 
     ``errors`` holds ``(item, given label, suggested label, confidence)`` per image (plain values);
     ``total`` counts every flagged item, shown or not."""
@@ -241,7 +242,7 @@ class LabelErrorGrid:
     split: str = "train"
 
     def render(self) -> bytes:
-        from mlgate.figures.data import label_error_grid
+        from mlgate.figures.items import label_error_grid
 
         return label_error_grid(self.images, self.errors, self.class_names, split=self.split, total=self.total)
 
@@ -249,7 +250,7 @@ class LabelErrorGrid:
 @dataclass(frozen=True)
 class NearGroups:
     """Up to 8 near-duplicate groups, a row each, every image already made displayable by
-    :func:`mlgate.figures.data.display_images`: :func:`mlgate.figures.data.near_groups`.
+    :func:`mlgate.figures.images.display_images`: :func:`mlgate.figures.items.near_groups`.
 
     ``groups`` holds ``(members, distance, size)`` per row, each member ``(split, item, label)`` (plain
     values: the worker admits no other class); ``images`` one array per member, row after row;
@@ -264,7 +265,7 @@ class NearGroups:
     threshold: float
 
     def render(self) -> bytes:
-        from mlgate.figures.data import near_groups
+        from mlgate.figures.items import near_groups
 
         return near_groups(self.images, self.groups, self.class_names, total=self.total, leaked=self.leaked,
                            threshold=self.threshold)

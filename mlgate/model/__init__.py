@@ -1,0 +1,1 @@
+"""``mode: model-gate`` and ``mode: promote``: loading, measuring, gating, lineage, the model report and promotion."""

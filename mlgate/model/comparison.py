@@ -11,7 +11,14 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from mlgate.model.measure.values import ModelMeasurement
-from mlgate.model.significance import Estimate
+from mlgate.model.significance import (
+    Estimate,
+    accuracy_difference,
+    accuracy_interval,
+    mcnemar_p,
+    median_ratio,
+    percentile_interval,
+)
 from mlgate.report import Interval
 
 DEFAULT_CONFIDENCE = 0.95
@@ -77,8 +84,6 @@ def confidence_for(significance: float | None) -> float:
 
 def compare(candidate: ModelMeasurement, production: ModelMeasurement, confidence: float) -> Comparison | None:
     """None when either measurement lacks its per-call results (not taken by ``measure_model``)."""
-    from mlgate.model.significance import median_ratio
-
     cand, prod = candidate.items, production.items
     if cand is None or prod is None or len(cand.latency_ns) != len(prod.latency_ns) or not cand.latency_ns:
         return None
@@ -88,8 +93,6 @@ def compare(candidate: ModelMeasurement, production: ModelMeasurement, confidenc
 
 
 def uncertainty(measurement: ModelMeasurement, confidence: float) -> Uncertainty | None:
-    from mlgate.model.significance import accuracy_interval, percentile_interval
-
     items = measurement.items
     if items is None or not items.latency_ns:
         return None
@@ -104,9 +107,7 @@ def uncertainty(measurement: ModelMeasurement, confidence: float) -> Uncertainty
 
 
 def _agreement(candidate: ModelMeasurement, production: ModelMeasurement, confidence: float) -> Agreement | None:
-    import numpy as np
-
-    from mlgate.model.significance import accuracy_difference, mcnemar_p
+    import numpy as np  # start-up: numpy only when there is something to compare
 
     cand, prod = candidate.items, production.items
     assert cand is not None and prod is not None

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from mlgate.data.layouts import Batch
+    from mlgate.model.eval_data import EvalInputs
     from mlgate.model.loading import LoadedModel
-    from mlgate.settings import ModelGateSettings
 
 TRAIN_SPLIT = "train"
 TRAIN_SAMPLE = 2_000
@@ -87,7 +87,7 @@ def sample_batches(batches: Iterable[Batch], size: int, *, seed: int = SEED, ite
     """A uniform sample of ``size`` items without replacement (each item gets a seeded random key; the
     ``size`` smallest keys are kept), as (images, labels, items read, notes). Items whose shape is not
     ``item_shape`` (the eval items') are skipped, and counted in a note."""
-    import torch
+    import torch  # start-up: torch only when the gap is measured
 
     gen = torch.Generator().manual_seed(seed)
     kept_keys = torch.empty(0)
@@ -126,7 +126,7 @@ def sample_batches(batches: Iterable[Batch], size: int, *, seed: int = SEED, ite
 def accuracy_on(model: LoadedModel, images: Tensor, labels: Tensor,
                 preprocess: Callable[[Tensor], Tensor]) -> float:
     """The share of ``images`` the model labels right (argmax of its logits), in batches of 256."""
-    import torch
+    import torch  # start-up: torch only when the gap is measured
 
     correct = 0
     with torch.inference_mode():
@@ -142,9 +142,9 @@ def measure_generalisation(model: LoadedModel, train: Iterable[Batch], *, input_
                            threads: int = 1) -> Generalisation | None:
     """Accuracy of ``model`` on a seeded sample of ``train`` next to ``eval_accuracy``; None when the
     train split has no item the model can take."""
-    import torch
+    import torch  # start-up: torch only when the gap is measured
 
-    from mlgate.model.measure.inputs import default_preprocess
+    from mlgate.model.measure.inputs import default_preprocess  # start-up: imports torch
 
     images, labels, read, notes = sample_batches(train, sample, seed=seed, item_shape=item_shape)
     if len(labels) == 0:
@@ -164,20 +164,18 @@ def measure_generalisation(model: LoadedModel, train: Iterable[Batch], *, input_
     )
 
 
-def from_eval_data(settings: ModelGateSettings, data: Path, import_root: Path, model: LoadedModel,
+def from_eval_data(inputs: EvalInputs, data_dir: Path, import_root: Path, model: LoadedModel,
                    input_shape: Sequence[int], item_shape: Sequence[int] | None, eval_accuracy: float | None,
-                   eval_samples: int) -> Generalisation | None:
+                   eval_samples: int, *, threads: int = 1) -> Generalisation | None:
     """The gap for the model gate: None when there is no eval accuracy, ``eval-split`` is ``train``
-    itself, or ``eval-data`` (at ``data``) has no ``train`` split."""
-    if eval_accuracy is None or settings.eval_split == TRAIN_SPLIT:
+    itself, or ``eval-data`` (at ``data_dir``) has no ``train`` split."""
+    if eval_accuracy is None or inputs.split == TRAIN_SPLIT:
         return None
-    from mlgate.data.layouts import open_dataset
-
-    dataset = open_dataset(data, settings.layout, dataset_class=settings.dataset_class, import_root=import_root)
+    dataset = inputs.open(data_dir, import_root)
     if TRAIN_SPLIT not in dataset.splits:
         return None
     return measure_generalisation(
         model, dataset.splits[TRAIN_SPLIT].batches(1024), input_shape=input_shape, item_shape=item_shape,
-        eval_accuracy=eval_accuracy, eval_samples=eval_samples, eval_split=settings.eval_split,
-        sample=min(TRAIN_SAMPLE, settings.max_eval_samples), threads=settings.threads,
+        eval_accuracy=eval_accuracy, eval_samples=eval_samples, eval_split=inputs.split,
+        sample=min(TRAIN_SAMPLE, inputs.max_samples), threads=threads,
     )

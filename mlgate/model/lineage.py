@@ -203,28 +203,21 @@ def read_lineage(registry: ModelRegistry | None, model: ModelVersion | None, dvc
         lineage, failed = None, "W&B did not answer the lineage queries"
     except RegistryError as exc:
         lineage, failed = None, f"W&B refused the lineage queries: {exc.message}"
+    from mlgate.data.dvc import repo_relative  # start-up: DVC's module (and yaml) only when lineage is read
+
     repo_hash, why = _repository_hash(dvc, eval_data)
-    rel = _relative(eval_data, workspace) if eval_data is not None else None
+    rel = repo_relative(eval_data, workspace) if eval_data is not None else None
     return judge(lineage, model.metadata, eval_data=rel, repository_hash=repo_hash, no_repository_hash=why,
                  no_lineage=failed)
 
 
-def _relative(path: Path, workspace: Path) -> str | None:
-    if not path.is_absolute():
-        return None if ".." in path.parts else path.as_posix()
-    try:
-        return path.resolve().relative_to(workspace.resolve()).as_posix()
-    except ValueError:
-        return None
-
-
 def _repository_hash(dvc: DvcRunner, eval_data: Path | None) -> tuple[str | None, str]:
     """DVC's hash of the output covering ``eval-data`` in the runner's repository, or None and why."""
-    from mlgate.data.dvc import DvcError
+    from mlgate.data.dvc import DvcError, repo_relative  # start-up: DVC's module (and yaml) only when lineage is read
 
     if eval_data is None:
         return None, "no `eval-data` given, so there is no repository data version to compare with"
-    rel = _relative(eval_data, dvc.repo)
+    rel = repo_relative(eval_data, dvc.repo)
     if rel is None:
         return None, f"eval-data {eval_data} is outside the repository"
     if not dvc.is_dvc_repo():

@@ -30,7 +30,7 @@ from torch import nn
 
 from mlgate.data.layouts.base import is_outside
 from mlgate.errors import MlgateError
-from mlgate.user_code import ImportRoot, split_import_path
+from mlgate.user_code import ImportRoot, import_path_parts
 
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit")
 """File endings considered model files when a directory (e.g. a W&B artifact download) is given."""
@@ -277,13 +277,9 @@ def _find_state_dict(file: Path, obj: object) -> tuple[dict[str, torch.Tensor], 
 
 
 def _instantiate(spec: str, kwargs: dict[str, Any], import_root: Path | None) -> nn.Module:
-    parts = split_import_path(spec)
-    if parts is None:
-        raise ModelLoadError(
-            f"model-class {spec!r} is not of the form `package.module:ClassName`.",
-            hint="Example: `model-class: models.cnn:SmallCNN` for class SmallCNN in models/cnn.py.",
-        )
-    module_name, class_name = parts
+    module_name, class_name = import_path_parts(
+        spec, ModelLoadError, what="model-class", form="`package.module:ClassName`",
+        example="`model-class: models.cnn:SmallCNN` for class SmallCNN in models/cnn.py.")
     checkout = ImportRoot(import_root)
     where = f" under {str(import_root)!r}" if import_root else ""
     try:

@@ -1,15 +1,17 @@
 """Promotion: what a gated model earns (``on-pass``, ``on-fail-alias``) and ``mode: promote``.
 
 :func:`check_action` refuses an action that could never be carried out before anything is measured;
-:func:`act` carries it out after the gates; :func:`run_promote` applies a merged approval pull request.
+after the report is final, :func:`plan_action` decides what it earns (pure) and :func:`carry_out`, the one
+place a model gate's promotion writes, does it; :func:`run_promote` applies a merged approval pull request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -19,11 +21,11 @@ from mlgate.context import RunContext
 from mlgate.errors import ExitCode
 from mlgate.markdown import code, inert
 from mlgate.model.manifest import PromotionError, manifest_path, promotion_manifest, pushed_manifests, read_manifest
-from mlgate.model.registry import ModelRegistry, ModelVersion
+from mlgate.model.registry import ModelRegistry, ModelVersion, RegistryLogin
 from mlgate.model.target import ModelTarget
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import COMMENT_LIMIT, fit, footer, plain_text
-from mlgate.settings import ModelGateSettings, PromoteSettings
+from mlgate.report import COMMENT_LIMIT, NO_GATES, fit, footer, plain_text
+from mlgate.settings import PromoteSettings
 
 if TYPE_CHECKING:
     from mlgate.model.report import Action, ModelReport
@@ -32,7 +34,7 @@ SCHEMA_VERSION = "2"
 
 
 class PromotionRaced(PromotionError):
-    """Raised by :func:`act` when the promotion alias moved to another version while the candidate
+    """Raised by :func:`carry_out` when the promotion alias moved to another version while the candidate
     was being gated, e.g. by a second gate run promoting another staged model at the same time.
 
     Exit 2, not 3: W&B answered fine, but the verdict compared the candidate with a version that is
@@ -81,7 +83,7 @@ def run_promote(settings: PromoteSettings, ctx: RunContext, clients: Clients) ->
                  for rel in ([settings.manifest] if settings.manifest else pushed_manifests(ctx.event))}
     promotions: list[Promotion] = []
     if manifests:
-        registry = clients.registry(settings, clients.env)
+        registry = clients.registry(RegistryLogin(settings.wandb_api_key, settings.wandb_base_url), clients.env)
         read = {rel: read_manifest(path) for rel, path in manifests.items()}
         # every artifact checked against the digest its gate measured before the first is linked
         digests = {rel: _verify_digest(registry, rel, manifest) for rel, manifest in read.items()}
@@ -153,29 +155,36 @@ def promote_outcome(report: PromoteReport) -> str:
 
 def _gates_verdict(report: ModelReport) -> str:
     """What passing meant: ``all 2 gates passed``, or that there was no gate to pass."""
-    from mlgate.report import NO_GATES
-
     if not report.gates:
         return NO_GATES
     return "the gate passed" if len(report.gates) == 1 else f"all {len(report.gates)} gates passed"
 
 
-def check_action(settings: ModelGateSettings, target: ModelTarget, publication: Publication) -> None:
+@dataclasses.dataclass(frozen=True)
+class PromotionPolicy:
+    """What a gated model earns, from ``on-pass``, ``promote-alias`` and ``on-fail-alias``."""
+
+    on_pass: Literal["promote", "pull-request", "none"]
+    promote_alias: str
+    on_fail_alias: str | None = None
+
+
+def check_action(policy: PromotionPolicy, target: ModelTarget, publication: Publication) -> None:
     """Refuse an ``on-pass``/``on-fail-alias`` that could never be carried out, before measuring."""
-    if settings.on_pass in ("promote", "pull-request") and (target.is_local or target.collection is None):
+    if policy.on_pass in ("promote", "pull-request") and (target.is_local or target.collection is None):
         raise PromotionError(
-            f"`on-pass: {settings.on_pass}` needs a W&B model and a registry collection to promote into; "
+            f"`on-pass: {policy.on_pass}` needs a W&B model and a registry collection to promote into; "
             f"got model {target.model!r}" + (" (a local file)" if target.is_local else "")
             + f" and collection {target.collection!r}.",
             hint="with:\n  model: wandb-registry-model/<collection>:staging   # or the dispatch payload\n"
             "  registry: wandb-registry-model/<collection>",
         )
-    if settings.on_fail_alias and target.is_local:
+    if policy.on_fail_alias and target.is_local:
         raise PromotionError(
-            f"`on-fail-alias: {settings.on_fail_alias}` needs a W&B model; {target.model!r} is a local file.",
+            f"`on-fail-alias: {policy.on_fail_alias}` needs a W&B model; {target.model!r} is a local file.",
             hint="Remove `on-fail-alias`, or gate a W&B artifact such as wandb-registry-model/<collection>:staging.",
         )
-    if settings.on_pass == "pull-request" and publication.repo is None:
+    if policy.on_pass == "pull-request" and publication.repo is None:
         raise PromotionError(
             f"`on-pass: pull-request` cannot open a pull request: {publication.blocked}.",
             hint="with:\n  github-token: ${{ github.token }}\n"
@@ -183,44 +192,118 @@ def check_action(settings: ModelGateSettings, target: ModelTarget, publication: 
         )
 
 
-def act(settings: ModelGateSettings, report: ModelReport, target: ModelTarget, version: ModelVersion | None,
-        registry: ModelRegistry | None, publication: Publication, figures: Mapping[str, bytes],
-        *, compared_with: ModelVersion | None = None) -> Action:
-    """What a gated model earns: the promotion alias, an approval pull request, or the failure alias.
+@dataclasses.dataclass(frozen=True)
+class PromotionPullRequest:
+    """The approval pull request, everything but its body's figure links decided."""
 
-    ``compared_with`` is the version that held the promotion alias when the candidate was measured
-    (None when none did, or when the candidate itself held it). ``on-pass: promote`` reads the
-    holder again right before linking and raises :class:`PromotionRaced` when it is neither that
-    version nor the candidate (optimistic concurrency: of two staged models gated at once, the
-    second to finish is refused instead of silently replacing the first). W&B offers no
-    compare-and-swap on aliases, so a window of one request remains between the check and the link.
-    A rerun after a promotion finds the candidate holding the alias and does nothing.
+    report: ModelReport
+    version: str
+    path: str
+    """The promotion manifest's path in the repository (the model card goes beside it)."""
+    files: dict[str, bytes]
+    branch: str
+    title: str
+    body_end: str
+    commit_message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedAction:
+    """What :func:`carry_out` does for a gated model, decided by :func:`plan_action` before anything is written.
+
+    ``kind``: ``nothing`` (``result`` says why), ``fail-alias`` (add ``alias`` to ``artifact``),
+    ``promote`` (link ``artifact`` into ``collection`` as ``alias`` if its holder is still
+    ``compared_with`` or the candidate) or ``pull-request`` (open :attr:`pull_request`).
     """
-    from mlgate.model.report import Action
 
+    on_pass: str
+    kind: Literal["nothing", "fail-alias", "promote", "pull-request"]
+    result: str
+    artifact: str = ""
+    collection: str = ""
+    alias: str = ""
+    compared_with: str | None = None
+    pull_request: PromotionPullRequest | None = None
+
+
+def plan_action(policy: PromotionPolicy, report: ModelReport, target: ModelTarget, version: ModelVersion | None,
+                *, registry: bool, compared_with: ModelVersion | None = None) -> PlannedAction:
+    """What the final ``report`` earns: the promotion alias, an approval pull request, or the failure alias.
+
+    Pure: nothing is read or written here (``registry``: whether there is one to write to); :func:`carry_out`
+    does it. ``compared_with`` is the version that held the promotion alias when the candidate was measured
+    (None when none did, or when the candidate itself held it).
+    """
     if not report.passed:
         failed = [f"`{g.name}`" for g in report.gates if not g.passed]
         result = f"not promoted: {'gate' if len(failed) == 1 else 'gates'} {', '.join(failed)} failed."
-        if settings.on_fail_alias and registry is not None and version is not None:
+        if policy.on_fail_alias and registry and version is not None:
             # the path the candidate came by: on a registry path the alias shows in the registry
-            registry.add_alias(target.model, settings.on_fail_alias)
-            result += f" Added alias `{settings.on_fail_alias}` to `{target.model}`."
-        return Action(on_pass=settings.on_pass, result=result)
-    if settings.on_pass == "none":
-        return Action(on_pass="none",
-                      result=f"{_gates_verdict(report)}; `on-pass: none`, so nothing else was done.")
+            return PlannedAction(policy.on_pass, "fail-alias", result, artifact=target.model,
+                                 alias=policy.on_fail_alias)
+        return PlannedAction(policy.on_pass, "nothing", result)
+    if policy.on_pass == "none":
+        return PlannedAction("none", "nothing", f"{_gates_verdict(report)}; `on-pass: none`, so nothing else was done.")
     # check_action made sure of these before anything was measured
-    assert version is not None and target.collection is not None and registry is not None
-    if settings.on_pass == "promote":
-        _check_holder(registry, target.collection, settings.promote_alias, version.name,
-                      compared_with.name if compared_with is not None else None)
-        linked = registry.link(version.name, target.collection, settings.promote_alias)
-        held = f"`{settings.promote_alias}` in `{target.collection}`"
-        result = (f"{_gates_verdict(report)}; promoted: `{version.name}` now holds {held}." if linked
-                  else f"{_gates_verdict(report)}; `{version.name}` already holds {held}: nothing to do.")
+    assert version is not None and target.collection is not None and registry
+    then = compared_with.name if compared_with is not None else None
+    if policy.on_pass == "promote":
+        return PlannedAction("promote", "promote", _gates_verdict(report), artifact=version.name,
+                             collection=target.collection, alias=policy.promote_alias, compared_with=then)
+    return PlannedAction("pull-request", "pull-request", _gates_verdict(report), pull_request=_pull_request(
+        report, version, target.collection, policy.promote_alias, then))
+
+
+def _pull_request(report: ModelReport, version: ModelVersion, collection: str, alias: str,
+                  compared_with: str | None) -> PromotionPullRequest:
+    from mlgate.model.card import card_path, render_card  # start-up: `mode: promote` renders no model report
+
+    manifest = promotion_manifest(report, version, collection, alias, compared_with)
+    path = manifest_path(collection)
+    return PromotionPullRequest(
+        report=report, version=version.name, path=path,
+        files={path: (json.dumps(manifest, indent=2) + "\n").encode(),
+               card_path(path): render_card(report, version, collection, alias).encode()},
+        branch=f"mlgate/promote-{Path(path).stem}",
+        title=plain_text(f"Promote {version.name} to {alias}"),
+        body_end=(
+            f"\n\nMerging this pull request links {code(version.name)} into {code(collection)} with the alias "
+            f"{code(alias)} (the `mode: promote` workflow on the default branch does it). "
+            f"The model card is in {code(card_path(path))}: metrics with intervals, lineage, gates, how measured."
+        ),
+        commit_message=f"mlgate: promote {version.name} to {alias}",
+    )
+
+
+def carry_out(planned: PlannedAction, registry: ModelRegistry | None, publication: Publication | None,
+              figures: Mapping[str, bytes]) -> Action:
+    """The one place a model gate's promotion writes: the failure alias, the promotion alias (after
+    checking its holder), or the approval pull request (its figures hosted for its body).
+
+    ``on-pass: promote`` reads the holder again right before linking and raises :class:`PromotionRaced`
+    when it is neither the version the gate compared with nor the candidate (optimistic concurrency:
+    of two staged models gated at once, the second to finish is refused instead of silently replacing
+    the first). W&B offers no compare-and-swap on aliases, so a window of one request remains between
+    the check and the link. A rerun after a promotion finds the candidate holding the alias and does nothing.
+    """
+    from mlgate.model.report import Action  # start-up: `mode: promote` renders no model report
+
+    if planned.kind == "nothing":
+        return Action(on_pass=planned.on_pass, result=planned.result)
+    assert registry is not None
+    if planned.kind == "fail-alias":
+        registry.add_alias(planned.artifact, planned.alias)
+        return Action(on_pass=planned.on_pass,
+                      result=planned.result + f" Added alias `{planned.alias}` to `{planned.artifact}`.")
+    if planned.kind == "promote":
+        _check_holder(registry, planned.collection, planned.alias, planned.artifact, planned.compared_with)
+        linked = registry.link(planned.artifact, planned.collection, planned.alias)
+        held = f"`{planned.alias}` in `{planned.collection}`"
+        result = (f"{planned.result}; promoted: `{planned.artifact}` now holds {held}." if linked
+                  else f"{planned.result}; `{planned.artifact}` already holds {held}: nothing to do.")
         return Action(on_pass="promote", result=result)
-    return _promotion_pull_request(settings, report, target, version, publication, figures,
-                                   compared_with.name if compared_with is not None else None)
+    assert planned.pull_request is not None and publication is not None
+    return _open_pull_request(planned.pull_request, planned.result, publication, figures)
 
 
 def _check_holder(registry: ModelRegistry, collection: str, alias: str, candidate: str,
@@ -238,31 +321,21 @@ def _check_holder(registry: ModelRegistry, collection: str, alias: str, candidat
     )
 
 
-def _promotion_pull_request(settings: ModelGateSettings, report: ModelReport, target: ModelTarget,
-                            version: ModelVersion, publication: Publication,
-                            figures: Mapping[str, bytes], compared_with: str | None) -> Action:
+def _open_pull_request(pr: PromotionPullRequest, verdict: str, publication: Publication,
+                       figures: Mapping[str, bytes]) -> Action:
+    # start-up: PyGithub and the model report only when a pull request is opened
     from mlgate.github.pulls import default_branch, upsert_pull_request
-    from mlgate.model.card import card_path, render_card
+    from mlgate.model.card import card_path
     from mlgate.model.report import Action, render_markdown
 
-    assert target.collection is not None and publication.repo is not None
-    manifest = promotion_manifest(report, version, target.collection, settings.promote_alias, compared_with)
-    path = manifest_path(target.collection)
+    assert publication.repo is not None
     links, _ = publication.host_figures({f"{name}.png": png for name, png in figures.items()})
     figure_links = {name: links[f"{name}.png"] for name in figures if f"{name}.png" in links}
-    body = render_markdown(report, figure_links) + (
-        f"\n\nMerging this pull request links {code(version.name)} into {code(target.collection)} with the alias "
-        f"{code(settings.promote_alias)} (the `mode: promote` workflow on the default branch does it). "
-        f"The model card is in {code(card_path(path))}: metrics with intervals, lineage, gates, how measured."
-    )
+    body = render_markdown(pr.report, figure_links) + pr.body_end
     url = upsert_pull_request(
-        publication.repo,
-        branch=f"mlgate/promote-{Path(path).stem}", base=default_branch(publication.repo),
-        title=plain_text(f"Promote {version.name} to {settings.promote_alias}"),
+        publication.repo, branch=pr.branch, base=default_branch(publication.repo), title=pr.title,
         body=fit(body, COMMENT_LIMIT - 1024, "The full report is in the job summary of the gate run."),
-        files={path: (json.dumps(manifest, indent=2) + "\n").encode(),
-               card_path(path): render_card(report, version, target.collection, settings.promote_alias).encode()},
-        commit_message=f"mlgate: promote {version.name} to {settings.promote_alias}",
+        files=pr.files, commit_message=pr.commit_message,
     )
-    return Action(on_pass="pull-request", result=f"{_gates_verdict(report)}; approve by merging {url}",
-                  pull_request_url=url, model_card=card_path(path))
+    return Action(on_pass="pull-request", result=f"{verdict}; approve by merging {url}",
+                  pull_request_url=url, model_card=card_path(pr.path))

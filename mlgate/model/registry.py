@@ -13,15 +13,18 @@ Paths (validated before anything is sent):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
+from mlgate import workflow
 from mlgate.errors import ExitCode, MlgateError
 from mlgate.model.artifact_paths import COLLECTION_PATH, NAME, VERSION_PATH
 
@@ -29,7 +32,6 @@ if TYPE_CHECKING:
     from wandb.apis.public import Api
     from wandb.sdk.artifacts.artifact import Artifact
 
-    from mlgate.settings import RegistrySettings
 
 
 _VERSION_FORMS = (
@@ -296,9 +298,7 @@ class WandbRegistry:
     def lineage(self, path: str) -> Lineage:
         """``artifact.logged_by()``, then that run's ``config`` and ``used_artifacts()`` (at most
         :data:`MAX_USED_ARTIFACTS`)."""
-        from itertools import islice
-
-        from wandb.apis.public.runs import RunNotFoundError
+        from wandb.apis.public.runs import RunNotFoundError  # start-up: wandb only when the registry is used
 
         artifact = self._artifact(check_version_path(path))
         with self._errors(path, "Reading the lineage of"):
@@ -326,7 +326,7 @@ class WandbRegistry:
         if self._api is None:
             if not self._api_key.strip():  # wandb would fall back to an interactive login prompt
                 raise RegistryUnauthorized("No W&B API key was given.", hint=_KEY_HINT)
-            import wandb
+            import wandb  # start-up: wandb only when the registry is used
 
             with self._errors(None, "Connecting to"):
                 overrides = {"entity": self._entity} if self._entity else None
@@ -361,7 +361,7 @@ _UNREACHABLE = ("giving up after", "did not respond", "dial tcp", "no such host"
 
 def _translate(exc: Exception, subject: str | None, base_url: str, api_key: str,
                budget_s: int = 60, doing: str = "Reading") -> RegistryError:
-    from wandb.errors import AuthenticationError
+    from wandb.errors import AuthenticationError  # start-up: wandb only when the registry is used
 
     reason = str(exc).replace(api_key, "***") if api_key else str(exc)
     about = f" for {subject!r}" if subject else ""
@@ -435,19 +435,25 @@ def _model_version(artifact: Artifact) -> ModelVersion:
     )
 
 
-RegistryFactory = Callable[["RegistrySettings", Mapping[str, str]], ModelRegistry]
+@dataclasses.dataclass(frozen=True)
+class RegistryLogin:
+    """``wandb-api-key`` and ``wandb-base-url``: how to reach the registry (either may come from the environment)."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+
+RegistryFactory = Callable[[RegistryLogin, Mapping[str, str]], ModelRegistry]
 """How a mode gets its registry: :func:`connect_wandb` in production, an in-memory fake in tests."""
 
 
-def connect_wandb(settings: RegistrySettings, env: Mapping[str, str]) -> ModelRegistry:
-    """The W&B registry for the key and server in the settings (or the environment); the key is masked."""
-    from mlgate import workflow
-
-    key = settings.wandb_api_key.get_secret_value() if settings.wandb_api_key else env.get("WANDB_API_KEY", "")
+def connect_wandb(login: RegistryLogin, env: Mapping[str, str]) -> ModelRegistry:
+    """The W&B registry for the key and server given (or the environment's); the key is masked."""
+    key = login.api_key.get_secret_value() if login.api_key else env.get("WANDB_API_KEY", "")
     if not key:
         raise RegistryUnauthorized(
             "No W&B API key: the model lives in W&B, so `wandb-api-key` is needed.",
             hint="with:\n  wandb-api-key: ${{ secrets.WANDB_API_KEY }}",
         )
     workflow.mask(key)
-    return WandbRegistry(key, settings.wandb_base_url or env.get("WANDB_BASE_URL") or None)
+    return WandbRegistry(key, login.base_url or env.get("WANDB_BASE_URL") or None)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from mlgate import numbers
 from mlgate.markdown import code, inert, inert_message
 from mlgate.model.comparison import Comparison, Uncertainty
-from mlgate.model.gates import GATES, UNITS
+from mlgate.model.gates import GATES, UNITS, ratios
 from mlgate.model.generalisation import Generalisation
 from mlgate.model.lineage import DataLineage, normalise, short
 from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurement
@@ -52,9 +52,7 @@ class Baseline(BaseModel):
 
     @classmethod
     def of(cls, model: str, alias: str, candidate: ModelMeasurement, production: ModelMeasurement) -> Baseline:
-        from mlgate.model.gates import ratios
-
-        return cls(model=model, alias=alias, total_seconds=production.latency.total_seconds,
+            return cls(model=model, alias=alias, total_seconds=production.latency.total_seconds,
                    latency_ms=LatencyMs.of(production.latency), size_mb=production.size_mb,
                    params=production.params, accuracy=production.accuracy, ratios=ratios(candidate, production),
                    per_class_accuracy=production.per_class_accuracy)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import numpy as np
+    import numpy as np  # start-up: numpy only when a test runs
 
 RESAMPLES = 4_000
 CHUNK_VALUES = 2_000_000
@@ -75,7 +75,7 @@ def accuracy_difference(b: int, c: int, items: int, *, confidence: float = 0.95,
                         seed: int = 0) -> Estimate:
     """Candidate minus production accuracy on ``items`` paired items, ``b`` right only in production
     and ``c`` right only in the candidate: ``(c - b) / items`` and its paired bootstrap interval."""
-    import numpy as np
+    import numpy as np  # start-up: numpy only when a test runs
 
     _check(confidence, items)
     if b + c > items:
@@ -89,7 +89,7 @@ def accuracy_difference(b: int, c: int, items: int, *, confidence: float = 0.95,
 def accuracy_interval(correct: int, items: int, *, confidence: float = 0.95, resamples: int = RESAMPLES,
                       seed: int = 0) -> Estimate:
     """One model's accuracy, ``correct / items``, and its bootstrap interval (items resampled)."""
-    import numpy as np
+    import numpy as np  # start-up: numpy only when a test runs
 
     _check(confidence, items)
     rng = np.random.default_rng(seed)
@@ -102,7 +102,7 @@ def median_ratio(candidate_ns: Sequence[int] | np.ndarray, production_ns: Sequen
     """Median candidate latency over median production latency, from calls timed in interleaved
     rounds (``candidate_ns[i]`` and ``production_ns[i]`` in the same round), and its interval from
     resampling whole rounds."""
-    import numpy as np
+    import numpy as np  # start-up: numpy only when a test runs
 
     cand = np.asarray(candidate_ns, dtype=np.float64)
     prod = np.asarray(production_ns, dtype=np.float64)
@@ -124,7 +124,7 @@ def percentile_interval(values: Sequence[float] | np.ndarray, q: float, *, confi
     """The ``q``-th percentile (0..100, linear interpolation as numpy's default) of ``values`` and its
     bootstrap interval. With few values a high percentile rests on the few largest: the interval
     says how little that is."""
-    import numpy as np
+    import numpy as np  # start-up: numpy only when a test runs
 
     data = np.asarray(values, dtype=np.float64)
     _check(confidence, len(data))
@@ -142,7 +142,7 @@ def _resampled_rows(rng: np.random.Generator, n: int, resamples: int) -> Iterato
 
 
 def _interval(value: float, draws: np.ndarray, confidence: float) -> Estimate:
-    import numpy as np
+    import numpy as np  # start-up: numpy only when a test runs
 
     low, high = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Estimate(value=float(value), low=float(low), high=float(high), confidence=confidence)

@@ -1,0 +1,1 @@
+"""Stand-ins for every external system, speaking the real protocol on loopback and holding the state tests assert on."""

@@ -476,6 +476,22 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
 
 
+def _start(fake: FakeWandb, poll_interval: float = 0.5) -> tuple[_Server, threading.Thread]:
+    """Serve ``fake`` on a free loopback port (its ``base_url`` set) from a daemon thread."""
+    server = _Server(fake)
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def serve_fake_wandb() -> FakeWandb:
+    """A fake W&B served until the process ends, for benchmarks and scripts outside pytest."""
+    fake = FakeWandb()
+    _start(fake)
+    return fake
+
+
 @pytest.fixture(scope="session")
 def _wandb_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # wandb reads most settings once per process (its setup singleton), so these stay fixed
@@ -488,8 +504,7 @@ def _wandb_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def fake_wandb(monkeypatch: pytest.MonkeyPatch, _wandb_dirs: dict[str, str]) -> Iterator[FakeWandb]:
     """A running fake W&B; the WANDB_* variables the adapter writes are restored afterwards."""
     fake = FakeWandb()
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    server, thread = _start(fake, poll_interval=0.01)
     env = {**_wandb_dirs, "WANDB_BASE_URL": fake.base_url, "WANDB_API_KEY": fake.api_key,
            "WANDB_ERROR_REPORTING": "false", "WANDB_SILENT": "true",
            # fail fast when a test points the SDK at a closed port (defaults retry for minutes)
@@ -497,8 +512,6 @@ def fake_wandb(monkeypatch: pytest.MonkeyPatch, _wandb_dirs: dict[str, str]) -> 
            "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "0.2", "WANDB_HTTP_TIMEOUT": "10"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
     yield fake
     server.shutdown()
     server.server_close()

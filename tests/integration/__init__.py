@@ -1,0 +1,1 @@
+"""Integration tests: one real external peer at a time on loopback (GitHub, ``dvc``, ``wandb``)."""

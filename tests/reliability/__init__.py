@@ -1,0 +1,1 @@
+"""The reliability catalogue: hostile inputs, wire faults and races, collected into docs/reliability.md."""

@@ -10,7 +10,8 @@ from mlgate.data.gates import evaluate_drift_gates
 from mlgate.data.image_issues import ImageIssues, IssueItems
 from mlgate.data.report import build_report, render_markdown
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
-from mlgate.figures.data import CannotDrawFigure, draw_drift_overlay
+from mlgate.figures.distributions import draw_drift_overlay
+from mlgate.figures.images import CannotDrawFigure
 from mlgate.settings import DataStatsSettings, load_settings
 
 EDGES = (np.arange(65) * 4.0).tolist()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlgate.figures.data import CannotDrawFigure, display_images
+from mlgate.figures.images import CannotDrawFigure, display_images
 from mlgate.figures.model import draw_confusion_difference, draw_flipped_examples
 from mlgate.figures.style import drawn
 from mlgate.figures.worker import ConfusionDifference, FlippedExamples, _load_jobs, render_jobs

@@ -13,20 +13,17 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from PIL import Image
 
-from mlgate.figures.data import (
-    CannotDrawFigure,
-    display_samples,
+from mlgate.figures.distributions import (
     draw_label_distribution,
-    draw_loss_curve,
     draw_pixel_histogram,
-    draw_sample_grid,
     label_distribution,
     label_distribution_mermaid,
-    loss_curve,
     pixel_histogram,
-    sample_grid,
 )
+from mlgate.figures.images import CannotDrawFigure
+from mlgate.figures.samples import display_samples, draw_sample_grid, sample_grid
 from mlgate.figures.style import drawn, number_label
+from mlgate.figures.training import draw_loss_curve, loss_curve
 
 
 def decode(png: bytes) -> Image.Image:

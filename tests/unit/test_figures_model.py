@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlgate.figures.data import CannotDrawFigure
+from mlgate.figures.images import CannotDrawFigure
 from mlgate.figures.model import accuracy_delta, confusion_matrix, draw_accuracy_delta, draw_confusion_matrix
 from mlgate.figures.style import drawn
 

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from mlgate.figures.data import label_distribution, pixel_histogram
+from mlgate.figures.distributions import label_distribution, pixel_histogram
 from mlgate.figures.model import confusion_matrix
 from mlgate.figures.style import drawn, figure, log_ticks, number_label, text_width_in, title_text
 

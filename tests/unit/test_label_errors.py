@@ -31,7 +31,8 @@ from mlgate.data.label_errors import (
 )
 from mlgate.data.report import build_report, render_markdown
 from mlgate.data.stats import DatasetStats, LeakageStats
-from mlgate.figures.data import CannotDrawFigure, display_images, draw_label_error_grid
+from mlgate.figures.images import CannotDrawFigure, display_images
+from mlgate.figures.items import draw_label_error_grid
 from mlgate.figures.worker import LabelErrorGrid, _load_jobs
 from tests.fixtures.mnist import mnist_digits
 from tests.fixtures.photo_crops import ONE_TEXTURE_TWO_NAMES, TUNING, photo_crops

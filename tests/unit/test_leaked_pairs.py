@@ -18,7 +18,8 @@ from matplotlib.text import Text
 from mlgate.cli import main
 from mlgate.data.layouts import open_dataset
 from mlgate.data.stats import compute_stats
-from mlgate.figures.data import CannotDrawFigure, display_images, draw_leaked_pairs
+from mlgate.figures.images import CannotDrawFigure, display_images
+from mlgate.figures.items import draw_leaked_pairs
 from mlgate.figures.worker import LeakedPairs, _load_jobs
 from tests.fixtures.datasets import make_course, make_imagefolder
 

@@ -33,7 +33,8 @@ from mlgate.data.near_duplicates import (
 )
 from mlgate.data.report import build_report, render_markdown
 from mlgate.data.stats import compute_stats, item_keys
-from mlgate.figures.data import CannotDrawFigure, draw_near_groups
+from mlgate.figures.images import CannotDrawFigure
+from mlgate.figures.items import draw_near_groups
 from mlgate.figures.worker import NearGroups, _load_jobs
 from mlgate.settings import DataStatsSettings
 from tests.fixtures.mnist import mnist_digits

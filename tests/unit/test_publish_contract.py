@@ -43,3 +43,9 @@ def test_contract__built_and_parsed_in_one_module() -> None:
                                                                                   marker, 5)
     for module in ("publish", "fork_publish", "github/comments"):  # nobody else spells a marker
         assert "<!-- mlgate:" not in (PACKAGE / f"{module}.py").read_text()
+
+
+def test_contract__no_module_but_the_contract_spells_a_marker_or_the_manifest_name() -> None:
+    spelled = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+               if "<!-- mlgate" in path.read_text() or '"publish.json"' in path.read_text()}
+    assert spelled == {"publish_contract.py"}

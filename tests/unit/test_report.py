@@ -219,14 +219,13 @@ def test_model_report__without_gates_says_none_is_configured() -> None:
 
 
 def test_act__without_gates_does_not_claim_they_passed() -> None:
-    from types import SimpleNamespace
+    from mlgate.model.promote import PromotionPolicy, carry_out, plan_action
 
-    from mlgate.model.promote import act
-
-    settings = SimpleNamespace(on_pass="none", on_fail_alias="")
-    none = act(settings, model_report(GateThresholds()), None, None, None, None, {})  # type: ignore[arg-type]
-    two = act(settings, model_report(GateThresholds(max_latency_ms=20, min_accuracy=0.5)),  # type: ignore[arg-type]
-              None, None, None, None, {})
+    policy = PromotionPolicy(on_pass="none", promote_alias="production", on_fail_alias="")
+    none = carry_out(plan_action(policy, model_report(GateThresholds()), None, None, registry=False),  # type: ignore[arg-type]
+                     None, None, {})
+    two = carry_out(plan_action(policy, model_report(GateThresholds(max_latency_ms=20, min_accuracy=0.5)),
+                                None, None, registry=False), None, None, {})  # type: ignore[arg-type]
     assert none.result == "no gates configured; `on-pass: none`, so nothing else was done."
     assert two.result == "all 2 gates passed; `on-pass: none`, so nothing else was done."
 

@@ -28,18 +28,67 @@ from tests.fixtures.datasets import make_course, make_imagefolder
 ONE_SHARD = 10**9
 
 
-def _course(root: Path, seed: int) -> None:
+def _course(root: Path, seed: int, near_copies: bool = True) -> None:
     make_course(root, n_train=150, n_test=50, shards=3, duplicates=6, leaks=5, conflicts=3, nonfinite=2,
                 seed=seed)
+    if near_copies:
+        _plant_near_copies(root, seed)
 
 
 def _course_uint8(root: Path, seed: int) -> None:
     make_course(root, n_train=120, n_test=40, shards=2, shape=(3, 9, 7), dtype="uint8", duplicates=4, leaks=9,
                 seed=seed)
+    _plant_near_copies(root, seed)
 
 
 def _imagefolder(root: Path, seed: int) -> None:
     make_imagefolder(root, per_class=12, classes=3, mixed=True, corrupt=3, duplicates=3, leaks=9, seed=seed)
+    _plant_near_copies(root, seed)
+
+
+def _near_copy(image: np.ndarray, k: int) -> np.ndarray:
+    """A little brighter (``k`` levels of 255) and not equal: a near copy, never an exact one."""
+    if image.dtype == np.uint8:
+        return np.clip(image.astype(np.int16) + k, 0, 255).astype(np.uint8)
+    finite = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
+    return finite * 0.95 + k / 100  # within [0, 1], as the other items: no batch changes its value range
+
+
+def _plant_near_copies(root: Path, seed: int) -> None:
+    """Near copies (brighter by a few levels) of train items: groups of 2 to 4 within train, and copies
+    of train items in test (near leaks), spread over the parts, so every cut splits some groups."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed + 100)
+    if (root / "train").is_dir():  # ImageFolder: new files beside the old, in the same class
+        images = {}
+        for path in sorted((root / "train").rglob("*.png")):
+            if not path.name.startswith("corrupt"):
+                with Image.open(path) as image:
+                    if image.mode in ("L", "RGB") and image.size == (28, 28):
+                        images[path] = np.asarray(image)
+        for n, source in enumerate(rng.choice(sorted(images), 6, replace=False).tolist()):
+            image = images[source]
+            for k in range(1 + n % 3):
+                split = "test" if k == 2 else "train"
+                target = root / split / source.parent.name / f"near_{n}_{k}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(_near_copy(image, 3 + k)).save(target)
+        return
+    parts = {split: sorted(root.glob(f"{split}_images*.pt")) for split in ("train", "test")}
+    train = [torch.load(p) for p in parts["train"]]
+    test = [torch.load(p) for p in parts["test"]]
+    sizes = [len(t) for t in train]
+    for n in range(6):
+        part = int(rng.integers(len(train)))
+        source = train[part][int(rng.integers(sizes[part]))].numpy()
+        for k in range(1 + n % 3):
+            into = test if k == 2 else train
+            where = int(rng.integers(len(into)))
+            into[where][int(rng.integers(len(into[where])))] = torch.from_numpy(_near_copy(source, 3 + k))
+    for split, tensors in (("train", train), ("test", test)):
+        for path, tensor in zip(parts[split], tensors, strict=True):
+            torch.save(tensor, path)
 
 
 LAYOUTS = {"course": _course, "course-uint8": _course_uint8, "imagefolder": _imagefolder}
@@ -95,6 +144,8 @@ def test_compute_stats__any_random_sharding_gives_the_one_pass_statistics(tmp_pa
         assert len(plan(open_dataset(tmp_path / "head"), _random_sizes(np.random.default_rng(seed)))) > 5
 
         assert _comparable(sharded) == _comparable(one_pass), (seed, batch_size)
+        near = one_pass["stats"].near_duplicates  # type: ignore[attr-defined]
+        assert near.within["train"].total >= 3 and near.near_leaked >= 1  # the planted near copies are there
         assert sharded["findings"] == one_pass["findings"], (seed, batch_size)  # named: a clearer failure
         _assert_full_lists_are_complete(sharded)
         # with a base: what changed and the drift come out the same too
@@ -126,7 +177,7 @@ def _against(base: dict[str, object], head: dict[str, object]) -> tuple[str, str
 
 
 def test_compute_stats__planted_findings_survive_sharding(tmp_path: Path) -> None:
-    _course(tmp_path, 3)
+    _course(tmp_path, 3, near_copies=False)  # a near copy written over a planted exact one would change its count
     stats = _measure(tmp_path, sizes=_random_sizes(np.random.default_rng(1)), batch_size=5)["stats"]
     assert stats.splits["train"].duplicates == 6 + 3 and stats.leakage.per_split == {"test": 5}
     assert stats.leakage.conflicting_labels == 3 and stats.splits["train"].nonfinite == 2

@@ -18,7 +18,7 @@ import torch
 from mlgate.data.layouts.base import MAX_LABEL, Batch, Dataset, Split, ordered
 from mlgate.data.layouts.imagefolder import pil_to_hwc
 from mlgate.errors import MlgateError
-from mlgate.user_code import ImportRoot, split_import_path
+from mlgate.user_code import ImportRoot, import_path_parts
 
 _ROOT_PARAMETERS = ("root", "data_root", "data_dir", "data_path", "path")
 
@@ -53,13 +53,8 @@ def open_dataset_class(root: Path, spec: str, import_root: Path | None) -> Datas
 
 
 def _import_class(spec: str, checkout: ImportRoot) -> Any:
-    parts = split_import_path(spec)
-    if parts is None:
-        raise DatasetClassError(
-            f"Dataset class {spec!r} is not of the form pkg.module:Class.",
-            hint="Example: dataset-class: src.data:MnistDataset",
-        )
-    module_name, class_name = parts
+    module_name, class_name = import_path_parts(spec, DatasetClassError, what="Dataset class", form="pkg.module:Class",
+                                                example="dataset-class: src.data:MnistDataset")
     try:
         module = checkout.import_module(module_name)
     except Exception as exc:  # user code: an ImportError or anything its import-time code raises

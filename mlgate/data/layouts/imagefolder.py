@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -166,7 +166,7 @@ class ImageFolderSplit:
                 stack.extend(reversed(subdirs))
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
-        return _read(self._files(), self.root, list(self.skipped), batch_size)
+        return read_items(self._files(), list(self.skipped), batch_size)
 
     def shards(self, sizes: Iterator[int], ends: Callable[[str], bool] | None = None) -> list[ImageFolderShard]:
         """The split cut into consecutive file ranges of ``sizes`` files each (one shard at least, the
@@ -202,11 +202,13 @@ class ImageFolderShard:
         return len(self.files)
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
-        return _read(iter(self.files), self.root, list(self.skipped), batch_size)
+        return read_items(iter(self.files), list(self.skipped), batch_size)
 
 
-def _read(files: Iterator[tuple[str, int, str, str | None]], root: Path, unreadable: list[str],
-          batch_size: int) -> Iterator[Batch]:
+def read_items(files: Iterator[tuple[str | IO[bytes], int, str, str | None]], unreadable: list[str],
+               batch_size: int) -> Iterator[Batch]:
+    """Batches of the decoded ``(file, label, relative path, why not read)`` items; a file is a path or
+    its bytes already in memory (:mod:`mlgate.data.stream` reads them from the DVC remote)."""
     decode_errors = _decode_errors()
     chunk: list[tuple[np.ndarray, int, str]] = []
     size = 0
@@ -238,8 +240,9 @@ def _over_budget(width: int, height: int) -> str:
             f"{MAX_IMAGE_PIXELS / 1e6:,.0f} M pixel budget")
 
 
-def _decode_file(path: str) -> np.ndarray:
-    """The image at ``path`` as (H, W, C) uint8; raises :class:`ImageOverBudget` before decoding an image
+def _decode_file(path: str | IO[bytes]) -> np.ndarray:
+    """The image at ``path`` (a file name or an open binary file) as (H, W, C) uint8; raises
+    :class:`ImageOverBudget` before decoding an image
     whose header claims more than :data:`MAX_IMAGE_PIXELS` pixels."""
     from PIL import Image  # only ImageFolder and user classes need PIL
 

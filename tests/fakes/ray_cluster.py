@@ -1,0 +1,104 @@
+"""A real local multi-node Ray cluster in its own process, driven over stdin: a test starts it, reaches it
+as a runner reaches a KubeRay head (``ray://127.0.0.1:PORT``), and kills a node or the head mid-run.
+
+Not a fake: the head and every node are Ray's own (``ray.cluster_utils.Cluster``: a GCS, a raylet and an
+object store per node, the Ray Client server on the head). It runs in a process of its own so that Ray's
+start-up (its log files, its threads) stays out of the test process.
+
+    python -m tests.fakes.ray_cluster PORT NODES
+
+prints ``{"address": "ray://127.0.0.1:PORT", "gcs": "HOST:PORT"}`` once the head and ``NODES`` more nodes are
+up, then answers one line per command: ``add NAME`` (a node more), ``kill NAME`` (that node's processes
+killed at once, as when a machine dies), ``kill-head``; end of input shuts the cluster down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+NODE = {"num_cpus": 1, "object_store_memory": 100 * 2**20}
+"""Each node as small as a 2-core machine allows: one CPU, a 100 MB object store."""
+
+
+def serve(port: int, nodes: int, commands: IO[str], out: IO[str]) -> None:
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        **NODE, "ray_client_server_port": port, "include_dashboard": False})
+    named: dict[str, Any] = {}
+    try:
+        for _ in range(nodes):
+            cluster.add_node(**NODE)
+        cluster.wait_for_nodes()
+        print(json.dumps({"address": f"ray://127.0.0.1:{port}", "gcs": cluster.address}), file=out, flush=True)
+        for line in commands:
+            verb, _, name = line.strip().partition(" ")
+            if verb == "add":
+                named[name] = cluster.add_node(**NODE)
+                cluster.wait_for_nodes()
+            elif verb == "kill":
+                cluster.remove_node(named.pop(name), allow_graceful=False)
+            elif verb == "kill-head":
+                cluster.remove_node(cluster.head_node, allow_graceful=False)
+            print("ok", file=out, flush=True)
+    finally:
+        cluster.shutdown()
+
+
+class RayCluster:
+    """The cluster process, from a test: :attr:`address` to connect to, :meth:`send` a command."""
+
+    def __init__(self, port: int, nodes: int = 1, *, pythonpath: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath),
+                                                                          os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.fakes.ray_cluster", str(port), str(nodes)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                        cwd=pythonpath, start_new_session=True)
+        assert self.process.stdout is not None
+        started = self.process.stdout.readline()
+        if not started:
+            raise RuntimeError(f"the Ray cluster did not start (exit {self.process.wait()})")
+        info = json.loads(started)
+        self.address: str = info["address"]
+        self.gcs: str = info["gcs"]
+
+    def send(self, command: str) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        assert answer == "ok", (command, answer)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=120)
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            # what a killed head left running (its Ray Client server for a connection holds port 23000 on)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def running(port: int, nodes: int, pythonpath: Path) -> Iterator[RayCluster]:
+    cluster = RayCluster(port, nodes, pythonpath=pythonpath)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+if __name__ == "__main__":
+    answers = os.fdopen(os.dup(1), "w")  # the protocol; whatever Ray prints goes to stderr
+    os.dup2(2, 1)
+    serve(int(sys.argv[1]), int(sys.argv[2]), sys.stdin, answers)
