@@ -78,8 +78,16 @@ def data_stats(data: Path | str, out: Path, cache: Path, workers: int) -> tuple[
     """Wall seconds of a whole run, seconds of its reading phase, and the run's log."""
     wall, log, _, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data), "--out", str(out),
                            "--dvc-pull", "false", "--workers", str(workers), "--cache-dir", str(cache)])
-    reading = re.search(r"Reading .*? computing its statistics…\n(?:.*\n)*?\s+done in ([\d.]+) s", log)
-    return wall, float(reading[1]) if reading else float("nan"), log
+    phases, name = [], None
+    for line in log.splitlines():  # "▸ <phase>…", its own lines, then "  done in <seconds> s"
+        if line.startswith("▸ "):
+            name = line[2:].rstrip("…")
+        elif name is not None and (done := re.match(r"\s+done in (?:(\d+) min )?([\d.]+) s", line)):
+            phases.append((name, f"{int(done[1] or 0) * 60 + float(done[2]):.1f}"))  # "1 min 02 s" past a minute
+            name = None
+    print(f"    phases: {'; '.join(f'{name} {seconds} s' for name, seconds in phases)}")
+    reading = next((float(seconds) for name, seconds in phases if name.startswith("Reading")), float("nan"))
+    return wall, reading, log
 
 
 def main() -> None:

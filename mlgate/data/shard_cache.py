@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pickle
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from mlgate.data.stats import ShardState, ShardTask
 
 CODEC_VERSION = 2
+PRUNE_AFTER_S = 7 * 86400
+"""Entries no run read or wrote for this long are removed (a read touches an entry): two datasets sharing
+one ``cache-dir`` keep theirs, and a kept folder does not grow with every version of the data."""
 _MAGIC = b"mlgate shard state\n"
 STATE_MODULES = ("mlgate.data.stats", "mlgate.data.near_duplicates", "mlgate.data.image_issues",
                  "mlgate.data.item_lists")
@@ -150,6 +154,10 @@ class ShardCache:
     def _path(self, key: str) -> Path:
         return self.shards / key[:2] / f"{key}.state"
 
+    def has(self, key: str) -> bool:
+        """Whether an entry is stored under ``key`` (not yet whether it can be trusted: :meth:`get`)."""
+        return self._path(key).is_file()
+
     def get(self, key: str) -> ShardState | None:
         """The state stored under ``key``, validated; None when there is none or it cannot be trusted."""
         try:
@@ -163,6 +171,8 @@ class ShardCache:
             return None
         self.hits += 1
         self.used.add(key)
+        with contextlib.suppress(OSError):
+            os.utime(self._path(key))  # in use: :meth:`prune` keeps it
         return state
 
     def put(self, key: str, state: ShardState) -> None:
@@ -179,14 +189,15 @@ class ShardCache:
             make_shared_dirs(self._path(key).parent)
             write_shared_file(self._path(key), data)
 
-    def prune(self) -> int:
-        """Remove the entries this run did not use (a kept ``cache-dir`` then holds one dataset's shards,
-        not every version's); returns how many were removed."""
+    def prune(self, unused_for_s: float = PRUNE_AFTER_S) -> int:
+        """Remove the entries that this run did not use and no run used for ``unused_for_s`` seconds (a kept
+        ``cache-dir`` holds the shards of the versions in use, not of every version); returns how many."""
         removed = 0
+        cutoff = time.time() - unused_for_s
         with contextlib.suppress(OSError):
             for entry in self.shards.glob("*/*.state"):
-                if entry.stem not in self.used:
-                    with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):
+                    if entry.stem not in self.used and entry.stat().st_mtime <= cutoff:
                         entry.unlink()
                         removed += 1
         return removed
@@ -207,20 +218,19 @@ def reduce_cached(shards: list[Shard], task: ShardTask,
     states of cached shards read from ``cache`` instead of computed (an entry that does not check out is
     recomputed), and every computed state stored: the same states, in the same order."""
     keys = [shard_key(shard, task, cache.digest) for shard in shards]
-    cached: dict[int, ShardState] = {}
-    for index, key in enumerate(keys):
-        if key is not None and (state := cache.get(key)) is not None:
-            cached[index] = state
-    computed = reduce([s for i, s in enumerate(shards) if i not in cached])
-    for index, shard in enumerate(shards):
-        if index in cached:
-            yield shard, cached.pop(index)
-            continue
-        done, state = next(computed)
-        assert done is shard
-        key = keys[index]
-        if key is not None:
-            cache.put(key, state)  # before the caller merges into it
+    stored = [key is not None and cache.has(key) for key in keys]
+    computed = reduce([s for s, hit in zip(shards, stored, strict=True) if not hit])
+    for shard, key, hit in zip(shards, keys, stored, strict=True):
+        # an entry is read when its turn comes (one at a time in memory besides the merged state)
+        state = cache.get(key) if hit and key is not None else None
+        if state is None:
+            if hit:  # refused when read: recomputed here, in order
+                state = task(shard)
+            else:
+                done, state = next(computed)
+                assert done is shard
+            if key is not None:
+                cache.put(key, state)  # before the caller merges into it
         yield shard, state
 
 

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,13 +200,15 @@ def test_data_stats__second_run_on_changed_data_reports_as_a_cold_run_and_says_w
         return (tmp_path / out / "report.json").read_text()
 
     run("cache", "first")
-    stale = tmp_path / "cache" / "shards" / "zz" / f"zz{'0' * 62}.state"
+    stale, recent = (tmp_path / "cache" / "shards" / "zz" / f"zz{n * 62}.state" for n in "01")
     stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"an entry of an older dataset")
+    stale.write_bytes(b"an entry of an older dataset, unused for 30 days")
+    recent.write_bytes(b"an entry of another dataset sharing the folder, used today")
+    os.utime(stale, (time.time() - 30 * 86400,) * 2)
     _add(data)
     capsys.readouterr()
     warm = run("cache", "warm")
     log = capsys.readouterr().out
     assert warm == run("cold-cache", "cold")
     assert "shards read from the cache" in log and " 0 of " not in log.split("Shard cache")[1].split("\n")[0]
-    assert not stale.exists()  # entries this run did not use are pruned: the kept folder does not grow
+    assert not stale.exists() and recent.exists()  # unused for a week: pruned, the kept folder does not grow
