@@ -27,6 +27,7 @@ from mlgate.data.label_errors import (
     pair_confusion,
     per_class_thresholds,
     ranked,
+    _sample,
     separable_pairs,
 )
 from mlgate.data.report import build_report, render_markdown
@@ -218,11 +219,13 @@ def test_labels_with_no_signal__are_not_judged_and_nothing_is_flagged() -> None:
 
 
 def test_sample__at_most_max_items_drawn_from_every_part_of_the_split() -> None:
+    # the sampler alone: through find_label_errors its reading stops at a share of the time budget, so
+    # on a loaded machine it read 3,000 of 5,000 items and this failed for a reason it does not test
     images, labels = mnist_digits()  # sorted by class: the first 1,000 items are all 0s and 1s
-    result = find_label_errors(in_batches(images, labels), num_classes=10, time_budget_s=4, max_items=1_000).result
-    assert result.items_read == 5_000 and 500 <= result.items_examined <= 1_000
+    sample = _sample(in_batches(images, labels), 1_000, 10, seed=0, stop=lambda: False)
+    assert sample.read == 5_000 and len(sample.y) == 1_000
     # the first 1,000 would be half 0s, half 1s; a uniform sample has each digit about 10 % of the time
-    assert result.chance_accuracy < 0.15
+    assert torch.bincount(sample.y, minlength=10).max().item() / len(sample.y) < 0.15
 
 
 def report_with(errors: LabelErrors, *, figures: dict[str, str] | None = None) -> str:
