@@ -20,6 +20,7 @@ from mlgate.data.label_errors import (
     ConfusedPair,
     LabelErrorItem,
     LabelErrors,
+    _sample,
     confident_joint,
     confident_labels,
     find_label_errors,
@@ -27,7 +28,6 @@ from mlgate.data.label_errors import (
     pair_confusion,
     per_class_thresholds,
     ranked,
-    _sample,
     separable_pairs,
 )
 from mlgate.data.report import build_report, render_markdown
