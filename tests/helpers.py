@@ -20,11 +20,23 @@ from typing import TYPE_CHECKING, Any
 from tests.fakes.dvc_repo import hermetic_env, run
 
 if TYPE_CHECKING:
+    from mlgate.data.gates import DataGateThresholds
+    from mlgate.settings import DataStatsSettings
     from tests.fakes.github import FakeGitHub, FakePull
     from tests.fixtures.datasets import GroundTruth
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- mlgate:data-stats:Data report -->"  # data-stats' comment marker for the default title
+
+
+# ---- data-stats' gate thresholds, taken from its settings as run_data_stats takes them
+
+
+def data_gate_thresholds(settings: DataStatsSettings) -> DataGateThresholds:
+    """The gate inputs of ``settings``, for tests that load inputs and evaluate the data gates."""
+    from mlgate.data.gates import DataGateThresholds  # imports torch, which this module does not
+
+    return DataGateThresholds.model_validate(settings.model_dump(include=set(DataGateThresholds.model_fields)))
 
 
 # ---- the runner's file commands

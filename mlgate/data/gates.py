@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from mlgate import numbers
 from mlgate.data.baseline import BaselineResult
 from mlgate.data.drift import DriftReport
 from mlgate.data.stats import DatasetStats
 from mlgate.numbers import Unit
 from mlgate.report import Gate
-from mlgate.settings import DataStatsSettings
 
 UNITS: dict[str, Unit] = {
     "min-samples": Unit.plain("items"),
@@ -27,38 +28,52 @@ INPUTS = list(UNITS)
 """The inputs that switch a data gate on, in the order of the gate table."""
 
 
+class DataGateThresholds(BaseModel):
+    """The user's limits (the inputs of the same name); ``None`` or ``False`` switches a gate off.
+    ``baseline-train`` is gated by the baseline's result, passed beside these."""
+
+    min_samples: int | None = None
+    max_imbalance: float | None = None
+    fail_on_leakage: bool = False
+    fail_on_duplicates: bool = False
+    fail_on_nonfinite: bool = False
+    fail_on_near_leakage: bool = False
+    max_label_drift: float | None = None
+    max_pixel_drift: float | None = None
+
+
 def evaluate_data_gates(
-    stats: DatasetStats, settings: DataStatsSettings, baseline: BaselineResult | None = None
+    stats: DatasetStats, thresholds: DataGateThresholds, baseline: BaselineResult | None = None
 ) -> list[Gate]:
     """One Gate per gate the user switched on; none when none is configured."""
     gates: list[Gate] = []
     splits = stats.splits
-    if settings.min_samples is not None and splits:
+    if thresholds.min_samples is not None and splits:
         name, smallest = min(splits.items(), key=lambda item: item[1].count)
-        passed = smallest.count >= settings.min_samples
+        passed = smallest.count >= thresholds.min_samples
         gates.append(Gate(
-            name="min-samples", value=smallest.count, threshold=settings.min_samples, passed=passed,
-            detail="" if passed else (f"{numbers.count(settings.min_samples - smallest.count)} items below the "
-                                      f"{numbers.count(settings.min_samples)} minimum in split `{name}`"),
+            name="min-samples", value=smallest.count, threshold=thresholds.min_samples, passed=passed,
+            detail="" if passed else (f"{numbers.count(thresholds.min_samples - smallest.count)} items below the "
+                                      f"{numbers.count(thresholds.min_samples)} minimum in split `{name}`"),
         ))
-    if settings.max_imbalance is not None:
+    if thresholds.max_imbalance is not None:
         ratios = {n: s.imbalance_ratio for n, s in splits.items() if s.imbalance_ratio is not None}
         if ratios:
             name, worst = max(ratios.items(), key=lambda item: item[1])
-            passed = worst <= settings.max_imbalance
+            passed = worst <= thresholds.max_imbalance
             gates.append(Gate(
-                name="max-imbalance", value=worst, threshold=settings.max_imbalance, passed=passed,
-                detail="" if passed else (f"{numbers.number(worst - settings.max_imbalance)} over the "
-                                          f"{numbers.RATIO.limit(settings.max_imbalance)} limit in split `{name}`"),
+                name="max-imbalance", value=worst, threshold=thresholds.max_imbalance, passed=passed,
+                detail="" if passed else (f"{numbers.number(worst - thresholds.max_imbalance)} over the "
+                                          f"{numbers.RATIO.limit(thresholds.max_imbalance)} limit in split `{name}`"),
             ))
     for enabled, name, value, what in (
-        (settings.fail_on_leakage, "fail-on-leakage", stats.leakage.train_test_exact_duplicates,
+        (thresholds.fail_on_leakage, "fail-on-leakage", stats.leakage.train_test_exact_duplicates,
          "test items also in train"),
-        (settings.fail_on_duplicates, "fail-on-duplicates", sum(s.duplicates for s in splits.values()),
+        (thresholds.fail_on_duplicates, "fail-on-duplicates", sum(s.duplicates for s in splits.values()),
          "exact duplicates within splits"),
-        (settings.fail_on_nonfinite, "fail-on-nonfinite", sum(s.nonfinite for s in splits.values()),
+        (thresholds.fail_on_nonfinite, "fail-on-nonfinite", sum(s.nonfinite for s in splits.values()),
          "items with NaN/Inf"),
-        (settings.fail_on_near_leakage, "fail-on-near-leakage", stats.near_duplicates.near_leaked,
+        (thresholds.fail_on_near_leakage, "fail-on-near-leakage", stats.near_duplicates.near_leaked,
          "test items near-duplicates of train items"),
     ):
         if enabled:
@@ -75,15 +90,15 @@ def evaluate_data_gates(
     return gates
 
 
-def evaluate_drift_gates(drift: DriftReport | None, settings: DataStatsSettings, *, unchanged: bool = False
+def evaluate_drift_gates(drift: DriftReport | None, thresholds: DataGateThresholds, *, unchanged: bool = False
                          ) -> list[Gate]:
     """``max-label-drift`` (the worst split's label TVD against the base) and ``max-pixel-drift`` (its
     pixel KS statistic), when set. Without a base (or a split on both sides) a gate cannot be evaluated:
     it passes, and its detail says why; ``unchanged`` data is the base's, so nothing moved."""
     gates: list[Gate] = []
     for name, limit, measure, what in (
-        ("max-label-drift", settings.max_label_drift, "labels", "label shares"),
-        ("max-pixel-drift", settings.max_pixel_drift, "pixels", "pixel intensities"),
+        ("max-label-drift", thresholds.max_label_drift, "labels", "label shares"),
+        ("max-pixel-drift", thresholds.max_pixel_drift, "pixels", "pixel intensities"),
     ):
         if limit is None:
             continue

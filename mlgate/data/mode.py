@@ -22,6 +22,7 @@ from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
 from mlgate.data.findings import FOLDER as FINDINGS_FOLDER
 from mlgate.data.findings import FullList, full_lists
 from mlgate.data.findings import Measured as FindingsOf
+from mlgate.data.gates import DataGateThresholds, evaluate_data_gates, evaluate_drift_gates
 from mlgate.data.layouts import Dataset, open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.pull import dvc_session, pull_if_tracked, stream_source
@@ -52,7 +53,7 @@ from mlgate.figures.worker import (
     SampleGrid,
 )
 from mlgate.publish import Finished, Publication, finish, workspace_relative
-from mlgate.settings import DataStatsSettings
+from mlgate.settings import DataStatsSettings, DvcInputs, Layout, Workers
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -61,6 +62,36 @@ if TYPE_CHECKING:
     from mlgate.data.drift import DriftReport
     from mlgate.data.label_errors import LabelErrors, LabelErrorsFound
     from mlgate.data.shards import Engine
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInputs:
+    """Which data is read and how: ``data``, ``layout``, ``dataset-class``, and the local copy to compare
+    with, ``baseline-data`` (the statistics cache's keys name the layout and class too)."""
+
+    data: Path
+    layout: Layout
+    dataset_class: str | None
+    baseline_data: Path | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeInputs:
+    """How the statistics pass runs: ``workers`` processes here or ``engine: ray`` at ``ray-address``,
+    keeping ``samples-per-class`` images for the sample grid."""
+
+    samples_per_class: int
+    workers: Workers
+    engine: str
+    ray_address: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheInputs:
+    """Where statistics are cached: ``cache-dir`` on the runner, ``assets-branch`` in the repository."""
+
+    cache_dir: Path
+    assets_branch: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,38 +132,45 @@ class Measured:
 
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Clients,
                    figure_worker: FigureWorker | None = None) -> ExitCode:
+    data = DataInputs(settings.data, settings.layout, settings.dataset_class, settings.baseline_data)
+    compute = ComputeInputs(settings.samples_per_class, settings.workers, settings.engine, settings.ray_address)
+    caching = CacheInputs(settings.cache_dir, settings.assets_branch)
+    thresholds = DataGateThresholds.model_validate(settings.model_dump(include=set(DataGateThresholds.model_fields)))
+    dvc_inputs = DvcInputs.model_validate(settings.model_dump(include=set(DvcInputs.model_fields)))
+    title = settings.report_title
+
     publication = Publication.for_run(settings, ctx, clients)
-    with dvc_session(settings, clients.dvc, needed=settings.compare_base) as dvc:
-        versions = _versions(settings, ctx, dvc)
-        cache = _gather_cached(settings, ctx, versions, publication)
-        measured = None if versions.unchanged else _measure(settings, ctx, dvc, versions, cache)
+    with dvc_session(dvc_inputs, clients.dvc, needed=settings.compare_base) as dvc:
+        versions = _versions(data, settings.compare_base, ctx, dvc)
+        cache = _gather_cached(data, caching, ctx, versions, publication)
+        measured = None if versions.unchanged else _measure(data, compute, dvc_inputs, ctx, dvc, versions, cache)
     if measured is None:
-        return finish(_unchanged(settings, versions, cache), publication, ctx)
+        return finish(_unchanged(title, data, thresholds, versions, cache), publication, ctx)
     worker = figure_worker or FigureWorker(None)
-    worker.send(_figure_jobs(settings, measured))  # drawn on the other core while the searches run
+    worker.send(_figure_jobs(compute.samples_per_class, measured))  # drawn on the other core while the searches run
     if measured.near is not None:
         with workflow.phase("Searching for near-duplicates"):
             measured.stats.near_duplicates = measured.near.result(settings.near_duplicate_distance)
     if versions.head_hash:
-        cache.put(_cache_key(versions.head_hash, settings), measured.stats)
+        cache.put(_cache_key(versions.head_hash, data), measured.stats)
     baseline = label_errors = None
     if settings.baseline_train:
         started = time.perf_counter()
         with workflow.phase("Training the sanity baseline"):
-            baseline = _train_baseline(settings, measured.dataset, measured.stats)
+            baseline = _train_baseline(settings.baseline_time_budget, measured.dataset, measured.stats)
         with workflow.phase("Looking for likely label errors"):
-            label_errors = _find_label_errors(settings, measured.dataset, measured.stats,
+            label_errors = _find_label_errors(measured.dataset, measured.stats,
                                               settings.baseline_time_budget - (time.perf_counter() - started))
     with workflow.phase("Drawing the figures"):
         drawn = worker.render(_late_figure_jobs(measured, baseline, label_errors))
         figures = {name: drawn[name] for name in FIGURE_TITLES if name in drawn}
     files, lists = full_lists(FindingsOf(measured.stats, label_errors.flagged if label_errors else None))
-    report = _report(settings, versions, measured, baseline, figures,
+    report = _report(title, data.data, thresholds, versions, measured, baseline, figures,
                      label_errors=label_errors.result if label_errors else None, full_lists=lists)
     if report.data_changed is None and ctx.pull_request is not None:
         report = report.model_copy(update={"data_changed": _changed_in_git(
-            ctx.in_workspace(settings.data, "data"), ctx.pull_request.base_sha)})
-    _publish_cached(settings, cache, publication)
+            ctx.in_workspace(data.data, "data"), ctx.pull_request.base_sha)})
+    _publish_cached(caching.assets_branch, cache, publication)
     findings_dir = workspace_relative(publication.out_dir / FINDINGS_FOLDER, ctx.workspace)
     return finish(_finished(report, figures, _label_counts(measured.stats), dvc=clients.dvc, files=files,
                             findings_dir=findings_dir), publication, ctx)
@@ -149,58 +187,58 @@ def _changed_in_git(data: Path, base_sha: str) -> bool:
     return done.returncode != 0
 
 
-def _versions(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None) -> DataVersions:
+def _versions(inputs: DataInputs, compare_base: bool, ctx: RunContext, dvc: DvcRunner | None) -> DataVersions:
     """Content hashes, without downloading: equal hashes mean the pull request leaves the data alone."""
-    data = settings.data.as_posix()
+    data = inputs.data.as_posix()
     head_hash = dvc.content_hash(data) if dvc else None
     pr = ctx.pull_request
-    if dvc is None or pr is None or not settings.compare_base or settings.baseline_data is not None:
+    if dvc is None or pr is None or not compare_base or inputs.baseline_data is not None:
         return DataVersions(head_hash)
     return DataVersions(head_hash, _base_hash(dvc, pr.base_sha, data), pr.base_sha, pr.base_ref)
 
 
-def _gather_cached(settings: DataStatsSettings, ctx: RunContext, versions: DataVersions,
+def _gather_cached(data: DataInputs, caching: CacheInputs, ctx: RunContext, versions: DataVersions,
                    publication: Publication) -> StatsCache:
     """The statistics cache, with the entries for this data and its base read from the assets branch
     now, while gathering the inputs: measuring never touches GitHub."""
-    keys = [_cache_key(h, settings) for h in (versions.head_hash, versions.base_hash) if h]
-    return StatsCache(ctx.in_workspace(settings.cache_dir, "cache-dir"),
-                      fetch_from_branch(publication.branch_store, settings.assets_branch, keys))
+    keys = [_cache_key(h, data) for h in (versions.head_hash, versions.base_hash) if h]
+    return StatsCache(ctx.in_workspace(caching.cache_dir, "cache-dir"),
+                      fetch_from_branch(publication.branch_store, caching.assets_branch, keys))
 
 
-def _publish_cached(settings: DataStatsSettings, cache: StatsCache, publication: Publication) -> None:
+def _publish_cached(assets_branch: str, cache: StatsCache, publication: Publication) -> None:
     """Put the statistics this run computed on the assets branch (publishing, beside ``finish()``)."""
-    publish_to_branch(publication.branch_store, settings.assets_branch, cache.pending)
+    publish_to_branch(publication.branch_store, assets_branch, cache.pending)
 
 
-def _measure(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
-             cache: StatsCache) -> Measured:
+def _measure(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, ctx: RunContext,
+             dvc: DvcRunner | None, versions: DataVersions, cache: StatsCache) -> Measured:
     """Pull the data, compute its statistics (the states of unchanged shards read from ``cache-dir``)
     and compare with the base."""
-    data = settings.data.as_posix()
-    streaming = settings.dvc_pull == "stream" and dvc is not None
+    data = inputs.data.as_posix()
+    streaming = dvc_inputs.dvc_pull == "stream" and dvc is not None
     if not streaming:
-        pull_if_tracked(settings, dvc, settings.data, "data")
-    data_dir = ctx.in_workspace(settings.data, "data")
+        pull_if_tracked(dvc_inputs, dvc, inputs.data, "data")
+    data_dir = ctx.in_workspace(inputs.data, "data")
     shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
     reading = f"Streaming {data} from the DVC remote" if streaming else f"Reading {data}"
-    with _engine(settings) as engine:
+    with _engine(compute) as engine:
         with workflow.phase(f"{reading} and computing its statistics"):
             if streaming:
                 assert dvc is not None
-                dataset = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data"))
+                dataset = open_streamed_imagefolder(stream_source(dvc_inputs, dvc, inputs.data, "data"))
             else:
-                dataset = _open(settings, data_dir, ctx)
+                dataset = _open(inputs, data_dir, ctx)
             near = NearDuplicateFinder()
-            stats, samples, leaked = compute_stats(dataset, samples_per_class=settings.samples_per_class,
+            stats, samples, leaked = compute_stats(dataset, samples_per_class=compute.samples_per_class,
                                                    progress=_items_read(), near_duplicates=near,
-                                                   workers=_workers(settings), shard_cache=shards, engine=engine)
+                                                   workers=_workers(compute), shard_cache=shards, engine=engine)
             _log_shards(shards)
-        base = settings.baseline_data.as_posix() if settings.baseline_data else None
+        base = inputs.baseline_data.as_posix() if inputs.baseline_data else None
         if base is None and dvc is not None and versions.base_hash is not None:
             base = versions.base_ref or versions.base_sha
         with workflow.phase(f"Comparing with {base}") if base else contextlib.nullcontext():
-            changes, base_stats = _changes(settings, ctx, dvc, versions, stats, cache, engine)
+            changes, base_stats = _changes(inputs, compute, dvc_inputs, ctx, dvc, versions, stats, cache, engine)
     shards.prune()
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
 
@@ -227,22 +265,22 @@ def _log_shards(shards: ShardCache) -> None:
                           + "; ".join(shards.refused[:5]) + (" …" if len(shards.refused) > 5 else ""))
 
 
-def _workers(settings: DataStatsSettings) -> int:
+def _workers(compute: ComputeInputs) -> int:
     from mlgate.data.shards import worker_count
 
-    return worker_count(settings.workers)
+    return worker_count(compute.workers)
 
 
 @contextlib.contextmanager
-def _engine(settings: DataStatsSettings) -> Iterator[Engine | None]:
+def _engine(compute: ComputeInputs) -> Iterator[Engine | None]:
     """The Ray cluster for ``engine: ray`` (Ray imported only then); None: this machine's workers."""
-    if settings.engine != "ray":
+    if compute.engine != "ray":
         yield None
         return
     from mlgate.data.ray_engine import connect
 
-    assert settings.ray_address is not None  # the settings require it with engine: ray
-    with connect(settings.ray_address) as engine:
+    assert compute.ray_address is not None  # the settings require it with engine: ray
+    with connect(compute.ray_address) as engine:
         yield engine
 
 
@@ -250,7 +288,7 @@ def _items_read() -> Callable[[int, int], None]:
     return workflow.rate("items read")
 
 
-def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, FigureJob]:
+def _figure_jobs(samples_per_class: int, measured: Measured) -> dict[str, FigureJob]:
     """The figures of the statistics pass, drawn while the searches and the baseline run."""
     from mlgate.figures.images import CannotDrawFigure, display_images
     from mlgate.figures.samples import display_samples
@@ -260,9 +298,9 @@ def _figure_jobs(settings: DataStatsSettings, measured: Measured) -> dict[str, F
     jobs: dict[str, FigureJob] = {"label_distribution": LabelDistribution(
         _label_counts(stats), base_counts=_label_counts(base) if base else None, base_name=base_name)}
     try:
-        displays = display_samples(measured.samples, per_class=settings.samples_per_class)
+        displays = display_samples(measured.samples, per_class=samples_per_class)
         sample_split = "train" if "train" in measured.dataset.splits else next(iter(measured.dataset.splits), "")
-        jobs["sample_grid"] = SampleGrid(displays, stats.class_names, settings.samples_per_class, sample_split)
+        jobs["sample_grid"] = SampleGrid(displays, stats.class_names, samples_per_class, sample_split)
     except CannotDrawFigure as exc:  # feature vectors, not images: no grid, say why
         workflow.annotate("notice", "No sample grid", exc.message)
     histograms = {n: (s.histogram, s.histogram_edges) for n, s in stats.splits.items() if s.histogram}
@@ -321,16 +359,14 @@ def _near_groups_job(stats: DatasetStats) -> NearGroups:
         stats.class_names, total, leaked, near.threshold)
 
 
-def _report(settings: DataStatsSettings, versions: DataVersions, measured: Measured,
+def _report(title: str, data: Path, thresholds: DataGateThresholds, versions: DataVersions, measured: Measured,
             baseline: BaselineResult | None, figures: Mapping[str, bytes], *,
             label_errors: LabelErrors | None = None, full_lists: list[FullList] | None = None) -> DataReport:
-    from mlgate.data.gates import evaluate_data_gates, evaluate_drift_gates
-
     return build_report(
-        title=settings.report_title, data=settings.data.as_posix(), stats=measured.stats,
+        title=title, data=data.as_posix(), stats=measured.stats,
         content_hash=versions.head_hash, changes=measured.changes,
-        gates=evaluate_data_gates(measured.stats, settings, baseline)
-        + evaluate_drift_gates(measured.drift, settings), baseline=baseline,
+        gates=evaluate_data_gates(measured.stats, thresholds, baseline)
+        + evaluate_drift_gates(measured.drift, thresholds), baseline=baseline,
         figures={name: f"{name}.png" for name in figures}, drift=measured.drift, label_errors=label_errors,
         full_lists=full_lists,
     )
@@ -357,29 +393,27 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
     )
 
 
-def _unchanged(settings: DataStatsSettings, versions: DataVersions, cache: StatsCache) -> Finished:
+def _unchanged(title: str, inputs: DataInputs, thresholds: DataGateThresholds, versions: DataVersions,
+               cache: StatsCache) -> Finished:
     """The data is byte-for-byte the base branch's: one line, no pull, and no new comment (an existing
     one is edited to say so, its old numbers folded away)."""
-    from mlgate.data.gates import evaluate_data_gates, evaluate_drift_gates
-
-    cached = cache.get(_cache_key(versions.head_hash, settings)) if versions.head_hash else None
+    data = inputs.data.as_posix()
+    cached = cache.get(_cache_key(versions.head_hash, inputs)) if versions.head_hash else None
     stats = cached or DatasetStats(
-        layout=settings.layout, class_names=None, splits={},
+        layout=inputs.layout, class_names=None, splits={},
         leakage=LeakageStats(train_test_exact_duplicates=0, per_split={}, conflicting_labels=0),
     )
-    gates = evaluate_data_gates(stats, settings) + evaluate_drift_gates(None, settings, unchanged=True) \
+    gates = evaluate_data_gates(stats, thresholds) + evaluate_drift_gates(None, thresholds, unchanged=True) \
         if cached else []
     report = build_report(
-        title=settings.report_title, data=settings.data.as_posix(), stats=stats,
+        title=title, data=data, stats=stats,
         content_hash=versions.head_hash, changes=None, gates=gates, baseline=None, figures={},
     ).model_copy(update={"data_changed": False})
-    markdown = render_unchanged(settings.report_title, settings.data.as_posix(), versions.head_hash,
-                                versions.base_ref, gates)
+    markdown = render_unchanged(title, data, versions.head_hash, versions.base_ref, gates)
     return Finished(passed=report.passed, report_json=report.model_dump_json(indent=2),
                     render=lambda links, note: markdown, outputs={"data-changed": "false"},
                     comment="update-existing", gated=bool(gates),
-                    headline=unchanged_outcome(settings.data.as_posix(), versions.head_hash, versions.base_ref,
-                                               gates))
+                    headline=unchanged_outcome(data, versions.head_hash, versions.base_ref, gates))
 
 
 def _base_hash(dvc: DvcRunner, base_sha: str, data: str) -> str | None:
@@ -394,10 +428,10 @@ def _base_hash(dvc: DvcRunner, base_sha: str, data: str) -> str | None:
         return None
 
 
-def _cache_key(content_hash: str | None, settings: DataStatsSettings) -> str:
+def _cache_key(content_hash: str | None, data: DataInputs) -> str:
     from mlgate.data.report import SCHEMA_VERSION
 
-    return f"{content_hash}-{settings.layout}-{settings.dataset_class or ''}-v{SCHEMA_VERSION}"
+    return f"{content_hash}-{data.layout}-{data.dataset_class or ''}-v{SCHEMA_VERSION}"
 
 
 def _label_counts(stats: DatasetStats) -> dict[str, dict[str, int]]:
@@ -405,45 +439,45 @@ def _label_counts(stats: DatasetStats) -> dict[str, dict[str, int]]:
     return {name: split.label_counts for name, split in stats.splits.items() if split.count}
 
 
-def _open(settings: DataStatsSettings, data_dir: Path, ctx: RunContext) -> Dataset:
-    return open_dataset(data_dir, settings.layout, dataset_class=settings.dataset_class, import_root=ctx.workspace)
+def _open(data: DataInputs, data_dir: Path, ctx: RunContext) -> Dataset:
+    return open_dataset(data_dir, data.layout, dataset_class=data.dataset_class, import_root=ctx.workspace)
 
 
-def _changes(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner | None, versions: DataVersions,
-             head: DatasetStats, cache: StatsCache,
+def _changes(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, ctx: RunContext,
+             dvc: DvcRunner | None, versions: DataVersions, head: DatasetStats, cache: StatsCache,
              engine: Engine | None = None) -> tuple[Changes | None, DatasetStats | None]:
     """Base statistics from a local copy, the cache, or the base revision's data (pulled only then),
     and what changed against them."""
-    if settings.baseline_data is not None:
-        base_dir = ctx.in_workspace(settings.baseline_data, "baseline-data")
-        base_stats = compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                                   workers=_workers(settings), progress=_items_read(), engine=engine)[0]
-        return compare(base_stats, head, base_name=settings.baseline_data.as_posix()), base_stats
+    if inputs.baseline_data is not None:
+        base_dir = ctx.in_workspace(inputs.baseline_data, "baseline-data")
+        base_stats = compute_stats(_open(inputs, base_dir, ctx), samples_per_class=1,
+                                   workers=_workers(compute), progress=_items_read(), engine=engine)[0]
+        return compare(base_stats, head, base_name=inputs.baseline_data.as_posix()), base_stats
     base_sha, base_hash = versions.base_sha, versions.base_hash
     if dvc is None or base_sha is None or base_hash is None:
         return None, None
-    data = settings.data.as_posix()
+    data = inputs.data.as_posix()
     files: DataDiff = dvc.diff(base_sha, "HEAD", data)
-    cached = cache.get(_cache_key(base_hash, settings))
+    cached = cache.get(_cache_key(base_hash, inputs))
     if cached is None:
-        cached = _base_stats(settings, ctx, dvc, base_sha, engine)
-        cache.put(_cache_key(base_hash, settings), cached)
+        cached = _base_stats(inputs, compute, dvc_inputs, ctx, dvc, base_sha, engine)
+        cache.put(_cache_key(base_hash, inputs), cached)
     return compare(cached, head, base_name=versions.base_ref or base_sha[:12], base_hash=base_hash,
                    head_hash=versions.head_hash, files=files), cached
 
 
-def _base_stats(settings: DataStatsSettings, ctx: RunContext, dvc: DvcRunner, base_sha: str,
-                engine: Engine | None) -> DatasetStats:
+def _base_stats(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, ctx: RunContext,
+                dvc: DvcRunner, base_sha: str, engine: Engine | None) -> DatasetStats:
     """Statistics of the data at the base commit: streamed from the DVC remote (`dvc-pull: stream`), else
     downloaded to a temporary folder (``dvc get``) and read there."""
-    if settings.dvc_pull == "stream":
-        base = open_streamed_imagefolder(stream_source(settings, dvc, settings.data, "data", rev=base_sha))
-        return compute_stats(base, samples_per_class=1, workers=_workers(settings), progress=_items_read(),
+    if dvc_inputs.dvc_pull == "stream":
+        base = open_streamed_imagefolder(stream_source(dvc_inputs, dvc, inputs.data, "data", rev=base_sha))
+        return compute_stats(base, samples_per_class=1, workers=_workers(compute), progress=_items_read(),
                              engine=engine)[0]
     with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:
-        base_dir = dvc.materialize(base_sha, settings.data.as_posix(), Path(tmp))
-        return compute_stats(_open(settings, base_dir, ctx), samples_per_class=1,
-                             workers=_workers(settings), progress=_items_read(), engine=engine)[0]
+        base_dir = dvc.materialize(base_sha, inputs.data.as_posix(), Path(tmp))
+        return compute_stats(_open(inputs, base_dir, ctx), samples_per_class=1,
+                             workers=_workers(compute), progress=_items_read(), engine=engine)[0]
 
 
 BASELINE_SHARE = 0.75
@@ -451,7 +485,7 @@ BASELINE_SHARE = 0.75
 left after it (all but the baseline's few seconds on most datasets, a quarter at least)."""
 
 
-def _train_baseline(settings: DataStatsSettings, dataset: Dataset, stats: DatasetStats) -> BaselineResult:
+def _train_baseline(time_budget_s: float, dataset: Dataset, stats: DatasetStats) -> BaselineResult:
     from mlgate.data.baseline import train_baseline
     from mlgate.data.layouts import DatasetLayoutError
 
@@ -467,11 +501,10 @@ def _train_baseline(settings: DataStatsSettings, dataset: Dataset, stats: Datase
 
     labels = [int(label) for split in stats.splits.values() for label in split.label_counts]
     return train_baseline(pairs("train"), pairs("test"), num_classes=max(labels) + 1,
-                          time_budget_s=settings.baseline_time_budget * BASELINE_SHARE)
+                          time_budget_s=time_budget_s * BASELINE_SHARE)
 
 
-def _find_label_errors(settings: DataStatsSettings, dataset: Dataset, stats: DatasetStats,
-                       budget_s: float) -> LabelErrorsFound:
+def _find_label_errors(dataset: Dataset, stats: DatasetStats, budget_s: float) -> LabelErrorsFound:
     """Likely label errors in train, in what is left of ``baseline-time-budget`` after the baseline."""
     from mlgate.data.label_errors import find_label_errors
 

@@ -13,6 +13,7 @@ from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.figures.distributions import draw_drift_overlay
 from mlgate.figures.images import CannotDrawFigure
 from mlgate.settings import DataStatsSettings, load_settings
+from tests.helpers import data_gate_thresholds
 
 EDGES = (np.arange(65) * 4.0).tolist()
 FLAT = [100] * 64
@@ -49,7 +50,8 @@ DRIFTED = _stats(train=_split({"0": 5000, "1": 5000}, FLAT),
 
 def test_drift_gates__worst_split_against_the_limit() -> None:
     drift = compute_drift(DRIFTED, BASE, "main")
-    label, pixel = evaluate_drift_gates(drift, _settings(**{"max-label-drift": "0.1", "max-pixel-drift": "0.2"}))
+    label, pixel = evaluate_drift_gates(drift, data_gate_thresholds(
+        _settings(**{"max-label-drift": "0.1", "max-pixel-drift": "0.2"})))
     assert (label.name, label.value, label.passed) == ("max-label-drift", pytest.approx(0.15), False)
     assert label.detail.startswith("label shares of `test` moved by 15.0% (χ² p = ")
     assert label.detail.endswith("against `main`, over the 10% limit")
@@ -57,12 +59,12 @@ def test_drift_gates__worst_split_against_the_limit() -> None:
 
 
 def test_drift_gates__without_a_base_are_not_evaluated_and_do_not_fail() -> None:
-    settings = _settings(**{"max-label-drift": "0.01", "max-pixel-drift": "0.01"})
+    settings = data_gate_thresholds(_settings(**{"max-label-drift": "0.01", "max-pixel-drift": "0.01"}))
     for drift in (None, compute_drift(DRIFTED)):
         gates = evaluate_drift_gates(drift, settings)
         expected = (True, None, "not evaluated: no base to compare with")
         assert [(g.passed, g.value, g.detail) for g in gates] == [expected] * 2
-    assert evaluate_drift_gates(None, _settings()) == []
+    assert evaluate_drift_gates(None, data_gate_thresholds(_settings())) == []
     assert [g.value for g in evaluate_drift_gates(None, settings, unchanged=True)] == [0.0, 0.0]
 
 

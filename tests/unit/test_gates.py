@@ -214,6 +214,7 @@ def test_data_gates__imbalance_and_baseline_keep_their_unrounded_values() -> Non
     from mlgate.data.gates import evaluate_data_gates
     from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
     from mlgate.settings import DataStatsSettings, load_settings
+    from tests.helpers import data_gate_thresholds
 
     split = SplitStats(count=10, shape=[2], shapes={"2": 10}, dtype="float32", channels=None, min=0.0, max=1.0,
                        channel_mean=[], channel_std=[], label_counts={"0": 7, "1": 3},
@@ -223,7 +224,7 @@ def test_data_gates__imbalance_and_baseline_keep_their_unrounded_values() -> Non
                         leakage=LeakageStats(train_test_exact_duplicates=0, per_split={}, conflicting_labels=0))
     settings = load_settings({"mode": "data-stats", "data": "d", "max-imbalance": "2"})
     assert isinstance(settings, DataStatsSettings)
-    (gate,) = evaluate_data_gates(data, settings)
+    (gate,) = evaluate_data_gates(data, data_gate_thresholds(settings))
     assert gate.value == 7 / 3 and not gate.passed
     assert gate.detail == "0.333 over the 2× limit in split `train`"
 

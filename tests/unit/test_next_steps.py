@@ -13,6 +13,7 @@ from mlgate.data.report import build_report, render_markdown
 from mlgate.data.stats import DatasetStats, compute_stats
 from mlgate.settings import DataStatsSettings, load_settings
 from tests.fixtures.datasets import make_course, make_imagefolder
+from tests.helpers import data_gate_thresholds
 
 EXAMPLE_DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 
@@ -25,7 +26,7 @@ def settings(**inputs: str) -> DataStatsSettings:
 
 def next_section(stats: DatasetStats, baseline: BaselineResult | None = None, **inputs: str) -> str:
     """The rendered "### Next" section, up to the footer."""
-    gates = evaluate_data_gates(stats, settings(**inputs), baseline)
+    gates = evaluate_data_gates(stats, data_gate_thresholds(settings(**inputs)), baseline)
     report = build_report(title="Data report", data="data", stats=stats, content_hash=None, changes=None,
                           gates=gates, baseline=baseline, figures={})
     markdown = render_markdown(report, {})

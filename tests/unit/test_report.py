@@ -16,6 +16,7 @@ from mlgate.model.report import build_report as build_model_report
 from mlgate.model.report import render_markdown as render_model_markdown
 from mlgate.report import COMMENT_LIMIT, Gate, fit, fold, gates_table, plain_text
 from mlgate.settings import DataStatsSettings, load_settings
+from tests.helpers import data_gate_thresholds
 
 
 def split(counts: dict[str, int], shape: list[int] | None = None, dtype: str = "float32") -> SplitStats:
@@ -130,7 +131,8 @@ def row(markdown: str, title: str) -> list[str]:
 
 def test_data_report__imbalance_mean_and_counts_read_the_same_in_every_place() -> None:
     data = imbalanced()
-    body = render_markdown(data_report(data, evaluate_data_gates(data, data_settings(**{"max-imbalance": "1.2"}))), {})
+    thresholds = data_gate_thresholds(data_settings(**{"max-imbalance": "1.2"}))
+    body = render_markdown(data_report(data, evaluate_data_gates(data, thresholds)), {})
 
     # 2.905 with the policy's two decimals and ×: "2.90×", in the splits table and in the gate row alike
     assert row(body, "imbalance (largest/smallest class)") == ["2.04×", "2.90×"]
@@ -144,7 +146,7 @@ def test_data_report__imbalance_mean_and_counts_read_the_same_in_every_place() -
 def test_data_gates__rows_named_by_input_with_unit_and_by_how_much() -> None:
     data = imbalanced()
     settings = data_settings(**{"min-samples": "600", "max-imbalance": "3", "fail-on-leakage": "true"})
-    gates = evaluate_data_gates(data, settings)
+    gates = evaluate_data_gates(data, data_gate_thresholds(settings))
     table = gates_table(gates, DATA_UNITS)
 
     assert [g.name for g in gates] == ["min-samples", "max-imbalance", "fail-on-leakage"]
@@ -281,7 +283,8 @@ def test_data_report__missing_class_and_changes_use_the_same_class_label() -> No
 def test_outcome__data_stats_changed() -> None:
     data = imbalanced()
     base = stats(train=split({"0": 100, "1": 98, "2": 752}), test=split({"0": 79, "1": 191, "2": 230}))
-    report = data_report(data, evaluate_data_gates(data, data_settings(**{"max-imbalance": "1.2"})),
+    thresholds = data_gate_thresholds(data_settings(**{"max-imbalance": "1.2"}))
+    report = data_report(data, evaluate_data_gates(data, thresholds),
                          changes=compare(base, data, base_name="data-v1"))
     assert data_outcome(report) == (
         "mlgate data-stats: FAILED (1 gate) · data: 1,900 train, 500 test · +950 items against data-v1"

@@ -34,6 +34,13 @@ def test_model_modes__unpack_their_settings_in_the_mode_function_alone() -> None
     assert settings_flow("promote") == {("mlgate.model.promote", "run_promote"), *shared_rim}
 
 
+def test_data_stats__unpacks_its_settings_in_the_mode_function_alone() -> None:
+    # every step below run_data_stats (the gates, the DVC pull given a DvcInputs copy) takes the values it
+    # uses; the settings object itself goes only to the publishing rim the model modes share
+    shared_rim = {("mlgate.publish", "for_run"), ("mlgate.context", "report_folder")}
+    assert settings_flow("data-stats") == {("mlgate.data.mode", "run_data_stats"), *shared_rim}
+
+
 def test_settings_flow__follows_the_object_through_calls_but_not_values_taken_from_it(tmp_path: Path) -> None:
     package = tmp_path / "mlgate"
     (package / "model").mkdir(parents=True)
