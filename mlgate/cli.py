@@ -16,10 +16,15 @@ import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mlgate import workflow
+from pydantic import SecretStr
+
+from mlgate import __version__, workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
+from mlgate.data.shards import start_workers, worker_count
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
+from mlgate.figures.worker import FigureWorker
+from mlgate.gcp import secret_values
 from mlgate.settings import (
     MODES,
     SETTINGS_BY_MODE,
@@ -98,7 +103,6 @@ def _report_bug(exc: Exception, summary_path: Path | None) -> None:
 
     Short on purpose: a user can do nothing with a full traceback, and a maintainer can ask for one.
     """
-    from mlgate import __version__
 
     said = str(exc) if len(str(exc)) <= BUG_MESSAGE_CHARS else str(exc)[:BUG_MESSAGE_CHARS] + " …"
     what = f"mlgate {__version__} hit a bug: {type(exc).__name__}: {said}"
@@ -147,8 +151,6 @@ def _hint_markdown(hint: str) -> str:
 
 def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     if isinstance(settings, DataStatsSettings):
-        from mlgate.data.shards import start_workers, worker_count
-        from mlgate.figures.worker import FigureWorker
 
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
         if settings.engine == "local":
@@ -174,14 +176,12 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
 
 
 def _mask_secrets(settings: CommonSettings) -> None:
-    from pydantic import SecretStr
 
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if not isinstance(value, SecretStr):
             continue
         if name == "gcp_credentials":  # a JSON document: mask its secret fields, not its braces
-            from mlgate.gcp import secret_values
 
             for secret in secret_values(value.get_secret_value()):
                 workflow.mask(secret)
@@ -215,7 +215,6 @@ def _cli_inputs(args: list[str]) -> dict[str, str]:
 
 def build_parser(mode: str | None) -> argparse.ArgumentParser:
     """Flags are the action's inputs, generated from the settings model of ``mode``."""
-    from mlgate import __version__
     parser = argparse.ArgumentParser(
         prog="python -m mlgate",
         description="Continuous ML gate. Every input of the GitHub Action is a --flag of the same name; "

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mlgate.context import RunContext
+from mlgate.model.registry import connect_wandb
 from mlgate.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ class Clients:
     @classmethod
     def for_run(cls, settings: CommonSettings, ctx: RunContext, env: Mapping[str, str]) -> Clients:
         from mlgate.data.dvc import DvcRunner
-        from mlgate.model.registry import connect_wandb
 
         repo, blocked = connect_github(settings, ctx)
         return cls(github=repo, github_blocked=blocked, dvc=DvcRunner(ctx.workspace, env),

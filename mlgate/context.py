@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlgate.errors import CannotWrite, InvalidInput, MlgateError
-from mlgate.settings import PATH_MAX_BYTES, CommonSettings
+from mlgate.settings import PATH_MAX_BYTES, CommonSettings, input_example
 
 DATA_INPUTS = ("data", "eval-data", "baseline-data", "cache-dir", "report-dir")
 """Inputs naming folders the report folder (``out``) must be apart from: a report written into one
@@ -193,7 +193,6 @@ def _shown(path: Path, limit: int = 120) -> str:
 
 
 def _example(input: str) -> str:
-    from mlgate.settings import input_example
 
     example = input_example(input)
     return f"Example:\n  with:\n    {input}: {example}" if example else ""

@@ -34,8 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from mlgate import workflow
 from mlgate.data.findings import FOLDER as FULL_LISTS_FOLDER
 from mlgate.errors import ExitCode, MlgateError
+from mlgate.model.report import FIGURE_NAMES, ModelReport
+from mlgate.publish import Finished, Publication, finish
 from mlgate.publish_contract import (
     MANIFEST_NAME,
     BundleRefused,
@@ -45,6 +48,8 @@ from mlgate.publish_contract import (
     parse_manifest,
     quoted,
 )
+from mlgate.report import check_summary, plain_text
+from mlgate.settings import SETTINGS_BY_MODE
 
 if TYPE_CHECKING:
     from mlgate.clients import Clients
@@ -228,7 +233,6 @@ def validate_report(mode: str, report_json: str) -> DataReport | ModelReport:
     the comment's verdict is rendered from the gates and must say what ``passed`` says.
     """
     from mlgate.data.report import DataReport
-    from mlgate.model.report import ModelReport
 
     model: type[DataReport] | type[ModelReport] = DataReport if mode == "data-stats" else ModelReport
     try:
@@ -331,7 +335,6 @@ def figure_names(mode: str) -> tuple[str, ...]:
         from mlgate.data.report import FIGURE_TITLES
 
         return tuple(FIGURE_TITLES)
-    from mlgate.model.report import FIGURE_NAMES
 
     return FIGURE_NAMES
 
@@ -339,8 +342,6 @@ def figure_names(mode: str) -> tuple[str, ...]:
 def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
     """The bundle's report rendered by mlgate itself under the trusted ``title``: Markdown, verdict,
     outcome and check-run summary all from the validated report.json, none of the fork's text."""
-    from mlgate.publish import Finished
-    from mlgate.report import check_summary, plain_text
 
     report = bundle.report.model_copy(update={"title": title})
     if bundle.manifest.mode == "data-stats":
@@ -379,9 +380,6 @@ def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
 def run_publish(settings: PublishSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     """Read and check the bundle, verify its pull request, render its report.json, then publish it like
     any mode's report, under this run's own title."""
-    from mlgate import workflow
-    from mlgate.publish import Publication, finish
-    from mlgate.settings import SETTINGS_BY_MODE
 
     folder = ctx.in_workspace(settings.report_dir, "report-dir")  # symlinks followed: must stay inside
     out_dir = ctx.output_folder(settings.out, {"report-dir": settings.report_dir})  # never into the bundle

@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mlgate import workflow
+from mlgate import __version__, workflow
 from mlgate.clients import NOT_IN_ACTIONS, Clients
 from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
+from mlgate.github.checks import OUTPUT_LIMIT, conclusion, permission_notice, post_check_run
 from mlgate.publish_contract import MANIFEST_NAME, STALE_MARKER, manifest_json, marker_for
 from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
@@ -290,7 +291,6 @@ def _cannot_write_report(out_dir: Path, exc: OSError) -> CannotWrite:
 def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
     """``publish.json`` beside the report: what a trusted ``mode: publish`` run needs to post it (it
     checks every field, and takes the pull request and commit from its own event, not from here)."""
-    from mlgate import __version__
 
     assert publication.pr_number is not None
     text = manifest_json(marker=publication.marker, pr_number=publication.pr_number, head_sha=head_sha,
@@ -311,7 +311,6 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
     No token or a fork's read-only token, and a token without ``checks: write``: a notice with the YAML
     that grants it, never a failure. ``skip``: GitHub was already unavailable in this run; no second
     retry budget is spent on it."""
-    from mlgate.github.checks import conclusion, permission_notice
 
     if publication.repo is None:
         if publication.blocked and publication.blocked != NOT_IN_ACTIONS:
@@ -321,7 +320,6 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
         workflow.annotate("notice", "No check run", "GitHub was unavailable earlier in this run; the verdict "
                           "is not posted as a check run. Rerun the job when GitHub answers again.")
         return "", None
-    from mlgate.github.checks import OUTPUT_LIMIT, post_check_run
     from mlgate.github.client import GitHubError, GitHubPermissionError, GitHubUnavailable
 
     headline = result.headline or f"mlgate: {'passed' if result.passed else 'FAILED'}"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from mlgate import __version__
 from mlgate.markdown import code, inert, inert_message
 from mlgate.numbers import COUNT, Unit
 
@@ -192,7 +193,6 @@ def footer() -> str:
     A released action.yml sets ``MLGATE_IMAGE`` (``ghcr.io/OWNER/mlgate@sha256:…``) in ``runs.env``;
     a build from the Dockerfile or a local run has none, and the footer says only the version.
     """
-    from mlgate import __version__
 
     image = os.environ.get("MLGATE_IMAGE", "").strip()
     shown = f" · image `{image}`" if image and IMAGE_PATTERN.fullmatch(image) else ""

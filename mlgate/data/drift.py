@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict
 
 from mlgate.data.stats import DatasetStats, SplitStats
@@ -239,7 +240,6 @@ def chi_square(first: Sequence[float] | np.ndarray, second: Sequence[float] | np
 
 def chi_square_p_value(statistic: float, dof: int) -> float:
     """P(X ≥ statistic) for X chi-square with ``dof`` degrees of freedom: Q(dof / 2, statistic / 2)."""
-    import torch
 
     value = torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64),
                                     torch.tensor(max(statistic, 0.0) / 2, dtype=torch.float64))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -17,17 +18,21 @@ from typing import TYPE_CHECKING
 from mlgate import workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
+from mlgate.data.baseline import train_baseline
 from mlgate.data.changes import Changes, compare
+from mlgate.data.drift import compute_drift
 from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
 from mlgate.data.findings import FOLDER as FINDINGS_FOLDER
 from mlgate.data.findings import FullList, full_lists
 from mlgate.data.findings import Measured as FindingsOf
-from mlgate.data.gates import DataGateThresholds, evaluate_data_gates, evaluate_drift_gates
-from mlgate.data.layouts import Dataset, open_dataset
+from mlgate.data.gates import UNITS, DataGateThresholds, evaluate_data_gates, evaluate_drift_gates
+from mlgate.data.label_errors import find_label_errors
+from mlgate.data.layouts import Dataset, DatasetLayoutError, open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.pull import dvc_session, pull_if_tracked, stream_source
 from mlgate.data.report import (
     FIGURE_TITLES,
+    SCHEMA_VERSION,
     DataReport,
     build_report,
     data_outcome,
@@ -36,6 +41,7 @@ from mlgate.data.report import (
     unchanged_outcome,
 )
 from mlgate.data.shard_cache import FileDigests, ShardCache
+from mlgate.data.shards import worker_count
 from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_stats
 from mlgate.data.stats_cache import StatsCache, fetch_from_branch, publish_to_branch
 from mlgate.data.stream import open_streamed_imagefolder
@@ -53,6 +59,7 @@ from mlgate.figures.worker import (
     SampleGrid,
 )
 from mlgate.publish import Finished, Publication, finish, workspace_relative
+from mlgate.report import check_summary, plain_text
 from mlgate.settings import DataStatsSettings, DvcInputs, Layout, Workers
 
 if TYPE_CHECKING:
@@ -125,7 +132,6 @@ class Measured:
     @functools.cached_property
     def drift(self) -> DriftReport:
         """Drift against the base (when compared) and of each split against train, for the report and figure."""
-        from mlgate.data.drift import compute_drift
 
         return compute_drift(self.stats, self.base, self.changes.base if self.changes else None)
 
@@ -180,7 +186,6 @@ def _changed_in_git(data: Path, base_sha: str) -> bool:
     """Whether git sees ``data`` differ between the pull request's base and HEAD, for the `data-changed`
     output when DVC could not say (data that DVC does not track, ``compare-base: false``, data new on
     this branch). True when git cannot show the base (a shallow checkout): unchanged is not proven."""
-    import subprocess
 
     done = subprocess.run(["git", "diff", "--quiet", base_sha, "HEAD", "--", data.name, f"{data.name}.dvc"],
                           cwd=data.parent, capture_output=True, check=False, timeout=120)
@@ -255,7 +260,6 @@ def _manifest(dvc: DvcRunner | None, data_dir: Path) -> dict[str, str] | None:
 
 def _log_shards(shards: ShardCache) -> None:
     """Say what the shard cache served and every entry it refused (recomputed, never trusted)."""
-    from mlgate.report import plain_text
 
     print(plain_text(f"  {shards.summary()}"), flush=True)
     if shards.refused:
@@ -266,7 +270,6 @@ def _log_shards(shards: ShardCache) -> None:
 
 
 def _workers(compute: ComputeInputs) -> int:
-    from mlgate.data.shards import worker_count
 
     return worker_count(compute.workers)
 
@@ -376,9 +379,7 @@ def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: di
               dvc: DvcRunner | None = None, files: Mapping[str, bytes] | None = None,
               findings_dir: str = "") -> Finished:
     from mlgate.data.annotations import dvc_annotations
-    from mlgate.data.gates import UNITS
     from mlgate.figures.distributions import label_distribution_mermaid
-    from mlgate.report import check_summary
 
     fallback = label_distribution_mermaid(label_counts)  # shown when the figures cannot be hosted
     return Finished(
@@ -429,7 +430,6 @@ def _base_hash(dvc: DvcRunner, base_sha: str, data: str) -> str | None:
 
 
 def _cache_key(content_hash: str | None, data: DataInputs) -> str:
-    from mlgate.data.report import SCHEMA_VERSION
 
     return f"{content_hash}-{data.layout}-{data.dataset_class or ''}-v{SCHEMA_VERSION}"
 
@@ -486,8 +486,6 @@ left after it (all but the baseline's few seconds on most datasets, a quarter at
 
 
 def _train_baseline(time_budget_s: float, dataset: Dataset, stats: DatasetStats) -> BaselineResult:
-    from mlgate.data.baseline import train_baseline
-    from mlgate.data.layouts import DatasetLayoutError
 
     if "train" not in dataset.splits or "test" not in dataset.splits:
         raise DatasetLayoutError(
@@ -506,7 +504,6 @@ def _train_baseline(time_budget_s: float, dataset: Dataset, stats: DatasetStats)
 
 def _find_label_errors(dataset: Dataset, stats: DatasetStats, budget_s: float) -> LabelErrorsFound:
     """Likely label errors in train, in what is left of ``baseline-time-budget`` after the baseline."""
-    from mlgate.data.label_errors import find_label_errors
 
     def batches() -> Iterator[tuple[Tensor, Tensor, tuple[str, ...] | None]]:
         for batch in dataset.splits["train"].batches():

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlgate import workflow
+from mlgate import gcp, workflow
 from mlgate.data.dvc import DvcError, DvcRunner, repo_relative
 from mlgate.settings import DvcInputs
 
@@ -56,7 +56,6 @@ def _google_credentials(settings: DvcInputs, runner: DvcRunner, env: Mapping[str
     An exported ``external_account`` file is checked like the input (it decides where the job's OIDC
     token goes); any other exported file (a developer's ``gcloud`` login when run as a CLI) is passed
     on as it was, as before."""
-    from mlgate import gcp
 
     request_url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL") or None
     if settings.gcp_credentials is not None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgate import workflow
+from mlgate.data.shards import WholeSplit
 from mlgate.errors import ExitCode, MlgateError
 
 if TYPE_CHECKING:
@@ -215,7 +216,6 @@ class RayEngine:
         :class:`~mlgate.data.shards.WholeSplit`, whose objects need not pickle) is reduced here, in turn."""
         import ray
 
-        from mlgate.data.shards import WholeSplit
 
         remote = ray.remote(_reduce_on_node).options(num_cpus=1, max_retries=TASK_RETRIES,
                                                      retry_exceptions=False)

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # this module is imported before torch, to start the workers early
@@ -104,7 +105,6 @@ def start_workers(workers: int) -> None:
     """Start the fork server now (when ``workers`` > 1): it imports torch and the statistics on another
     core while this process imports them, so the workers are ready when the first shard is."""
     if workers > 1:
-        from multiprocessing import forkserver
 
         _context()
         forkserver.ensure_running()

@@ -33,6 +33,7 @@ from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
 from mlgate.data.item_lists import ItemList, Table
 from mlgate.data.layouts import Batch, Dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
+from mlgate.data.shards import plan, reduce_in_order
 
 if TYPE_CHECKING:
     from mlgate.data.shard_cache import ShardCache
@@ -211,7 +212,6 @@ def compute_stats(
     ``progress`` is called after every shard with the items read so far and the items expected in all
     (all splits). Given ``shard_cache``, ImageFolder splits are cut by content and the states of shards
     whose files are unchanged are read from it (:mod:`mlgate.data.shard_cache`)."""
-    from mlgate.data.shards import plan, reduce_in_order
 
     sample_split = "train" if "train" in dataset.splits else next(iter(dataset.splits), None)
     shards = plan(dataset, shard_sizes, by_content=shard_cache is not None)

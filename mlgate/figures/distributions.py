@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlgate import numbers
 from mlgate.figures.images import CannotDrawFigure
 from mlgate.figures.layout import (
     AXES_TITLE_IN,
@@ -302,7 +303,6 @@ def draw_drift_overlay(
     pixel values, head solid and base dashed, with the Kolmogorov–Smirnov gap (``ks``: split ->
     (statistic, pixel value where it is largest)) drawn as a red bar; right, each class's share of
     the split, base beside head (``tvd``: split -> total variation distance, in the panel's title)."""
-    from mlgate import numbers
 
     splits = [s for s in histograms if s in base_histograms or s in base_counts][:_MAX_DRIFT_SPLITS]
     if not splits:

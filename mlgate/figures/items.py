@@ -37,6 +37,7 @@ from mlgate.figures.style import (
     figure,
     png,
 )
+from mlgate.numbers import number, percent, typed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -135,7 +136,6 @@ def draw_near_groups(
     group (``leaked``: near-leaked items, each shown beside its closest train item); the title says
     how many are shown and the distance limit ``threshold``.
     """
-    from mlgate.numbers import number, typed
 
     if not groups:
         raise CannotDrawFigure("No near-duplicate groups were given to draw.")
@@ -202,7 +202,6 @@ def draw_label_error_grid(
     ``images`` are displayable ``(H, W, 3)`` arrays (:func:`display_images`), one per error; ``total``
     counts every flagged item, and the title says how many of them are shown.
     """
-    from mlgate.numbers import percent
 
     n = one_image_each(images, errors, "flagged items")
     rows, cols = balanced(n, _ERRORS_PER_ROW)

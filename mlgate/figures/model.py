@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING
 
 from mlgate.figures.images import CannotDrawFigure
 from mlgate.figures.layout import framed_image, inch_canvas
-from mlgate.figures.style import SMALL_PT, TEXT_PT, TITLE_PT, WIDTH_IN, figure, png, text_width_in, title_text
+from mlgate.figures.style import (
+    SMALL_PT,
+    TEXT_PT,
+    TITLE_PT,
+    WIDTH_IN,
+    figure,
+    number_label,
+    png,
+    text_width_in,
+    title_text,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -260,7 +270,6 @@ def draw_confusion_difference(difference: Sequence[Sequence[int]], class_names: 
         from matplotlib.colors import SymLogNorm
         from matplotlib.ticker import FuncFormatter
 
-        from mlgate.figures.style import number_label
 
         ax = fig.add_subplot()
         top = max(1, int(np.abs(better).max()))
