@@ -37,7 +37,8 @@ from pydantic import ValidationError
 from mlgate import workflow
 from mlgate.data.findings import FOLDER as FULL_LISTS_FOLDER
 from mlgate.errors import ExitCode, MlgateError
-from mlgate.model.report import FIGURE_NAMES, ModelReport
+from mlgate.model.report import FIGURE_NAMES, ModelReport, model_outcome
+from mlgate.model.report import render_markdown as render_model
 from mlgate.publish import Finished, Publication, finish
 from mlgate.publish_contract import (
     MANIFEST_NAME,
@@ -359,8 +360,6 @@ def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
         outcome = data_outcome(report)
     else:
         from mlgate.model.gates import UNITS
-        from mlgate.model.report import model_outcome
-        from mlgate.model.report import render_markdown as render_model
 
         def render(links: Mapping[str, str], note: str) -> str:
             return render_model(report, links, note=note)

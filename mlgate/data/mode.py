@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from mlgate import workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
+from mlgate.data.annotations import dvc_annotations
 from mlgate.data.baseline import train_baseline
 from mlgate.data.changes import Changes, compare
 from mlgate.data.drift import compute_drift
@@ -46,6 +47,9 @@ from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_
 from mlgate.data.stats_cache import StatsCache, fetch_from_branch, publish_to_branch
 from mlgate.data.stream import open_streamed_imagefolder
 from mlgate.errors import ExitCode
+from mlgate.figures.distributions import label_distribution_mermaid
+from mlgate.figures.images import CannotDrawFigure, display_images
+from mlgate.figures.samples import display_samples
 from mlgate.figures.worker import (
     DriftOverlay,
     FigureJob,
@@ -293,8 +297,6 @@ def _items_read() -> Callable[[int, int], None]:
 
 def _figure_jobs(samples_per_class: int, measured: Measured) -> dict[str, FigureJob]:
     """The figures of the statistics pass, drawn while the searches and the baseline run."""
-    from mlgate.figures.images import CannotDrawFigure, display_images
-    from mlgate.figures.samples import display_samples
 
     stats, base = measured.stats, measured.base
     base_name = measured.changes.base if measured.changes else "base"
@@ -350,7 +352,6 @@ def _late_figure_jobs(measured: Measured, baseline: BaselineResult | None,
 def _near_groups_job(stats: DatasetStats) -> NearGroups:
     """The picture of near-leaked items beside their closest train item, or (when nothing leaked) of the
     largest near-duplicate groups within a split."""
-    from mlgate.figures.images import display_images
 
     near = stats.near_duplicates
     shown = near.pictured
@@ -378,8 +379,6 @@ def _report(title: str, data: Path, thresholds: DataGateThresholds, versions: Da
 def _finished(report: DataReport, figures: Mapping[str, bytes], label_counts: dict[str, dict[str, int]], *,
               dvc: DvcRunner | None = None, files: Mapping[str, bytes] | None = None,
               findings_dir: str = "") -> Finished:
-    from mlgate.data.annotations import dvc_annotations
-    from mlgate.figures.distributions import label_distribution_mermaid
 
     fallback = label_distribution_mermaid(label_counts)  # shown when the figures cannot be hosted
     return Finished(
@@ -515,7 +514,6 @@ def _find_label_errors(dataset: Dataset, stats: DatasetStats, budget_s: float) -
 
 def _label_error_jobs(measured: Measured, found: LabelErrorsFound) -> dict[str, FigureJob]:
     """The grid of the first flagged items, given label -> suggested; none for items that are not images."""
-    from mlgate.figures.images import CannotDrawFigure, display_images
 
     result = found.result
     if not found.pixels:

@@ -15,6 +15,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlgate.report import fit
+
 if TYPE_CHECKING:
     from mlgate.github.client import GitHubRepo
 
@@ -111,7 +113,6 @@ def _left_out_note(count: int) -> str:
 
 def _with_note(summary: str, note: str) -> str:
     """``summary`` and then ``note`` on a paragraph of its own, the summary cut to leave room for it."""
-    from mlgate.report import fit
 
     tail = f"\n\n{note}"
     return fit(summary, OUTPUT_LIMIT - len(tail), "The full report is below and in the job summary.") + tail
