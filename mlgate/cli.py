@@ -21,9 +21,7 @@ from pydantic import SecretStr
 from mlgate import __version__, workflow
 from mlgate.clients import Clients
 from mlgate.context import RunContext
-from mlgate.data.shards import start_workers, worker_count
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
-from mlgate.figures.worker import FigureWorker
 from mlgate.gcp import secret_values
 from mlgate.settings import (
     MODES,
@@ -151,6 +149,9 @@ def _hint_markdown(hint: str) -> str:
 
 def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCode:
     if isinstance(settings, DataStatsSettings):
+        # local: data-stats only; the other modes start without them
+        from mlgate.data.shards import start_workers, worker_count
+        from mlgate.figures.worker import FigureWorker
 
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
         if settings.engine == "local":

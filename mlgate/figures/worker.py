@@ -33,10 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mlgate import workflow
-from mlgate.errors import MlgateError
-from mlgate.figures.model import accuracy_delta, confusion_difference, confusion_matrix, flipped_examples
-
 if TYPE_CHECKING:
     import numpy as np
 
@@ -119,6 +115,7 @@ class ConfusionMatrix:
     split: str = ""
 
     def render(self) -> bytes:
+        from mlgate.figures.model import confusion_matrix
 
         return confusion_matrix(self.confusion, self.class_names, model=self.model, split=self.split)
 
@@ -138,6 +135,7 @@ class AccuracyDelta:
     """(candidate, production) accuracy over every class."""
 
     def render(self) -> bytes:
+        from mlgate.figures.model import accuracy_delta
 
         return accuracy_delta(self.candidate, self.production, candidate_name=self.candidate_name,
                               production_name=self.production_name, split=self.split,
@@ -181,6 +179,7 @@ class FlippedExamples:
     split: str = ""
 
     def render(self) -> bytes:
+        from mlgate.figures.model import flipped_examples
 
         return flipped_examples(self.images, self.flips, self.class_names, lost=self.lost, gained=self.gained,
                                 candidate_name=self.candidate_name, production_name=self.production_name,
@@ -200,6 +199,7 @@ class ConfusionDifference:
     eval_samples: int | None = None
 
     def render(self) -> bytes:
+        from mlgate.figures.model import confusion_difference
 
         return confusion_difference(self.difference, self.class_names, candidate_name=self.candidate_name,
                                     production_name=self.production_name, split=self.split,
@@ -299,6 +299,7 @@ def draw_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes | str]:
 
 
 def _why_not_drawn(exc: Exception) -> str:
+    from mlgate.errors import MlgateError
 
     if isinstance(exc, MlgateError):  # CannotDrawFigure: empty or unshowable input, said in words
         return exc.message
@@ -307,6 +308,7 @@ def _why_not_drawn(exc: Exception) -> str:
 
 def _keep_drawn(drawn: Mapping[str, bytes | str]) -> dict[str, bytes]:
     """The drawn figures; a ``notice`` for each one left out."""
+    from mlgate import workflow
 
     for name, why in drawn.items():
         if isinstance(why, str):
