@@ -39,6 +39,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from mlgate.data.layouts.imagefolder import ImageFolderShard
+from mlgate.data.layouts.tensors import TensorShard
+from mlgate.data.report import SCHEMA_VERSION
+from mlgate.data.stats import ShardState
+from mlgate.publish import make_shared_dirs, write_shared_file
+
 if TYPE_CHECKING:
     from mlgate.data.shards import Shard
     from mlgate.data.stats import ShardState, ShardTask
@@ -58,7 +64,6 @@ source that :func:`state_format` hashes."""
 def state_format() -> str:
     """The version of what an entry holds: changes with the report schema, this codec and any change to
     the state modules' source (an entry written by another mlgate build is foreign, never misread)."""
-    from mlgate.data.report import SCHEMA_VERSION
 
     digest = hashlib.sha256(f"schema {SCHEMA_VERSION} codec {CODEC_VERSION}".encode())
     for name in STATE_MODULES:
@@ -98,8 +103,6 @@ class FileDigests:
 def shard_key(shard: Shard, task: ShardTask, digest: FileDigests) -> str | None:
     """The content key of ``shard`` reduced by ``task``; None when the shard cannot be cached (a user's
     Dataset class, a part loaded in a way this does not know)."""
-    from mlgate.data.layouts.imagefolder import ImageFolderShard
-    from mlgate.data.layouts.tensors import TensorShard
 
     parts: list[Any] = [state_format(), shard.split, task.samples_per_class if shard.split == task.sample_split else 0,
                         task.batch_size, task.near_duplicates]
@@ -177,7 +180,6 @@ class ShardCache:
 
     def put(self, key: str, state: ShardState) -> None:
         """Store ``state`` under ``key``; a folder that cannot be written only costs a recomputation later."""
-        from mlgate.publish import make_shared_dirs, write_shared_file
 
         self.computed += 1
         self.used.add(key)
@@ -247,7 +249,6 @@ def encode_entry(state: ShardState, key: str) -> bytes:
 
 def decode_entry(raw: bytes, key: str) -> ShardState:
     """The state in ``raw``, stored under ``key``; raises :class:`DamagedEntry` saying why it is not trusted."""
-    from mlgate.data.stats import ShardState
 
     if not raw.startswith(_MAGIC):
         raise DamagedEntry("damaged: not a shard state file")
