@@ -157,27 +157,30 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
         if settings.engine == "local":
             start_workers(worker_count(settings.workers))  # likewise
         try:
+            # local: each mode imports only its own dependencies (torch, PyGithub, wandb)
             from mlgate.data.mode import run_data_stats
 
             return run_data_stats(settings, ctx, clients, figure_worker=worker)
         finally:
             worker.close()
     if isinstance(settings, ModelGateSettings):
+        # local: each mode imports only its own dependencies (torch, PyGithub, wandb)
         from mlgate.model.mode import run_model_gate
 
         return run_model_gate(settings, ctx, clients)
     if isinstance(settings, PublishSettings):
+        # local: each mode imports only its own dependencies (torch, PyGithub, wandb)
         from mlgate.fork_publish import run_publish
 
         return run_publish(settings, ctx, clients)
     assert isinstance(settings, PromoteSettings)
+    # local: each mode imports only its own dependencies (torch, PyGithub, wandb)
     from mlgate.model.promote import run_promote
 
     return run_promote(settings, ctx, clients)
 
 
 def _mask_secrets(settings: CommonSettings) -> None:
-
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if not isinstance(value, SecretStr):

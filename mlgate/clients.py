@@ -39,6 +39,7 @@ class Clients:
 
     @classmethod
     def for_run(cls, settings: CommonSettings, ctx: RunContext, env: Mapping[str, str]) -> Clients:
+        # local: pulls in yaml; only runs that read DVC need it
         from mlgate.data.dvc import DvcRunner
 
         repo, blocked = connect_github(settings, ctx)
@@ -57,6 +58,7 @@ def connect_github(settings: CommonSettings, ctx: RunContext) -> tuple[GitHubRep
     if pr is not None and pr.is_fork:
         return None, ("this pull request comes from a fork, where `GITHUB_TOKEN` is read-only "
                       "(no `pull-requests: write`, no `contents: write`)")
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import GitHubRepo, connect
 
     gh = connect(settings.github_token.get_secret_value(), ctx.api_url)

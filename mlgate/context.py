@@ -193,7 +193,6 @@ def _shown(path: Path, limit: int = 120) -> str:
 
 
 def _example(input: str) -> str:
-
     example = input_example(input)
     return f"Example:\n  with:\n    {input}: {example}" if example else ""
 

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from mlgate import workflow
 from mlgate.data.findings import FOLDER as FULL_LISTS_FOLDER
 from mlgate.errors import ExitCode, MlgateError
+from mlgate.model.gates import UNITS as MODEL_UNITS
 from mlgate.model.report import FIGURE_NAMES, ModelReport, model_outcome
 from mlgate.model.report import render_markdown as render_model
 from mlgate.publish import Finished, Publication, finish
@@ -233,6 +234,7 @@ def validate_report(mode: str, report_json: str) -> DataReport | ModelReport:
     A report that says it passed while a gate failed, or failed while every gate passed, is refused:
     the comment's verdict is rendered from the gates and must say what ``passed`` says.
     """
+    # local: pulls in torch (seconds of start-up); publishing a model-gate report does not need it
     from mlgate.data.report import DataReport
 
     model: type[DataReport] | type[ModelReport] = DataReport if mode == "data-stats" else ModelReport
@@ -285,6 +287,7 @@ def event_pull_numbers(event: Mapping[str, Any], head_sha: str) -> list[int]:
 def open_pull_numbers(repo: GitHubRepo, event: Mapping[str, Any], head_sha: str) -> list[int]:
     """Open pull requests of the repository whose head is ``head_sha`` (``GET /repos/o/r/pulls``, narrowed
     to the fork's ``owner:branch`` when the event names them)."""
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import calling
 
     run = event.get("workflow_run") or {}
@@ -333,6 +336,7 @@ def check_run_name(title: str, pr_number: int) -> str:
 def figure_names(mode: str) -> tuple[str, ...]:
     """The figures the report of ``mode`` can name: the only PNGs of a bundle that are hosted."""
     if mode == "data-stats":
+        # local: pulls in torch (seconds of start-up); publishing a model-gate report does not need it
         from mlgate.data.report import FIGURE_TITLES
 
         return tuple(FIGURE_TITLES)
@@ -351,15 +355,18 @@ def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
     known = figure_names(bundle.manifest.mode)
     figures = {name: bundle.pngs[f"{name}.png"] for name in known if f"{name}.png" in bundle.pngs}
     if bundle.manifest.mode == "data-stats":
-        from mlgate.data.gates import UNITS
+        # local: pulls in torch (seconds of start-up); publishing a model-gate report does not need it
+        from mlgate.data.gates import UNITS as DATA_UNITS
         from mlgate.data.report import data_outcome, render_markdown
+
+        units = DATA_UNITS
 
         def render(links: Mapping[str, str], note: str) -> str:
             return render_markdown(report, links, note=note)
 
         outcome = data_outcome(report)
     else:
-        from mlgate.model.gates import UNITS
+        units = MODEL_UNITS
 
         def render(links: Mapping[str, str], note: str) -> str:
             return render_model(report, links, note=note)
@@ -371,7 +378,7 @@ def rendered(bundle: Bundle, title: str, pr_number: int) -> Finished:
     return Finished(
         passed=report.passed, report_json=report.model_dump_json(indent=2), render=render, figures=figures,
         headline="\n".join([headline, *outcome.splitlines()[1:]]),
-        check_summary=check_summary("\n".join([headline, *outcome.splitlines()]), report.gates, UNITS),
+        check_summary=check_summary("\n".join([headline, *outcome.splitlines()]), report.gates, units),
         gated=bool(report.gates),
     )
 
@@ -412,6 +419,7 @@ def run_publish(settings: PublishSettings, ctx: RunContext, clients: Clients) ->
 def _branch_store(repo: GitHubRepo | None) -> Any:
     if repo is None:
         return None
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.branch_store import BranchStore
 
     return BranchStore(repo)

@@ -131,6 +131,7 @@ class Publication:
     def for_run(cls, settings: CommonSettings, ctx: RunContext, clients: Clients) -> Publication:
         branch_store = None
         if clients.github is not None:
+            # local: PyGithub is slow to import; only talking to GitHub needs it
             from mlgate.github.branch_store import BranchStore
 
             branch_store = BranchStore(clients.github)
@@ -162,6 +163,7 @@ class Publication:
             if self.blocked == NOT_IN_ACTIONS:
                 return {}, ""
             return {}, f"Figures are not hosted: {self.blocked}. They are in the report folder."
+        # local: PyGithub is slow to import; only talking to GitHub needs it
         from mlgate.github.client import GitHubError, GitHubPermissionError
 
         try:
@@ -299,6 +301,7 @@ def _write_publish_manifest(publication: Publication, head_sha: str) -> None:
 
 
 def _is_unavailable(failure: MlgateError) -> bool:
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import GitHubUnavailable
 
     return isinstance(failure, GitHubUnavailable)
@@ -320,6 +323,7 @@ def _check_run(publication: Publication, result: Finished, markdown: str, *,
         workflow.annotate("notice", "No check run", "GitHub was unavailable earlier in this run; the verdict "
                           "is not posted as a check run. Rerun the job when GitHub answers again.")
         return "", None
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import GitHubError, GitHubPermissionError, GitHubUnavailable
 
     headline = result.headline or f"mlgate: {'passed' if result.passed else 'FAILED'}"
@@ -366,6 +370,7 @@ def _comment(publication: Publication, markdown: str, *,
             workflow.annotate("warning", "No PR comment",
                               f"The report is in the job summary only: {publication.blocked}.")
         return "", None  # (a blocked run could not have posted the comment that would need refreshing)
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import GitHubError, GitHubPermissionError, GitHubUnavailable
     from mlgate.github.comments import refresh_comment, upsert_comment
 

@@ -274,7 +274,6 @@ def _log_shards(shards: ShardCache) -> None:
 
 
 def _workers(compute: ComputeInputs) -> int:
-
     return worker_count(compute.workers)
 
 
@@ -284,6 +283,7 @@ def _engine(compute: ComputeInputs) -> Iterator[Engine | None]:
     if compute.engine != "ray":
         yield None
         return
+    # local: the ray engine is optional; the local engine never loads it
     from mlgate.data.ray_engine import connect
 
     assert compute.ray_address is not None  # the settings require it with engine: ray
@@ -429,7 +429,6 @@ def _base_hash(dvc: DvcRunner, base_sha: str, data: str) -> str | None:
 
 
 def _cache_key(content_hash: str | None, data: DataInputs) -> str:
-
     return f"{content_hash}-{data.layout}-{data.dataset_class or ''}-v{SCHEMA_VERSION}"
 
 
@@ -485,7 +484,6 @@ left after it (all but the baseline's few seconds on most datasets, a quarter at
 
 
 def _train_baseline(time_budget_s: float, dataset: Dataset, stats: DatasetStats) -> BaselineResult:
-
     if "train" not in dataset.splits or "test" not in dataset.splits:
         raise DatasetLayoutError(
             f"`baseline-train: true` needs a `train` and a `test` split; found {', '.join(dataset.splits)}.",

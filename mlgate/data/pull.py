@@ -115,6 +115,7 @@ def stream_source(settings: DvcInputs, dvc: DvcRunner, data: Path, input_name: s
                   rev: str | None = None) -> RemoteData:
     """Where ``dvc-pull: stream`` reads ``data`` (input ``input_name``) from: this repository at ``rev``
     (None: the checkout), with the environment the run's DVC commands get (the credentials file's path)."""
+    # local: pulls in torch (seconds of start-up); only streamed data needs it
     from mlgate.data.stream import RemoteData
 
     rel = _repo_relative(settings, dvc, data, input_name)

@@ -67,6 +67,7 @@ class RayNotInstalled(MlgateError):
 
 
 def _ray_pin() -> str:
+    # local: ray is optional and slow to import; only the ray engine needs it
     import ray
 
     return str(ray.__version__)
@@ -142,6 +143,7 @@ def _unreachable(address: str, why: str) -> ClusterUnreachable:
 def connect(address: str) -> Iterator[RayEngine]:
     """A :class:`RayEngine` on the cluster at ``address`` (``ray-address``), disconnected on leaving."""
     try:
+        # local: ray is optional and slow to import; only the ray engine needs it
         import ray
         from ray._private import auto_init_hook
     except ImportError as exc:
@@ -192,6 +194,7 @@ def _init(ray: Any, address: str) -> None:
 
 def _reduce_on_node(task: ShardTask, shard: Shard) -> tuple[ShardState, str]:
     """Runs on a cluster node: reads the shard there, with the node's identity, and reduces it."""
+    # local: ray is optional and slow to import; only the ray engine needs it
     import ray
 
     return task(shard), ray.get_runtime_context().get_node_id()
@@ -206,6 +209,7 @@ class RayEngine:
     """The nodes that returned a state in the last :meth:`reduce`."""
 
     def nodes(self) -> int:
+        # local: ray is optional and slow to import; only the ray engine needs it
         import ray
 
         return sum(bool(node.get("Alive")) for node in ray.nodes())
@@ -214,6 +218,7 @@ class RayEngine:
         """Each shard with its state, in shard order; the tasks run on the cluster, at most
         :data:`IN_FLIGHT_PER_CPU` per CPU ahead of the shard being merged. A dataset-class split (a
         :class:`~mlgate.data.shards.WholeSplit`, whose objects need not pickle) is reduced here, in turn."""
+        # local: ray is optional and slow to import; only the ray engine needs it
         import ray
 
 
@@ -257,6 +262,7 @@ class RayEngine:
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         """``call`` with Ray's failures as mlgate's: a task's own error (a corrupt file, an unreadable
         shard) as raised on the node; the cluster lost (head gone, retries spent) as :class:`ClusterUnreachable`."""
+        # local: ray is optional and slow to import; only the ray engine needs it
         import grpc
         import ray.exceptions
 

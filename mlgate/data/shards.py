@@ -105,7 +105,6 @@ def start_workers(workers: int) -> None:
     """Start the fork server now (when ``workers`` > 1): it imports torch and the statistics on another
     core while this process imports them, so the workers are ready when the first shard is."""
     if workers > 1:
-
         _context()
         forkserver.ensure_running()
 
@@ -154,6 +153,7 @@ def _done(entry: tuple[Shard, Future[ShardState] | None], task: ShardTask) -> tu
 
 
 def _one_thread() -> None:
+    # local: torch takes seconds to import; only this path needs it
     import torch
 
     torch.set_num_threads(1)

@@ -34,6 +34,7 @@ def fetch_from_branch(store: BranchStore | None, branch: str, keys: Iterable[str
     found: dict[str, bytes] = {}
     if store is None:
         return found
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import GitHubError, GitHubPermissionError
 
     for key in keys:
@@ -49,6 +50,7 @@ def publish_to_branch(store: BranchStore | None, branch: str, entries: Mapping[s
     recomputation in a later run."""
     if not entries or store is None:
         return
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import GitHubError, GitHubPermissionError
 
     with contextlib.suppress(GitHubError, GitHubPermissionError):

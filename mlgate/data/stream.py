@@ -262,6 +262,7 @@ class _Remote:
     """One process's open view of a :class:`RemoteData`: the listing and the remote's object store."""
 
     def __init__(self, source: RemoteData) -> None:
+        # local: dvc is slow to import; only reading a DVC remote needs it
         from dvc.api import DVCFileSystem
 
         self.source = source

@@ -143,6 +143,7 @@ def draw_pixel_histogram(
         ax.set_title(title_text(f"Pixel value distribution: {sizes}", AXES_TITLE_IN), fontsize=TITLE_PT, loc="left")
         handles, names = ax.get_legend_handles_labels()
         if base_densities:
+            # local: matplotlib is slow to import; only drawing needs it
             from matplotlib.lines import Line2D
 
             handles += [Line2D([], [], color="black", linewidth=1.6),
@@ -254,6 +255,7 @@ def _class_ticks(ax: Axes, labels: Sequence[str], figure_width_in: float) -> Non
 def _legend_below(fig: Figure, ax: Axes) -> None:
     """The axes' legend under the plot (inside it hides bars, above it collides with the title), in
     as many columns as fit the figure's width; an entry wider than the figure is wrapped."""
+    # local: matplotlib is slow to import; only drawing needs it
     from matplotlib.container import BarContainer
 
     pairs = sorted(zip(*ax.get_legend_handles_labels(), strict=True),

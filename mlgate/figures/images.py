@@ -34,6 +34,7 @@ def display_images(images: Sequence[torch.Tensor]) -> list[np.ndarray]:
 
 def display_image(image: torch.Tensor, label: int) -> np.ndarray:
     """``(H, W, 3)`` float in 0..1 from any supported item layout and dtype."""
+    # local: torch takes seconds to import; only this path needs it
     import torch
 
     x = image.detach().cpu()

@@ -145,6 +145,7 @@ def framed_image(ax: Axes, image: np.ndarray, cell: float, centre_x: float, *, c
                  top: float | None = None, edgecolor: str = "0.6", linewidth: float = 0.8) -> tuple[float, float]:
     """``image`` fitted into a ``cell``-inch square, centred on ``centre_x`` and on ``centre_y`` (or hanging
     from ``top``), framed; its height and width in inches."""
+    # local: matplotlib is slow to import; only drawing needs it
     from matplotlib.patches import Rectangle
 
     scale = cell / max(image.shape[:2])

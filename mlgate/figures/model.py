@@ -55,6 +55,7 @@ def draw_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
                           model: str = "", split: str = "") -> Figure:
     """True class by row, predicted by column; colour is the share of the row, text the raw count
     (when it fits). The figure grows with the number of classes, up to 800 px wide."""
+    # local: numpy is only needed when drawing
     import numpy as np
 
     counts = np.asarray(confusion, dtype=np.int64)
@@ -71,6 +72,7 @@ def draw_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
     on = f"{split} split, " if split else ""
     title = f"{what}\n{on}{int(counts.sum()):,} items, {n} classes"
     with figure(height_in, width_in=width_in, layout="constrained") as fig:
+        # local: matplotlib is slow to import; only drawing needs it
         from matplotlib.colors import PowerNorm
         from matplotlib.ticker import PercentFormatter
 
@@ -107,6 +109,7 @@ def draw_accuracy_delta(candidate: Mapping[str, float], production: Mapping[str,
     (as the confusion matrix), green where the candidate is better and red where it is worse, with
     the zero line and, given ``overall`` (candidate, production accuracy), the overall change dashed.
     Classes measured for only one of the models are left out."""
+    # local: numpy is only needed when drawing
     import numpy as np
 
     classes = sorted(set(candidate) & set(production), key=_class_order)
@@ -123,6 +126,7 @@ def draw_accuracy_delta(candidate: Mapping[str, float], production: Mapping[str,
              f"{_short(production_name, _MODEL_CHARS)}\n"
              f"{on}{items}{n} classes: {better} better, {worse} worse, {n - better - worse} equal")
     with figure(4.0, layout="constrained") as fig:
+        # local: matplotlib is slow to import; only drawing needs it
         from matplotlib.patches import Patch
 
         ax = fig.add_subplot()
@@ -247,6 +251,7 @@ def draw_confusion_difference(difference: Sequence[Sequence[int]], class_names: 
     worse, not the sign: more items on the diagonal (right) is better, more off it (confused) is
     worse, so a cell is blue where the candidate improves on production and red where it is worse,
     on a diverging scale centred on no change. Cells hold the signed count difference while it fits."""
+    # local: numpy is only needed when drawing
     import numpy as np
 
     diff = np.asarray(difference, dtype=np.int64)
@@ -267,6 +272,7 @@ def draw_confusion_difference(difference: Sequence[Sequence[int]], class_names: 
              f"{_short(production_name, _MODEL_CHARS)}\n{on}{items}right: {_signed_count(right)}, confused: "
              f"{_signed_count(confused)}")
     with figure(height_in, width_in=width_in, layout="constrained") as fig:
+        # local: matplotlib is slow to import; only drawing needs it
         from matplotlib.colors import SymLogNorm
         from matplotlib.ticker import FuncFormatter
 

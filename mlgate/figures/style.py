@@ -47,6 +47,7 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def applied() -> Iterator[None]:
     """matplotlib's ``default`` style with math text off, whatever the caller's rcParams or
     ``matplotlibrc``; the caller's rcParams are restored on exit."""
+    # local: matplotlib is slow to import; only drawing needs it
     import matplotlib.style
 
     with matplotlib.style.context(_STYLE):
@@ -59,6 +60,7 @@ def figure(
 ) -> Iterator[Figure]:
     """A blank figure of ``width_in`` × ``height_in`` inches at :data:`DPI`, drawn on inside the
     ``with`` block, where the style applies; :func:`png` re-applies it when saving."""
+    # local: matplotlib is slow to import; only drawing needs it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -104,6 +106,7 @@ def title_text(text: str, width_in: float = WIDTH_IN - 0.4, size_pt: float = TIT
 def log_ticks(axis: Axis) -> None:
     """Plain tick labels on a log ``axis`` whose limits are final: every decade, or 1-2-5 within each
     decade when the axis spans fewer than three; minor ticks unlabelled."""
+    # local: matplotlib is slow to import; only drawing needs it
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     low, high = sorted(axis.get_view_interval())
@@ -131,6 +134,7 @@ def number_label(value: float) -> str:
 def text_width_in(text: str, size_pt: float) -> float:
     """How wide ``text`` is drawn at ``size_pt`` in the style's font (DejaVu Sans), in inches (widest
     line). Read from the font file without any rcParams, so a layout never depends on the caller's."""
+    # local: matplotlib is slow to import; only drawing needs it
     from matplotlib.ft2font import LoadFlags
 
     font = _font()
@@ -144,6 +148,7 @@ def text_width_in(text: str, size_pt: float) -> float:
 
 @functools.cache
 def _font() -> FT2Font:
+    # local: matplotlib is slow to import; only drawing needs it
     from matplotlib.font_manager import FontProperties, findfont
     from matplotlib.ft2font import FT2Font
 

@@ -53,6 +53,7 @@ class LabelDistribution:
     base_name: str = "base"
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.distributions import label_distribution
 
         return label_distribution(self.label_counts, base_counts=self.base_counts, base_name=self.base_name)
@@ -69,6 +70,7 @@ class SampleGrid:
     split: str = "train"
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.samples import sample_grid_of_displays
 
         return sample_grid_of_displays(self.displays, self.class_names, per_class=self.per_class, split=self.split)
@@ -85,6 +87,7 @@ class PixelHistogram:
     base_name: str = "base"
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.distributions import pixel_histogram
 
         return pixel_histogram(self.histograms, items=self.items, base=self.base, base_name=self.base_name)
@@ -100,6 +103,7 @@ class LossCurve:
     step_every: int = 1
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.training import loss_curve
 
         return loss_curve(self.losses, title=self.title, step_every=self.step_every)
@@ -115,6 +119,7 @@ class ConfusionMatrix:
     split: str = ""
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.model import confusion_matrix
 
         return confusion_matrix(self.confusion, self.class_names, model=self.model, split=self.split)
@@ -135,6 +140,7 @@ class AccuracyDelta:
     """(candidate, production) accuracy over every class."""
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.model import accuracy_delta
 
         return accuracy_delta(self.candidate, self.production, candidate_name=self.candidate_name,
@@ -156,6 +162,7 @@ class LeakedPairs:
     total: int
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.items import leaked_pairs
 
         return leaked_pairs(self.images, self.pairs, self.class_names, total=self.total)
@@ -179,6 +186,7 @@ class FlippedExamples:
     split: str = ""
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.model import flipped_examples
 
         return flipped_examples(self.images, self.flips, self.class_names, lost=self.lost, gained=self.gained,
@@ -199,6 +207,7 @@ class ConfusionDifference:
     eval_samples: int | None = None
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.model import confusion_difference
 
         return confusion_difference(self.difference, self.class_names, candidate_name=self.candidate_name,
@@ -221,6 +230,7 @@ class DriftOverlay:
     base_name: str = "base"
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.distributions import drift_overlay
 
         return drift_overlay(self.histograms, self.base_histograms, self.label_counts, self.base_counts,
@@ -242,6 +252,7 @@ class LabelErrorGrid:
     split: str = "train"
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.items import label_error_grid
 
         return label_error_grid(self.images, self.errors, self.class_names, split=self.split, total=self.total)
@@ -265,6 +276,7 @@ class NearGroups:
     threshold: float
 
     def render(self) -> bytes:
+        # local: this module imports only the standard library, so cli can start the worker early
         from mlgate.figures.items import near_groups
 
         return near_groups(self.images, self.groups, self.class_names, total=self.total, leaked=self.leaked,
@@ -299,6 +311,7 @@ def draw_jobs(jobs: Mapping[str, FigureJob]) -> dict[str, bytes | str]:
 
 
 def _why_not_drawn(exc: Exception) -> str:
+    # local: this module imports only the standard library, so cli can start the worker early
     from mlgate.errors import MlgateError
 
     if isinstance(exc, MlgateError):  # CannotDrawFigure: empty or unshowable input, said in words
@@ -308,6 +321,7 @@ def _why_not_drawn(exc: Exception) -> str:
 
 def _keep_drawn(drawn: Mapping[str, bytes | str]) -> dict[str, bytes]:
     """The drawn figures; a ``notice`` for each one left out."""
+    # local: this module imports only the standard library, so cli can start the worker early
     from mlgate import workflow
 
     for name, why in drawn.items():

@@ -78,6 +78,7 @@ def post_check_run(repo: GitHubRepo, *, name: str, head_sha: str, result: Conclu
     may not create check runs (a workflow without the permission, a fork's read-only token), and
     GitHubError / GitHubUnavailable like every other write.
     """
+    # local: PyGithub is slow to import; only talking to GitHub needs it
     from mlgate.github.client import calling
 
     for label, value in (("summary", summary), ("text", text)):

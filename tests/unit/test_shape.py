@@ -65,3 +65,23 @@ def test_model_package__imports_inside_functions_only_to_save_start_up_time_and_
     uncommented = [f"{item.module}:{item.line} {item.text}" for item in local_imports()
                    if item.module.startswith("mlgate.model") and not item.commented]
     assert uncommented == []
+
+
+def test_package__imports_inside_functions_only_to_save_start_up_time_and_says_so() -> None:
+    uncommented = [f"{item.module}:{item.line} {item.text}" for item in local_imports() if not item.commented]
+    assert uncommented == []
+
+
+def test_local_imports__an_uncommented_one_is_found_and_a_comment_above_its_run_counts(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text(
+        "import os\n"
+        "def bare():\n    import json\n    return json\n"
+        "def above():\n    # local: slow\n    import csv\n    import gzip\n    return csv, gzip\n"
+        "def same_line():\n    import zlib  # local: slow\n    return zlib\n")
+
+    found = {item.text: item.commented for item in local_imports(package)}
+
+    assert found == {"import json": False, "import csv": True, "import gzip": True, "import zlib  # local: slow": True}

@@ -287,6 +287,7 @@ def pil_to_hwc(image: Any) -> np.ndarray:
 
 
 def _decode_errors() -> tuple[type[BaseException], ...]:
+    # local: PIL is only needed to decode images
     from PIL import Image
 
     # OSError covers UnidentifiedImageError and truncated files; SyntaxError is raised by some plugins.
