@@ -50,7 +50,7 @@ from mlgate.publish_contract import (
     parse_manifest,
     quoted,
 )
-from mlgate.report import check_summary, plain_text
+from mlgate.report_blocks import check_summary, plain_text
 from mlgate.settings import SETTINGS_BY_MODE
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from mlgate.context import RunContext
 from mlgate.errors import CannotWrite, ExitCode, MlgateError
 from mlgate.github.checks import OUTPUT_LIMIT, conclusion, permission_notice, post_check_run
 from mlgate.publish_contract import MANIFEST_NAME, STALE_MARKER, manifest_json, marker_for
-from mlgate.report import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
+from mlgate.report_blocks import COMMENT_LIMIT, SUMMARY_LIMIT, fit, fold, plain_text
 from mlgate.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -200,10 +200,10 @@ class Finished:
     report with the earlier one folded below (a later run found nothing to report: the old numbers must
     not stand). ``off``: never (job summary and outputs only)."""
     headline: str = ""
-    """The outcome for the log, plain text (``mlgate.report.outcome``): a line with the verdict and key
+    """The outcome for the log, plain text (``mlgate.report_blocks.outcome``): a line with the verdict and key
     figures, then one line per failed gate and the next step."""
     check_summary: str = ""
-    """Markdown for the check run's summary (``mlgate.report.check_summary``: key lines and the gate
+    """Markdown for the check run's summary (``mlgate.report_blocks.check_summary``: key lines and the gate
     table); empty: the headline's lines. The full report goes below it as the check run's text."""
     gated: bool = True
     """False when no gate was configured: the check run concludes ``neutral`` (it could not fail)."""

@@ -117,7 +117,7 @@ def phase(name: str, stream: TextIO | None = None,
     shows while folded; on a terminal it is announced as ``▸ name…``. If the block raises, the fold
     is closed first, so that the error is not hidden inside it.
     """
-    from mlgate.report import plain_text  # a name may hold a path the user controls: one inert line
+    from mlgate.report_blocks import plain_text  # a name may hold a path the user controls: one inert line
 
     out = _out(stream)
     name = plain_text(name)

@@ -11,7 +11,7 @@ commit instead says
         MLGATE_IMAGE: ghcr.io/OWNER/mlgate@sha256:<64 hex>
 
 so the runner pulls exactly the image the release workflow built, smoke-tested and attested, and
-the report footer (mlgate/report.py) can name it. The edit is textual: the `image:` line is
+the report footer (mlgate/report_blocks.py) can name it. The edit is textual: the `image:` line is
 replaced and the `env:` block inserted after it; every other byte of action.yml stays as it was,
 and the result is parsed back and compared with the original before it is written.
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from mlgate import workflow
 from mlgate.errors import ExitCode, MlgateError
-from mlgate.report import plain_text
+from mlgate.report_blocks import plain_text
 
 _HINT_REMOTE = (
     "Configure a default remote and commit .dvc/config, e.g.\n"

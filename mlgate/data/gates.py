@@ -9,7 +9,7 @@ from mlgate.data.baseline import BaselineResult
 from mlgate.data.drift import DriftReport
 from mlgate.data.stats import DatasetStats
 from mlgate.numbers import Unit
-from mlgate.report import Gate
+from mlgate.report_blocks import Gate
 
 UNITS: dict[str, Unit] = {
     "min-samples": Unit.plain("items"),

@@ -63,7 +63,7 @@ from mlgate.figures.worker import (
     SampleGrid,
 )
 from mlgate.publish import Finished, Publication, finish, workspace_relative
-from mlgate.report import check_summary, plain_text
+from mlgate.report_blocks import check_summary, plain_text
 from mlgate.settings import DataStatsSettings, DvcInputs, Layout, Workers
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from mlgate.data.near_duplicates import NearDuplicateStats
 from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.markdown import code, inert
 from mlgate.numbers import count, number, percent, ratio, signed_count
-from mlgate.report import Gate, fold, footer, gates_section, icon, outcome, verdict_line
+from mlgate.report_blocks import Gate, fold, footer, gates_section, icon, outcome, verdict_line
 
 SCHEMA_VERSION = "4"
 

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlgate.report import fit
+from mlgate.report_blocks import fit
 
 if TYPE_CHECKING:
     from mlgate.github.client import GitHubRepo

@@ -16,7 +16,7 @@ from mlgate.markdown import code, inert, inert_message
 from mlgate.model.gates import GATES, UNITS
 from mlgate.model.report import ModelReport, lineage_section, significance_section, threads
 from mlgate.numbers import count, megabytes, ms, percent
-from mlgate.report import Interval, footer, gates_section, icon, verdict
+from mlgate.report_blocks import Interval, footer, gates_section, icon, verdict
 
 if TYPE_CHECKING:
     from mlgate.model.registry import ModelVersion

@@ -19,7 +19,7 @@ from mlgate.model.significance import (
     median_ratio,
     percentile_interval,
 )
-from mlgate.report import Interval
+from mlgate.report_blocks import Interval
 
 DEFAULT_CONFIDENCE = 0.95
 

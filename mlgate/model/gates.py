@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from mlgate import numbers
 from mlgate.model.measure.values import ModelMeasurement, direction_of, value_at
 from mlgate.numbers import Unit
-from mlgate.report import Gate, Interval
+from mlgate.report_blocks import Gate, Interval
 
 if TYPE_CHECKING:
     from mlgate.model.comparison import Comparison

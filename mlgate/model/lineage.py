@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from mlgate.model.registry import Lineage, LineageRun, ModelRegistry, ModelVersion, RegistryError, RegistryUnavailable
-from mlgate.report import Gate
+from mlgate.report_blocks import Gate
 
 if TYPE_CHECKING:
     from mlgate.data.dvc import DvcRunner

@@ -41,7 +41,7 @@ from mlgate.model.registry import ModelRegistry, ModelVersion, RegistryLogin, sa
 from mlgate.model.report import Action, Baseline, ModelReport, build_report, model_outcome, render_markdown
 from mlgate.model.target import ModelTarget, resolve_target
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import check_summary
+from mlgate.report_blocks import check_summary
 from mlgate.settings import DvcInputs, ModelGateSettings
 
 if TYPE_CHECKING:  # measuring imports torch: refused inputs never need it

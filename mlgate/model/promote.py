@@ -24,7 +24,7 @@ from mlgate.model.manifest import PromotionError, manifest_path, promotion_manif
 from mlgate.model.registry import ModelRegistry, ModelVersion, RegistryLogin
 from mlgate.model.target import ModelTarget
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import COMMENT_LIMIT, NO_GATES, fit, footer, plain_text
+from mlgate.report_blocks import COMMENT_LIMIT, NO_GATES, fit, footer, plain_text
 from mlgate.settings import PromoteSettings
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from mlgate.model.generalisation import Generalisation
 from mlgate.model.lineage import DataLineage, normalise, short
 from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurement
 from mlgate.numbers import count, megabytes, ms, number, percent, seconds
-from mlgate.report import Gate, Interval, fold, footer, gates_section, icon, outcome, verdict_line
+from mlgate.report_blocks import Gate, Interval, fold, footer, gates_section, icon, outcome, verdict_line
 
 SCHEMA_VERSION = "2"
 FIGURE_NAMES = ("confusion_matrix", "per_class_accuracy_change", "confusion_matrix_change", "flipped_items")

@@ -21,7 +21,7 @@ from mlgate.errors import ExitCode
 from mlgate.github.checks import OUTPUT_LIMIT, Annotation, post_check_run
 from mlgate.github.client import GitHubPermissionError, GitHubRepo, GitHubUnavailable, connect
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import Gate, check_summary
+from mlgate.report_blocks import Gate, check_summary
 from tests.fakes.faults import server_error
 from tests.fakes.github import FakeGitHub
 from tests.helpers import parse_outputs

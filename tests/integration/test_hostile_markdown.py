@@ -36,7 +36,7 @@ from mlgate.data.stats import DatasetStats, LeakageStats, SplitStats
 from mlgate.github.client import GitHubRepo, connect
 from mlgate.markdown import code
 from mlgate.publish import Finished, Publication, finish
-from mlgate.report import Gate, check_summary
+from mlgate.report_blocks import Gate, check_summary
 from tests.fakes.github import FakeGitHub
 from tests.github_markdown import BIDI, unsafe
 

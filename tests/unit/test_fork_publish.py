@@ -31,7 +31,7 @@ from mlgate.fork_publish import (
     verify_pull_request,
 )
 from mlgate.publish_contract import BundleRefused, manifest_json, marker_for, parse_manifest, parse_marker
-from mlgate.report import Gate
+from mlgate.report_blocks import Gate
 
 HEAD_SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
 SERVER = "https://github.com"

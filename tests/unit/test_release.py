@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlgate.report import IMAGE_PATTERN
+from mlgate.report_blocks import IMAGE_PATTERN
 from mlgate.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_pin_image__real_action_yml_becomes_a_docker_action_pinned_by_digest() -
 
 
 def test_pin_image__the_footer_accepts_the_image_it_sets() -> None:
-    """mlgate/report.py shows MLGATE_IMAGE in the footer only when it matches IMAGE_PATTERN."""
+    """mlgate/report_blocks.py shows MLGATE_IMAGE in the footer only when it matches IMAGE_PATTERN."""
     pinned = yaml.safe_load(pin.pin_image(action_text(), "my-org", DIGEST))
     assert IMAGE_PATTERN.fullmatch(pinned["runs"]["env"]["MLGATE_IMAGE"])
 

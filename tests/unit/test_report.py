@@ -14,7 +14,7 @@ from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurem
 from mlgate.model.report import Action, Baseline, ModelReport, model_outcome
 from mlgate.model.report import build_report as build_model_report
 from mlgate.model.report import render_markdown as render_model_markdown
-from mlgate.report import COMMENT_LIMIT, Gate, fit, fold, gates_table, plain_text
+from mlgate.report_blocks import COMMENT_LIMIT, Gate, fit, fold, gates_table, plain_text
 from mlgate.settings import DataStatsSettings, load_settings
 from tests.helpers import data_gate_thresholds
 
@@ -75,7 +75,7 @@ def test_fit__truncates_under_the_limit_and_closes_an_open_details() -> None:
 
 def test_footer__names_the_version_and_the_pinned_image_only_when_it_is_a_valid_reference(monkeypatch) -> None:
     from mlgate import __version__
-    from mlgate.report import footer
+    from mlgate.report_blocks import footer
 
     digest = "sha256:" + "ab" * 32
     for image, shown in ((f"ghcr.io/acme/mlgate@{digest}", True), ("evil`\n::error::x", False), ("", False)):
@@ -89,7 +89,7 @@ def test_footer__names_the_version_and_the_pinned_image_only_when_it_is_a_valid_
 
 
 def test_reports__end_with_the_footer() -> None:
-    from mlgate.report import footer
+    from mlgate.report_blocks import footer
 
     report = build_report(
         title="t", data="d", stats=DatasetStats(layout="course", class_names=None, splits={},
@@ -335,7 +335,7 @@ def test_outcome__a_user_value_cannot_start_a_workflow_command() -> None:
 
 
 def test_verdict__one_gate_many_gates_and_none() -> None:
-    from mlgate.report import verdict, verdict_line
+    from mlgate.report_blocks import verdict, verdict_line
 
     ok = Gate(name="min-samples", value=10, threshold=5, passed=True)
     bad = Gate(name="max-imbalance", value=3.0, threshold=2.0, passed=False)

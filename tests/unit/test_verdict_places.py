@@ -18,7 +18,7 @@ from mlgate.model.measure.values import Environment, LatencyStats, ModelMeasurem
 from mlgate.model.registry import ModelVersion
 from mlgate.model.report import ModelReport
 from mlgate.model.report import build_report as build_model_report
-from mlgate.report import Gate, Interval, check_summary
+from mlgate.report_blocks import Gate, Interval, check_summary
 
 # what `dvc add data/processed` writes (DVC 3), and a dvc.lock whose dependency precedes the output
 DVC_FILE = """outs:
