@@ -106,22 +106,11 @@ print("RESULT", json.dumps(measured))
 
 def make_course(root: Path, items: int, seed: int = 0) -> Path:
     """Course layout: train 6/7, test 1/7, 10 classes, uint8 parts of 10,000 drawn from 20,000 near copies
-    of 1,000 bases (as bench/data_scale.py)."""
-    import torch
+    of 1,000 bases: bench/data_scale.py's data, course shards only."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from data_scale import make_data
 
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8)
-    pool = np.minimum(base[rng.integers(0, 1000, 20_000)].astype(np.int16)
-                      + rng.integers(0, 3, (20_000, 28, 28)), 255).astype(np.uint8)
-    picks, labels = rng.integers(0, len(pool), items), rng.integers(0, 10, items)
-    n_train = items * 6 // 7
-    root.mkdir(parents=True)
-    for split, lo, hi in (("train", 0, n_train), ("test", n_train, items)):
-        for part, begin in enumerate(range(lo, hi, 10_000)):
-            stop = min(hi, begin + 10_000)
-            torch.save(torch.from_numpy(pool[picks[begin:stop]]), root / f"{split}_images_{part}.pt")
-            torch.save(torch.from_numpy(labels[begin:stop].copy()), root / f"{split}_target_{part}.pt")
-    return root
+    return make_data(root, items, seed, imagefolder=False)[1]
 
 
 def make_folder(root: Path, items: int, seed: int = 1) -> Path:
