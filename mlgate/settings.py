@@ -634,7 +634,9 @@ def _allowed(model: type[BaseModel], field: str) -> str:
     named = ["enum" in option or "const" in option for option in options]
     if any(named) and not all(named):
         return ""  # a word or a number (`workers`): the validator's own message says which
-    choices = schema.get("enum") or [option["enum"][0] if "enum" in option else option.get("const") for option in options]
+    choices = schema.get("enum") or [
+        option["enum"][0] if "enum" in option else option.get("const") for option in options
+    ]
     if choices:
         return "one of " + ", ".join(f"`{c}`" for c in choices if c is not None)
     return info.description or ""

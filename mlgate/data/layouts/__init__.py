@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from mlgate.data.layouts.base import SUPPORTED, Batch, Dataset, DataPathMissing, DatasetLayoutError, Split, found_in
+from mlgate.data.layouts.base import SUPPORTED, Batch, DataPathMissing, Dataset, DatasetLayoutError, Split, found_in
 from mlgate.data.layouts.course import IMAGES_GLOB, open_course
 from mlgate.data.layouts.dataset_class import DatasetClassError, open_dataset_class
 from mlgate.data.layouts.imagefolder import IMAGE_SUFFIXES, open_imagefolder, split_folders
