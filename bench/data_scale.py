@@ -320,7 +320,7 @@ def read_speed_up(name: str, data: Path, work: Path, root: Path, which: str, arg
         medians[workers] = statistics.median(r[0] for r in runs)
         print(f"{name:12} workers {workers}: read {medians[workers]:6.1f} s "
               f"({int(items) / medians[workers]:,.0f} items/s; runs {', '.join(f'{r[0]:.1f}' for r in runs)}; "
-              f"after start-up {statistics.median(r[4] for r in runs):.1f} s), "
+              f"start-up before it {statistics.median(r[4] for r in runs):.1f} s), "
               f"main peak {max(r[1] for r in runs) / 2**20:,.0f} MiB, "
               f"all processes peak PSS {max(r[2] for r in runs) / 2**20:,.0f} MiB, "
               f"CPU {statistics.median(r[3] for r in runs):,.0f} s in all")

@@ -115,7 +115,7 @@ def start_workers(workers: int) -> None:
 
 def _context() -> multiprocessing.context.ForkServerContext:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "mlgate.data.stats"])
+    context.set_forkserver_preload(["torch", "mlgate.data.stats", "mlgate.data.shard_cache"])
     return context
 
 
