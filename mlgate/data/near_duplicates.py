@@ -563,12 +563,13 @@ def grow_groups(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray,
     so a group of 14 copies needs 13 confirmations, not 91); ``confirm(i, j)`` returns their distances
     or NaN for a pair that is not a near copy (dropped). A round costs the candidates still joining two
     groups (they only shrink) and the groups it joins, so rounds are cheap; after ``rounds`` rounds
-    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``."""
+    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``.
+    Candidates with equal ``weight`` are taken by ``(i, j)``: the answer is a function of the set of
+    candidates, whatever order a search lists them in (:mod:`mlgate.data.ray_near_duplicates`)."""
     kept_i: list[np.ndarray] = [np.zeros(0, np.int64)]
     kept_j: list[np.ndarray] = [np.zeros(0, np.int64)]
     kept_d: list[np.ndarray] = [np.zeros(0, np.float32)]
-    live = np.lexsort((j, i, weight))  # candidates, closest first (ties: the smaller (i, j): any order of
-    # the candidates gives the same groups, so a search cut by band value across a cluster agrees)
+    live = np.lexsort((j, i, weight))  # candidates, closest first (ties: the smaller (i, j))
     root = np.arange(n, dtype=np.int64)  # each node's group, named by its smallest node
     for round_ in range(rounds + 1):
         a, b = root[i[live]], root[j[live]]
