@@ -38,6 +38,7 @@ train is not listed again as a near copy.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -220,9 +221,10 @@ def _thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int
         bias = 0.5 - low * scale  # + 0.5: the conversion to uint8 truncates; every value is in [0.5, 255.5]
         gray = torch.addcmul(bias.view(-1, 1, 1), gray, scale.view(-1, 1, 1)).to(torch.uint8)
     h, w = gray.shape[1:]
-    if h > THUMB or w > THUMB:
-        small = torch.nn.functional.adaptive_avg_pool2d(gray.unsqueeze(1).float(), (THUMB, THUMB))
-        return small[:, 0].round_().to(torch.uint8), (0, 0, THUMB, THUMB)
+    if h > THUMB or w > THUMB:  # the whole picture, resampled with an antialiasing filter (as PIL resizes)
+        small = torch.nn.functional.interpolate(gray.unsqueeze(1).float(), size=(THUMB, THUMB), mode="bilinear",
+                                                antialias=True, align_corners=False)
+        return small[:, 0].round_().clamp_(0, 255).to(torch.uint8), (0, 0, THUMB, THUMB)
     # pad with the median of the image's outer ring (its background), so the frame adds no edge
     ring = torch.cat([gray[:, 0], gray[:, -1], gray[:, 1:-1, 0], gray[:, 1:-1, -1]], 1)
     out = ring.median(dim=1).values.view(-1, 1, 1).expand(-1, THUMB, THUMB).contiguous()
@@ -320,6 +322,144 @@ def spectrum_centre(thumbs: torch.Tensor, sample: int = 4096) -> torch.Tensor:
     """The per-value median of the :func:`spectra` of an evenly spaced sample of ``thumbs``."""
     step = max(1, len(thumbs) // sample)
     return spectra(thumbs[::step][:sample]).median(dim=0).values
+
+
+# ---------------------------------------------------------------------------------------------------
+# Framed pictures (photographs, faces): a coarse hash queried under small zooms and half-pixel moves
+
+COARSE_RADIUS = 15
+"""Hamming radius of the coarse search, in bits of the 256-bit coarse hash (16 bands of 16 bits)."""
+COARSE_SIGMA = 1.0
+"""The coarse hash and the framing test see the thumbnail blurred by a Gaussian of this width (pixels)."""
+_COARSE_FREQ = [(u, v) for u in range(5) for v in range(5) if 0 < u + v <= 4]
+"""The 14 lowest 2-D DCT frequencies (u + v ≤ 4, the constant left out): a picture's broad layout."""
+QUERIES: tuple[tuple[float, float, float], ...] = tuple(
+    (zoom, dy, dx) for zoom in (1.0, 1.03, 1.06) for dy in (0.0, -0.5, 0.5) for dx in (0.0, -0.5, 0.5))
+"""(zoom, down, right) in thumbnail pixels under which each framed picture's coarse hash is also taken
+and looked up among the others' plain coarse hashes (both ways): a copy cropped by a few percent is
+the original zoomed in, a photograph moved by a pixel moves by part of a thumbnail pixel."""
+FLAT_EDGE = 3.0
+"""A picture whose outer ring of pixels, blurred, is mostly flat (median absolute deviation from its
+median below this many grey levels) sits on a background (a digit, a scan): the Fourier hash already
+undoes its moves, and it is left out of the coarse search and of the refined distance."""
+
+
+def _dct_rows() -> torch.Tensor:
+    n = torch.arange(THUMB, dtype=torch.float64)
+    return torch.stack([torch.cos(math.pi * (2 * n + 1) * k / (2 * THUMB)) for k in range(5)]).float()
+
+
+_DCT = _dct_rows()
+_COARSE_PROJECTION = torch.randn(len(_COARSE_FREQ), HASH_BITS, generator=torch.Generator().manual_seed(20261207))
+_COARSE_INDEX = torch.tensor([u * 5 + v for u, v in _COARSE_FREQ])
+
+
+@functools.cache
+def _blur_matrix(size: int, sigma: float) -> torch.Tensor:
+    """``(size, size)``: a 1-D Gaussian blur of width ``sigma`` as a matrix (edge pixels repeated), so a
+    stack of pictures is blurred by two matrix products (faster than a convolution on a CPU)."""
+    radius = max(1, int(3 * sigma + 0.5))
+    kernel = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2 / (2 * sigma * sigma))
+    kernel /= kernel.sum()
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    for offset, weight in zip(range(-radius, radius + 1), kernel.tolist(), strict=True):
+        source = (torch.arange(size) + offset).clamp(0, size - 1)
+        matrix[torch.arange(size), source] += weight
+    return matrix.float()
+
+
+def blurred(pictures: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(n, h, w)`` float32: the pictures blurred by a Gaussian of width ``sigma`` pixels (edge pixels
+    repeated); unchanged (as float) for ``sigma`` 0."""
+    x = pictures.to(torch.float32)
+    if sigma <= 0:
+        return x
+    h, w = x.shape[-2:]
+    return torch.matmul(torch.matmul(_blur_matrix(h, sigma), x), _blur_matrix(w, sigma).T)
+
+
+def _grids(alignments: Sequence[tuple[float, float, float]]) -> torch.Tensor:
+    """The sampling grid of each ``(zoom, down, right)``: ``(len(alignments), THUMB, THUMB, 2)``."""
+    theta = torch.tensor([[[1 / zoom, 0.0, 2 * dx / THUMB], [0.0, 1 / zoom, 2 * dy / THUMB]]
+                          for zoom, dy, dx in alignments])
+    return torch.nn.functional.affine_grid(theta, [len(alignments), 1, THUMB, THUMB], align_corners=False)
+
+
+def aligned(pictures: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """``(n, len(grids), THUMB, THUMB)``: each ``(n, THUMB, THUMB)`` float picture resampled (bilinear,
+    edge pixels repeated) under each alignment of :func:`_grids`."""
+    n, k = len(pictures), len(grids)
+    moved = torch.nn.functional.grid_sample(pictures.unsqueeze(0), grids.reshape(1, -1, THUMB, 2),
+                                            align_corners=False, padding_mode="border")
+    return moved[0].reshape(n, k, THUMB, THUMB)
+
+
+_QUERY_GRIDS = _grids(QUERIES)
+
+
+def coarse_spectra(pictures: torch.Tensor) -> torch.Tensor:
+    """``(..., 14)`` float32: the :data:`_COARSE_FREQ` DCT coefficients of ``(..., THUMB, THUMB)`` pictures
+    (already blurred by :data:`COARSE_SIGMA`), scaled to unit length (brightness and contrast drop out)."""
+    both = (_DCT @ pictures.to(torch.float32) @ _DCT.T).flatten(-2)
+    values = both.index_select(-1, _COARSE_INDEX)
+    return values / values.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def framed(thumbs: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+    """Per thumbnail, whether its picture (``boxes``: top, left, height, width on the thumbnail) reaches
+    its frame: the outer ring of the picture's own pixels, blurred (pixel noise does not count), is not
+    mostly flat (:data:`FLAT_EDGE`)."""
+    out = np.zeros(len(thumbs), dtype=bool)
+    for box in np.unique(boxes, axis=0) if len(boxes) else []:
+        rows = torch.from_numpy(np.flatnonzero((boxes == box).all(1)))
+        top, left, h, w = box.tolist()
+        if h == THUMB and w == THUMB and not top and not left:  # resampled: moves by part of a pixel
+            out[rows.numpy()] = True
+            continue
+        picture = blurred(thumbs[rows, top : top + h, left : left + w], COARSE_SIGMA)
+        ring = torch.cat([picture[:, 0], picture[:, -1], picture[:, 1:-1, 0], picture[:, 1:-1, -1]], 1)
+        spread = (ring - ring.median(dim=1, keepdim=True).values).abs().median(dim=1).values
+        out[rows.numpy()] = (spread >= FLAT_EDGE).numpy()
+    return out
+
+
+def coarse_hashes(thumbs: torch.Tensor, centre: torch.Tensor, queries: bool = False) -> np.ndarray:
+    """The 256-bit coarse hash of each ``(n, THUMB, THUMB)`` thumbnail, ``(n, 4)`` uint64 words: the signs
+    of a fixed random projection of its :func:`coarse_spectra` minus ``centre`` (:func:`coarse_centre`);
+    with ``queries``, ``(len(QUERIES), n, 4)``: the same of the thumbnail under each of the
+    :data:`QUERIES` (the first is the picture as it is)."""
+    x = blurred(thumbs, COARSE_SIGMA)
+    values = coarse_spectra(aligned(x, _QUERY_GRIDS).transpose(0, 1) if queries else x) - centre
+    bits = ((values @ _COARSE_PROJECTION) > 0).numpy()
+    return np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
+
+
+def coarse_centre(thumbs: torch.Tensor) -> torch.Tensor:
+    """The per-value median of the :func:`coarse_spectra` of ``thumbs`` (zero for none)."""
+    if not len(thumbs):
+        return torch.zeros(len(_COARSE_FREQ))
+    return coarse_spectra(blurred(thumbs, COARSE_SIGMA)).median(dim=0).values
+
+
+def coarse_pairs(queries: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of framed pictures whose coarse hashes are within :data:`COARSE_RADIUS` bits under one of the
+    :data:`QUERIES` (``(len(QUERIES), n, 4)``, the first the plain hash), each once: within one set
+    ``(i, j)`` with ``i < j`` (either may be the query), or across ``queries`` × ``index`` (the same
+    layout for the other set; both ways round)."""
+    width = np.int64(queries.shape[1] if index is None else index.shape[1])
+    plain = queries[0] if index is None else index[0]
+    keys = [np.zeros(0, np.int64)]
+    for query in queries:
+        i, j = hamming_pairs(query, plain, COARSE_RADIUS)
+        if index is None:
+            i, j = np.minimum(i, j)[i != j], np.maximum(i, j)[i != j]
+        keys.append(i * width + j)
+    if index is not None:
+        for query in index[1:]:
+            j, i = hamming_pairs(query, queries[0], COARSE_RADIUS)
+            keys.append(i * width + j)
+    key = np.unique(np.concatenate(keys))
+    return key // width, key % width
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -503,15 +643,65 @@ def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Ten
     return torch.cat(parts)
 
 
+REFINE = 8.0
+"""A pair of framed pictures between the threshold and ``REFINE`` × it under the whole-pixel moves is
+measured again by :func:`refined_distances`."""
+SMOOTH_SIGMA = 1.0
+"""The refined comparison sees both thumbnails blurred by a Gaussian of this width (thumbnail pixels)."""
+REFINED_ALIGNMENTS: tuple[tuple[float, float, float], ...] = tuple(
+    (zoom, dy, dx) for zoom in (1.0, 0.97, 1.03, 0.94, 1.06) for dy in (0.0, -0.5, 0.5, -1.0, 1.0)
+    for dx in (0.0, -0.5, 0.5, -1.0, 1.0))
+"""(zoom, down, right) of the second picture against the first in the refined comparison: moves up to a
+pixel in half-pixel steps, each at zooms 0.94 to 1.06 (a crop of a few percent, resized)."""
+_MARGIN = 2
+_REFINED_GRIDS = _grids(REFINED_ALIGNMENTS)
+_FINE_CHUNK = 64
+
+
+def refined_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Tensor:
+    """Per pair of rows, the *smoothed* distance: both thumbnails blurred by :data:`SMOOTH_SIGMA`, the
+    central (THUMB - 4)² window of ``a`` against ``b`` resampled under each of the
+    :data:`REFINED_ALIGNMENTS`, each window brought to zero mean and unit RMS, the smallest half RMS
+    difference (the scale of :func:`pixel_distances`)."""
+    parts = [torch.zeros(0)]
+    inner = slice(_MARGIN, THUMB - _MARGIN)
+    for start in range(0, len(thumbs_a), _FINE_CHUNK):
+        a = blurred(thumbs_a[start : start + _FINE_CHUNK], SMOOTH_SIGMA)[:, inner, inner].reshape(-1, 1, _WINDOW_R)
+        moved = aligned(blurred(thumbs_b[start : start + _FINE_CHUNK], SMOOTH_SIGMA), _REFINED_GRIDS)
+        b = moved[:, :, inner, inner].reshape(len(a), -1, _WINDOW_R)
+        a = a - a.mean(2, keepdim=True)
+        b = b - b.mean(2, keepdim=True)
+        norm_a, norm_b = a.norm(dim=2), b.norm(dim=2)
+        corr = torch.bmm(b, a.transpose(1, 2))[..., 0] / (norm_a * norm_b).clamp_min(1e-6)
+        flat_a, flat_b = norm_a < 1e-3, norm_b < 1e-3
+        corr = torch.where(flat_a & flat_b, 1.0, torch.where(flat_a | flat_b, 0.0, corr))
+        parts.append(((1.0 - corr) / 2).clamp_min(0.0).sqrt().amin(1))
+    return torch.cat(parts)
+
+
+_WINDOW_R = (THUMB - 2 * _MARGIN) ** 2
+
+
 def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumbs_b: torch.Tensor | ThumbnailStore,
-                   j: np.ndarray) -> np.ndarray:
+                   j: np.ndarray, *, threshold: float | None = None, framed_a: np.ndarray | None = None,
+                   framed_b: np.ndarray | None = None) -> np.ndarray:
     """:func:`pixel_distances` of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a
-    time: a million candidates never need 2 GiB of gathered thumbnails at once."""
+    time: a million candidates never need 2 GiB of gathered thumbnails at once. With ``threshold`` and
+    each row's :func:`framed` flag (``framed_a``, ``framed_b``), a pair of framed pictures between the
+    threshold and :data:`REFINE` × it gets the smaller of that and its :func:`refined_distances`."""
     parts = [np.zeros(0, dtype=np.float32)]
+    refine = threshold is not None and framed_a is not None and framed_b is not None
     for start in range(0, len(i), _PAIR_CHUNK):
-        rows_a = torch.from_numpy(i[start : start + _PAIR_CHUNK])
-        rows_b = torch.from_numpy(j[start : start + _PAIR_CHUNK])
-        parts.append(pixel_distances(thumbs_a[rows_a], thumbs_b[rows_b]).numpy())
+        part_i, part_j = i[start : start + _PAIR_CHUNK], j[start : start + _PAIR_CHUNK]
+        a, b = thumbs_a[torch.from_numpy(part_i)], thumbs_b[torch.from_numpy(part_j)]
+        d = pixel_distances(a, b)
+        if refine:
+            assert threshold is not None and framed_a is not None and framed_b is not None
+            wanted = torch.from_numpy(np.flatnonzero(framed_a[part_i] & framed_b[part_j]))
+            wanted = wanted[(d[wanted] > threshold) & (d[wanted] <= REFINE * threshold)]
+            if len(wanted):
+                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted]))
+        parts.append(d.numpy())
     return np.concatenate(parts)
 
 
@@ -721,8 +911,9 @@ class _SplitItems:
         if self.store is None:
             self.store = ThumbnailStore()
         self.spill()
-        return _Stacked(self.store, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
-                        _cat(self.boxes, np.int16, 4), _cat(self.index, np.int64))
+        labels = _cat(self.labels, np.int64)
+        return _Stacked(self.store, labels, _cat(self.keys, np.uint64), _cat(self.boxes, np.int16, 4),
+                        _cat(self.index, np.int64), np.zeros(len(labels), dtype=bool))
 
     def name(self, index: int) -> ItemId:
         return self.names[index] if self.names is not None else index
@@ -737,12 +928,45 @@ class _Stacked(NamedTuple):
     boxes: np.ndarray
     position: np.ndarray
     """Each row's index within the split."""
+    framed: np.ndarray
+    """Per row, whether its picture is :func:`framed` (set by the search, for its distinct rows)."""
 
 
 def _cat(parts: list[np.ndarray], dtype: type, width: int = 0) -> np.ndarray:
     if parts:
         return np.concatenate(parts)
     return np.zeros((0, width) if width else 0, dtype=dtype)
+
+
+class _Hashes(NamedTuple):
+    """One split's hashes, a row per distinct item searched: the fine hash of every row, which rows are
+    framed, and their coarse hashes under each of the :data:`QUERIES`."""
+
+    fine: np.ndarray
+    framed: np.ndarray
+    """Rows (indices into ``fine``) of the framed pictures."""
+    coarse: np.ndarray
+    """``(len(QUERIES), len(framed), 4)``."""
+
+    def subset(self, keep: np.ndarray) -> _Hashes:
+        """The rows where ``keep`` (a mask over ``fine``), renumbered."""
+        renumber = np.cumsum(keep) - 1
+        inside = keep[self.framed]
+        return _Hashes(self.fine[keep], renumber[self.framed[inside]], self.coarse[:, inside])
+
+
+def candidate_pairs(a: _Hashes, b: _Hashes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose fine hashes are within :data:`RADIUS` bits, or that are both framed and whose coarse
+    hashes are within :data:`COARSE_RADIUS` bits under one of the :data:`QUERIES` (:func:`coarse_pairs`),
+    each once: ``(i, j)`` as :func:`hamming_pairs` gives them."""
+    fine_i, fine_j = hamming_pairs(a.fine, None if b is None else b.fine)
+    if not len(a.framed) or (b is not None and not len(b.framed)):
+        return fine_i, fine_j
+    coarse_i, coarse_j = coarse_pairs(a.coarse, None if b is None else b.coarse)
+    other = a if b is None else b
+    width = np.int64(len(other.fine))
+    key = np.unique(np.r_[fine_i * width + fine_j, a.framed[coarse_i] * width + other.framed[coarse_j]])
+    return key // width, key % width
 
 
 class _Groups(NamedTuple):
@@ -829,17 +1053,29 @@ class NearDuplicateFinder:
         stats = NearDuplicateStats(checked=any(len(s.thumbs) for s in stacked.values()), threshold=threshold)
         if not stats.checked:
             return stats
-        reference = stacked["train"].thumbs if "train" in stacked and len(stacked["train"].thumbs) else next(
-            s.thumbs for s in stacked.values() if len(s.thumbs))
+        chosen = stacked["train"] if "train" in stacked and len(stacked["train"].thumbs) else next(
+            s for s in stacked.values() if len(s.thumbs))
+        reference, reference_boxes = chosen.thumbs, chosen.boxes
         step = max(1, len(reference) // _CENTRE_SAMPLE)
-        centre = spectrum_centre(reference[np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]])
+        sample = np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]
+        sample_thumbs = reference[sample]
+        centre = spectrum_centre(sample_thumbs)
+        centre_coarse = coarse_centre(sample_thumbs[torch.from_numpy(framed(sample_thumbs, reference_boxes[sample]))])
         rows: dict[str, np.ndarray] = {}
-        hashes: dict[str, np.ndarray] = {}
+        hashes: dict[str, _Hashes] = {}
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _HASH_CHUNK
-                                     ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+            words = self._map(_hasher(split, distinct, centre, centre_coarse), len(distinct), _HASH_CHUNK
+                              ).reshape(-1, 2 * _WORDS + 1).astype(np.uint64, copy=False)
+            is_framed = words[:, _WORDS] == 1
+            at = np.flatnonzero(is_framed)
+            queries = np.zeros((len(QUERIES), 0, _WORDS), np.uint64)
+            if len(at):
+                queries = self._map(_querier(split.thumbs, distinct[at], centre_coarse), len(at), _HASH_CHUNK
+                                    ).reshape(-1, len(QUERIES), _WORDS).transpose(1, 0, 2)
+            hashes[name] = _Hashes(words[:, :_WORDS], at, queries.astype(np.uint64, copy=False))
+            split.framed[distinct] = is_framed
         groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
             for name in stacked:
@@ -851,25 +1087,26 @@ class NearDuplicateFinder:
         stats.confirmations = self.confirmations
         return stats
 
-    def _distances(self, a: ThumbnailStore, i: np.ndarray, b: ThumbnailStore, j: np.ndarray) -> np.ndarray:
-        """:func:`pair_distances` of the pairs ``(a[i[k]], b[j[k]])``, a chunk per thread at a time."""
+    def _distances(self, a: _Stacked, i: np.ndarray, b: _Stacked, j: np.ndarray, threshold: float) -> np.ndarray:
+        """:func:`pair_distances` of the pairs ``(a[i[k]], b[j[k]])`` (framed pairs refined), a chunk per
+        thread at a time."""
         self.confirmations += len(i)
-        return self._map(lambda part: pair_distances(a, i[part], b, j[part]), len(i), _CONFIRM_CHUNK)
+        return self._map(lambda part: pair_distances(a.thumbs, i[part], b.thumbs, j[part], threshold=threshold,
+                                                     framed_a=a.framed, framed_b=b.framed), len(i), _CONFIRM_CHUNK)
 
-    def _confirm(self, a: ThumbnailStore, b: ThumbnailStore, threshold: float
-                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def _confirm(self, a: _Stacked, b: _Stacked, threshold: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         def confirm(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            d = self._distances(a, i, b, j)
+            d = self._distances(a, i, b, j, threshold)
             return np.where(d <= threshold, d, np.nan).astype(np.float32)
 
         return confirm
 
-    def _groups(self, split: _Stacked, rows: np.ndarray, hashes: np.ndarray, threshold: float) -> _Groups:
-        i, j = hamming_pairs(hashes)
-        weight = hamming(hashes[i], hashes[j])
+    def _groups(self, split: _Stacked, rows: np.ndarray, hashes: _Hashes, threshold: float) -> _Groups:
+        i, j = candidate_pairs(hashes)
+        weight = hamming(hashes.fine[i], hashes.fine[j])
         i, j = rows[i], rows[j]
         n = len(split.thumbs)
-        i, j, d = grow_groups(n, i, j, weight, self._confirm(split.thumbs, split.thumbs, threshold))
+        i, j, d = grow_groups(n, i, j, weight, self._confirm(split, split, threshold))
         return _Groups(components(n, i, j), i, j, d)
 
     def _within(self, name: str, split: _Stacked, found: _Groups, stats: NearDuplicateStats) -> NearDuplicateGroups:
@@ -910,17 +1147,17 @@ class NearDuplicateFinder:
         return groups
 
     def _leaked(self, name: str, stacked: dict[str, _Stacked], rows: dict[str, np.ndarray],
-                hashes: dict[str, np.ndarray], train_group: np.ndarray, threshold: float,
+                hashes: dict[str, _Hashes], train_group: np.ndarray, threshold: float,
                 stats: NearDuplicateStats) -> NearLeakedItems:
         split, train = stacked[name], stacked["train"]
         candidates = ~np.isin(split.keys[rows[name]], train.keys)  # no exact copy in train
-        i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
-        weight = hamming(hashes[name][candidates][i], hashes["train"][j])
+        i, j = candidate_pairs(hashes[name].subset(candidates), hashes["train"])
+        weight = hamming(hashes[name].fine[candidates][i], hashes["train"].fine[j])
         i, j = rows[name][candidates][i], rows["train"][j]
         # per item and train group, the candidates are measured closest hash first until one is a near
         # copy: a group's members are near copies of each other, so one confirmed stands for the group
         pair = i * max(len(train_group), 1) + train_group[j]
-        i, j, d = first_confirmed(pair, i, j, weight, self._confirm(split.thumbs, train.thumbs, threshold))
+        i, j, d = first_confirmed(pair, i, j, weight, self._confirm(split, train, threshold))
         order = np.lexsort((j, d, i))  # per item, its closest train item (ties: the earliest)
         i, j, d = i[order], j[order], d[order]
         first = np.ones(len(i), dtype=bool)
@@ -946,8 +1183,23 @@ class NearDuplicateFinder:
 _CENTRE_SAMPLE = 4096
 
 
-def _hasher(thumbs: ThumbnailStore, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
-    return lambda part: perceptual_hashes(thumbs[rows[part]], centre)
+def _hasher(split: _Stacked, rows: np.ndarray, centre: torch.Tensor, centre_coarse: torch.Tensor
+            ) -> Callable[[slice], np.ndarray]:
+    """Per row: its :func:`perceptual_hashes` (4 words), 1 where it is :func:`framed`, its coarse hash."""
+    def hash_rows(part: slice) -> np.ndarray:
+        thumbs = split.thumbs[rows[part]]
+        return np.concatenate([perceptual_hashes(thumbs, centre),
+                               framed(thumbs, split.boxes[rows[part]]).astype(np.uint64)[:, None],
+                               coarse_hashes(thumbs, centre_coarse)], axis=1)
+
+    return hash_rows
+
+
+def _querier(thumbs: ThumbnailStore, rows: np.ndarray, centre_coarse: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    """Per row (framed), its coarse hash under each of the :data:`QUERIES`, query-major and flattened so
+    that chunks concatenate: reshaped by the caller."""
+    return lambda part: coarse_hashes(thumbs[rows[part]], centre_coarse, queries=True).transpose(1, 0, 2).reshape(
+        -1, _WORDS)
 
 
 def _cores() -> int:
