@@ -1066,8 +1066,8 @@ class NearDuplicateFinder:
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            words = self._map(_hasher(split, distinct, centre, centre_coarse), len(distinct), _HASH_CHUNK
-                              ).reshape(-1, 2 * _WORDS + 1).astype(np.uint64, copy=False)
+            words = self._map(_hasher(split, distinct, centre), len(distinct), _HASH_CHUNK
+                              ).reshape(-1, _WORDS + 1).astype(np.uint64, copy=False)
             is_framed = words[:, _WORDS] == 1
             at = np.flatnonzero(is_framed)
             queries = np.zeros((len(QUERIES), 0, _WORDS), np.uint64)
@@ -1183,14 +1183,12 @@ class NearDuplicateFinder:
 _CENTRE_SAMPLE = 4096
 
 
-def _hasher(split: _Stacked, rows: np.ndarray, centre: torch.Tensor, centre_coarse: torch.Tensor
-            ) -> Callable[[slice], np.ndarray]:
-    """Per row: its :func:`perceptual_hashes` (4 words), 1 where it is :func:`framed`, its coarse hash."""
+def _hasher(split: _Stacked, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    """Per row: its :func:`perceptual_hashes` (4 words), then 1 where it is :func:`framed`."""
     def hash_rows(part: slice) -> np.ndarray:
         thumbs = split.thumbs[rows[part]]
         return np.concatenate([perceptual_hashes(thumbs, centre),
-                               framed(thumbs, split.boxes[rows[part]]).astype(np.uint64)[:, None],
-                               coarse_hashes(thumbs, centre_coarse)], axis=1)
+                               framed(thumbs, split.boxes[rows[part]]).astype(np.uint64)[:, None]], axis=1)
 
     return hash_rows
 
