@@ -333,8 +333,9 @@ COARSE_SIGMA = 1.0
 """The coarse hash and the framing test see the thumbnail blurred by a Gaussian of this width (pixels)."""
 _COARSE_FREQ = [(u, v) for u in range(5) for v in range(5) if 0 < u + v <= 4]
 """The 14 lowest 2-D DCT frequencies (u + v ≤ 4, the constant left out): a picture's broad layout."""
-QUERIES: tuple[tuple[float, float, float], ...] = tuple(
-    (zoom, dy, dx) for zoom in (1.0, 1.03, 1.06) for dy in (0.0, -0.5, 0.5) for dx in (0.0, -0.5, 0.5))
+QUERIES: tuple[tuple[float, float, float], ...] = (
+    *((zoom, dy, dx) for zoom in (1.0, 1.03, 1.06) for dy in (0.0, -0.5, 0.5) for dx in (0.0, -0.5, 0.5)),
+    *((1.0, dy, dx) for dy in (-1.0, 0.0, 1.0) for dx in (-1.0, 0.0, 1.0) if dy or dx))
 """(zoom, down, right) in thumbnail pixels under which each framed picture's coarse hash is also taken
 and looked up among the others' plain coarse hashes (both ways): a copy cropped by a few percent is
 the original zoomed in, a photograph moved by a pixel moves by part of a thumbnail pixel."""
@@ -423,22 +424,44 @@ def framed(thumbs: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def coarse_hashes(thumbs: torch.Tensor, centre: torch.Tensor, queries: bool = False) -> np.ndarray:
-    """The 256-bit coarse hash of each ``(n, THUMB, THUMB)`` thumbnail, ``(n, 4)`` uint64 words: the signs
-    of a fixed random projection of its :func:`coarse_spectra` minus ``centre`` (:func:`coarse_centre`);
-    with ``queries``, ``(len(QUERIES), n, 4)``: the same of the thumbnail under each of the
-    :data:`QUERIES` (the first is the picture as it is)."""
-    x = blurred(thumbs, COARSE_SIGMA)
+def picture_views(thumbs: torch.Tensor, boxes: np.ndarray | None) -> torch.Tensor:
+    """``(n, THUMB, THUMB)`` float: each thumbnail's picture (its box; ``boxes`` per row, None: the whole
+    thumbnail) resampled onto the whole grid, so a small framed picture (a 25×25 face) fills it and the
+    padding around it does not count."""
+    x = thumbs.to(torch.float32)
+    if boxes is None or not len(boxes):
+        return x
+    out = x.clone()
+    for box in np.unique(boxes, axis=0):
+        top, left, h, w = box.tolist()
+        if (h, w) == (THUMB, THUMB):
+            continue
+        rows = torch.from_numpy(np.flatnonzero((boxes == box).all(1)))
+        picture = x[rows, top : top + h, left : left + w].unsqueeze(1)
+        out[rows] = torch.nn.functional.interpolate(picture, size=(THUMB, THUMB), mode="bilinear",
+                                                    align_corners=False)[:, 0]
+    return out
+
+
+def coarse_hashes(thumbs: torch.Tensor, centre: torch.Tensor, queries: bool = False,
+                  boxes: np.ndarray | None = None) -> np.ndarray:
+    """The 256-bit coarse hash of each ``(n, THUMB, THUMB)`` thumbnail's :func:`picture_views` (with
+    ``boxes``), ``(n, 4)`` uint64 words: the signs of a fixed random projection of its
+    :func:`coarse_spectra` minus ``centre`` (:func:`coarse_centre`); with ``queries``,
+    ``(len(QUERIES), n, 4)``: the same of the picture under each of the :data:`QUERIES` (the first is
+    the picture as it is)."""
+    x = blurred(picture_views(thumbs, boxes), COARSE_SIGMA)
     values = coarse_spectra(aligned(x, _QUERY_GRIDS).transpose(0, 1) if queries else x) - centre
     bits = ((values @ _COARSE_PROJECTION) > 0).numpy()
     return np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
 
 
-def coarse_centre(thumbs: torch.Tensor) -> torch.Tensor:
-    """The per-value median of the :func:`coarse_spectra` of ``thumbs`` (zero for none)."""
+def coarse_centre(thumbs: torch.Tensor, boxes: np.ndarray | None = None) -> torch.Tensor:
+    """The per-value median of the :func:`coarse_spectra` of the :func:`picture_views` of ``thumbs``
+    (zero for none)."""
     if not len(thumbs):
         return torch.zeros(len(_COARSE_FREQ))
-    return coarse_spectra(blurred(thumbs, COARSE_SIGMA)).median(dim=0).values
+    return coarse_spectra(blurred(picture_views(thumbs, boxes), COARSE_SIGMA)).median(dim=0).values
 
 
 def coarse_pairs(queries: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -648,47 +671,66 @@ REFINE = 8.0
 measured again by :func:`refined_distances`."""
 SMOOTH_SIGMA = 1.0
 """The refined comparison sees both thumbnails blurred by a Gaussian of this width (thumbnail pixels)."""
+_MOVES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, 1.5)
 REFINED_ALIGNMENTS: tuple[tuple[float, float, float], ...] = tuple(
-    (zoom, dy, dx) for zoom in (1.0, 0.97, 1.03, 0.94, 1.06) for dy in (0.0, -0.5, 0.5, -1.0, 1.0)
-    for dx in (0.0, -0.5, 0.5, -1.0, 1.0))
-"""(zoom, down, right) of the second picture against the first in the refined comparison: moves up to a
-pixel in half-pixel steps, each at zooms 0.94 to 1.06 (a crop of a few percent, resized)."""
+    (zoom, dy, dx) for zoom in (1.0, 0.97, 1.03, 0.94, 1.06) for dy in _MOVES for dx in _MOVES)
+"""(zoom, down, right) of the second picture against the first in the refined comparison: moves up to
+1.5 pixels in half-pixel steps, each at zooms 0.94 to 1.06 (a crop of a few percent, resized)."""
 _MARGIN = 2
 _REFINED_GRIDS = _grids(REFINED_ALIGNMENTS)
 _FINE_CHUNK = 64
 
 
-def refined_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Tensor:
+def refined_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor, boxes_a: np.ndarray | None = None
+                      ) -> torch.Tensor:
     """Per pair of rows, the *smoothed* distance: both thumbnails blurred by :data:`SMOOTH_SIGMA`, the
-    central (THUMB - 4)² window of ``a`` against ``b`` resampled under each of the
-    :data:`REFINED_ALIGNMENTS`, each window brought to zero mean and unit RMS, the smallest half RMS
-    difference (the scale of :func:`pixel_distances`)."""
+    window of ``a`` (its picture's box, ``boxes_a`` per row: top, left, height, width; the whole
+    thumbnail without them; less :data:`_MARGIN` pixels at each side) against ``b`` resampled under each
+    of the :data:`REFINED_ALIGNMENTS`, both windows brought to zero mean and unit RMS, the smallest half
+    RMS difference (the scale of :func:`pixel_distances`)."""
     parts = [torch.zeros(0)]
-    inner = slice(_MARGIN, THUMB - _MARGIN)
     for start in range(0, len(thumbs_a), _FINE_CHUNK):
-        a = blurred(thumbs_a[start : start + _FINE_CHUNK], SMOOTH_SIGMA)[:, inner, inner].reshape(-1, 1, _WINDOW_R)
+        a = blurred(thumbs_a[start : start + _FINE_CHUNK], SMOOTH_SIGMA).reshape(-1, THUMB * THUMB)
         moved = aligned(blurred(thumbs_b[start : start + _FINE_CHUNK], SMOOTH_SIGMA), _REFINED_GRIDS)
-        b = moved[:, :, inner, inner].reshape(len(a), -1, _WINDOW_R)
-        a = a - a.mean(2, keepdim=True)
-        b = b - b.mean(2, keepdim=True)
-        norm_a, norm_b = a.norm(dim=2), b.norm(dim=2)
-        corr = torch.bmm(b, a.transpose(1, 2))[..., 0] / (norm_a * norm_b).clamp_min(1e-6)
+        b = moved.reshape(len(a), -1, THUMB * THUMB)
+        mask = _window_masks(None if boxes_a is None else boxes_a[start : start + _FINE_CHUNK], len(a))
+        cells = mask.sum(1, keepdim=True)
+        wa = (a - (a * mask).sum(1, keepdim=True) / cells) * mask  # a's window centred, zero outside it
+        dots = torch.bmm(b, wa.unsqueeze(2))[..., 0]  # sum wa (wb - mean wb) = sum wa wb: wa is centred
+        total = torch.bmm(b, mask.unsqueeze(2))[..., 0]
+        square = torch.bmm(b.square(), mask.unsqueeze(2))[..., 0]
+        norm_a = wa.norm(dim=1, keepdim=True)
+        norm_b = (square - total * total / cells).clamp_min(0.0).sqrt()
+        corr = dots / (norm_a * norm_b).clamp_min(1e-6)
         flat_a, flat_b = norm_a < 1e-3, norm_b < 1e-3
         corr = torch.where(flat_a & flat_b, 1.0, torch.where(flat_a | flat_b, 0.0, corr))
         parts.append(((1.0 - corr) / 2).clamp_min(0.0).sqrt().amin(1))
     return torch.cat(parts)
 
 
-_WINDOW_R = (THUMB - 2 * _MARGIN) ** 2
+def _window_masks(boxes: np.ndarray | None, n: int) -> torch.Tensor:
+    """``(n, THUMB²)``: 1 on each picture's box less :data:`_MARGIN` pixels at each side (at least a
+    4×4 window), 0 elsewhere; the whole thumbnail less the margin without boxes."""
+    if boxes is None:
+        boxes = np.tile(np.array([0, 0, THUMB, THUMB], dtype=np.int64), (n, 1))
+    top, left, h, w = (torch.from_numpy(np.asarray(boxes, dtype=np.int64)).T[k, :, None] for k in range(4))
+    margin_y, margin_x = ((h - 4) // 2).clamp(0, _MARGIN), ((w - 4) // 2).clamp(0, _MARGIN)
+    grid = torch.arange(THUMB)[None, :]
+    rows = (grid >= top + margin_y) & (grid < top + h - margin_y)
+    cols = (grid >= left + margin_x) & (grid < left + w - margin_x)
+    return (rows[:, :, None] & cols[:, None, :]).reshape(n, -1).to(torch.float32)
+
+
 
 
 def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumbs_b: torch.Tensor | ThumbnailStore,
                    j: np.ndarray, *, threshold: float | None = None, framed_a: np.ndarray | None = None,
-                   framed_b: np.ndarray | None = None) -> np.ndarray:
+                   framed_b: np.ndarray | None = None, boxes_a: np.ndarray | None = None) -> np.ndarray:
     """:func:`pixel_distances` of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a
     time: a million candidates never need 2 GiB of gathered thumbnails at once. With ``threshold`` and
     each row's :func:`framed` flag (``framed_a``, ``framed_b``), a pair of framed pictures between the
-    threshold and :data:`REFINE` × it gets the smaller of that and its :func:`refined_distances`."""
+    threshold and :data:`REFINE` × it gets the smaller of that and its :func:`refined_distances` (on the
+    window of ``a``'s picture where ``boxes_a`` gives each row's box)."""
     parts = [np.zeros(0, dtype=np.float32)]
     refine = threshold is not None and framed_a is not None and framed_b is not None
     for start in range(0, len(i), _PAIR_CHUNK):
@@ -700,7 +742,8 @@ def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumb
             wanted = torch.from_numpy(np.flatnonzero(framed_a[part_i] & framed_b[part_j]))
             wanted = wanted[(d[wanted] > threshold) & (d[wanted] <= REFINE * threshold)]
             if len(wanted):
-                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted]))
+                boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
+                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes))
         parts.append(d.numpy())
     return np.concatenate(parts)
 
@@ -1060,7 +1103,8 @@ class NearDuplicateFinder:
         sample = np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]
         sample_thumbs = reference[sample]
         centre = spectrum_centre(sample_thumbs)
-        centre_coarse = coarse_centre(sample_thumbs[torch.from_numpy(framed(sample_thumbs, reference_boxes[sample]))])
+        in_frame = framed(sample_thumbs, reference_boxes[sample])
+        centre_coarse = coarse_centre(sample_thumbs[torch.from_numpy(in_frame)], reference_boxes[sample][in_frame])
         rows: dict[str, np.ndarray] = {}
         hashes: dict[str, _Hashes] = {}
         for name, split in stacked.items():
@@ -1072,7 +1116,7 @@ class NearDuplicateFinder:
             at = np.flatnonzero(is_framed)
             queries = np.zeros((len(QUERIES), 0, _WORDS), np.uint64)
             if len(at):
-                queries = self._map(_querier(split.thumbs, distinct[at], centre_coarse), len(at), _HASH_CHUNK
+                queries = self._map(_querier(split, distinct[at], centre_coarse), len(at), _HASH_CHUNK
                                     ).reshape(-1, len(QUERIES), _WORDS).transpose(1, 0, 2)
             hashes[name] = _Hashes(words[:, :_WORDS], at, queries.astype(np.uint64, copy=False))
             split.framed[distinct] = is_framed
@@ -1092,7 +1136,8 @@ class NearDuplicateFinder:
         thread at a time."""
         self.confirmations += len(i)
         return self._map(lambda part: pair_distances(a.thumbs, i[part], b.thumbs, j[part], threshold=threshold,
-                                                     framed_a=a.framed, framed_b=b.framed), len(i), _CONFIRM_CHUNK)
+                                                     framed_a=a.framed, framed_b=b.framed, boxes_a=a.boxes),
+                         len(i), _CONFIRM_CHUNK)
 
     def _confirm(self, a: _Stacked, b: _Stacked, threshold: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         def confirm(i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -1193,11 +1238,11 @@ def _hasher(split: _Stacked, rows: np.ndarray, centre: torch.Tensor) -> Callable
     return hash_rows
 
 
-def _querier(thumbs: ThumbnailStore, rows: np.ndarray, centre_coarse: torch.Tensor) -> Callable[[slice], np.ndarray]:
-    """Per row (framed), its coarse hash under each of the :data:`QUERIES`, query-major and flattened so
+def _querier(split: _Stacked, rows: np.ndarray, centre_coarse: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    """Per row (framed), its coarse hash under each of the :data:`QUERIES`, item-major and flattened so
     that chunks concatenate: reshaped by the caller."""
-    return lambda part: coarse_hashes(thumbs[rows[part]], centre_coarse, queries=True).transpose(1, 0, 2).reshape(
-        -1, _WORDS)
+    return lambda part: coarse_hashes(split.thumbs[rows[part]], centre_coarse, queries=True,
+                                      boxes=split.boxes[rows[part]]).transpose(1, 0, 2).reshape(-1, _WORDS)
 
 
 def _cores() -> int:
