@@ -1,12 +1,13 @@
-"""Near-duplicates within each split and near-leakage from train: re-encoded, shifted or brightened
-copies of one image, found without comparing every pair.
+"""Near-duplicates within each split and near-leakage from train: re-encoded, shifted, resized, cropped or
+brightened copies of one image, found without comparing every pair.
 
-Three steps, each exact for what it claims:
+Steps, each exact for what it claims:
 
 1. **Thumbnail** (per batch, kept for every item): the item in grayscale, uint8, on a fixed
    :data:`THUMB` × :data:`THUMB` grid; smaller images are centred on it and padded with their
    background (the median of their outer ring), so a 28×28 digit keeps its pixel grid; larger ones
-   are area-downscaled. 1 KiB per item.
+   are resampled whole onto it (bilinear with an antialiasing filter, as PIL resizes), so a resized
+   copy lands on nearly the same thumbnail. 1 KiB per item.
 2. **Hash and search**: a 256-bit perceptual hash per thumbnail: the real and imaginary parts of its
    64 lowest 2-D Fourier frequencies after the phases of F(1, 0) and F(0, 1) are turned to zero
    (which undoes any circular translation exactly), scaled to unit length (brightness and contrast
@@ -14,11 +15,24 @@ Three steps, each exact for what it claims:
    bit each. A multi-index search (the hash cut into :data:`RADIUS` + 1 bands of 32 bits: two hashes
    within :data:`RADIUS` bits agree exactly on at least one band, by pigeonhole) lists every pair within
    :data:`RADIUS` bits and no other, in time proportional to the items plus the pairs that share a band.
+   **Framed pictures** (:func:`framed`: photographs and faces, whose own edge is not a flat
+   background; every resampled picture) are also searched by a *coarse* hash: the 14 lowest DCT
+   frequencies of the picture (its own box, resampled onto the grid) blurred by :data:`COARSE_SIGMA`,
+   taken as it is and under the :data:`QUERIES` (small zooms, half- and whole-pixel moves), each
+   query looked up within :data:`COARSE_RADIUS` bits of the others' plain coarse hashes: a photograph
+   moved by a pixel or cropped by a few percent moves by part of a thumbnail pixel, which the Fourier
+   hash (made for pictures on a background) does not undo.
 3. **Confirmation on the pixels**: a hash only proposes. A pair counts when its *pixel distance* is
    within ``near-duplicate-distance``: the smallest, over the 9 alignments of the two thumbnails by up
    to one pixel, of the root-mean-square difference of their central (THUMB-2)² pixels, each window
    first brought to zero mean and unit RMS (so brightness and contrast do not count), halved: 0 for
-   the same picture, about 0.7 for unrelated ones, 1 for a negative.
+   the same picture, about 0.7 for unrelated ones, 1 for a negative. For two framed pictures it is the
+   smaller of that and the *smoothed* distance (:func:`refined_distances`: the same scale, both
+   blurred by :data:`SMOOTH_SIGMA`, the first picture's own box against the second under the
+   :data:`REFINED_ALIGNMENTS`: moves up to 1.5 pixels in half-pixel steps, zooms 0.94 to 1.06),
+   measured where the whole-pixel distance is between the threshold and :data:`REFINE` times it.
+   A picture on a flat background (a digit) is not smoothed: a blurred, zoomed digit is as close to
+   another digit of its class as to its own copy.
 
 4. **Groups**: confirmed pairs join items into groups (connected components). A candidate pair is
    confirmed only when its two items are not yet in one group (Borůvka's way: each round every group
@@ -27,9 +41,8 @@ Three steps, each exact for what it claims:
    items: an item's train candidates are measured per train group, closest hash first, until one is a
    near copy; the train item reported is the closest of those (one per group it nearly copies).
 
-The hash decides which pairs are looked at: a near copy whose hash differs in more than
-:data:`RADIUS` bits is missed (measured on real MNIST digits: 97 % of re-encoded, shifted and
-brightened copies are within the radius; ``bench/near_duplicates.py``).
+The hashes decide which pairs are looked at: a near copy whose hashes moved by more than their radius
+is missed (``bench/near_duplicates.py`` prints recall per set and kind of copy next to imagehash).
 
 Exact duplicates (equal content keys) are reported by :mod:`mlgate.data.stats` and left out here:
 each split is searched on its distinct contents only, and a non-train item with an exact copy in
