@@ -688,7 +688,7 @@ def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Ten
 REFINE = 8.0
 """A pair of framed pictures between the threshold and ``REFINE`` × it under the whole-pixel moves is
 measured again by :func:`refined_distances`."""
-SMOOTH_SIGMA = 1.0
+SMOOTH_SIGMA = 1.25
 """The refined comparison sees both thumbnails blurred by a Gaussian of this width (thumbnail pixels)."""
 _MOVES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, 1.5)
 REFINED_ALIGNMENTS: tuple[tuple[float, float, float], ...] = tuple(
