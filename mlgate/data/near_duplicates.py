@@ -15,8 +15,9 @@ Steps, each exact for what it claims:
    bit each. A multi-index search (the hash cut into :data:`RADIUS` + 1 bands of 32 bits: two hashes
    within :data:`RADIUS` bits agree exactly on at least one band, by pigeonhole) lists every pair within
    :data:`RADIUS` bits and no other, in time proportional to the items plus the pairs that share a band.
-   **Framed pictures** (:func:`framed`: photographs and faces, whose own edge is not a flat
-   background; every resampled picture) are also searched by a *coarse* hash: the 14 lowest DCT
+   **Framed pictures** (:func:`framed_sizes`: photographs and faces, whose own edge is not a flat
+   background, judged per picture size by the majority of a sample; every resampled picture) are also
+   searched by a *coarse* hash: the 14 lowest DCT
    frequencies of the picture (its own box, resampled onto the grid) blurred by :data:`COARSE_SIGMA`,
    taken as it is and under the :data:`QUERIES` (small zooms, half- and whole-pixel moves), each
    query looked up within :data:`COARSE_RADIUS` bits of the others' plain coarse hashes: a photograph
@@ -440,6 +441,23 @@ def framed(thumbs: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
                             for band in bands], 1)
         away = ((blocks - blocks.median(dim=1, keepdim=True).values).abs() >= FLAT_EDGE).sum(1)
         out[rows] = (2 * away > blocks.shape[1]).numpy()
+    return out
+
+
+def framed_sizes(thumbs: torch.Tensor | ThumbnailStore, boxes: np.ndarray, sample: int = 1024) -> np.ndarray:
+    """Per row, whether the pictures of its size (its box) are framed: pictures of one size mostly sit on
+    a background (digits, scans) or mostly fill their frame (faces, photographs), so :func:`framed` is
+    judged on up to ``sample`` evenly spaced rows of each size and the majority decides for all of them
+    (a digit whose stroke touches its edge is still a digit)."""
+    out = np.zeros(len(boxes), dtype=bool)
+    if not len(boxes):
+        return out
+    code = boxes.astype(np.int64) @ np.array([1 << 36, 1 << 24, 1 << 12, 1], dtype=np.int64)
+    values, inverse = np.unique(code, return_inverse=True)
+    for k in range(len(values)):
+        rows = np.flatnonzero(inverse.reshape(-1) == k)
+        picked = np.unique(rows[np.linspace(0, len(rows) - 1, min(sample, len(rows))).round().astype(np.int64)])
+        out[rows] = 2 * int(framed(thumbs[picked], boxes[picked]).sum()) > len(picked)
     return out
 
 
@@ -1122,23 +1140,22 @@ class NearDuplicateFinder:
         sample = np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]
         sample_thumbs = reference[sample]
         centre = spectrum_centre(sample_thumbs)
-        in_frame = framed(sample_thumbs, reference_boxes[sample])
+        in_frame = framed_sizes(sample_thumbs, reference_boxes[sample])
         centre_coarse = coarse_centre(sample_thumbs[torch.from_numpy(in_frame)], reference_boxes[sample][in_frame])
         rows: dict[str, np.ndarray] = {}
         hashes: dict[str, _Hashes] = {}
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            words = self._map(_hasher(split, distinct, centre), len(distinct), _HASH_CHUNK
-                              ).reshape(-1, _WORDS + 1).astype(np.uint64, copy=False)
-            is_framed = words[:, _WORDS] == 1
-            at = np.flatnonzero(is_framed)
+            fine = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _HASH_CHUNK
+                             ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+            split.framed[:] = framed_sizes(split.thumbs, split.boxes)
+            at = np.flatnonzero(split.framed[distinct])
             queries = np.zeros((len(QUERIES), 0, _WORDS), np.uint64)
             if len(at):
                 queries = self._map(_querier(split, distinct[at], centre_coarse), len(at), _HASH_CHUNK
                                     ).reshape(-1, len(QUERIES), _WORDS).transpose(1, 0, 2)
-            hashes[name] = _Hashes(words[:, :_WORDS], at, queries.astype(np.uint64, copy=False))
-            split.framed[distinct] = is_framed
+            hashes[name] = _Hashes(fine, at, queries.astype(np.uint64, copy=False))
         groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
             for name in stacked:
@@ -1247,14 +1264,8 @@ class NearDuplicateFinder:
 _CENTRE_SAMPLE = 4096
 
 
-def _hasher(split: _Stacked, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
-    """Per row: its :func:`perceptual_hashes` (4 words), then 1 where it is :func:`framed`."""
-    def hash_rows(part: slice) -> np.ndarray:
-        thumbs = split.thumbs[rows[part]]
-        return np.concatenate([perceptual_hashes(thumbs, centre),
-                               framed(thumbs, split.boxes[rows[part]]).astype(np.uint64)[:, None]], axis=1)
-
-    return hash_rows
+def _hasher(thumbs: ThumbnailStore, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    return lambda part: perceptual_hashes(thumbs[rows[part]], centre)
 
 
 def _querier(split: _Stacked, rows: np.ndarray, centre_coarse: torch.Tensor) -> Callable[[slice], np.ndarray]:

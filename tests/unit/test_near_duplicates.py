@@ -31,6 +31,7 @@ from mlgate.data.near_duplicates import (
     coarse_pairs,
     components,
     framed,
+    framed_sizes,
     grow_groups,
     hamming_pairs,
     perceptual_hashes,
@@ -472,12 +473,21 @@ def test_framed__photographs_and_faces_reach_their_frame_digits_sit_on_a_backgro
     digits, _ = mnist_digits(50)
     noisy = (digits.float() + torch.randn(digits.shape, generator=torch.Generator().manual_seed(0)) * 6)
     thumbs, box = thumbnails(noisy.round().clamp(0, 255).to(torch.uint8))
-    assert not framed(thumbs, np.tile(np.array(box, dtype=np.int16), (50, 1))).any()  # noise does not count
+    boxes = np.tile(np.array(box, dtype=np.int16), (50, 1))
+    assert not framed(thumbs, boxes).any()  # noise does not count
+    edged = thumbs.clone()
+    busy = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    busy[:, 2:-2, 2:-2] = edged[:5, 4:-4, 4:-4]  # 5 digits in a busy frame
+    edged[:5, 2:30, 2:30] = busy
+    assert framed(edged, boxes)[:5].all() and not framed_sizes(edged, boxes).any()  # the size's majority decides
 
     import skimage.data
     faces = torch.from_numpy((np.asarray(skimage.data.lfw_subset())[:20] * 255).round().astype(np.uint8))
     thumbs, box = thumbnails(faces)
     assert box == (3, 3, 25, 25) and framed(thumbs, np.tile(np.array(box, dtype=np.int16), (20, 1))).all()
+    both = torch.cat([thumbs, edged[10:18]])  # faces and digits (another size) in one split
+    boxes = np.concatenate([np.tile(np.array(box, dtype=np.int16), (20, 1)), edged_boxes := boxes[:8]])
+    assert framed_sizes(both, boxes).tolist() == [True] * 20 + [False] * len(edged_boxes)
 
     photos, box = thumbnails(torch.from_numpy(np.stack([p[:100, :100] for p in _photos()])))
     assert framed(photos, np.tile(np.array(box, dtype=np.int16), (2, 1))).all()  # resampled: always framed
