@@ -487,10 +487,27 @@ def coarse_hashes(thumbs: torch.Tensor, centre: torch.Tensor, queries: bool = Fa
     :func:`coarse_spectra` minus ``centre`` (:func:`coarse_centre`); with ``queries``,
     ``(len(QUERIES), n, 4)``: the same of the picture under each of the :data:`QUERIES` (the first is
     the picture as it is)."""
-    x = blurred(picture_views(thumbs, boxes), COARSE_SIGMA)
-    values = coarse_spectra(aligned(x, _QUERY_GRIDS).transpose(0, 1) if queries else x) - centre
+    x = picture_views(thumbs, boxes).reshape(len(thumbs), THUMB * THUMB)
+    if queries:  # blur, resampling and DCT are linear: one matrix product for every query at once
+        values = (x @ _query_operator()).reshape(len(x), len(QUERIES), -1).transpose(0, 1)
+        values = values / values.norm(dim=-1, keepdim=True).clamp_min(1e-12) - centre
+    else:
+        values = coarse_spectra(blurred(x.reshape(-1, THUMB, THUMB), COARSE_SIGMA)) - centre
     bits = ((values @ _COARSE_PROJECTION) > 0).numpy()
     return np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
+
+
+@functools.cache
+def _query_operator() -> torch.Tensor:
+    """``(THUMB², len(QUERIES) · 14)``: the :func:`coarse_spectra` coefficients (before scaling to unit
+    length) of a picture blurred by :data:`COARSE_SIGMA` and resampled under each of the
+    :data:`QUERIES`, as one linear map (built on first use: it costs a fraction of a second)."""
+    basis = blurred(torch.eye(THUMB * THUMB).reshape(-1, THUMB, THUMB), COARSE_SIGMA)
+    parts = []
+    for grid in _QUERY_GRIDS:
+        moved = aligned(basis, grid[None])[:, 0]
+        parts.append((_DCT @ moved @ _DCT.T).flatten(-2).index_select(-1, _COARSE_INDEX))
+    return torch.stack(parts, 1).reshape(THUMB * THUMB, -1)
 
 
 def coarse_centre(thumbs: torch.Tensor, boxes: np.ndarray | None = None) -> torch.Tensor:
@@ -715,20 +732,26 @@ REFINED_ALIGNMENTS: tuple[tuple[float, float, float], ...] = tuple(
 1.5 pixels in half-pixel steps, each at zooms 0.94 to 1.06 (a crop of a few percent, resized)."""
 _MARGIN = 2
 _REFINED_GRIDS = _grids(REFINED_ALIGNMENTS)
+_AT_ZOOM_1 = len(_MOVES) ** 2
+"""The first alignments (zoom 1), tried first."""
+_ZOOM_WITHIN = 2.5
+"""The zoomed alignments are tried only where the unzoomed ones leave a pair within this × the threshold."""
 _FINE_CHUNK = 64
 
 
-def refined_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor, boxes_a: np.ndarray | None = None
-                      ) -> torch.Tensor:
+def refined_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor, boxes_a: np.ndarray | None = None,
+                      grids: torch.Tensor | None = None) -> torch.Tensor:
     """Per pair of rows, the *smoothed* distance: both thumbnails blurred by :data:`SMOOTH_SIGMA`, the
     window of ``a`` (its picture's box, ``boxes_a`` per row: top, left, height, width; the whole
     thumbnail without them; less :data:`_MARGIN` pixels at each side) against ``b`` resampled under each
     of the :data:`REFINED_ALIGNMENTS`, both windows brought to zero mean and unit RMS, the smallest half
-    RMS difference (the scale of :func:`pixel_distances`)."""
+    RMS difference (the scale of :func:`pixel_distances`); with ``grids``, under those alignments only
+    (a part of ``_REFINED_GRIDS``)."""
+    grids = _REFINED_GRIDS if grids is None else grids
     parts = [torch.zeros(0)]
     for start in range(0, len(thumbs_a), _FINE_CHUNK):
         a = blurred(thumbs_a[start : start + _FINE_CHUNK], SMOOTH_SIGMA).reshape(-1, THUMB * THUMB)
-        moved = aligned(blurred(thumbs_b[start : start + _FINE_CHUNK], SMOOTH_SIGMA), _REFINED_GRIDS)
+        moved = aligned(blurred(thumbs_b[start : start + _FINE_CHUNK], SMOOTH_SIGMA), grids)
         b = moved.reshape(len(a), -1, THUMB * THUMB)
         mask = _window_masks(None if boxes_a is None else boxes_a[start : start + _FINE_CHUNK], len(a))
         cells = mask.sum(1, keepdim=True)
@@ -779,8 +802,16 @@ def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumb
             wanted = torch.from_numpy(np.flatnonzero(framed_a[part_i] & framed_b[part_j]))
             wanted = wanted[(d[wanted] > threshold) & (d[wanted] <= REFINE * threshold)]
             if len(wanted):
+                # the 49 moves at zoom 1 first; the zoomed alignments only where those leave it close
                 boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
-                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes))
+                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes,
+                                                                       _REFINED_GRIDS[:_AT_ZOOM_1]))
+                close = torch.nonzero((d[wanted] > threshold) & (d[wanted] <= _ZOOM_WITHIN * threshold))[:, 0]
+                if len(close):
+                    wanted = wanted[close]
+                    boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
+                    d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes,
+                                                                           _REFINED_GRIDS[_AT_ZOOM_1:]))
         parts.append(d.numpy())
     return np.concatenate(parts)
 
