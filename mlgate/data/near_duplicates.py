@@ -31,7 +31,8 @@ Steps, each exact for what it claims:
    smaller of that and the *smoothed* distance (:func:`refined_distances`: the same scale, both
    blurred by :data:`SMOOTH_SIGMA`, the first picture's own box against the second under the
    :data:`REFINED_ALIGNMENTS`: moves up to 1.5 pixels in half-pixel steps, zooms 0.94 to 1.06),
-   measured where the whole-pixel distance is between the threshold and :data:`REFINE` times it.
+   measured where the whole-pixel distance is between the threshold and :data:`REFINE` times it (the
+   unzoomed moves first, the zoomed alignments only where those leave the pair within 2.5× it).
    A picture on a flat background (a digit) is not smoothed: a blurred, zoomed digit is as close to
    another digit of its class as to its own copy.
 
