@@ -310,9 +310,12 @@ class DataStatsSettings(DatasetInputs, DvcInputs, CommonSettings):
         "a pixel, brightened).",
     )
     near_duplicate_distance: float = Field(
-        0.08, ge=0, le=1, description="Largest pixel distance (0 to 1, after aligning by up to one pixel and "
-        "normalising brightness) at which two images count as near-duplicates: re-encoded, shifted and brightened "
-        "copies of MNIST digits measure at most 0.06, the closest distinct digits about 0.097.",
+        0.08, ge=0, le=1, description="Largest pixel distance (0 to 1) at which two images count as near copies, "
+        "one scale for every kind of image: half the RMS difference of their 32×32 grey thumbnails, brightness and "
+        "contrast normalised, at the best alignment (moves up to a pixel; for framed pictures such as photographs "
+        "and faces also both blurred by 1.25 px, moves up to 1.5 px and zooms 0.94-1.06); 0 is the same picture, "
+        "about 0.7 unrelated ones. Copies of MNIST digits measure at most 0.06, the closest distinct digits about "
+        "0.097.",
         json_schema_extra=example("0.08"),
     )
 

@@ -45,6 +45,7 @@ import torch
 from mlgate.data.near_duplicates import (
     _HASH_CHUNK,
     _WORDS,
+    QUERIES,
     RADIUS,
     THUMB,
     NearDuplicateFinder,
@@ -52,6 +53,7 @@ from mlgate.data.near_duplicates import (
     ThumbnailStore,
     _band_keys,
     _bands,
+    _Hashes,
     _SplitItems,
     _Stacked,
     band_pairs,
@@ -302,9 +304,15 @@ class ClusterNearDuplicateFinder(NearDuplicateFinder):
         # the sample taken where the shards are; the centre is small (128 floats) and kept there
         return _remote(_centre_of).remote(*reference.take(sample))
 
-    def _hashes(self, split: _Stacked, rows: np.ndarray, centre: torch.Tensor) -> np.ndarray:
+    def _coarse_centre(self, reference: ThumbnailStore, boxes: np.ndarray, sample: np.ndarray) -> torch.Tensor:
         if not self.on_cluster:
-            return super()._hashes(split, rows, centre)
+            return super()._coarse_centre(reference, boxes, sample)
+        return torch.zeros(0)  # the coarse search of framed pictures is not made on the cluster (README)
+
+    def _hashes(self, split: _Stacked, rows: np.ndarray, centre: torch.Tensor, centre_coarse: torch.Tensor
+                ) -> _Hashes:
+        if not self.on_cluster:
+            return super()._hashes(split, rows, centre, centre_coarse)
         store = split.thumbs
         assert isinstance(store, ClusterThumbnails)
         refs, segment = store.refs(), store.segment(rows)
@@ -322,10 +330,11 @@ class ClusterNearDuplicateFinder(NearDuplicateFinder):
             parts.append(task.remote(centre, chunk, plan, partitions, *[refs[s] for s in used]))
         self._hashed[id(store)] = _ClusterHashes(parts, partitions)
         self.between_stages("hashed")
-        return rows  # the hashes' handle: which rows were hashed (the search finds them by store)
+        # the hashes' handle: which rows were hashed (the search finds them by store); none framed
+        return _Hashes(rows, np.zeros(0, np.int64), np.zeros((len(QUERIES), 0, _WORDS), np.uint64))
 
-    def _candidates(self, a: _Stacked, rows_a: np.ndarray, hashes_a: np.ndarray, b: _Stacked | None,
-                    rows_b: np.ndarray, hashes_b: np.ndarray | None, threshold: float
+    def _candidates(self, a: _Stacked, rows_a: np.ndarray, hashes_a: _Hashes, b: _Stacked | None,
+                    rows_b: np.ndarray, hashes_b: _Hashes | None, threshold: float
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
         if not self.on_cluster:
             return super()._candidates(a, rows_a, hashes_a, b, rows_b, hashes_b, threshold)
