@@ -67,6 +67,13 @@ class StreamError(DvcError):
     title = "Cannot stream the data from the DVC remote"
 
 
+class NodeCannotRead(StreamError):
+    """Raised on a Ray node (``engine: ray``) that cannot read the DVC remote with its own identity (refused,
+    no access, an object missing): the fix is the cluster's, not this runner's."""
+
+    title = "A Ray node cannot read the DVC remote"
+
+
 class StreamRemoteUnavailable(StreamError, DvcRemoteUnavailable):
     """Raised when the remote could not be reached or answered a server error while streaming."""
 
@@ -547,13 +554,13 @@ def _node_error(source: NodeSource, doing: str, exc: BaseException, reason: str)
     urls = ", ".join(sorted({store.url for _, store in source.stores}))
     where = f"the DVC remote {urls} ({doing}) for {source.label}"
     if _missing(exc):
-        return StreamError(f"A Ray node did not find {where}: {reason}",
+        return NodeCannotRead(f"A Ray node did not find {where}: {reason}",
                            hint="Run `dvc push` for the commit that changed the data, then rerun.")
     if _unavailable(exc):
         return StreamRemoteUnavailable(f"A Ray node could not reach {where}: {reason}",
                                        hint="Rerun when the remote answers; check that the nodes can reach it. "
                                        + _HINT_NODE_IDENTITY)
-    return StreamError(f"A Ray node could not read {where} with the cluster's own identity, which was refused or "
+    return NodeCannotRead(f"A Ray node could not read {where} with the cluster's own identity, which was refused or "
                        f"lacks access: {reason}", hint=_HINT_NODE_IDENTITY)
 
 

@@ -149,7 +149,7 @@ def test_ray_remote__nodes_read_the_dvc_remote_with_their_own_identity__report_e
     secret = json.loads(emulator.service_account_json)
     assert sent and all(f"gs://{BUCKET}/store".encode() in pickled for pickled in sent)
     for planted in (secret["private_key_id"], secret["private_key"].splitlines()[1], str(ws), "GOOGLE_APPLICATION",
-                    emulator.env["GOOGLE_APPLICATION_CREDENTIALS"], "mlgate-gcp-"):
+                    emulator.env["GOOGLE_APPLICATION_CREDENTIALS"], "gcp-credentials-"):
         assert not [pickled for pickled in sent if planted.encode() in pickled], planted
 
 
@@ -163,8 +163,9 @@ def test_ray_remote__nodes_without_access__exit_2_naming_the_remote_and_the_clus
     out = "".join(capsys.readouterr())
     assert code == 2 and report == "", out
     assert len(emulator.unauthorized) > unauthorized  # the node asked, and the bucket refused it
-    error = next(line for line in out.splitlines() if "Ray node" in line)
+    error = next(line for line in out.splitlines() if "A Ray node" in line)
     assert f"gs://{BUCKET}/store" in error and "cluster's own identity" in error, error
-    assert "Workload Identity" in out and "roles/storage.objectViewer" in out
+    assert "A Ray node cannot read the DVC remote" in out  # the error's title
+    assert "Workload Identity" in out and "roles/storage.objectViewer" in out, out
     assert _pulled(ws) == []
     assert os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") is None
