@@ -163,7 +163,7 @@ def test_ray_remote__nodes_without_access__exit_2_naming_the_remote_and_the_clus
     out = "".join(capsys.readouterr())
     assert code == 2 and report == "", out
     assert len(emulator.unauthorized) > unauthorized  # the node asked, and the bucket refused it
-    error = next(line for line in out.splitlines() if "A Ray node" in line)
+    error = next(line for line in out.splitlines() if line.startswith("A Ray node could not read"))
     assert f"gs://{BUCKET}/store" in error and "cluster's own identity" in error, error
     assert "A Ray node cannot read the DVC remote" in out  # the error's title
     assert "Workload Identity" in out and "roles/storage.objectViewer" in out, out
