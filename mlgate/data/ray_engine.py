@@ -177,6 +177,9 @@ def connect(address: str) -> Iterator[RayEngine]:
     try:
         _init(ray, target)
     except RuntimeError as exc:
+        # Ray refuses another Python only after its driver joined the cluster (a GCS address): leave it now, or
+        # the head going away later ends this process from Ray's core worker
+        ray.shutdown()
         raise version_mismatch(shown, str(exc)) or _unreachable(shown, str(exc).splitlines()[0]) from exc
     except (ConnectionError, TimeoutError) as exc:
         raise _unreachable(shown, str(exc)) from exc
