@@ -630,10 +630,12 @@ def _allowed(model: type[BaseModel], field: str) -> str:
     if info is None:
         return "not an input of this mode"
     schema = model.model_json_schema()["properties"].get(field, {})
+    options = schema.get("anyOf", [])
+    named = ["enum" in option or "const" in option for option in options]
+    if any(named) and not all(named):
+        return ""  # a word or a number (`workers`): the validator's own message says which
     choices = schema.get("enum") or [
-        option["enum"][0] if "enum" in option else option.get("const")
-        for option in schema.get("anyOf", [])
-        if "enum" in option or "const" in option
+        option["enum"][0] if "enum" in option else option.get("const") for option in options
     ]
     if choices:
         return "one of " + ", ".join(f"`{c}`" for c in choices if c is not None)
@@ -656,10 +658,9 @@ def _explain(exc: ValidationError, model: type[BaseModel], inputs: Mapping[str, 
             lines.append(f"Input `{name}` is required for `mode: {inputs.get('mode')}`.")
             continue
         shown = "(hidden)" if _is_secret(field) else _shown(inputs.get(name, ""))
-        lines.append(
-            f"Input `{name}` is {shown}: {error['msg'].removeprefix('Value error, ')}. "
-            f"Allowed: {_allowed(model, field).rstrip('.')}."
-        )
+        allowed = _allowed(model, field).rstrip(".")
+        lines.append(f"Input `{name}` is {shown}: {error['msg'].removeprefix('Value error, ')}."
+                     + (f" Allowed: {allowed}." if allowed else ""))
     return "\n".join(lines)
 
 

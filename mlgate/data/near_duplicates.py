@@ -354,24 +354,34 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None = None, radius: int = RADI
     agree exactly on at least one band (pigeonhole), so grouping by each band's value finds every
     such pair; each candidate is then checked on the whole hash, and kept only in the first band it
     agrees on."""
-    other = a if b is None else b
     bands = _bands(radius, a.shape[1])
     keys_a = [_band_keys(a, band) for band in bands]
     keys_b = keys_a if b is None else [_band_keys(b, band) for band in bands]
+    found = [band_pairs(a, b, bands, k, keys_a[k], None if b is None else keys_b[k], radius)
+             for k in range(len(bands))]
+    return np.concatenate([i for i, _ in found]), np.concatenate([j for _, j in found])
+
+
+def band_pairs(a: np.ndarray, b: np.ndarray | None, bands: list[tuple[int, int, int]], k: int, key_a: np.ndarray,
+               key_b: np.ndarray | None, radius: int = RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of :func:`hamming_pairs` that band ``k`` lists: within ``radius`` bits, agreeing on band
+    ``k`` (``key_a``, ``key_b``: its values) and on no earlier band. Every pair agreeing on band ``k`` has
+    equal keys, so the items can be cut by key value and each part searched apart
+    (:mod:`mlgate.data.ray_near_duplicates`)."""
+    other = a if b is None else b
     found_i: list[np.ndarray] = [np.zeros(0, np.int64)]
     found_j: list[np.ndarray] = [np.zeros(0, np.int64)]
-    for k in range(len(bands)):
-        for i, j in _band_pairs(a, b, bands, k, keys_a[k], None if b is None else keys_b[k]):
-            for start in range(0, len(i), _PAIRS_AT_ONCE):  # bounded memory
-                part_i, part_j = i[start : start + _PAIRS_AT_ONCE], j[start : start + _PAIRS_AT_ONCE]
-                x = a[part_i] ^ other[part_j]
-                keep = np.flatnonzero(np.bitwise_count(x).sum(axis=1, dtype=np.int64) <= radius)
-                x = x[keep]
-                for word, shift, width in bands[:k]:  # found already in an earlier band: it agrees there
-                    differs = ((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
-                    keep, x = keep[differs], x[differs]
-                found_i.append(part_i[keep])
-                found_j.append(part_j[keep])
+    for i, j in _band_pairs(a, b, bands, k, key_a, key_b):
+        for start in range(0, len(i), _PAIRS_AT_ONCE):  # bounded memory
+            part_i, part_j = i[start : start + _PAIRS_AT_ONCE], j[start : start + _PAIRS_AT_ONCE]
+            x = a[part_i] ^ other[part_j]
+            keep = np.flatnonzero(np.bitwise_count(x).sum(axis=1, dtype=np.int64) <= radius)
+            x = x[keep]
+            for word, shift, width in bands[:k]:  # found already in an earlier band: it agrees there
+                differs = ((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
+                keep, x = keep[differs], x[differs]
+            found_i.append(part_i[keep])
+            found_j.append(part_j[keep])
     return np.concatenate(found_i), np.concatenate(found_j)
 
 
@@ -553,11 +563,13 @@ def grow_groups(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray,
     so a group of 14 copies needs 13 confirmations, not 91); ``confirm(i, j)`` returns their distances
     or NaN for a pair that is not a near copy (dropped). A round costs the candidates still joining two
     groups (they only shrink) and the groups it joins, so rounds are cheap; after ``rounds`` rounds
-    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``."""
+    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``.
+    Candidates with equal ``weight`` are taken by ``(i, j)``: the answer is a function of the set of
+    candidates, whatever order a search lists them in (:mod:`mlgate.data.ray_near_duplicates`)."""
     kept_i: list[np.ndarray] = [np.zeros(0, np.int64)]
     kept_j: list[np.ndarray] = [np.zeros(0, np.int64)]
     kept_d: list[np.ndarray] = [np.zeros(0, np.float32)]
-    live = np.lexsort((np.arange(len(i)), weight))  # candidates, closest first (ties: the earlier one)
+    live = np.lexsort((j, i, weight))  # candidates, closest first (ties: the smaller (i, j))
     root = np.arange(n, dtype=np.int64)  # each node's group, named by its smallest node
     for round_ in range(rounds + 1):
         a, b = root[i[live]], root[j[live]]
@@ -832,14 +844,13 @@ class NearDuplicateFinder:
         reference = stacked["train"].thumbs if "train" in stacked and len(stacked["train"].thumbs) else next(
             s.thumbs for s in stacked.values() if len(s.thumbs))
         step = max(1, len(reference) // _CENTRE_SAMPLE)
-        centre = spectrum_centre(reference[np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]])
+        centre = self._centre(reference, np.arange(0, len(reference), step)[:_CENTRE_SAMPLE])
         rows: dict[str, np.ndarray] = {}
         hashes: dict[str, np.ndarray] = {}
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _HASH_CHUNK
-                                     ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+            hashes[name] = self._hashes(split, distinct, centre)
         groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
             for name in stacked:
@@ -850,6 +861,26 @@ class NearDuplicateFinder:
             stats.within[name] = self._within(name, split, groups[name], stats)
         stats.confirmations = self.confirmations
         return stats
+
+    def _centre(self, reference: ThumbnailStore, sample: np.ndarray) -> torch.Tensor:
+        """The :func:`spectrum_centre` of the rows ``sample`` of ``reference``."""
+        return spectrum_centre(reference[sample])
+
+    def _hashes(self, split: _Stacked, rows: np.ndarray, centre: torch.Tensor) -> np.ndarray:
+        """The hashes of ``split``'s ``rows``, hashed :data:`_HASH_CHUNK` rows at a time (a row's hash
+        may differ in the last float bit with the rows hashed beside it: the chunks are part of the result)."""
+        return self._map(_hasher(split.thumbs, rows, centre), len(rows), _HASH_CHUNK
+                         ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+
+    def _candidates(self, a: _Stacked, rows_a: np.ndarray, hashes_a: np.ndarray, b: _Stacked | None,
+                    rows_b: np.ndarray, hashes_b: np.ndarray | None, threshold: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+        """The pairs of rows within :data:`RADIUS` hash bits, ``i`` of ``a`` and ``j`` of ``b`` (of ``a``
+        when ``b`` is None, ``i < j``), with their hash distance, and how to confirm them on the pixels."""
+        i, j = hamming_pairs(hashes_a, hashes_b)
+        weight = hamming(hashes_a[i], (hashes_a if hashes_b is None else hashes_b)[j])
+        other = a if b is None else b
+        return rows_a[i], rows_b[j], weight, self._confirm(a.thumbs, other.thumbs, threshold)
 
     def _distances(self, a: ThumbnailStore, i: np.ndarray, b: ThumbnailStore, j: np.ndarray) -> np.ndarray:
         """:func:`pair_distances` of the pairs ``(a[i[k]], b[j[k]])``, a chunk per thread at a time."""
@@ -865,11 +896,9 @@ class NearDuplicateFinder:
         return confirm
 
     def _groups(self, split: _Stacked, rows: np.ndarray, hashes: np.ndarray, threshold: float) -> _Groups:
-        i, j = hamming_pairs(hashes)
-        weight = hamming(hashes[i], hashes[j])
-        i, j = rows[i], rows[j]
+        i, j, weight, confirm = self._candidates(split, rows, hashes, None, rows, None, threshold)
         n = len(split.thumbs)
-        i, j, d = grow_groups(n, i, j, weight, self._confirm(split.thumbs, split.thumbs, threshold))
+        i, j, d = grow_groups(n, i, j, weight, confirm)
         return _Groups(components(n, i, j), i, j, d)
 
     def _within(self, name: str, split: _Stacked, found: _Groups, stats: NearDuplicateStats) -> NearDuplicateGroups:
@@ -914,13 +943,12 @@ class NearDuplicateFinder:
                 stats: NearDuplicateStats) -> NearLeakedItems:
         split, train = stacked[name], stacked["train"]
         candidates = ~np.isin(split.keys[rows[name]], train.keys)  # no exact copy in train
-        i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
-        weight = hamming(hashes[name][candidates][i], hashes["train"][j])
-        i, j = rows[name][candidates][i], rows["train"][j]
+        i, j, weight, confirm = self._candidates(split, rows[name][candidates], hashes[name][candidates], train,
+                                                 rows["train"], hashes["train"], threshold)
         # per item and train group, the candidates are measured closest hash first until one is a near
         # copy: a group's members are near copies of each other, so one confirmed stands for the group
         pair = i * max(len(train_group), 1) + train_group[j]
-        i, j, d = first_confirmed(pair, i, j, weight, self._confirm(split.thumbs, train.thumbs, threshold))
+        i, j, d = first_confirmed(pair, i, j, weight, confirm)
         order = np.lexsort((j, d, i))  # per item, its closest train item (ties: the earliest)
         i, j, d = i[order], j[order], d[order]
         first = np.ones(len(i), dtype=bool)
