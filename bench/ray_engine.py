@@ -19,9 +19,15 @@ in a fresh child process, the statistics pass (`compute_stats`, near-duplicate t
   - start-up of the default path: `python -m mlgate data-stats --help` and `import mlgate.data.mode` of
     this tree and of the merge base with main (before `engine: ray`), alternated, medians; and whether
     `ray` is imported (it must not be);
-  - a projection for 10 M and 100 M images on N nodes from the measured per-shard costs.
+  - a projection for 10 M and 100 M images on N nodes from the measured per-shard costs;
+  - a PNG ImageFolder (--remote-items) pushed to a local DVC remote, read from a fresh clone: the local engine
+    after `dvc pull` (2 workers), the local engine streaming it (`dvc-pull: stream`, 2 workers) and
+    `engine: ray` with the nodes reading the remote themselves; seconds, their ratio to pull + read, the
+    statistics compared, the bytes of data the driver read from the remote (0 expected) and the bytes of
+    states moved to it.
 
     python bench/ray_engine.py [--items 200000] [--repeats 2] [--nodes 8,32,128] [--cpus-per-node 8]
+                               [--remote-items 8192] [--only-remote]
 
 Timings on a shared 2-core machine are noisy (the cluster, the driver and other work share the cores):
 medians of --repeats runs are printed with every run.
@@ -57,14 +63,31 @@ from mlgate.data.shards import start_workers
 from mlgate.data.stats import compute_stats
 engine, workers, kill = sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else ""
 on_cluster = len(sys.argv) > 6 and sys.argv[6] == "cluster"
+reader = sys.argv[7] if len(sys.argv) > 7 else "disk"
 start_workers(workers)
-measured = {"bytes": 0, "shards": 0, "waiting": 0.0}
+measured = {"bytes": 0, "shards": 0, "waiting": 0.0, "driver_fetched": 0}
 from mlgate.settings import DataStatsSettings
 distance = DataStatsSettings.model_fields["near_duplicate_distance"].default
+
+import mlgate.data.stream as stream
+fetch = stream._fetch
+def fetch_counted(source, odb_of, files):  # what this (the driver's) process reads from the remote
+    got = fetch(source, odb_of, files)
+    measured["driver_fetched"] += sum(map(len, got.values()))
+    return got
+stream._fetch = fetch_counted
+
+def dataset():
+    if reader == "disk":
+        return open_dataset(Path(sys.argv[1]))
+    source = stream.RemoteData(sys.argv[1], None, "data/images")
+    return stream.open_for_nodes(source) if reader == "nodes" else stream.open_streamed_imagefolder(source)
 
 class Counted:  # the engine's states, as they reach the driver: counted, timed, passed on
     def __init__(self, inner):
         self.inner = inner
+    def pick(self, wanted, batch_size):
+        return self.inner.pick(wanted, batch_size)
     def reduce(self, shards, task):
         states = self.inner.reduce(shards, task)
         while True:
@@ -89,7 +112,7 @@ def kill_first(read, total):
 
 def run(wrapped, finder):
     began = time.perf_counter()
-    stats, _, _ = compute_stats(open_dataset(Path(sys.argv[1])), near_duplicates=finder,
+    stats, _, _ = compute_stats(dataset(), near_duplicates=finder,
                                 workers=workers, engine=wrapped, progress=kill_first)
     measured["pass"] = time.perf_counter() - began
     began = time.perf_counter()
@@ -115,9 +138,12 @@ if engine == "ray":
             run(Counted(ray_engine), NearDuplicateFinder())
 else:
     from mlgate.data.shards import reduce_in_order
+    from mlgate.data.stats import pick_rows
     class Local:
         def reduce(self, shards, task):
             return reduce_in_order(shards, task, workers)
+        def pick(self, wanted, batch_size):
+            return [pick_rows(shard, rows, batch_size) for shard, rows in wanted]
     run(Counted(Local()), NearDuplicateFinder())
 measured["total"] = time.perf_counter() - start
 print("RESULT", json.dumps(measured))
@@ -147,9 +173,10 @@ def make_folder(root: Path, items: int, seed: int = 1) -> Path:
 
 
 def child(data: Path, engine: str, workers: int, address: str = "", kill: str = "",
-          cluster: object | None = None, search: str = "runner") -> dict:
-    cmd = [sys.executable, "-c", _PASS, str(data), engine, str(workers), kill, address, search]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+          cluster: object | None = None, search: str = "runner", reader: str = "disk",
+          env: dict[str, str] | None = None) -> dict:
+    cmd = [sys.executable, "-c", _PASS, str(data), engine, str(workers), kill, address, search, reader]
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if kill:  # the child asks for the kill after its first shard; the cluster process does it
         while process.poll() is None and Path(kill).read_text() != "kill":
@@ -185,6 +212,65 @@ def startup(repeats: int) -> dict[str, list[float]]:
     return times
 
 
+def remote_repo(root: Path, items: int) -> tuple[Path, dict[str, str], int]:
+    """A git + DVC repository whose ImageFolder (``items`` PNGs in data/images) is pushed to a local DVC remote,
+    and a fresh clone of it (no data, no DVC cache): (clone, DVC's environment, bytes in the remote)."""
+    from tests.fakes.dvc_repo import hermetic_env, run
+
+    env = {**os.environ, **hermetic_env(root / "env")}
+    origin = root / "origin"
+    make_folder(origin / "data" / "images", items)
+    run(origin, env, "git", "init", "-q", "-b", "main")
+    run(origin, env, "dvc", "init", "-q")
+    (origin / ".dvc" / "config").write_text(
+        f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {root / 'remote'}\n")
+    run(origin, env, "dvc", "add", "-q", "data/images")
+    run(origin, env, "git", "add", "-A")
+    run(origin, env, "git", "commit", "-q", "-m", "images")
+    run(origin, env, "dvc", "push", "-q")
+    run(root, env, "git", "clone", "-q", str(origin), str(root / "clone"))
+    stored = sum(p.stat().st_size for p in (root / "remote").rglob("*") if p.is_file())
+    return root / "clone", {k: env[k] for k in env if k.startswith("DVC_")}, stored
+
+
+def remote_runs(clone: Path, env: dict[str, str], address: str, repeats: int) -> dict[str, list[dict]]:
+    """The ImageFolder in the DVC remote: the local engine pulling it (`dvc pull`, then 2 workers), streaming it
+    (`dvc-pull: stream`, 2 workers), and `engine: ray` with the nodes reading the remote themselves."""
+    from tests.fakes.dvc_repo import run
+
+    runs: dict[str, list[dict]] = {}
+    for _ in range(repeats):  # alternated
+        began = time.perf_counter()
+        run(clone, {**os.environ, **env}, "dvc", "pull", "-q", "data/images")
+        pulled = time.perf_counter() - began
+        result = child(clone / "data" / "images", "local", 2, env=env)
+        result["pull"] = pulled
+        runs.setdefault("local, dvc pull + w2", []).append(result)
+        run(clone, {**os.environ, **env}, "git", "clean", "-qfdx")  # the data and the cache, for the next runs
+        runs.setdefault("local, stream w2", []).append(child(clone, "local", 2, reader="stream", env=env))
+        runs.setdefault("ray, nodes read", []).append(child(clone, "ray", 1, address, reader="nodes", env=env))
+    return runs
+
+
+def print_remote(runs: dict[str, list[dict]], stored: int) -> None:
+    base = statistics.median(r["pass"] + r.get("pull", 0.0) for r in runs["local, dvc pull + w2"])
+    items = runs["ray, nodes read"][0]["items"]
+    print(f"\nImageFolder of {items:,} PNGs in a local DVC remote ({stored / 2**20:.1f} MiB), a fresh clone; s "
+          "(pull included where there is one):")
+    for name, rs in runs.items():
+        totals = [r["pass"] + r.get("pull", 0.0) for r in rs]
+        shown = ", ".join(f"{t:.2f}" + (f" (pull {r['pull']:.2f})" if "pull" in r else "")
+                          for t, r in zip(totals, rs, strict=True))
+        print(f"  {name:22} median {statistics.median(totals):6.2f}  runs {shown}  ratio to pull + w2 "
+              f"{statistics.median(totals) / base:.2f}")
+    same = len({r["stats"] for rs in runs.values() for r in rs}) == 1
+    print(f"  statistics identical in every run: {same}")
+    ray = runs["ray, nodes read"][0]
+    print(f"  ray: bytes of the data the driver read from the remote: {ray['driver_fetched']:,} (the local engine "
+          f"reads all {stored:,}); states moved to the driver: {ray['bytes'] / 2**20:.1f} MiB "
+          f"({ray['bytes'] / items:.0f} B per item), in {ray['shards']} shards")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -198,9 +284,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--nodes", default="8,32,128")
     parser.add_argument("--cpus-per-node", type=int, default=8)
+    parser.add_argument("--remote-items", type=int, default=8_192,
+                        help="PNGs of the ImageFolder in a DVC remote that the nodes read themselves (0: skip)")
+    parser.add_argument("--only-remote", action="store_true", help="run only the DVC-remote comparison")
     args = parser.parse_args()
     from mlgate.data.shards import ITEMS_PER_SHARD
     from tests.fakes.ray_cluster import running
+
+    if args.only_remote:
+        with tempfile.TemporaryDirectory(prefix="mlgate-ray-bench-", dir="/tmp") as tmp:
+            clone, env, stored = remote_repo(Path(tmp), args.remote_items)
+            for cluster in running(_free_port(), 1, ROOT):
+                remote = remote_runs(clone, env, cluster.address, args.repeats)
+        print_remote(remote, stored)
+        return
 
     print("start-up of the default path (s), this tree vs the merge base with main:")
     for name, values in startup(5).items():
@@ -220,6 +317,9 @@ def main() -> None:
                 runs.setdefault("ray + search", []).append(child(course, "ray", 1, cluster.address,
                                                                  search="cluster"))
             png = child(folder, "local", 1)
+            if args.remote_items:
+                clone, env, stored = remote_repo(Path(tmp) / "remote-repo", args.remote_items)
+                remote = remote_runs(clone, env, cluster.address, args.repeats)
             cluster.send("add victim")
             kill = Path(tmp) / "kill"
             kill.write_text("")
@@ -267,6 +367,8 @@ def main() -> None:
     print(f"\nnode killed after shard {killed.get('killed')}: pass {killed['pass']:.2f} s "
           f"(ratio to the median ray run {killed['pass'] / med['ray 2 nodes']:.2f}), statistics identical to "
           f"local: {killed['stats'] == runs['local w1'][0]['stats']}")
+    if args.remote_items:
+        print_remote(remote, stored)
     png_per_item = png["pass"] / png["items"]
     print(f"\nPNG ImageFolder, {png['items']:,} images, local w1: {png['pass']:.2f} s, "
           f"{png_per_item * 1e6:.0f} us per image")

@@ -147,6 +147,38 @@ def build_data_repo(root: Path, *, remote_url: str | None = None, env_extra: Map
     return DataRepo(origin, env, base_sha, head_sha, base, head)
 
 
+def build_imagefolder_repo(root: Path, env_extra: Mapping[str, str], remote: str,
+                           data: str) -> tuple[Path, dict[str, str], str, str]:
+    """origin with two commits of an ImageFolder in ``data`` (the head adds images to two classes and removes
+    one), pushed to ``remote``: (origin, environment, base sha, head sha)."""
+    from tests.fixtures.datasets import make_imagefolder  # imports torch
+
+    env = {**hermetic_env(root / "env"), **env_extra}
+    origin = root / "origin"
+    origin.mkdir(parents=True)
+    run(origin, env, "git", "init", "-q", "-b", "main")
+    run(origin, env, "dvc", "init", "-q")
+    (origin / ".dvc" / "config").write_text(
+        f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {remote}\n")
+    make_imagefolder(origin / data, per_class=20, classes=3, mixed=True, corrupt=2, duplicates=2, leaks=3, seed=5)
+    run(origin, env, "dvc", "add", "-q", data)
+    run(origin, env, "git", "add", "-A")
+    run(origin, env, "git", "commit", "-q", "-m", "images v1")
+    base = run(origin, env, "git", "rev-parse", "HEAD").strip()
+    make_imagefolder(origin / "more", per_class=6, classes=["class_1", "class_3"], seed=6)
+    for image in sorted((origin / "more").rglob("*.png")):
+        target = origin / data / image.relative_to(origin / "more").as_posix().replace(".png", "_new.png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.rename(target)
+    (origin / data / "train" / "class_0" / "000001.png").unlink()
+    run(origin, env, "dvc", "add", "-q", data)
+    run(origin, env, "git", "add", "-A", data + ".dvc")
+    run(origin, env, "git", "commit", "-q", "-m", "images v2")
+    head = run(origin, env, "git", "rev-parse", "HEAD").strip()
+    run(origin, env, "dvc", "push", "-q", "--all-commits")
+    return origin, env, base, head
+
+
 def pr_event(fake_github: FakeGitHub, data_repo: DataRepo, **pull: Any) -> tuple[FakePull, dict[str, Any]]:
     """A real pull_request payload for a PR on the fake, pointing at the local repository's commits."""
     pr = fake_github.add_pull(**pull)

@@ -22,7 +22,7 @@ from mlgate.data.annotations import dvc_annotations
 from mlgate.data.baseline import train_baseline
 from mlgate.data.changes import Changes, compare
 from mlgate.data.drift import compute_drift
-from mlgate.data.dvc import DataDiff, DvcError, DvcRunner
+from mlgate.data.dvc import DataDiff, DvcError, DvcRunner, repo_relative
 from mlgate.data.findings import FOLDER as FINDINGS_FOLDER
 from mlgate.data.findings import FullList, full_lists
 from mlgate.data.findings import Measured as FindingsOf
@@ -45,7 +45,7 @@ from mlgate.data.shard_cache import FileDigests, ShardCache
 from mlgate.data.shards import worker_count
 from mlgate.data.stats import DatasetStats, LeakageStats, LeakedPixels, compute_stats
 from mlgate.data.stats_cache import StatsCache, fetch_from_branch, publish_to_branch
-from mlgate.data.stream import open_streamed_imagefolder
+from mlgate.data.stream import open_for_nodes, open_streamed_imagefolder
 from mlgate.errors import ExitCode
 from mlgate.figures.distributions import label_distribution_mermaid
 from mlgate.figures.images import CannotDrawFigure, display_images
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from mlgate.data.drift import DriftReport
     from mlgate.data.label_errors import LabelErrors, LabelErrorsFound
     from mlgate.data.shards import Engine
+    from mlgate.data.stream import RemoteData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,17 +229,19 @@ def _measure(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, 
     """Pull the data, compute its statistics (the states of unchanged shards read from ``cache-dir``)
     and compare with the base."""
     data = inputs.data.as_posix()
-    streaming = dvc_inputs.dvc_pull == "stream" and dvc is not None
+    on_nodes = _read_on_nodes(inputs, compute, dvc_inputs, dvc)
+    streaming = (dvc_inputs.dvc_pull == "stream" or on_nodes) and dvc is not None
     if not streaming:
         pull_if_tracked(dvc_inputs, dvc, inputs.data, "data")
     data_dir = ctx.in_workspace(inputs.data, "data")
     shards = ShardCache(cache.folder, FileDigests(data_dir, _manifest(dvc, data_dir)))
-    reading = f"Streaming {data} from the DVC remote" if streaming else f"Reading {data}"
+    reading = (f"Reading {data} from the DVC remote on the Ray nodes" if on_nodes
+               else f"Streaming {data} from the DVC remote" if streaming else f"Reading {data}")
     with _engine(compute) as engine:
         with workflow.phase(f"{reading} and computing its statistics"):
             if streaming:
                 assert dvc is not None
-                dataset = open_streamed_imagefolder(stream_source(dvc_inputs, dvc, inputs.data, "data"))
+                dataset = _remote_dataset(stream_source(dvc_inputs, dvc, inputs.data, "data"), inputs, on_nodes)
             else:
                 dataset = _open(inputs, data_dir, ctx)
             near: NearDuplicateFinder | None = NearDuplicateFinder() if engine is None else _cluster_finder()
@@ -257,6 +260,21 @@ def _measure(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, 
             changes, base_stats = _changes(inputs, compute, dvc_inputs, ctx, dvc, versions, stats, cache, engine)
     shards.prune()
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
+
+
+def _read_on_nodes(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, dvc: DvcRunner | None) -> bool:
+    """Whether the Ray nodes read ``data`` from the DVC remote themselves (``engine: ray`` and DVC tracks it,
+    ``dvc-pull`` not `false`): this runner then lists the files and pulls nothing. A user's Dataset class is
+    reduced on this runner (its objects need not cross to a node), so it is pulled as with `engine: local`."""
+    if compute.engine != "ray" or dvc is None or dvc_inputs.dvc_pull == "false" or inputs.dataset_class:
+        return False
+    rel = repo_relative(inputs.data, dvc.repo)
+    return dvc_inputs.dvc_pull in ("true", "stream") or (rel is not None and bool(dvc.tracked_targets(rel)))
+
+
+def _remote_dataset(source: RemoteData, inputs: DataInputs, on_nodes: bool) -> Dataset:
+    """``source`` read from the DVC remote: by the Ray nodes with their own identity, or streamed here."""
+    return open_for_nodes(source, inputs.layout) if on_nodes else open_streamed_imagefolder(source)
 
 
 def _cluster_finder() -> NearDuplicateFinder:
@@ -482,10 +500,11 @@ def _changes(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, 
 
 def _base_stats(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, ctx: RunContext,
                 dvc: DvcRunner, base_sha: str, engine: Engine | None) -> DatasetStats:
-    """Statistics of the data at the base commit: streamed from the DVC remote (`dvc-pull: stream`), else
-    downloaded to a temporary folder (``dvc get``) and read there."""
-    if dvc_inputs.dvc_pull == "stream":
-        base = open_streamed_imagefolder(stream_source(dvc_inputs, dvc, inputs.data, "data", rev=base_sha))
+    """Statistics of the data at the base commit: streamed from the DVC remote (`dvc-pull: stream`) or read
+    from it by the Ray nodes (``engine: ray``), else downloaded to a temporary folder (``dvc get``) and read there."""
+    on_nodes = _read_on_nodes(inputs, compute, dvc_inputs, dvc)
+    if dvc_inputs.dvc_pull == "stream" or on_nodes:
+        base = _remote_dataset(stream_source(dvc_inputs, dvc, inputs.data, "data", rev=base_sha), inputs, on_nodes)
         return compute_stats(base, samples_per_class=1, workers=_workers(compute), progress=_items_read(),
                              engine=engine)[0]
     with tempfile.TemporaryDirectory(prefix="mlgate-base-") as tmp:

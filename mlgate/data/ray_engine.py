@@ -4,11 +4,14 @@ The other half of :func:`mlgate.data.shards.reduce_in_order`: :meth:`RayEngine.r
 with its :class:`~mlgate.data.stats.ShardState` in shard order, so :func:`~mlgate.data.stats.compute_stats`
 merges them exactly as it merges the local engine's, and the report is the same.
 
-What crosses to the cluster is a shard's *description* (paths and row or file ranges; a streaming shard's
-repository, revision and files) and the :class:`~mlgate.data.stats.ShardTask`'s plain values: never a key,
-token or credential file, never this runner's environment. Each task opens its shard on the node where Ray
-runs it, with that node's own identity (Workload Identity on GKE). Scheduling, moving the states back and
-retrying the tasks of a node that died are Ray's (``max_retries``); nothing here re-runs a task.
+What crosses to the cluster is a shard's *description* and the :class:`~mlgate.data.stats.ShardTask`'s
+plain values: never a key, token or credential file, never this runner's environment. For DVC-tracked data
+the description names the DVC remote (its URL and settings that are not credentials) and the files' md5s
+(:class:`mlgate.data.stream.NodeSource`): each task reads its files from the remote on the node where Ray
+runs it, with that node's own identity (Workload Identity on GKE). Data that DVC does not track (or
+``dvc-pull: false``) is described by its path, which every node must see (a shared volume). Scheduling,
+moving the states back and retrying the tasks of a node that died are Ray's (``max_retries``); nothing here
+re-runs a task.
 
 Ray is imported only here, and this module only with ``engine: ray``.
 """
@@ -30,9 +33,12 @@ from typing import TYPE_CHECKING, Any
 from mlgate import workflow
 from mlgate.data.ray_near_duplicates import attach_thumbnails, detach_thumbnails, keeps_thumbnails
 from mlgate.data.shards import WholeSplit
+from mlgate.data.stats import pick_rows
 from mlgate.errors import ExitCode, MlgateError
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from mlgate.data.shards import Shard
     from mlgate.data.stats import ShardState, ShardTask
 
@@ -96,15 +102,23 @@ def version_mismatch(address: str, text: str) -> ClusterVersionMismatch | None:
     if found is None:
         return None
     cluster, ours = Versions(found[1], found[2]), local_versions()
-    python = ".".join(ours.python.split(".")[:2])
+    python = _minor(ours.python)
+    differ = [what for what, same in (("Ray versions", cluster.ray == ours.ray),
+                                      ("Python minor versions", _minor(cluster.python) == python)) if not same]
+    other = (f"or use the mlgate release whose Ray is {cluster.ray}." if cluster.ray != ours.ray else
+             f"(a cluster image built FROM the mlgate image keeps its Python {python}).")
     return ClusterVersionMismatch(
-        f"The Ray cluster at {address} runs {cluster}; this runner runs {ours}. Ray connects only equal Ray "
-        "versions and equal Python minor versions.",
+        f"The Ray cluster at {address} runs {cluster}; this runner runs {ours}: the "
+        f"{' and the '.join(differ) or 'versions'} differ. Ray connects only equal Ray versions and equal Python "
+        "minor versions.",
         hint=f"Run the cluster's head and workers with Ray {ours.ray} and Python {python}: the mlgate image of this "
         f"release has both (README, `engine: ray`), e.g. in the RayCluster\n"
-        f"  rayVersion: '{ours.ray}'\n  image: ghcr.io/mlgate/mlgate:<this release>\n"
-        f"or use the mlgate release whose Ray is {cluster.ray}.",
+        f"  rayVersion: '{ours.ray}'\n  image: ghcr.io/mlgate/mlgate:<this release>\n" + other,
     )
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
 
 
 def resolve(address: str, environ: dict[str, str] | os._Environ[str] | None = None) -> str:
@@ -164,6 +178,9 @@ def connect(address: str) -> Iterator[RayEngine]:
     try:
         _init(ray, target)
     except RuntimeError as exc:
+        # Ray refuses another Python only after its driver joined the cluster (a GCS address): leave it now, or
+        # the head going away later ends this process from Ray's core worker
+        ray.shutdown()
         raise version_mismatch(shown, str(exc)) or _unreachable(shown, str(exc).splitlines()[0]) from exc
     except (ConnectionError, TimeoutError) as exc:
         raise _unreachable(shown, str(exc)) from exc
@@ -267,6 +284,18 @@ class RayEngine:
                 if ref is not None and ray.is_initialized():
                     with contextlib.suppress(Exception):  # the run is ending; the cluster may be gone already
                         ray.cancel(ref[0])
+
+    def pick(self, wanted: list[tuple[Shard, list[int]]], batch_size: int) -> list[dict[int, Tensor]]:
+        """The images at each shard's rows, read again on the cluster (the few leaked items the report
+        pictures): this runner never reads the data itself. A :class:`WholeSplit`'s are read here."""
+        # local: ray is optional and slow to import; only the ray engine needs it
+        import ray
+
+        remote = ray.remote(pick_rows).options(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)
+        refs = [None if isinstance(shard, WholeSplit) else remote.remote(shard, rows, batch_size)
+                for shard, rows in wanted]
+        return [pick_rows(shard, rows, batch_size) if ref is None else self._guard(ray.get, ref)
+                for (shard, rows), ref in zip(wanted, refs, strict=True)]
 
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         """``call`` with Ray's failures as mlgate's: a task's own error (a corrupt file, an unreadable

@@ -27,6 +27,8 @@ from multiprocessing import forkserver
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:  # this module is imported before torch, to start the workers early
+    from torch import Tensor
+
     from mlgate.data.layouts import Batch, Dataset, Split
     from mlgate.data.stats import ShardState, ShardTask
 
@@ -67,6 +69,11 @@ class Engine(Protocol):
     :func:`reduce_in_order`, each shard with its state, in shard order."""
 
     def reduce(self, shards: list[Shard], task: ShardTask) -> Iterator[tuple[Shard, ShardState]]: ...
+
+    def pick(self, wanted: list[tuple[Shard, list[int]]], batch_size: int) -> list[dict[int, Tensor]]:
+        """For each shard, the images at its rows (:func:`mlgate.data.stats.pick_rows`): the few leaked items
+        the report pictures, read again where the shards are read."""
+        ...
 
 
 def plan(dataset: Dataset, sizes: Callable[[], Iterator[int]] | None = None, *,

@@ -247,20 +247,22 @@ def compute_stats(
             progress(read, max(total, read))
 
     def pixels(wanted: list[tuple[str, int]]) -> list[torch.Tensor]:
-        # the pixels of the first leaked items: read again from the shards that hold them, each once
+        # the pixels of the first leaked items: read again from the shards that hold them, each once (on the
+        # cluster's nodes with an engine: this runner need not see the data)
         found: dict[tuple[str, int], torch.Tensor] = {}
         first: dict[str, int] = {}
+        todo: list[tuple[Shard, int, list[int]]] = []
         for shard in shards:
             start = first.get(shard.split, 0)
             stop = first[shard.split] = start + sizes[shard.split].pop(0)
             rows = sorted(p - start for split, p in wanted if split == shard.split and start <= p < stop)
-            seen = 0
-            for batch in shard.batches(batch_size) if rows else ():
-                count = batch.images.shape[0] if batch.images.ndim else 0
-                for row in rows:
-                    if seen <= row < seen + count:
-                        found[(shard.split, start + row)] = batch.images[row - seen].clone()
-                seen += count
+            if rows:
+                todo.append((shard, start, rows))
+        picked = (engine.pick([(shard, rows) for shard, _, rows in todo], batch_size) if engine is not None
+                  else (pick_rows(shard, rows, batch_size) for shard, _, rows in todo))
+        for (shard, start, _), images in zip(todo, picked, strict=True):
+            for row, image in images.items():
+                found[(shard.split, start + row)] = image
         return [found[key] for key in wanted]
 
     return _finalise(dataset, merged, sample_split, pixels)
@@ -300,6 +302,21 @@ def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str
     leaked = [LeakedPixels(split, item, label, source, source_label, image)
               for (split, _, item, label, source, source_label), image in zip(identity.pictured, images, strict=True)]
     return stats, samples, leaked
+
+
+def pick_rows(shard: Shard, rows: list[int], batch_size: int) -> dict[int, torch.Tensor]:
+    """The images at ``rows`` (sorted, counted from the shard's first item) of ``shard``, read again."""
+    found: dict[int, torch.Tensor] = {}
+    seen = 0
+    for batch in shard.batches(batch_size):
+        count = batch.images.shape[0] if batch.images.ndim else 0
+        for row in rows:
+            if seen <= row < seen + count:
+                found[row] = batch.images[row - seen].clone()
+        seen += count
+        if seen > rows[-1]:
+            break
+    return found
 
 
 @dataclass(frozen=True)

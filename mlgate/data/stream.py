@@ -14,6 +14,12 @@ of environment variables DVC's clients read (a credentials *file path* such as
 ``GOOGLE_APPLICATION_CREDENTIALS``, never a key); each process opens its own filesystem once
 (:func:`_opened`).
 
+A Ray cluster's nodes (``engine: ray``, :func:`open_for_nodes`) get less: no repository, revision or
+environment, only each DVC remote's URL and the part of its configuration that is not a credential
+(:class:`RemoteStore`), with the files' md5s. A node opens the remote's object store from that with
+DVC's own filesystem classes and whatever identity the node has (Workload Identity, the metadata
+server, ``GOOGLE_APPLICATION_CREDENTIALS`` set on the node).
+
 The ImageFolder rules (split and class folders, hidden folders, file order, labels) are those of
 :mod:`mlgate.data.layouts.imagefolder`, applied to the listing instead of a folder: the same files,
 in the same order, give the same report as ``dvc-pull: true``.
@@ -28,10 +34,11 @@ import io
 import os
 import posixpath
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mlgate.data.dvc import DvcError, DvcRemoteUnavailable
 from mlgate.data.layouts.base import SUPPORTED, Batch, Dataset, DatasetLayoutError, Split, ordered
@@ -60,6 +67,13 @@ class StreamError(DvcError):
     title = "Cannot stream the data from the DVC remote"
 
 
+class NodeCannotRead(StreamError):
+    """Raised on a Ray node (``engine: ray``) that cannot read the DVC remote with its own identity (refused,
+    no access, an object missing): the fix is the cluster's, not this runner's."""
+
+    title = "A Ray node cannot read the DVC remote"
+
+
 class StreamRemoteUnavailable(StreamError, DvcRemoteUnavailable):
     """Raised when the remote could not be reached or answered a server error while streaming."""
 
@@ -85,6 +99,51 @@ class RemoteData:
         return f"`{self.path}`" + (f" at {self.rev[:12]}" if self.rev else "")
 
 
+NODE_CONFIG = frozenset({"endpointurl", "projectname", "region", "account_name", "allow_anonymous_login", "jobs"})
+"""The settings of a DVC remote a cluster node is sent besides its URL: where and how to reach the store,
+none of them a credential (keys, tokens, passwords, credential files and profiles stay on the runner)."""
+
+
+@dataclass(frozen=True)
+class RemoteStore:
+    """A DVC remote as a cluster node opens it: its URL and :data:`NODE_CONFIG` settings, never a credential."""
+
+    name: str
+    url: str
+    config: tuple[tuple[str, Any], ...] = ()
+
+    def open(self) -> HashFileDB:
+        """The remote's content-addressed store (``<url>/files/md5``), logged in as this process can."""
+        # local: dvc is slow to import; only reading a DVC remote needs it
+        from dvc.fs import get_cloud_fs
+        from dvc_data.hashfile.db import get_odb
+
+        cls, config, fs_path = get_cloud_fs(None, url=self.url, **dict(self.config))
+        fs = cls(**config)
+        odb = get_odb(fs, fs.join(fs_path, "files", "md5"), hash_name="md5")
+        odb.fs.fs  # noqa: B018 - the storage client logs in when made: now, inside the caller's error wrapping
+        return odb
+
+
+@dataclass(frozen=True)
+class NodeSource:
+    """Where a cluster node reads a DVC-tracked folder: the remotes that hold its files, by the name the
+    ``.dvc`` files give them (None: the default). No repository path, revision, environment or key."""
+
+    path: str
+    """The data folder relative to the repository root, for messages."""
+    rev: str | None
+    """The revision listed, for messages."""
+    stores: tuple[tuple[str | None, RemoteStore], ...]
+
+    @property
+    def label(self) -> str:
+        return f"`{self.path}`" + (f" at {self.rev[:12]}" if self.rev else "")
+
+    def store(self, name: str | None) -> RemoteStore:
+        return dict(self.stores)[name]
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     relative: str
@@ -99,11 +158,38 @@ def open_streamed_imagefolder(source: RemoteData) -> Dataset:
     """The ImageFolder of ``source`` with splits that read from the DVC remote; raises
     :class:`StreamError` when the listing cannot be read and :class:`DatasetLayoutError` when it is
     not an ImageFolder."""
-    listing = _opened(source).listing()
+    listing = _runner(source).listing()
     return imagefolder_from_listing(source, listing)
 
 
-def imagefolder_from_listing(source: RemoteData, listing: Mapping[str, tuple[str, str | None]]) -> Dataset:
+def open_for_nodes(source: RemoteData, layout: str = "auto") -> Dataset:
+    """The ImageFolder of ``source`` with shards a Ray cluster's nodes read from the DVC remote themselves
+    (``engine: ray``): listed here, with this runner's access, from the ``.dir`` manifest; each shard names
+    only the remotes (:class:`NodeSource`) and its files' md5s. The course and npz layouts are refused
+    (their shards are row ranges of files that must be opened to be cut)."""
+    remote = _runner(source)
+    listing = remote.listing()
+    tensors = sorted(name for name in listing if "/" not in name and (name.endswith(".npz") or (
+        name.endswith(".pt") and "_images" in name)))
+    if layout in ("course", "npz") or tensors:
+        kind = layout if layout in ("course", "npz") else ("npz" if tensors[0].endswith(".npz") else "course")
+        raise DatasetLayoutError(
+            f"`engine: ray` reads DVC-tracked data on the Ray nodes straight from the DVC remote, for the "
+            f"ImageFolder layout only; {source.label} is in the {kind} layout"
+            + (f" ({', '.join(tensors[:3])})." if tensors else "."),
+            hint="Set `engine: local` (this runner pulls and reads it, `workers` processes), or store the data as "
+            "an ImageFolder (<split>/<class>/<image>.png).")
+    node = NodeSource(source.path, source.rev, remote.node_stores({name for _, name in listing.values()}))
+    return imagefolder_from_listing(node, listing)
+
+
+def _runner(source: RemoteData) -> _Remote:
+    opened = _opened(source)
+    assert isinstance(opened, _Remote)
+    return opened
+
+
+def imagefolder_from_listing(source: RemoteData | NodeSource, listing: Mapping[str, tuple[str, str | None]]) -> Dataset:
     """The ImageFolder splits of ``listing`` (path relative to the data folder -> (md5, remote)), by
     the rules of :func:`mlgate.data.layouts.imagefolder.open_imagefolder` (pure: no I/O)."""
     tree = _Tree.of(listing)
@@ -189,7 +275,7 @@ def _found(tree: _Tree, limit: int = 8) -> str:
 @dataclass
 class StreamSplit:
     name: str
-    source: RemoteData
+    source: RemoteData | NodeSource
     files: list[RemoteFile]
 
     def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
@@ -213,7 +299,7 @@ class StreamShard:
     """A range of a split's files, read from the remote: plain data, so any process can read it."""
 
     split: str
-    source: RemoteData
+    source: RemoteData | NodeSource
     files: list[RemoteFile]
 
     @property
@@ -315,37 +401,100 @@ class _Remote:
 
     def fetch(self, files: Sequence[RemoteFile]) -> dict[str, bytes]:
         """md5 -> bytes of ``files``, fetched concurrently and checked against their md5."""
-        by_remote: dict[str | None, list[RemoteFile]] = {}
-        for file in files:
-            by_remote.setdefault(file.remote, []).append(file)
-        contents: dict[str, bytes] = {}
-        for remote, group in by_remote.items():
-            odb = self._odb(remote)
-            paths = {odb.oid_to_path(file.md5): file for file in group}
-            with _wrapped(self.source, f"reading {group[0].relative} and {len(group) - 1} more files"):
-                # as many requests in flight as `dvc pull` makes to this remote (its `jobs`, 4 x cores by default)
-                got = odb.fs.cat(list(paths), on_error="return", batch_size=odb.fs.jobs)
-            for path, file in paths.items():
-                body = got.get(path) if isinstance(got, dict) else None
-                if isinstance(body, FileNotFoundError) or body is None:
-                    raise StreamError(
-                        f"{file.relative} of {self.source.label} (md5 {file.md5}) is not in the DVC remote.",
-                        hint="Run `dvc push` for the commit that changed the data, then rerun.")
-                if isinstance(body, BaseException):
-                    raise _as_stream_error(self.source, f"reading {file.relative}", body) from body
-                if hashlib.md5(body, usedforsecurity=False).hexdigest() != file.md5:
-                    raise StreamError(
-                        f"{file.relative} of {self.source.label}: the DVC remote's object does not match its md5 "
-                        f"{file.md5} (damaged or overwritten in the remote).",
-                        hint="Push the data again (`dvc push --force` from a checkout that has it).")
-                contents[file.md5] = body
-        return contents
+        return _fetch(self.source, self._odb, files)
+
+    def node_stores(self, names: set[str | None]) -> tuple[tuple[str | None, RemoteStore], ...]:
+        """The remotes ``names`` (None: the default) as a cluster node opens them (:class:`RemoteStore`)."""
+        # local: dvc is slow to import; only reading a DVC remote needs it
+        from dvc.fs import get_fs_config
+
+        config = self.fs.repo.config
+        stores = []
+        for name in sorted(names, key=lambda n: n or ""):
+            resolved = name or config["core"].get("remote")
+            if not resolved or resolved == _UPSTREAM:
+                raise StreamError(
+                    f"`engine: ray` reads {self.source.label} from its DVC remote on the Ray nodes, but "
+                    f"{self.source.repo} has no default DVC remote.",
+                    hint="Add the remote and push the data, e.g.\n  dvc remote add -d storage gs://my-bucket/dvc\n"
+                    "  dvc push\nor set `engine: local` to read the data on this runner.")
+            with _wrapped(self.source, f"reading the DVC remote {resolved!r} from .dvc/config"):
+                remote = get_fs_config(config, name=resolved)
+            url = str(remote["url"])
+            if urlsplit(url).password is not None:
+                raise StreamError(
+                    f"The DVC remote {resolved!r} has a password in its URL; `engine: ray` sends the Ray nodes the "
+                    "remote's URL and never a credential.",
+                    hint="Take the password out of the URL (`dvc remote modify --local` keeps credentials out of "
+                    "the repository) and give the nodes their own access to the remote.")
+            if remote.get("version_aware") or remote.get("worktree"):
+                raise StreamError(
+                    f"The DVC remote {resolved!r} is cloud-versioned (version_aware/worktree), which `engine: ray` "
+                    "does not read.", hint="Use a plain DVC remote, or set `engine: local`.")
+            kept = tuple(sorted((key, value) for key, value in remote.items() if key in NODE_CONFIG))
+            stores.append((name, RemoteStore(resolved, url, kept)))
+        return tuple(stores)
+
+
+_UPSTREAM = "auto-generated-upstream"
+"""The remote DVC's API makes up for a repository without a default remote: that repository's own cache,
+a folder on this runner, which no node has."""
+
+
+class _NodeRemote:
+    """One cluster node's open view of a :class:`NodeSource`: each remote's object store, opened once."""
+
+    def __init__(self, source: NodeSource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._odbs: dict[str | None, HashFileDB] = {}
+
+    def _odb(self, remote: str | None) -> HashFileDB:
+        with self._lock:
+            if remote not in self._odbs:
+                store = self.source.store(remote)
+                with _wrapped(self.source, f"opening the DVC remote {store.url}"):
+                    self._odbs[remote] = store.open()
+            return self._odbs[remote]
+
+    def fetch(self, files: Sequence[RemoteFile]) -> dict[str, bytes]:
+        return _fetch(self.source, self._odb, files)
+
+
+def _fetch(source: RemoteData | NodeSource, odb_of: Callable[[str | None], HashFileDB],
+           files: Sequence[RemoteFile]) -> dict[str, bytes]:
+    """md5 -> bytes of ``files``, fetched concurrently from ``odb_of(their remote)`` and checked against their md5."""
+    by_remote: dict[str | None, list[RemoteFile]] = {}
+    for file in files:
+        by_remote.setdefault(file.remote, []).append(file)
+    contents: dict[str, bytes] = {}
+    for remote, group in by_remote.items():
+        odb = odb_of(remote)
+        paths = {odb.oid_to_path(file.md5): file for file in group}
+        with _wrapped(source, f"reading {group[0].relative} and {len(group) - 1} more files"):
+            # as many requests in flight as `dvc pull` makes to this remote (its `jobs`, 4 x cores by default)
+            got = odb.fs.cat(list(paths), on_error="return", batch_size=odb.fs.jobs)
+        for path, file in paths.items():
+            body = got.get(path) if isinstance(got, dict) else None
+            if isinstance(body, FileNotFoundError) or body is None:
+                raise StreamError(
+                    f"{file.relative} of {source.label} (md5 {file.md5}) is not in the DVC remote.",
+                    hint="Run `dvc push` for the commit that changed the data, then rerun.")
+            if isinstance(body, BaseException):
+                raise _as_stream_error(source, f"reading {file.relative}", body) from body
+            if hashlib.md5(body, usedforsecurity=False).hexdigest() != file.md5:
+                raise StreamError(
+                    f"{file.relative} of {source.label}: the DVC remote's object does not match its md5 "
+                    f"{file.md5} (damaged or overwritten in the remote).",
+                    hint="Push the data again (`dvc push --force` from a checkout that has it).")
+            contents[file.md5] = body
+    return contents
 
 
 @functools.lru_cache(maxsize=4)
-def _opened(source: RemoteData) -> _Remote:
-    """This process's filesystem for ``source``, opened once (the main process, and each worker)."""
-    return _Remote(source)
+def _opened(source: RemoteData | NodeSource) -> _Remote | _NodeRemote:
+    """This process's filesystem for ``source``, opened once (the main process, each worker, each Ray worker)."""
+    return _NodeRemote(source) if isinstance(source, NodeSource) else _Remote(source)
 
 
 def forget() -> None:
@@ -368,7 +517,7 @@ def _environment(env: tuple[tuple[str, str], ...]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _wrapped(source: RemoteData, doing: str) -> Iterator[None]:
+def _wrapped(source: RemoteData | NodeSource, doing: str) -> Iterator[None]:
     try:
         yield
     except (StreamError, DatasetLayoutError):
@@ -377,8 +526,10 @@ def _wrapped(source: RemoteData, doing: str) -> Iterator[None]:
         raise _as_stream_error(source, doing, exc) from exc
 
 
-def _as_stream_error(source: RemoteData, doing: str, exc: BaseException) -> StreamError:
+def _as_stream_error(source: RemoteData | NodeSource, doing: str, exc: BaseException) -> StreamError:
     reason = _reason(exc)
+    if isinstance(source, NodeSource):
+        return _node_error(source, doing, exc, reason)
     message = f"`{INPUT}: stream` failed {doing} of {source.label}: {reason}"
     if _missing(exc):
         return StreamError(message + " (not in the DVC remote)",
@@ -388,6 +539,29 @@ def _as_stream_error(source: RemoteData, doing: str, exc: BaseException) -> Stre
         return StreamRemoteUnavailable(message, hint="The DVC remote could not be reached or failed; rerun, or "
                                        "check the remote's URL in .dvc/config. " + _HINT_CREDENTIALS)
     return StreamError(message, hint=_HINT_CREDENTIALS)
+
+
+_HINT_NODE_IDENTITY = (
+    "mlgate sends the Ray cluster no key, token or credentials file: every node reads the DVC remote as "
+    "itself. Give the nodes' identity read access to the remote: on GKE, Workload Identity (the RayCluster "
+    "pods' Kubernetes service account bound to a Google service account with roles/storage.objectViewer on "
+    "the bucket, README \"On a Ray cluster\"); elsewhere the credentials set on every node "
+    "(GOOGLE_APPLICATION_CREDENTIALS, the metadata server, AWS_* variables). Or set `engine: local`."
+)
+
+
+def _node_error(source: NodeSource, doing: str, exc: BaseException, reason: str) -> StreamError:
+    urls = ", ".join(sorted({store.url for _, store in source.stores}))
+    where = f"the DVC remote {urls} ({doing}) for {source.label}"
+    if _missing(exc):
+        return NodeCannotRead(f"A Ray node did not find {where}: {reason}",
+                           hint="Run `dvc push` for the commit that changed the data, then rerun.")
+    if _unavailable(exc):
+        return StreamRemoteUnavailable(f"A Ray node could not reach {where}: {reason}",
+                                       hint="Rerun when the remote answers; check that the nodes can reach it. "
+                                       + _HINT_NODE_IDENTITY)
+    return NodeCannotRead(f"A Ray node could not read {where} with the cluster's own identity, which was refused or "
+                       f"lacks access: {reason}", hint=_HINT_NODE_IDENTITY)
 
 
 def _reason(exc: BaseException) -> str:

@@ -5,52 +5,23 @@ base commit) in a `gs://` DVC remote on the GCS emulator, logged in with the ser
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fakes.dvc_repo import hermetic_env, run
+from tests.fakes.dvc_repo import run
 from tests.fakes.github import FakeGitHub
-from tests.fixtures.datasets import make_imagefolder
-from tests.helpers import Run, run_entrypoint
+from tests.helpers import Run, build_imagefolder_repo, run_entrypoint
 
 DATA = "data/images"
-
-
-def _build(root: Path, env_extra: Mapping[str, str], remote: str) -> tuple[Path, dict[str, str], str, str]:
-    """origin with two commits of an ImageFolder (the head adds a class, removes and changes files), pushed."""
-    env = {**hermetic_env(root / "env"), **env_extra}
-    origin = root / "origin"
-    origin.mkdir(parents=True)
-    run(origin, env, "git", "init", "-q", "-b", "main")
-    run(origin, env, "dvc", "init", "-q")
-    (origin / ".dvc" / "config").write_text(
-        f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {remote}\n")
-    make_imagefolder(origin / DATA, per_class=20, classes=3, mixed=True, corrupt=2, duplicates=2, leaks=3, seed=5)
-    run(origin, env, "dvc", "add", "-q", DATA)
-    run(origin, env, "git", "add", "-A")
-    run(origin, env, "git", "commit", "-q", "-m", "images v1")
-    base = run(origin, env, "git", "rev-parse", "HEAD").strip()
-    make_imagefolder(origin / "more", per_class=6, classes=["class_1", "class_3"], seed=6)
-    for image in sorted((origin / "more").rglob("*.png")):
-        target = origin / DATA / image.relative_to(origin / "more").as_posix().replace(".png", "_new.png")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        image.rename(target)
-    (origin / DATA / "train" / "class_0" / "000001.png").unlink()
-    run(origin, env, "dvc", "add", "-q", DATA)
-    run(origin, env, "git", "add", "-A", DATA + ".dvc")
-    run(origin, env, "git", "commit", "-q", "-m", "images v2")
-    head = run(origin, env, "git", "rev-parse", "HEAD").strip()
-    run(origin, env, "dvc", "push", "-q", "--all-commits")
-    return origin, env, base, head
 
 
 @pytest.fixture
 def stream_repo(tmp_path: Path, gcs_emulator: Any) -> tuple[Path, dict[str, str], str, str]:
     bucket = gcs_emulator.create_bucket("mlgate-images")
-    return _build(tmp_path / "repo", gcs_emulator.env, f"{bucket}/store")
+    return build_imagefolder_repo(tmp_path / "repo", gcs_emulator.env, f"{bucket}/store", DATA)
 
 
 @pytest.fixture

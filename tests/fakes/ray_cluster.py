@@ -8,7 +8,8 @@ start-up (its log files, its threads) stays out of the test process.
     python -m tests.fakes.ray_cluster PORT NODES
 
 prints ``{"address": "ray://127.0.0.1:PORT", "gcs": "HOST:PORT"}`` once the head and ``NODES`` more nodes are
-up, then answers one line per command: ``add NAME`` (a node more), ``kill NAME`` (that node's processes
+up (each node's environment: the test's, plus what ``env`` adds, e.g. the node's own cloud identity), then
+answers one line per command: ``add NAME`` (a node more), ``kill NAME`` (that node's processes
 killed at once, as when a machine dies), ``kill-head``; end of input shuts the cluster down.
 """
 
@@ -20,7 +21,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,9 +57,9 @@ def serve(port: int, nodes: int, commands: IO[str], out: IO[str]) -> None:
 class RayCluster:
     """The cluster process, from a test: :attr:`address` to connect to, :meth:`send` a command."""
 
-    def __init__(self, port: int, nodes: int = 1, *, pythonpath: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath),
-                                                                          os.environ.get("PYTHONPATH")]))}
+    def __init__(self, port: int, nodes: int = 1, *, pythonpath: Path, env: Mapping[str, str] | None = None) -> None:
+        env = {**os.environ, **(env or {}),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath), os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-m", "tests.fakes.ray_cluster", str(port), str(nodes)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                                         cwd=pythonpath, start_new_session=True)
@@ -90,8 +91,10 @@ class RayCluster:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def running(port: int, nodes: int, pythonpath: Path) -> Iterator[RayCluster]:
-    cluster = RayCluster(port, nodes, pythonpath=pythonpath)
+def running(port: int, nodes: int, pythonpath: Path, env: Mapping[str, str] | None = None) -> Iterator[RayCluster]:
+    """The cluster for a ``with``/``yield from``; ``env`` is added to every node's environment (the nodes'
+    own identity: ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``), never the driver's."""
+    cluster = RayCluster(port, nodes, pythonpath=pythonpath, env=env)
     try:
         yield cluster
     finally:

@@ -1,8 +1,8 @@
 """``engine: ray`` against a real local multi-node Ray cluster (a head and worker nodes started by
 ``ray.cluster_utils.Cluster``, one CPU and a small object store each, reached through the head's Ray
 Client port as a runner reaches a KubeRay head): the report equals the local engine's, also when a node
-is killed mid-run; an unreachable or lost cluster is exit 3 naming the address; another Ray version on
-the cluster is exit 2 naming both versions."""
+is killed mid-run; an unreachable or lost cluster is exit 3 naming the address; another Ray or Python
+version on the cluster is exit 2 naming both versions."""
 
 from __future__ import annotations
 
@@ -146,14 +146,18 @@ def test_ray_engine__ray_address_auto_without_ray_address__exit_3_saying_so(
     assert "RAY_ADDRESS" in "".join(capsys.readouterr())
 
 
-def test_ray_engine__a_cluster_of_another_ray_version__exit_2_naming_both_versions_and_the_fix(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A real head whose Ray reports 2.0.0 (the version it records for the cluster is patched before it
-    starts): Ray refuses the connection and the message names both versions and the fix."""
+@pytest.mark.parametrize("differs", ["ray", "python"])
+def test_ray_engine__a_cluster_of_another_ray_or_python_version__exit_2_naming_both_versions_and_the_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], differs: str) -> None:
+    """A real head whose Ray reports 2.0.0, or whose Python reports 3.9.18 (the versions it records for the
+    cluster are patched before it starts: this machine has no second Python): Ray refuses the connection
+    and the message names both versions and the fix."""
     port = _free_port()
+    ours = ".".join(map(str, sys.version_info[:3]))
+    recorded = ("2.0.0", ours) if differs == "ray" else (ray.__version__, "3.9.18")
     head = textwrap.dedent(f"""
-        import ray, sys
-        ray.__version__ = "2.0.0"
+        import ray, ray._private.utils, sys
+        ray._private.utils.compute_version_info = lambda: {recorded!r}
         from ray.scripts.scripts import main
         sys.argv = ["ray", "start", "--head", "--port={port}", "--num-cpus=1", "--include-dashboard=false",
                     "--object-store-memory={NODE['object_store_memory']}", "--disable-usage-stats"]
@@ -173,7 +177,10 @@ def test_ray_engine__a_cluster_of_another_ray_version__exit_2_naming_both_versio
         shutil.rmtree(temp, ignore_errors=True)
     out = "".join(capsys.readouterr())
     assert code == 2 and report == ""
-    assert "Ray 2.0.0" in out and f"Ray {ray.__version__}" in out and "rayVersion" in out
+    assert f"Ray {recorded[0]} on Python {recorded[1]}" in out and f"Ray {ray.__version__} on Python {ours}" in out
+    minor = ".".join(ours.split(".")[:2])
+    assert "rayVersion" in out and f"Python {minor}" in out
+    assert ("the Ray versions differ" if differs == "ray" else "the Python minor versions differ.") in out
 
 
 def test_ray_engine__the_cluster_lost_mid_run__exit_3_naming_the_address_nothing_published(

@@ -132,6 +132,9 @@ class _Counted:
             self.thumbnails_here += sum(isinstance(t, torch.Tensor) for part in state.near for t in part.thumbs)
             yield shard, state
 
+    def pick(self, wanted: list[Any], batch_size: int) -> list[dict[int, torch.Tensor]]:
+        return self.inner.pick(wanted, batch_size)  # the leaked items pictured, read again on the cluster
+
 
 def _stats(root: Path, finder: NearDuplicateFinder, **engine: Any) -> str:
     stats, _, _ = compute_stats(open_dataset(root), samples_per_class=2, near_duplicates=finder,

@@ -1,11 +1,13 @@
 """`dvc-pull: stream` against a real DVC repository and remote (a local folder remote; the GCS emulator is in
 tests/e2e/test_stream.py): the statistics of the streamed ImageFolder equal those of the same folder read from
-disk, for any cut and worker count, and nothing of the data is written anywhere."""
+disk, for any cut and worker count, and nothing of the data is written anywhere. The same for the shards
+`engine: ray` sends its nodes (:func:`open_for_nodes`), which name the remote and never a credential."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,12 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlgate.data.layouts import Dataset, open_dataset
+from mlgate.data.layouts import Dataset, DatasetLayoutError, open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.stats import compute_stats
-from mlgate.data.stream import RemoteData, StreamError, forget, open_streamed_imagefolder
+from mlgate.data.stream import (
+    NodeSource,
+    RemoteData,
+    RemoteStore,
+    StreamError,
+    forget,
+    open_for_nodes,
+    open_streamed_imagefolder,
+)
 from tests.fakes.dvc_repo import hermetic_env, run
-from tests.fixtures.datasets import make_imagefolder
+from tests.fixtures.datasets import make_course, make_imagefolder
 
 DATA = "data/images"
 
@@ -139,3 +149,68 @@ def test_stream__base_revision__reads_that_commits_listing(repo: Repo) -> None:
     old = open_streamed_imagefolder(RemoteData(str(repo.clone), base, DATA))
     head_count = compute_stats(head)[0].splits["train"].count
     assert compute_stats(old)[0].splits["train"].count == head_count + 1
+
+
+# ---- engine: ray's shard descriptions: the nodes open the remote from its URL, with their own identity
+
+
+def _node_sources(dataset: Dataset) -> list[NodeSource]:
+    return [shard.source for split in dataset.splits.values() for shard in split.shards(itertools.repeat(7))]
+
+
+def test_open_for_nodes__the_nodes_read_the_remote_from_its_url_alone__statistics_equal_the_folder_on_disk(
+        repo: Repo) -> None:
+    """Worker processes stand in for the nodes: each opens the remote from the description, no repository."""
+    repo.push()
+    ws = repo.cloned()
+    expected = _measure(open_dataset(repo.origin / DATA), None, workers=1)
+    dataset = open_for_nodes(repo.source())
+    sources = _node_sources(dataset)
+    assert {source.stores for source in sources} == {((None, RemoteStore("storage", str(repo.remote))),)}
+    assert not [shard for shard in map(pickle.dumps, sources) if str(ws).encode() in shard]
+    assert _measure(dataset, lambda: itertools.repeat(7), workers=2) == expected
+    assert not (ws / DATA).exists() and not (ws / ".dvc" / "cache").exists()
+
+
+def test_open_for_nodes__sends_the_url_and_reach_settings__never_a_credential(repo: Repo) -> None:
+    """A `gs://` remote with a project and an endpoint in .dvc/config and a key file in config.local: the
+    listing comes from this checkout's cache, the nodes get the URL, project and endpoint only."""
+    (repo.origin / ".dvc" / "config").write_text(
+        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = gs://bucket/dvc\n"
+        "    projectname = my-project\n    endpointurl = https://storage.example.com\n")
+    (repo.origin / ".dvc" / "config.local").write_text(
+        "['remote \"storage\"']\n    credentialpath = /runner/secret-key.json\n")
+    dataset = open_for_nodes(RemoteData(str(repo.origin), None, DATA, (("GOOGLE_APPLICATION_CREDENTIALS",
+                                                                         "/runner/other-key.json"),)))
+    store = RemoteStore("storage", "gs://bucket/dvc", (("allow_anonymous_login", False),  # DVC's default
+                                                        ("endpointurl", "https://storage.example.com"),
+                                                        ("projectname", "my-project")))
+    sources = _node_sources(dataset)
+    assert sources and {source.stores for source in sources} == {((None, store),)}
+    sent = b"".join(pickle.dumps(source) for source in sources)
+    assert b"secret-key" not in sent and b"other-key" not in sent and str(repo.origin).encode() not in sent
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ("", "has no default DVC remote"),
+    ("[core]\n    remote = storage\n['remote \"storage\"']\n    url = https://reader:hunter2@dvc.example.com/store\n",
+     "password in its URL"),
+    ("[core]\n    remote = storage\n['remote \"storage\"']\n    url = gs://bucket/dvc\n    version_aware = true\n",
+     "cloud-versioned"),
+])
+def test_open_for_nodes__a_remote_the_nodes_cannot_be_sent__error_names_engine_ray_and_the_fix(
+        repo: Repo, config: str, says: str) -> None:
+    (repo.origin / ".dvc" / "config").write_text(config)
+    with pytest.raises(StreamError) as raised:
+        open_for_nodes(RemoteData(str(repo.origin), None, DATA))
+    assert says in raised.value.message and "hunter2" not in str(raised.value)
+    assert "`engine: ray`" in raised.value.message or "`engine: local`" in raised.value.hint
+
+
+def test_open_for_nodes__course_layout__refused_naming_engine_ray_and_the_fix(repo: Repo) -> None:
+    make_course(repo.origin / "data" / "course", n_train=20, n_test=5, shards=2, seed=1)
+    run(repo.origin, repo.env, "dvc", "add", "-q", "data/course")
+    with pytest.raises(DatasetLayoutError) as raised:
+        open_for_nodes(RemoteData(str(repo.origin), None, "data/course"))
+    assert "`engine: ray`" in raised.value.message and "course layout" in raised.value.message
+    assert "train_images_0.pt" in raised.value.message and "`engine: local`" in raised.value.hint

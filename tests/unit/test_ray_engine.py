@@ -79,6 +79,25 @@ def test_version_mismatch__rays_refusal__names_both_versions_and_the_fix() -> No
     assert version_mismatch("ray://head:10001", "Failed to connect to GCS") is None
 
 
+def test_version_mismatch__another_python_minor_on_the_cluster__names_both_pythons_and_the_fix() -> None:
+    """Ray equal, Python 3.9 on the cluster: Ray's own refusal (check_version_info, as Ray Client calls it)."""
+    pytest.importorskip("ray")
+    from ray._private.utils import check_version_info
+
+    from mlgate.data.ray_engine import local_versions, version_mismatch
+
+    ours = local_versions()
+    with pytest.raises(RuntimeError) as refused:
+        check_version_info({"ray_version": ours.ray, "python_version": "3.9.18"}, "Ray Client",
+                           python_version_match_level="minor")
+    error = version_mismatch("ray://head:10001", str(refused.value))
+    assert error is not None and error.exit_code == ExitCode.ERROR
+    assert f"Ray {ours.ray} on Python 3.9.18" in error.message and f"on Python {ours.python}" in error.message
+    assert "the Python minor versions differ." in error.message and "the Ray versions" not in error.message
+    minor = ".".join(ours.python.split(".")[:2])
+    assert f"Python {minor}" in error.hint and "mlgate image" in error.hint
+
+
 def test_default_path__does_not_import_ray() -> None:
     probe = "import sys, mlgate.cli, mlgate.data.mode, mlgate.data.stats; print('ray' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
