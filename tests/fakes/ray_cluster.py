@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -58,7 +60,10 @@ class RayCluster:
     """The cluster process, from a test: :attr:`address` to connect to, :meth:`send` a command."""
 
     def __init__(self, port: int, nodes: int = 1, *, pythonpath: Path, env: Mapping[str, str] | None = None) -> None:
-        env = {**os.environ, **(env or {}),
+        # its own session folder: Ray's default, /tmp/ray, is shared by every cluster on the machine, and a
+        # second test run's driver could find this cluster's address there
+        self.temp = tempfile.mkdtemp(prefix="ray-")
+        env = {**os.environ, **(env or {}), "RAY_TMPDIR": self.temp,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath), os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-m", "tests.fakes.ray_cluster", str(port), str(nodes)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
@@ -89,6 +94,7 @@ class RayCluster:
             # what a killed head left running (its Ray Client server for a connection holds port 23000 on)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+            shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def running(port: int, nodes: int, pythonpath: Path, env: Mapping[str, str] | None = None) -> Iterator[RayCluster]:
