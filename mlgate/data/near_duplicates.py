@@ -721,8 +721,10 @@ class _SplitItems:
         if self.store is None:
             self.store = ThumbnailStore()
         self.spill()
-        return _Stacked(self.store, _cat(self.labels, np.int64), _cat(self.keys, np.uint64),
-                        _cat(self.boxes, np.int16, 4), _cat(self.index, np.int64))
+        # the parts give way to the whole (kept as its one part): not both at once, 32 bytes an item
+        self.labels, self.keys = [_cat(self.labels, np.int64)], [_cat(self.keys, np.uint64)]
+        self.boxes, self.index = [_cat(self.boxes, np.int16, 4)], [_cat(self.index, np.int64)]
+        return _Stacked(self.store, self.labels[0], self.keys[0], self.boxes[0], self.index[0])
 
     def name(self, index: int) -> ItemId:
         return self.names[index] if self.names is not None else index
