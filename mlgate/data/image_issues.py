@@ -280,10 +280,10 @@ class ImageIssueAccumulator:
         ``offset`` (our item count)."""
         for name, listed in other.flags.items():
             self.flags[name].merge(listed, offset)
-        for size, listed in other.sizes.items():
-            self.sizes.setdefault(size, _Spans()).merge(listed, offset)
-        for channels, listed in other.channels.items():
-            self.channels.setdefault(channels, _Spans()).merge(listed, offset)
+        for size, spans in other.sizes.items():
+            self.sizes.setdefault(size, _Spans()).merge(spans, offset)
+        for channels, spans in other.channels.items():
+            self.channels.setdefault(channels, _Spans()).merge(spans, offset)
         self.colour += other.colour
         self.checked += other.checked
 

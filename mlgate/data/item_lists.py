@@ -43,12 +43,15 @@ class ItemList:
             for value in values:
                 self.append(value)
 
-    def extend_ints(self, values: bytes) -> None:
-        """Append integers given as native int64 bytes (a numpy column's ``tobytes()``: no object each)."""
+    def extend_ints(self, values: bytes | memoryview) -> None:
+        """Append integers given as native int64 bytes (a contiguous int64 numpy column's ``.data``: its
+        buffer is copied once, with no object per value)."""
         if self._other is None:
             self._ints.frombytes(values)
         else:
-            self._other.extend(array("q", values))
+            tail = array("q")
+            tail.frombytes(values)
+            self._other.extend(tail)
 
     def __len__(self) -> int:
         return len(self._ints) if self._other is None else len(self._other)

@@ -408,23 +408,27 @@ class _Identity:
         del in_split
         run = np.arange(len(order), dtype=np.int64)
         run[~new] = 0
+        del new
         np.maximum.accumulate(run, out=run)
         first_in_split = np.empty(len(order), dtype=np.int64)
         first_in_split[order] = order[run]
-        del run, new, order
+        del run, order
         train = [name for name, *_ in splits].index("train") if "train" in names else -1
         for s, (name, _, items) in enumerate(splits):
             self._start(name, "train" in names)
             lo, hi = int(offsets[s]), ends[s]
-            rows = np.arange(lo, hi, dtype=np.int64)
-            repeats = rows[first_in_split[lo:hi] != rows]
-            self._duplicates(name, items, repeats - lo, labels[repeats], first_in_split[repeats] - lo,
-                             len(np.unique(content[repeats])))
+            # positions within the split (slices of the columns are views: only the findings are copied)
+            repeats = np.flatnonzero(first_in_split[lo:hi] != np.arange(lo, hi, dtype=np.int64))
+            self._duplicates(name, items, repeats, labels[lo:hi][repeats], first_in_split[lo:hi][repeats] - lo,
+                             len(np.unique(content[lo:hi][repeats])))
+            del repeats
             if name in self.leaked:
-                source = first[content[rows]]
-                hit = rows[(source >= offsets[train]) & (source < ends[train])]
-                self._leaks(name, items, names["train"], hit - lo, labels[hit], first[content[hit]] - offsets[train],
-                            first_label[hit])
+                source = first[content[lo:hi]]
+                hit = np.flatnonzero((source >= offsets[train]) & (source < ends[train]))
+                self._leaks(name, items, names["train"], hit, labels[lo:hi][hit], source[hit] - offsets[train],
+                            first_label[lo:hi][hit])
+                del source, hit
+        del first_in_split
         # a content's first item whose label differs from the content's first label: once per content
         differ = np.flatnonzero(labels != first_label)
         _, once = np.unique(content[differ], return_index=True)
@@ -489,7 +493,7 @@ def _drain(parts: list[list[np.ndarray]], dtype: type, width: int = 0) -> np.nda
     """The arrays of every list, in order, as one array; each list is emptied as it is copied, from the
     end, so the parts and the whole are never all held at once."""
     rows = sum(len(part) for kept in parts for part in kept)
-    out = np.empty((rows, width) if width else rows, dtype=dtype)
+    out: np.ndarray = np.empty((rows, width) if width else rows, dtype=dtype)
     for kept in reversed(parts):
         while kept:
             part = kept.pop()
@@ -501,13 +505,13 @@ def _drain(parts: list[list[np.ndarray]], dtype: type, width: int = 0) -> np.nda
 def _names(column: ItemList, names: Sequence[ItemId], positions: np.ndarray) -> None:
     """Append the names of items at ``positions``; items named by their index go in as bytes."""
     if isinstance(names, range) and names.start == 0 and names.step == 1:
-        column.extend_ints(positions.astype(np.int64).tobytes())
+        _ints(column, positions)
     else:
         column.extend([names[p] for p in positions.tolist()])
 
 
 def _ints(column: ItemList, values: np.ndarray) -> None:
-    column.extend_ints(values.astype(np.int64).tobytes())
+    column.extend_ints(np.ascontiguousarray(values, dtype=np.int64).data.cast("B"))  # its buffer, not a copy
 
 
 # ---------------------------------------------------------------------------------------------------
