@@ -31,7 +31,7 @@ import torch
 from pydantic import BaseModel, Field, PrivateAttr
 
 from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
-from mlgate.data.item_lists import ItemList, Table
+from mlgate.data.item_lists import ItemList, Table, append_blocks
 from mlgate.data.layouts import Batch, Dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 from mlgate.data.shards import plan, reduce_in_order
@@ -348,8 +348,8 @@ class ShardState:
 
     def merge(self, other: ShardState) -> None:
         self.acc.merge(other.acc)
-        self.keys += other.keys
-        self.labels += other.labels
+        append_blocks(self.keys, other.keys)
+        append_blocks(self.labels, other.labels)
         if other.ids is not None:
             self.ids = [] if self.ids is None else self.ids
             self.ids += other.ids
@@ -417,11 +417,14 @@ class _Identity:
         for s, (name, _, items) in enumerate(splits):
             self._start(name, "train" in names)
             lo, hi = int(offsets[s]), ends[s]
-            # positions within the split (slices of the columns are views: only the findings are copied)
-            repeats = np.flatnonzero(first_in_split[lo:hi] != np.arange(lo, hi, dtype=np.int64))
-            self._duplicates(name, items, repeats, labels[lo:hi][repeats], first_in_split[lo:hi][repeats] - lo,
-                             len(np.unique(content[lo:hi][repeats])))
-            del repeats
+            repeated = np.zeros(len(first), dtype=bool)  # per content: whether it repeats in this split
+            for start in range(lo, hi, _ROWS_AT_ONCE):  # the findings are copied a chunk at a time
+                stop = min(hi, start + _ROWS_AT_ONCE)
+                rows = start + np.flatnonzero(first_in_split[start:stop] != np.arange(start, stop, dtype=np.int64))
+                repeated[content[rows]] = True
+                self._duplicates(name, items, rows - lo, labels[rows], first_in_split[rows] - lo)
+            self.duplicates[name].groups = int(np.count_nonzero(repeated))
+            del repeated
             if name in self.leaked:
                 source = first[content[lo:hi]]
                 hit = np.flatnonzero((source >= offsets[train]) & (source < ends[train]))
@@ -429,43 +432,50 @@ class _Identity:
                             first_label[lo:hi][hit])
                 del source, hit
         del first_in_split
-        # a content's first item whose label differs from the content's first label: once per content
-        differ = np.flatnonzero(labels != first_label)
-        _, once = np.unique(content[differ], return_index=True)
-        for row in differ[np.sort(once)].tolist():
-            origin = int(first[content[row]])
-            at, origin_at = bisect.bisect_right(ends, row), bisect.bisect_right(ends, origin)
-            name, origin_split = splits[at][0], splits[origin_at][0]
-            item = names[name][row - int(offsets[at])]
-            first_item = names[origin_split][origin - int(offsets[origin_at])]
-            self.conflicting.total += 1
-            self.everything.conflicting.append(name, item, int(labels[row]), origin_split, first_item,
-                                               int(first_label[row]))
-            if len(self.conflicting.items) < MAX_LISTED_ITEMS:
-                self.conflicting.items.append(ConflictingItem(
-                    split=name, item=item, label=int(labels[row]), first_split=origin_split,
-                    first_item=first_item, first_label=int(first_label[row])))
+        # a content's first item whose label differs from the content's first label: once per content,
+        # a chunk of rows at a time (on data with noisy labels most rows differ)
+        conflicted = np.zeros(len(first), dtype=bool)  # per content: its first such item is listed
+        for start in range(0, len(labels), _ROWS_AT_ONCE):
+            stop = min(len(labels), start + _ROWS_AT_ONCE)
+            differ = start + np.flatnonzero(labels[start:stop] != first_label[start:stop])
+            contents, once = np.unique(content[differ], return_index=True)
+            fresh = ~conflicted[contents]
+            conflicted[contents] = True
+            for row in np.sort(differ[once[fresh]]).tolist():
+                origin = int(first[content[row]])
+                at, origin_at = bisect.bisect_right(ends, row), bisect.bisect_right(ends, origin)
+                name, origin_split = splits[at][0], splits[origin_at][0]
+                item = names[name][row - int(offsets[at])]
+                first_item = names[origin_split][origin - int(offsets[origin_at])]
+                self.conflicting.total += 1
+                self.everything.conflicting.append(name, item, int(labels[row]), origin_split, first_item,
+                                                   int(first_label[row]))
+                if len(self.conflicting.items) < MAX_LISTED_ITEMS:
+                    self.conflicting.items.append(ConflictingItem(
+                        split=name, item=item, label=int(labels[row]), first_split=origin_split,
+                        first_item=first_item, first_label=int(first_label[row])))
 
     def _start(self, split: str, has_train: bool) -> None:
         self.duplicates[split] = DuplicateItems()
-        self.everything.duplicates[split] = Table("item", "label", "first")
+        self.everything.duplicates[split] = self.duplicates[split]._table = Table("item", "label", "first")
         if split != "train" and has_train:
             self.leaked[split] = LeakedItems()
             self.everything.leaked[split] = Table("item", "label", "train_item", "train_label")
 
     def _duplicates(self, split: str, names: Sequence[ItemId], positions: np.ndarray, labels: np.ndarray,
-                    firsts: np.ndarray, groups: int) -> None:
+                    firsts: np.ndarray) -> None:
+        """Append repeats of the split (``positions`` within it, in reading order), their labels and the
+        positions of their first items."""
         duplicates = self.duplicates[split]
-        duplicates.total, duplicates.groups = len(positions), groups
+        duplicates.total += len(positions)
         item_column, label_column, first_column = self.everything.duplicates[split].columns.values()
         _names(item_column, names, positions)
         _ints(label_column, labels)
         _names(first_column, names, firsts)
-        duplicates._table = self.everything.duplicates[split]
-        top = slice(0, MAX_LISTED_ITEMS)
+        top = slice(0, max(MAX_LISTED_ITEMS - len(duplicates.items), 0))
         listed = positions[top].tolist(), labels[top].tolist(), firsts[top].tolist()
-        duplicates.items = [DuplicateItem(item=names[p], label=label, first=names[first])
-                            for p, label, first in zip(*listed, strict=True)]
+        duplicates.items += [DuplicateItem(item=names[p], label=label, first=names[first])
+                             for p, label, first in zip(*listed, strict=True)]
 
     def _leaks(self, split: str, names: Sequence[ItemId], train_names: Sequence[ItemId], hit: np.ndarray,
                labels: np.ndarray, sources: np.ndarray, source_labels: np.ndarray) -> None:
@@ -487,6 +497,10 @@ class _Identity:
                 leaked.items.append(LeakedItem(item=item, label=label, train_item=source, train_label=source_label))
             if len(self.pictured) < MAX_PICTURED_LEAKS:
                 self.pictured.append((split, p, item, label, source, source_label))
+
+
+_ROWS_AT_ONCE = 1 << 18
+"""Rows of a split whose exact duplicates are listed at once: the temporaries stay a few MiB."""
 
 
 def _drain(parts: list[list[np.ndarray]], dtype: type, width: int = 0) -> np.ndarray:
