@@ -24,7 +24,8 @@ and the whole run, their ratio, the 700k/70k ratios, and the course's reference 
 layout: 2,000,000 PNGs would take an hour to write; `--memory-imagefolder` adds the ImageFolder at the
 sizes up to 200,000), as the main process's high-water mark (VmHWM) and the summed PSS of every
 process, and the bytes per item above a 2,000-item run's (targets: <= 600 MiB at 200,000, <= 1 GiB
-at 2,000,000).
+at 2,000,000), with the main process's peak in each phase of the run (start-up: before the first). Run
+the script with another interpreter to measure another torch build (its children use the same one).
 
 Timings on a shared machine are noisy: medians are printed, with every run.
 """
