@@ -19,7 +19,7 @@ endif
 
 demo: $(VENV)/.installed
 	$(PY) -m mlgate data-stats --data examples/data --out mlgate-report --baseline-data examples/data-v1
-	@echo "report: mlgate-report/report.md (figures and report.json beside it)"
+	@echo "figures and report.json: mlgate-report/"
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check mlgate tests bench entrypoint.py .github/scripts examples

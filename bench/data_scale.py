@@ -3,9 +3,11 @@
 Makes a PNG ImageFolder of N 28x28 grey images (near copies among them) and a course-layout copy of
 the same pixels (uint8 tensors in shards of 10,000), then, per dataset and per `workers` value, runs
 in a fresh child process:
-  - read: start-up (imports, workers) and the statistics pass (`compute_stats`: decoding, every
-    statistic, exact duplicates and leakage, the near-duplicate thumbnails), median of
-    --repeats runs, and the ratio workers 1 / workers 2
+  - read: the statistics pass (`compute_stats` as the CLI runs it, with a cold shard cache: keying
+    the shards (the md5 of every file, as no DVC listing is given), decoding, every statistic, exact
+    duplicates and leakage, the near-duplicate thumbnails, storing the shard states), after start-up
+    (imports, starting the workers; printed beside it), median of --repeats runs, and the ratio
+    workers 1 / workers 2
     (targets: ImageFolder >= 1.8x on 2 cores; course layout not slower);
   - full (--full): the whole `python -m mlgate data-stats` run (near-duplicate search and figures too);
   - peak memory: the child's own high-water mark (VmHWM), and the peak of the summed proportional set
@@ -47,19 +49,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 _READ = """
-import sys, time
+import sys, tempfile, time
 start = time.perf_counter()
 from mlgate.data.shards import start_workers
 start_workers(int(sys.argv[2]))  # as the CLI does: the fork server imports torch while this process does
 from pathlib import Path
 from mlgate.data.layouts import open_dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder
+from mlgate.data.shard_cache import FileDigests, ShardCache
 from mlgate.data.stats import compute_stats
-stats, _, _ = compute_stats(open_dataset(Path(sys.argv[1])), near_duplicates=NearDuplicateFinder(),
-                            workers=int(sys.argv[2]))
-seconds = time.perf_counter() - start
+data = Path(sys.argv[1])
+ready = time.perf_counter()
+with tempfile.TemporaryDirectory() as cache:  # a cold cache-dir: the CLI's first run (its default keeps one)
+    stats, _, _ = compute_stats(open_dataset(data), near_duplicates=NearDuplicateFinder(), workers=int(sys.argv[2]),
+                                shard_cache=ShardCache(Path(cache), FileDigests(data)))
+    reading = time.perf_counter() - ready
 peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print("RESULT", seconds, peak * 1024, sum(s.count for s in stats.splits.values()))
+print("RESULT", ready - start, reading, peak * 1024, sum(s.count for s in stats.splits.values()))
 """
 
 
@@ -312,7 +318,7 @@ def main() -> None:
     parser.add_argument("--skip-700k", action="store_true", help="with --near-duplicates: 70k only")
     parser.add_argument("--memory", help="peak memory of whole runs at these sizes instead (e.g. 200000,2000000)")
     parser.add_argument("--memory-imagefolder", action="store_true", help="with --memory: also ImageFolder (<= 200k)")
-    parser.add_argument("--compare", type=Path, help="with --memory: also run the mlgate of this checkout")
+    parser.add_argument("--compare", type=Path, help="also run the mlgate of this checkout (before/after)")
     args = parser.parse_args()
     if args.near_duplicates or args.memory:
         with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
@@ -334,29 +340,37 @@ def main() -> None:
         for name, data in (("imagefolder", folder), ("course", course)):
             if name not in args.layouts.split(","):
                 continue
-            medians = {}
-            for workers in (1, 2):
-                runs = []
-                for _ in range(args.repeats):
-                    wall, out, pss, cpu = run([sys.executable, "-c", _READ, str(data), str(workers)])
-                    if "RESULT" not in out:
-                        raise SystemExit(f"no result from {name}, workers {workers}:\n{out}")
-                    seconds, hwm, items = out.split("RESULT")[1].split()
-                    runs.append((float(seconds), int(hwm), pss, cpu))
-                medians[workers] = statistics.median(r[0] for r in runs)
-                print(f"{name:12} workers {workers}: read {medians[workers]:6.1f} s "
-                      f"({int(items) / medians[workers]:,.0f} items/s; runs {', '.join(f'{r[0]:.1f}' for r in runs)}), "
-                      f"main peak {max(r[1] for r in runs) / 2**20:,.0f} MiB, "
-                      f"all processes peak PSS {max(r[2] for r in runs) / 2**20:,.0f} MiB, "
-                      f"CPU {statistics.median(r[3] for r in runs):,.0f} s in all")
-                if args.full:
-                    out_dir = work / f"out-{name}-{workers}"
-                    wall, _, pss, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data),
-                                        "--out", str(out_dir), "--dvc-pull", "false", "--workers", str(workers),
-                                        "--cache-dir", str(work / f"cache-{name}-{workers}")])
-                    print(f"{name:12} workers {workers}: full data-stats run {wall:6.1f} s, "
-                          f"peak PSS {pss / 2**20:,.0f} MiB")
-            print(f"{name:12} read speed-up workers 2 vs 1: {medians[1] / medians[2]:.2f}x")
+            for which, root in [("this", ROOT)] + ([("compare", args.compare)] if args.compare else []):
+                read_speed_up(name, data, work, root, which if args.compare else "", args)
+
+
+def read_speed_up(name: str, data: Path, work: Path, root: Path, which: str, args: argparse.Namespace) -> None:
+    """The reading rows of one layout for the checkout at ``root``, workers 1 and 2, and their ratio."""
+    name = f"{which} {name}".strip()
+    medians = {}
+    for workers in (1, 2):
+        runs = []
+        for _ in range(args.repeats):
+            wall, out, pss, cpu = run([sys.executable, "-c", _READ, str(data), str(workers)], root)
+            if "RESULT" not in out:
+                raise SystemExit(f"no result from {name}, workers {workers}:\n{out}")
+            start_up, seconds, hwm, items = out.split("RESULT")[1].split()
+            runs.append((float(seconds), int(hwm), pss, cpu, float(start_up)))
+        medians[workers] = statistics.median(r[0] for r in runs)
+        print(f"{name:12} workers {workers}: read {medians[workers]:6.1f} s "
+              f"({int(items) / medians[workers]:,.0f} items/s; runs {', '.join(f'{r[0]:.1f}' for r in runs)}; "
+              f"start-up before it {statistics.median(r[4] for r in runs):.1f} s), "
+              f"main peak {max(r[1] for r in runs) / 2**20:,.0f} MiB, "
+              f"all processes peak PSS {max(r[2] for r in runs) / 2**20:,.0f} MiB, "
+              f"CPU {statistics.median(r[3] for r in runs):,.0f} s in all")
+        if args.full:
+            out_dir = work / f"out-{name.replace(' ', '-')}-{workers}"
+            wall, _, pss, _ = run([sys.executable, "-m", "mlgate", "data-stats", "--data", str(data),
+                                   "--out", str(out_dir), "--dvc-pull", "false", "--workers", str(workers),
+                                   "--cache-dir", str(out_dir) + "-cache"], root)
+            print(f"{name:12} workers {workers}: full data-stats run {wall:6.1f} s, "
+                  f"peak PSS {pss / 2**20:,.0f} MiB")
+    print(f"{name:12} read speed-up workers 2 vs 1: {medians[1] / medians[2]:.2f}x")
 
 
 if __name__ == "__main__":

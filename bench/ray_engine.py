@@ -9,6 +9,11 @@ in a fresh child process, the statistics pass (`compute_stats`, near-duplicate t
     apart), the ratio to local workers 2 (same 2 cores), the overhead per shard
     ((ray - local workers 2) / shards), bytes moved to the driver (the pickled states), the driver's own
     time per shard (merging) and after the loop (judging the merged states);
+  - the near-duplicate search after each pass, and `ray` once more with the search on the cluster
+    (mlgate/data/ray_near_duplicates.py, forced on: thumbnails left on the nodes): bytes moved to the
+    driver before (thumbnails in the states, search on the runner) and after (states without thumbnails,
+    plus the candidate pairs and distances), wall seconds of pass + search, and whether report
+    statistics (near-duplicates included) are identical;
   - the node-kill run: a third node added, killed after the first shard; the statistics compared with
     the local ones (must be equal);
   - start-up of the default path: `python -m mlgate data-stats --help` and `import mlgate.data.mode` of
@@ -51,8 +56,11 @@ from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.shards import start_workers
 from mlgate.data.stats import compute_stats
 engine, workers, kill = sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else ""
+on_cluster = len(sys.argv) > 6 and sys.argv[6] == "cluster"
 start_workers(workers)
 measured = {"bytes": 0, "shards": 0, "waiting": 0.0}
+from mlgate.settings import DataStatsSettings
+distance = DataStatsSettings.model_fields["near_duplicate_distance"].default
 
 class Counted:  # the engine's states, as they reach the driver: counted, timed, passed on
     def __init__(self, inner):
@@ -79,11 +87,18 @@ def kill_first(read, total):
         while open(kill).read() != "done":
             time.sleep(0.05)
 
-def run(wrapped):
+def run(wrapped, finder):
     began = time.perf_counter()
-    stats, _, _ = compute_stats(open_dataset(Path(sys.argv[1])), near_duplicates=NearDuplicateFinder(),
+    stats, _, _ = compute_stats(open_dataset(Path(sys.argv[1])), near_duplicates=finder,
                                 workers=workers, engine=wrapped, progress=kill_first)
     measured["pass"] = time.perf_counter() - began
+    began = time.perf_counter()
+    stats.near_duplicates = finder.result(distance)
+    measured["search"] = time.perf_counter() - began
+    # what the cluster search sends back: per candidate pair two rows and a hash distance (int64) and its
+    # pixel distance (float32); and the thumbnails pictured (1 KiB each)
+    measured["search_bytes"] = getattr(finder, "measured", 0) * 28 + (
+        1024 * sum(len(p.images) for p in stats.near_duplicates.pictured) if on_cluster else 0)
     measured["items"] = sum(s.count for s in stats.splits.values())
     measured["stats"] = stats.model_dump_json()
 
@@ -92,13 +107,18 @@ if engine == "ray":
     began = time.perf_counter()
     with connect(sys.argv[5]) as ray_engine:
         measured["connect"] = time.perf_counter() - began
-        run(Counted(ray_engine))
+        if on_cluster:
+            import mlgate.data.ray_near_duplicates as cluster_search
+            cluster_search.CLUSTER_SEARCH_FROM_ITEMS = 0
+            run(Counted(ray_engine), cluster_search.ClusterNearDuplicateFinder())
+        else:
+            run(Counted(ray_engine), NearDuplicateFinder())
 else:
     from mlgate.data.shards import reduce_in_order
     class Local:
         def reduce(self, shards, task):
             return reduce_in_order(shards, task, workers)
-    run(Counted(Local()))
+    run(Counted(Local()), NearDuplicateFinder())
 measured["total"] = time.perf_counter() - start
 print("RESULT", json.dumps(measured))
 """
@@ -127,8 +147,8 @@ def make_folder(root: Path, items: int, seed: int = 1) -> Path:
 
 
 def child(data: Path, engine: str, workers: int, address: str = "", kill: str = "",
-          cluster: object | None = None) -> dict:
-    cmd = [sys.executable, "-c", _PASS, str(data), engine, str(workers), kill, address]
+          cluster: object | None = None, search: str = "runner") -> dict:
+    cmd = [sys.executable, "-c", _PASS, str(data), engine, str(workers), kill, address, search]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if kill:  # the child asks for the kill after its first shard; the cluster process does it
@@ -197,6 +217,8 @@ def main() -> None:
                 runs.setdefault("local w1", []).append(child(course, "local", 1))
                 runs.setdefault("local w2", []).append(child(course, "local", 2))
                 runs.setdefault("ray 2 nodes", []).append(child(course, "ray", 1, cluster.address))
+                runs.setdefault("ray + search", []).append(child(course, "ray", 1, cluster.address,
+                                                                 search="cluster"))
             png = child(folder, "local", 1)
             cluster.send("add victim")
             kill = Path(tmp) / "kill"
@@ -226,6 +248,22 @@ def main() -> None:
     driver_merge = statistics.median((r["pass"] - r["waiting"]) / r["shards"] for r in runs["ray 2 nodes"])
     print(f"  the driver's own time (merging, judging the merged states): {driver_merge * 1000:.1f} ms per shard "
           "(everything but waiting for states)")
+    after = runs["ray + search"][0]
+    print("\nnear-duplicate search: thumbnails back to the runner (before) or left on the cluster (after):")
+    def with_search(name: str) -> float:
+        return statistics.median(r["pass"] + r["search"] for r in runs[name])
+
+    for name in ("local w2", "ray 2 nodes", "ray + search"):
+        search = statistics.median(r["search"] for r in runs[name])
+        print(f"  {name:12} pass + search median {with_search(name):7.2f} s (search {search:.2f} s), "
+              f"ratio to ray 2 nodes {with_search(name) / with_search('ray 2 nodes'):.2f}")
+    before_bytes = one["bytes"] + one["search_bytes"]
+    after_bytes = after["bytes"] + after["search_bytes"]
+    print(f"  bytes moved to the driver: before {before_bytes / args.items:.0f} B per item "
+          f"({before_bytes / 2**20:.1f} MiB, the states with their thumbnails); after "
+          f"{after_bytes / args.items:.0f} B per item ({after['bytes'] / args.items:.0f} B of states + "
+          f"{after['search_bytes'] / args.items:.1f} B of candidate pairs, distances and pictured thumbnails); "
+          f"ratio after / before {after_bytes / before_bytes:.3f}")
     print(f"\nnode killed after shard {killed.get('killed')}: pass {killed['pass']:.2f} s "
           f"(ratio to the median ray run {killed['pass'] / med['ray 2 nodes']:.2f}), statistics identical to "
           f"local: {killed['stats'] == runs['local w1'][0]['stats']}")

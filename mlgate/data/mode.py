@@ -89,12 +89,14 @@ class DataInputs:
 @dataclasses.dataclass(frozen=True)
 class ComputeInputs:
     """How the statistics pass runs: ``workers`` processes here or ``engine: ray`` at ``ray-address``,
-    keeping ``samples-per-class`` images for the sample grid."""
+    keeping ``samples-per-class`` images for the sample grid; ``near-duplicate-distance`` for the
+    near-duplicate search, which ``engine: ray`` runs while connected to the cluster."""
 
     samples_per_class: int
     workers: Workers
     engine: str
     ray_address: str | None
+    near_duplicate_distance: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +145,8 @@ class Measured:
 def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Clients,
                    figure_worker: FigureWorker | None = None) -> ExitCode:
     data = DataInputs(settings.data, settings.layout, settings.dataset_class, settings.baseline_data)
-    compute = ComputeInputs(settings.samples_per_class, settings.workers, settings.engine, settings.ray_address)
+    compute = ComputeInputs(settings.samples_per_class, settings.workers, settings.engine, settings.ray_address,
+                            settings.near_duplicate_distance)
     caching = CacheInputs(settings.cache_dir, settings.assets_branch)
     thresholds = DataGateThresholds.model_validate(settings.model_dump(include=set(DataGateThresholds.model_fields)))
     dvc_inputs = DvcInputs.model_validate(settings.model_dump(include=set(DvcInputs.model_fields)))
@@ -239,11 +242,15 @@ def _measure(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, 
                 dataset = open_streamed_imagefolder(stream_source(dvc_inputs, dvc, inputs.data, "data"))
             else:
                 dataset = _open(inputs, data_dir, ctx)
-            near = NearDuplicateFinder()
+            near: NearDuplicateFinder | None = NearDuplicateFinder() if engine is None else _cluster_finder()
             stats, samples, leaked = compute_stats(dataset, samples_per_class=compute.samples_per_class,
                                                    progress=_items_read(), near_duplicates=near,
                                                    workers=_workers(compute), shard_cache=shards, engine=engine)
             _log_shards(shards)
+        if engine is not None:  # its thumbnails may be on the cluster: searched while connected
+            with workflow.phase("Searching for near-duplicates"):
+                stats.near_duplicates = near.result(compute.near_duplicate_distance) if near else stats.near_duplicates
+            near = None
         base = inputs.baseline_data.as_posix() if inputs.baseline_data else None
         if base is None and dvc is not None and versions.base_hash is not None:
             base = versions.base_ref or versions.base_sha
@@ -251,6 +258,15 @@ def _measure(inputs: DataInputs, compute: ComputeInputs, dvc_inputs: DvcInputs, 
             changes, base_stats = _changes(inputs, compute, dvc_inputs, ctx, dvc, versions, stats, cache, engine)
     shards.prune()
     return Measured(dataset, stats, samples, changes, base_stats, leaked, near)
+
+
+def _cluster_finder() -> NearDuplicateFinder:
+    """The near-duplicate finder of ``engine: ray``: the search runs on the cluster when the shards'
+    thumbnails stayed there (:mod:`mlgate.data.ray_near_duplicates`)."""
+    # local: the ray engine is optional; the local engine never loads it
+    from mlgate.data.ray_near_duplicates import ClusterNearDuplicateFinder
+
+    return ClusterNearDuplicateFinder()
 
 
 def _manifest(dvc: DvcRunner | None, data_dir: Path) -> dict[str, str] | None:

@@ -1,12 +1,13 @@
-"""Near-duplicates within each split and near-leakage from train: re-encoded, shifted or brightened
-copies of one image, found without comparing every pair.
+"""Near-duplicates within each split and near-leakage from train: re-encoded, shifted, resized, cropped or
+brightened copies of one image, found without comparing every pair.
 
-Three steps, each exact for what it claims:
+Steps, each exact for what it claims:
 
 1. **Thumbnail** (per batch, kept for every item): the item in grayscale, uint8, on a fixed
    :data:`THUMB` × :data:`THUMB` grid; smaller images are centred on it and padded with their
    background (the median of their outer ring), so a 28×28 digit keeps its pixel grid; larger ones
-   are area-downscaled. 1 KiB per item.
+   are resampled whole onto it (bilinear with an antialiasing filter, as PIL resizes), so a resized
+   copy lands on nearly the same thumbnail. 1 KiB per item.
 2. **Hash and search**: a 256-bit perceptual hash per thumbnail: the real and imaginary parts of its
    64 lowest 2-D Fourier frequencies after the phases of F(1, 0) and F(0, 1) are turned to zero
    (which undoes any circular translation exactly), scaled to unit length (brightness and contrast
@@ -14,11 +15,26 @@ Three steps, each exact for what it claims:
    bit each. A multi-index search (the hash cut into :data:`RADIUS` + 1 bands of 32 bits: two hashes
    within :data:`RADIUS` bits agree exactly on at least one band, by pigeonhole) lists every pair within
    :data:`RADIUS` bits and no other, in time proportional to the items plus the pairs that share a band.
+   **Framed pictures** (:func:`framed_sizes`: photographs and faces, whose own edge is not a flat
+   background, judged per picture size by the majority of a sample; every resampled picture) are also
+   searched by a *coarse* hash: the 14 lowest DCT
+   frequencies of the picture (its own box, resampled onto the grid) blurred by :data:`COARSE_SIGMA`,
+   taken as it is and under the :data:`QUERIES` (small zooms, half- and whole-pixel moves), each
+   query looked up within :data:`COARSE_RADIUS` bits of the others' plain coarse hashes: a photograph
+   moved by a pixel or cropped by a few percent moves by part of a thumbnail pixel, which the Fourier
+   hash (made for pictures on a background) does not undo.
 3. **Confirmation on the pixels**: a hash only proposes. A pair counts when its *pixel distance* is
    within ``near-duplicate-distance``: the smallest, over the 9 alignments of the two thumbnails by up
    to one pixel, of the root-mean-square difference of their central (THUMB-2)² pixels, each window
    first brought to zero mean and unit RMS (so brightness and contrast do not count), halved: 0 for
-   the same picture, about 0.7 for unrelated ones, 1 for a negative.
+   the same picture, about 0.7 for unrelated ones, 1 for a negative. For two framed pictures it is the
+   smaller of that and the *smoothed* distance (:func:`refined_distances`: the same scale, both
+   blurred by :data:`SMOOTH_SIGMA`, the first picture's own box against the second under the
+   :data:`REFINED_ALIGNMENTS`: moves up to 1.5 pixels in half-pixel steps, zooms 0.94 to 1.06),
+   measured where the whole-pixel distance is between the threshold and :data:`REFINE` times it (the
+   unzoomed moves first, the zoomed alignments only where those leave the pair within 2.5× it).
+   A picture on a flat background (a digit) is not smoothed: a blurred, zoomed digit is as close to
+   another digit of its class as to its own copy.
 
 4. **Groups**: confirmed pairs join items into groups (connected components). A candidate pair is
    confirmed only when its two items are not yet in one group (Borůvka's way: each round every group
@@ -27,9 +43,8 @@ Three steps, each exact for what it claims:
    items: an item's train candidates are measured per train group, closest hash first, until one is a
    near copy; the train item reported is the closest of those (one per group it nearly copies).
 
-The hash decides which pairs are looked at: a near copy whose hash differs in more than
-:data:`RADIUS` bits is missed (measured on real MNIST digits: 97 % of re-encoded, shifted and
-brightened copies are within the radius; ``bench/near_duplicates.py``).
+The hashes decide which pairs are looked at: a near copy whose hashes moved by more than their radius
+is missed (``bench/near_duplicates.py`` prints recall per set and kind of copy next to imagehash).
 
 Exact duplicates (equal content keys) are reported by :mod:`mlgate.data.stats` and left out here:
 each split is searched on its distinct contents only, and a non-train item with an exact copy in
@@ -38,6 +53,7 @@ train is not listed again as a near copy.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -222,9 +238,10 @@ def _thumbnails(images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int
         bias = 0.5 - low * scale  # + 0.5: the conversion to uint8 truncates; every value is in [0.5, 255.5]
         gray = torch.addcmul(bias.view(-1, 1, 1), gray, scale.view(-1, 1, 1)).to(torch.uint8)
     h, w = gray.shape[1:]
-    if h > THUMB or w > THUMB:
-        small = torch.nn.functional.adaptive_avg_pool2d(gray.unsqueeze(1).float(), (THUMB, THUMB))
-        return small[:, 0].round_().to(torch.uint8), (0, 0, THUMB, THUMB)
+    if h > THUMB or w > THUMB:  # the whole picture, resampled with an antialiasing filter (as PIL resizes)
+        small = torch.nn.functional.interpolate(gray.unsqueeze(1).float(), size=(THUMB, THUMB), mode="bilinear",
+                                                antialias=True, align_corners=False)
+        return small[:, 0].round_().clamp_(0, 255).to(torch.uint8), (0, 0, THUMB, THUMB)
     # pad with the median of the image's outer ring (its background), so the frame adds no edge
     ring = torch.cat([gray[:, 0], gray[:, -1], gray[:, 1:-1, 0], gray[:, 1:-1, -1]], 1)
     out = ring.median(dim=1).values.view(-1, 1, 1).expand(-1, THUMB, THUMB).contiguous()
@@ -328,6 +345,207 @@ def spectrum_centre(thumbs: torch.Tensor, sample: int = 4096) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Framed pictures (photographs, faces): a coarse hash queried under small zooms and half-pixel moves
+
+COARSE_RADIUS = 15
+"""Hamming radius of the coarse search, in bits of the 256-bit coarse hash (16 bands of 16 bits)."""
+COARSE_SIGMA = 1.0
+"""The coarse hash and the framing test see the thumbnail blurred by a Gaussian of this width (pixels)."""
+_COARSE_FREQ = [(u, v) for u in range(5) for v in range(5) if 0 < u + v <= 4]
+"""The 14 lowest 2-D DCT frequencies (u + v ≤ 4, the constant left out): a picture's broad layout."""
+QUERIES: tuple[tuple[float, float, float], ...] = (
+    *((zoom, dy, dx) for zoom in (1.0, 1.03, 1.06) for dy in (0.0, -0.5, 0.5) for dx in (0.0, -0.5, 0.5)),
+    *((1.0, dy, dx) for dy in (-1.0, 0.0, 1.0) for dx in (-1.0, 0.0, 1.0) if dy or dx))
+"""(zoom, down, right) in thumbnail pixels under which each framed picture's coarse hash is also taken
+and looked up among the others' plain coarse hashes (both ways): a copy cropped by a few percent is
+the original zoomed in, a photograph moved by a pixel moves by part of a thumbnail pixel."""
+FLAT_EDGE = 3.0
+"""A picture whose outer band of pixels mostly stays within this many grey levels of the band's median
+(block means, see :func:`framed`) sits on a background (a digit, a scan): the Fourier hash already
+undoes its moves, and it is left out of the coarse search and of the refined distance."""
+
+
+def _dct_rows() -> torch.Tensor:
+    n = torch.arange(THUMB, dtype=torch.float64)
+    return torch.stack([torch.cos(math.pi * (2 * n + 1) * k / (2 * THUMB)) for k in range(5)]).float()
+
+
+_DCT = _dct_rows()
+_COARSE_PROJECTION = torch.randn(len(_COARSE_FREQ), HASH_BITS, generator=torch.Generator().manual_seed(20261207))
+_COARSE_INDEX = torch.tensor([u * 5 + v for u, v in _COARSE_FREQ])
+
+
+@functools.cache
+def _blur_matrix(size: int, sigma: float) -> torch.Tensor:
+    """``(size, size)``: a 1-D Gaussian blur of width ``sigma`` as a matrix (edge pixels repeated), so a
+    stack of pictures is blurred by two matrix products (faster than a convolution on a CPU)."""
+    radius = max(1, int(3 * sigma + 0.5))
+    kernel = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2 / (2 * sigma * sigma))
+    kernel /= kernel.sum()
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    for offset, weight in zip(range(-radius, radius + 1), kernel.tolist(), strict=True):
+        source = (torch.arange(size) + offset).clamp(0, size - 1)
+        matrix[torch.arange(size), source] += weight
+    return matrix.float()
+
+
+def blurred(pictures: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(n, h, w)`` float32: the pictures blurred by a Gaussian of width ``sigma`` pixels (edge pixels
+    repeated); unchanged (as float) for ``sigma`` 0."""
+    x = pictures.to(torch.float32)
+    if sigma <= 0:
+        return x
+    h, w = x.shape[-2:]
+    return torch.matmul(torch.matmul(_blur_matrix(h, sigma), x), _blur_matrix(w, sigma).T)
+
+
+def _grids(alignments: Sequence[tuple[float, float, float]]) -> torch.Tensor:
+    """The sampling grid of each ``(zoom, down, right)``: ``(len(alignments), THUMB, THUMB, 2)``."""
+    theta = torch.tensor([[[1 / zoom, 0.0, 2 * dx / THUMB], [0.0, 1 / zoom, 2 * dy / THUMB]]
+                          for zoom, dy, dx in alignments])
+    return torch.nn.functional.affine_grid(theta, [len(alignments), 1, THUMB, THUMB], align_corners=False)
+
+
+def aligned(pictures: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """``(n, len(grids), THUMB, THUMB)``: each ``(n, THUMB, THUMB)`` float picture resampled (bilinear,
+    edge pixels repeated) under each alignment of :func:`_grids`."""
+    n, k = len(pictures), len(grids)
+    moved = torch.nn.functional.grid_sample(pictures.unsqueeze(0), grids.reshape(1, -1, THUMB, 2),
+                                            align_corners=False, padding_mode="border")
+    return moved[0].reshape(n, k, THUMB, THUMB)
+
+
+_QUERY_GRIDS = _grids(QUERIES)
+
+
+def coarse_spectra(pictures: torch.Tensor) -> torch.Tensor:
+    """``(..., 14)`` float32: the :data:`_COARSE_FREQ` DCT coefficients of ``(..., THUMB, THUMB)`` pictures
+    (already blurred by :data:`COARSE_SIGMA`), scaled to unit length (brightness and contrast drop out)."""
+    both = (_DCT @ pictures.to(torch.float32) @ _DCT.T).flatten(-2)
+    values = both.index_select(-1, _COARSE_INDEX)
+    return values / values.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def framed(thumbs: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+    """Per thumbnail, whether its picture (``boxes``: top, left, height, width on the thumbnail) reaches
+    its frame: one that fills the thumbnail (resampled, or 32×32) always does; a smaller one when most
+    of the outer band of its own pixels (2 pixels wide, averaged over blocks of 2×4 so pixel noise does
+    not count) is at least :data:`FLAT_EDGE` grey levels away from the band's median (a background is
+    flat; a stroke that touches the edge does not make a frame)."""
+    out = np.zeros(len(thumbs), dtype=bool)
+    for box in np.unique(boxes, axis=0) if len(boxes) else []:
+        rows = np.flatnonzero((boxes == box).all(1))
+        top, left, h, w = box.tolist()
+        if (h, w) == (THUMB, THUMB):  # no padding; a resampled picture moves by parts of a thumbnail pixel
+            out[rows] = True
+            continue
+        some = thumbs if len(rows) == len(thumbs) else thumbs[torch.from_numpy(rows)]
+        picture = some[:, top : top + h, left : left + w]
+        n = len(rows)
+        bands = (picture[:, :2], picture[:, -2:], picture[:, :, :2].transpose(1, 2), picture[:, :, -2:].transpose(1, 2))
+        blocks = torch.cat([band[..., : band.shape[-1] // 4 * 4].to(torch.float32).reshape(n, 2, -1, 4).mean((1, 3))
+                            for band in bands], 1)
+        away = ((blocks - blocks.median(dim=1, keepdim=True).values).abs() >= FLAT_EDGE).sum(1)
+        out[rows] = (2 * away > blocks.shape[1]).numpy()
+    return out
+
+
+def framed_sizes(thumbs: torch.Tensor | ThumbnailStore, boxes: np.ndarray, sample: int = 1024) -> np.ndarray:
+    """Per row, whether the pictures of its size (its box) are framed: pictures of one size mostly sit on
+    a background (digits, scans) or mostly fill their frame (faces, photographs), so :func:`framed` is
+    judged on up to ``sample`` evenly spaced rows of each size and the majority decides for all of them
+    (a digit whose stroke touches its edge is still a digit)."""
+    out = np.zeros(len(boxes), dtype=bool)
+    if not len(boxes):
+        return out
+    code = boxes.astype(np.int64) @ np.array([1 << 36, 1 << 24, 1 << 12, 1], dtype=np.int64)
+    values, inverse = np.unique(code, return_inverse=True)
+    for k in range(len(values)):
+        rows = np.flatnonzero(inverse.reshape(-1) == k)
+        picked = np.unique(rows[np.linspace(0, len(rows) - 1, min(sample, len(rows))).round().astype(np.int64)])
+        out[rows] = 2 * int(framed(thumbs[picked], boxes[picked]).sum()) > len(picked)
+    return out
+
+
+def picture_views(thumbs: torch.Tensor, boxes: np.ndarray | None) -> torch.Tensor:
+    """``(n, THUMB, THUMB)`` float: each thumbnail's picture (its box; ``boxes`` per row, None: the whole
+    thumbnail) resampled onto the whole grid, so a small framed picture (a 25×25 face) fills it and the
+    padding around it does not count."""
+    x = thumbs.to(torch.float32)
+    if boxes is None or not len(boxes):
+        return x
+    out = x.clone()
+    for box in np.unique(boxes, axis=0):
+        top, left, h, w = box.tolist()
+        if (h, w) == (THUMB, THUMB):
+            continue
+        rows = torch.from_numpy(np.flatnonzero((boxes == box).all(1)))
+        picture = x[rows, top : top + h, left : left + w].unsqueeze(1)
+        out[rows] = torch.nn.functional.interpolate(picture, size=(THUMB, THUMB), mode="bilinear",
+                                                    align_corners=False)[:, 0]
+    return out
+
+
+def coarse_hashes(thumbs: torch.Tensor, centre: torch.Tensor, queries: bool = False,
+                  boxes: np.ndarray | None = None) -> np.ndarray:
+    """The 256-bit coarse hash of each ``(n, THUMB, THUMB)`` thumbnail's :func:`picture_views` (with
+    ``boxes``), ``(n, 4)`` uint64 words: the signs of a fixed random projection of its
+    :func:`coarse_spectra` minus ``centre`` (:func:`coarse_centre`); with ``queries``,
+    ``(len(QUERIES), n, 4)``: the same of the picture under each of the :data:`QUERIES` (the first is
+    the picture as it is)."""
+    x = picture_views(thumbs, boxes).reshape(len(thumbs), THUMB * THUMB)
+    if queries:  # blur, resampling and DCT are linear: one matrix product for every query at once
+        values = (x @ _query_operator()).reshape(len(x), len(QUERIES), -1).transpose(0, 1)
+        values = values / values.norm(dim=-1, keepdim=True).clamp_min(1e-12) - centre
+    else:
+        values = coarse_spectra(blurred(x.reshape(-1, THUMB, THUMB), COARSE_SIGMA)) - centre
+    bits = ((values @ _COARSE_PROJECTION) > 0).numpy()
+    return np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
+
+
+@functools.cache
+def _query_operator() -> torch.Tensor:
+    """``(THUMB², len(QUERIES) · 14)``: the :func:`coarse_spectra` coefficients (before scaling to unit
+    length) of a picture blurred by :data:`COARSE_SIGMA` and resampled under each of the
+    :data:`QUERIES`, as one linear map (built on first use: it costs a fraction of a second)."""
+    basis = blurred(torch.eye(THUMB * THUMB).reshape(-1, THUMB, THUMB), COARSE_SIGMA)
+    parts = []
+    for grid in _QUERY_GRIDS:
+        moved = aligned(basis, grid[None])[:, 0]
+        parts.append((_DCT @ moved @ _DCT.T).flatten(-2).index_select(-1, _COARSE_INDEX))
+    return torch.stack(parts, 1).reshape(THUMB * THUMB, -1)
+
+
+def coarse_centre(thumbs: torch.Tensor, boxes: np.ndarray | None = None) -> torch.Tensor:
+    """The per-value median of the :func:`coarse_spectra` of the :func:`picture_views` of ``thumbs``
+    (zero for none)."""
+    if not len(thumbs):
+        return torch.zeros(len(_COARSE_FREQ))
+    return coarse_spectra(blurred(picture_views(thumbs, boxes), COARSE_SIGMA)).median(dim=0).values
+
+
+def coarse_pairs(queries: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of framed pictures whose coarse hashes are within :data:`COARSE_RADIUS` bits under one of the
+    :data:`QUERIES` (``(len(QUERIES), n, 4)``, the first the plain hash), each once: within one set
+    ``(i, j)`` with ``i < j`` (either may be the query), or across ``queries`` × ``index`` (the same
+    layout for the other set; both ways round)."""
+    width = np.int64(queries.shape[1] if index is None else index.shape[1])
+    plain = queries[0] if index is None else index[0]
+    keys = [np.zeros(0, np.int64)]
+    for query in queries:
+        i, j = hamming_pairs(query, plain, COARSE_RADIUS)
+        if index is None:
+            i, j = np.minimum(i, j)[i != j], np.maximum(i, j)[i != j]
+        keys.append(i * width + j)
+    if index is not None:
+        for query in index[1:]:
+            j, i = hamming_pairs(query, queries[0], COARSE_RADIUS)
+            keys.append(i * width + j)
+    key = np.unique(np.concatenate(keys))
+    return key // width, key % width
+
+
+# ---------------------------------------------------------------------------------------------------
 # Multi-index Hamming search
 
 
@@ -359,24 +577,34 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None = None, radius: int = RADI
     agree exactly on at least one band (pigeonhole), so grouping by each band's value finds every
     such pair; each candidate is then checked on the whole hash, and kept only in the first band it
     agrees on."""
-    other = a if b is None else b
     bands = _bands(radius, a.shape[1])
     keys_a = [_band_keys(a, band) for band in bands]
     keys_b = keys_a if b is None else [_band_keys(b, band) for band in bands]
+    found = [band_pairs(a, b, bands, k, keys_a[k], None if b is None else keys_b[k], radius)
+             for k in range(len(bands))]
+    return np.concatenate([i for i, _ in found]), np.concatenate([j for _, j in found])
+
+
+def band_pairs(a: np.ndarray, b: np.ndarray | None, bands: list[tuple[int, int, int]], k: int, key_a: np.ndarray,
+               key_b: np.ndarray | None, radius: int = RADIUS) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of :func:`hamming_pairs` that band ``k`` lists: within ``radius`` bits, agreeing on band
+    ``k`` (``key_a``, ``key_b``: its values) and on no earlier band. Every pair agreeing on band ``k`` has
+    equal keys, so the items can be cut by key value and each part searched apart
+    (:mod:`mlgate.data.ray_near_duplicates`)."""
+    other = a if b is None else b
     found_i: list[np.ndarray] = [np.zeros(0, np.int64)]
     found_j: list[np.ndarray] = [np.zeros(0, np.int64)]
-    for k in range(len(bands)):
-        for i, j in _band_pairs(a, b, bands, k, keys_a[k], None if b is None else keys_b[k]):
-            for start in range(0, len(i), _PAIRS_AT_ONCE):  # bounded memory
-                part_i, part_j = i[start : start + _PAIRS_AT_ONCE], j[start : start + _PAIRS_AT_ONCE]
-                x = a[part_i] ^ other[part_j]
-                keep = np.flatnonzero(np.bitwise_count(x).sum(axis=1, dtype=np.int64) <= radius)
-                x = x[keep]
-                for word, shift, width in bands[:k]:  # found already in an earlier band: it agrees there
-                    differs = ((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
-                    keep, x = keep[differs], x[differs]
-                found_i.append(part_i[keep])
-                found_j.append(part_j[keep])
+    for i, j in _band_pairs(a, b, bands, k, key_a, key_b):
+        for start in range(0, len(i), _PAIRS_AT_ONCE):  # bounded memory
+            part_i, part_j = i[start : start + _PAIRS_AT_ONCE], j[start : start + _PAIRS_AT_ONCE]
+            x = a[part_i] ^ other[part_j]
+            keep = np.flatnonzero(np.bitwise_count(x).sum(axis=1, dtype=np.int64) <= radius)
+            x = x[keep]
+            for word, shift, width in bands[:k]:  # found already in an earlier band: it agrees there
+                differs = ((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1)) != 0
+                keep, x = keep[differs], x[differs]
+            found_i.append(part_i[keep])
+            found_j.append(part_j[keep])
     return np.concatenate(found_i), np.concatenate(found_j)
 
 
@@ -509,15 +737,99 @@ def pixel_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor) -> torch.Ten
     return torch.cat(parts)
 
 
+REFINE = 8.0
+"""A pair of framed pictures between the threshold and ``REFINE`` × it under the whole-pixel moves is
+measured again by :func:`refined_distances`."""
+SMOOTH_SIGMA = 1.25
+"""The refined comparison sees both thumbnails blurred by a Gaussian of this width (thumbnail pixels)."""
+_MOVES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, 1.5)
+REFINED_ALIGNMENTS: tuple[tuple[float, float, float], ...] = tuple(
+    (zoom, dy, dx) for zoom in (1.0, 0.97, 1.03, 0.94, 1.06) for dy in _MOVES for dx in _MOVES)
+"""(zoom, down, right) of the second picture against the first in the refined comparison: moves up to
+1.5 pixels in half-pixel steps, each at zooms 0.94 to 1.06 (a crop of a few percent, resized)."""
+_MARGIN = 2
+_REFINED_GRIDS = _grids(REFINED_ALIGNMENTS)
+_AT_ZOOM_1 = len(_MOVES) ** 2
+"""The first alignments (zoom 1), tried first."""
+_ZOOM_WITHIN = 2.5
+"""The zoomed alignments are tried only where the unzoomed ones leave a pair within this × the threshold."""
+_FINE_CHUNK = 64
+
+
+def refined_distances(thumbs_a: torch.Tensor, thumbs_b: torch.Tensor, boxes_a: np.ndarray | None = None,
+                      grids: torch.Tensor | None = None) -> torch.Tensor:
+    """Per pair of rows, the *smoothed* distance: both thumbnails blurred by :data:`SMOOTH_SIGMA`, the
+    window of ``a`` (its picture's box, ``boxes_a`` per row: top, left, height, width; the whole
+    thumbnail without them; less :data:`_MARGIN` pixels at each side) against ``b`` resampled under each
+    of the :data:`REFINED_ALIGNMENTS`, both windows brought to zero mean and unit RMS, the smallest half
+    RMS difference (the scale of :func:`pixel_distances`); with ``grids``, under those alignments only
+    (a part of ``_REFINED_GRIDS``)."""
+    grids = _REFINED_GRIDS if grids is None else grids
+    parts = [torch.zeros(0)]
+    for start in range(0, len(thumbs_a), _FINE_CHUNK):
+        a = blurred(thumbs_a[start : start + _FINE_CHUNK], SMOOTH_SIGMA).reshape(-1, THUMB * THUMB)
+        moved = aligned(blurred(thumbs_b[start : start + _FINE_CHUNK], SMOOTH_SIGMA), grids)
+        b = moved.reshape(len(a), -1, THUMB * THUMB)
+        mask = _window_masks(None if boxes_a is None else boxes_a[start : start + _FINE_CHUNK], len(a))
+        cells = mask.sum(1, keepdim=True)
+        wa = (a - (a * mask).sum(1, keepdim=True) / cells) * mask  # a's window centred, zero outside it
+        dots = torch.bmm(b, wa.unsqueeze(2))[..., 0]  # sum wa (wb - mean wb) = sum wa wb: wa is centred
+        total = torch.bmm(b, mask.unsqueeze(2))[..., 0]
+        square = torch.bmm(b.square(), mask.unsqueeze(2))[..., 0]
+        norm_a = wa.norm(dim=1, keepdim=True)
+        norm_b = (square - total * total / cells).clamp_min(0.0).sqrt()
+        corr = dots / (norm_a * norm_b).clamp_min(1e-6)
+        flat_a, flat_b = norm_a < 1e-3, norm_b < 1e-3
+        corr = torch.where(flat_a & flat_b, 1.0, torch.where(flat_a | flat_b, 0.0, corr))
+        parts.append(((1.0 - corr) / 2).clamp_min(0.0).sqrt().amin(1))
+    return torch.cat(parts)
+
+
+def _window_masks(boxes: np.ndarray | None, n: int) -> torch.Tensor:
+    """``(n, THUMB²)``: 1 on each picture's box less :data:`_MARGIN` pixels at each side (at least a
+    4×4 window), 0 elsewhere; the whole thumbnail less the margin without boxes."""
+    if boxes is None:
+        boxes = np.tile(np.array([0, 0, THUMB, THUMB], dtype=np.int64), (n, 1))
+    top, left, h, w = (torch.from_numpy(np.asarray(boxes, dtype=np.int64)).T[k, :, None] for k in range(4))
+    margin_y, margin_x = ((h - 4) // 2).clamp(0, _MARGIN), ((w - 4) // 2).clamp(0, _MARGIN)
+    grid = torch.arange(THUMB)[None, :]
+    rows = (grid >= top + margin_y) & (grid < top + h - margin_y)
+    cols = (grid >= left + margin_x) & (grid < left + w - margin_x)
+    return (rows[:, :, None] & cols[:, None, :]).reshape(n, -1).to(torch.float32)
+
+
+
+
 def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumbs_b: torch.Tensor | ThumbnailStore,
-                   j: np.ndarray) -> np.ndarray:
+                   j: np.ndarray, *, threshold: float | None = None, framed_a: np.ndarray | None = None,
+                   framed_b: np.ndarray | None = None, boxes_a: np.ndarray | None = None) -> np.ndarray:
     """:func:`pixel_distances` of the pairs ``(thumbs_a[i[k]], thumbs_b[j[k]])``, gathered a chunk at a
-    time: a million candidates never need 2 GiB of gathered thumbnails at once."""
+    time: a million candidates never need 2 GiB of gathered thumbnails at once. With ``threshold`` and
+    each row's :func:`framed` flag (``framed_a``, ``framed_b``), a pair of framed pictures between the
+    threshold and :data:`REFINE` × it gets the smaller of that and its :func:`refined_distances` (on the
+    window of ``a``'s picture where ``boxes_a`` gives each row's box)."""
     parts = [np.zeros(0, dtype=np.float32)]
+    refine = threshold is not None and framed_a is not None and framed_b is not None
     for start in range(0, len(i), _PAIR_CHUNK):
-        rows_a = torch.from_numpy(i[start : start + _PAIR_CHUNK])
-        rows_b = torch.from_numpy(j[start : start + _PAIR_CHUNK])
-        parts.append(pixel_distances(thumbs_a[rows_a], thumbs_b[rows_b]).numpy())
+        part_i, part_j = i[start : start + _PAIR_CHUNK], j[start : start + _PAIR_CHUNK]
+        a, b = thumbs_a[torch.from_numpy(part_i)], thumbs_b[torch.from_numpy(part_j)]
+        d = pixel_distances(a, b)
+        if refine:
+            assert threshold is not None and framed_a is not None and framed_b is not None
+            wanted = torch.from_numpy(np.flatnonzero(framed_a[part_i] & framed_b[part_j]))
+            wanted = wanted[(d[wanted] > threshold) & (d[wanted] <= REFINE * threshold)]
+            if len(wanted):
+                # the 49 moves at zoom 1 first; the zoomed alignments only where those leave it close
+                boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
+                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes,
+                                                                       _REFINED_GRIDS[:_AT_ZOOM_1]))
+                close = torch.nonzero((d[wanted] > threshold) & (d[wanted] <= _ZOOM_WITHIN * threshold))[:, 0]
+                if len(close):
+                    wanted = wanted[close]
+                    boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
+                    d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes,
+                                                                           _REFINED_GRIDS[_AT_ZOOM_1:]))
+        parts.append(d.numpy())
     return np.concatenate(parts)
 
 
@@ -559,11 +871,13 @@ def grow_groups(n: int, i: np.ndarray, j: np.ndarray, weight: np.ndarray,
     so a group of 14 copies needs 13 confirmations, not 91); ``confirm(i, j)`` returns their distances
     or NaN for a pair that is not a near copy (dropped). A round costs the candidates still joining two
     groups (they only shrink) and the groups it joins, so rounds are cheap; after ``rounds`` rounds
-    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``."""
+    what still joins two groups is confirmed at once. Returns the confirmed pairs' ``(i, j, distance)``.
+    Candidates with equal ``weight`` are taken by ``(i, j)``: the answer is a function of the set of
+    candidates, whatever order a search lists them in (:mod:`mlgate.data.ray_near_duplicates`)."""
     kept_i: list[np.ndarray] = [np.zeros(0, np.int64)]
     kept_j: list[np.ndarray] = [np.zeros(0, np.int64)]
     kept_d: list[np.ndarray] = [np.zeros(0, np.float32)]
-    live = np.lexsort((np.arange(len(i)), weight))  # candidates, closest first (ties: the earlier one)
+    live = np.lexsort((j, i, weight))  # candidates, closest first (ties: the smaller (i, j))
     root = np.arange(n, dtype=np.int64)  # each node's group, named by its smallest node
     for round_ in range(rounds + 1):
         a, b = root[i[live]], root[j[live]]
@@ -730,7 +1044,8 @@ class _SplitItems:
         # the parts give way to the whole (kept as its one part): not both at once, 32 bytes an item
         self.labels, self.keys = [_cat(self.labels, np.int64)], [_cat(self.keys, np.uint64)]
         self.boxes, self.index = [_cat(self.boxes, np.int16, 4)], [_cat(self.index, np.int64)]
-        return _Stacked(self.store, self.labels[0], self.keys[0], self.boxes[0], self.index[0])
+        return _Stacked(self.store, self.labels[0], self.keys[0], self.boxes[0], self.index[0],
+                        np.zeros(len(self.labels[0]), dtype=bool))
 
     def name(self, index: int) -> ItemId:
         return self.names[index] if self.names is not None else index
@@ -745,12 +1060,45 @@ class _Stacked(NamedTuple):
     boxes: np.ndarray
     position: np.ndarray
     """Each row's index within the split."""
+    framed: np.ndarray
+    """Per row, whether its picture is :func:`framed` (set by the search, for its distinct rows)."""
 
 
 def _cat(parts: list[np.ndarray], dtype: type, width: int = 0) -> np.ndarray:
     if parts:
         return np.concatenate(parts)
     return np.zeros((0, width) if width else 0, dtype=dtype)
+
+
+class _Hashes(NamedTuple):
+    """One split's hashes, a row per distinct item searched: the fine hash of every row, which rows are
+    framed, and their coarse hashes under each of the :data:`QUERIES`."""
+
+    fine: np.ndarray
+    framed: np.ndarray
+    """Rows (indices into ``fine``) of the framed pictures."""
+    coarse: np.ndarray
+    """``(len(QUERIES), len(framed), 4)``."""
+
+    def subset(self, keep: np.ndarray) -> _Hashes:
+        """The rows where ``keep`` (a mask over ``fine``), renumbered."""
+        renumber = np.cumsum(keep) - 1
+        inside = keep[self.framed]
+        return _Hashes(self.fine[keep], renumber[self.framed[inside]], self.coarse[:, inside])
+
+
+def candidate_pairs(a: _Hashes, b: _Hashes | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose fine hashes are within :data:`RADIUS` bits, or that are both framed and whose coarse
+    hashes are within :data:`COARSE_RADIUS` bits under one of the :data:`QUERIES` (:func:`coarse_pairs`),
+    each once: ``(i, j)`` as :func:`hamming_pairs` gives them."""
+    fine_i, fine_j = hamming_pairs(a.fine, None if b is None else b.fine)
+    if not len(a.framed) or (b is not None and not len(b.framed)):
+        return fine_i, fine_j
+    coarse_i, coarse_j = coarse_pairs(a.coarse, None if b is None else b.coarse)
+    other = a if b is None else b
+    width = np.int64(len(other.fine))
+    key = np.unique(np.r_[fine_i * width + fine_j, a.framed[coarse_i] * width + other.framed[coarse_j]])
+    return key // width, key % width
 
 
 class _Groups(NamedTuple):
@@ -837,17 +1185,19 @@ class NearDuplicateFinder:
         stats = NearDuplicateStats(checked=any(len(s.thumbs) for s in stacked.values()), threshold=threshold)
         if not stats.checked:
             return stats
-        reference = stacked["train"].thumbs if "train" in stacked and len(stacked["train"].thumbs) else next(
-            s.thumbs for s in stacked.values() if len(s.thumbs))
+        chosen = stacked["train"] if "train" in stacked and len(stacked["train"].thumbs) else next(
+            s for s in stacked.values() if len(s.thumbs))
+        reference, reference_boxes = chosen.thumbs, chosen.boxes
         step = max(1, len(reference) // _CENTRE_SAMPLE)
-        centre = spectrum_centre(reference[np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]])
+        sample = np.arange(0, len(reference), step)[:_CENTRE_SAMPLE]
+        centre = self._centre(reference, sample)
+        centre_coarse = self._coarse_centre(reference, reference_boxes, sample)
         rows: dict[str, np.ndarray] = {}
-        hashes: dict[str, np.ndarray] = {}
+        hashes: dict[str, _Hashes] = {}
         for name, split in stacked.items():
             # one item per distinct content: exact copies are reported by stats.py, not here
             distinct = rows[name] = np.sort(np.unique(split.keys, return_index=True)[1])
-            hashes[name] = self._map(_hasher(split.thumbs, distinct, centre), len(distinct), _HASH_CHUNK
-                                     ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+            hashes[name] = self._hashes(split, distinct, centre, centre_coarse)
         groups = {name: self._groups(split, rows[name], hashes[name], threshold) for name, split in stacked.items()}
         if "train" in stacked:
             for name in stacked:
@@ -859,25 +1209,60 @@ class NearDuplicateFinder:
         stats.confirmations = self.confirmations
         return stats
 
-    def _distances(self, a: ThumbnailStore, i: np.ndarray, b: ThumbnailStore, j: np.ndarray) -> np.ndarray:
-        """:func:`pair_distances` of the pairs ``(a[i[k]], b[j[k]])``, a chunk per thread at a time."""
-        self.confirmations += len(i)
-        return self._map(lambda part: pair_distances(a, i[part], b, j[part]), len(i), _CONFIRM_CHUNK)
+    def _centre(self, reference: ThumbnailStore, sample: np.ndarray) -> torch.Tensor:
+        """The :func:`spectrum_centre` of the rows ``sample`` of ``reference``."""
+        return spectrum_centre(reference[sample])
 
-    def _confirm(self, a: ThumbnailStore, b: ThumbnailStore, threshold: float
-                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def _coarse_centre(self, reference: ThumbnailStore, boxes: np.ndarray, sample: np.ndarray) -> torch.Tensor:
+        """The :func:`coarse_centre` of the framed pictures among the rows ``sample`` of ``reference``."""
+        sample_thumbs = reference[sample]
+        in_frame = framed_sizes(sample_thumbs, boxes[sample])
+        return coarse_centre(sample_thumbs[torch.from_numpy(in_frame)], boxes[sample][in_frame])
+
+    def _hashes(self, split: _Stacked, rows: np.ndarray, centre: torch.Tensor, centre_coarse: torch.Tensor
+                ) -> _Hashes:
+        """The hashes of ``split``'s ``rows``, hashed :data:`_HASH_CHUNK` rows at a time (a row's hash
+        may differ in the last float bit with the rows hashed beside it: the chunks are part of the result),
+        and the coarse hashes of its framed pictures (marking them in ``split.framed``)."""
+        fine = self._map(_hasher(split.thumbs, rows, centre), len(rows), _HASH_CHUNK
+                         ).reshape(-1, _WORDS).astype(np.uint64, copy=False)
+        split.framed[:] = framed_sizes(split.thumbs, split.boxes)
+        at = np.flatnonzero(split.framed[rows])
+        queries = np.zeros((len(QUERIES), 0, _WORDS), np.uint64)
+        if len(at):
+            queries = self._map(_querier(split, rows[at], centre_coarse), len(at), _HASH_CHUNK
+                                ).reshape(-1, len(QUERIES), _WORDS).transpose(1, 0, 2)
+        return _Hashes(fine, at, queries.astype(np.uint64, copy=False))
+
+    def _candidates(self, a: _Stacked, rows_a: np.ndarray, hashes_a: _Hashes, b: _Stacked | None,
+                    rows_b: np.ndarray, hashes_b: _Hashes | None, threshold: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+        """The candidate pairs of rows (:func:`candidate_pairs`), ``i`` of ``a`` and ``j`` of ``b`` (of ``a``
+        when ``b`` is None, ``i < j``), with their fine hash distance, and how to confirm them on the pixels."""
+        i, j = candidate_pairs(hashes_a, hashes_b)
+        weight = hamming(hashes_a.fine[i], (hashes_a if hashes_b is None else hashes_b).fine[j])
+        other = a if b is None else b
+        return rows_a[i], rows_b[j], weight, self._confirm(a, other, threshold)
+
+    def _distances(self, a: _Stacked, i: np.ndarray, b: _Stacked, j: np.ndarray, threshold: float) -> np.ndarray:
+        """:func:`pair_distances` of the pairs ``(a[i[k]], b[j[k]])`` (framed pairs refined), a chunk per
+        thread at a time."""
+        self.confirmations += len(i)
+        return self._map(lambda part: pair_distances(a.thumbs, i[part], b.thumbs, j[part], threshold=threshold,
+                                                     framed_a=a.framed, framed_b=b.framed, boxes_a=a.boxes),
+                         len(i), _CONFIRM_CHUNK)
+
+    def _confirm(self, a: _Stacked, b: _Stacked, threshold: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         def confirm(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            d = self._distances(a, i, b, j)
+            d = self._distances(a, i, b, j, threshold)
             return np.where(d <= threshold, d, np.nan).astype(np.float32)
 
         return confirm
 
-    def _groups(self, split: _Stacked, rows: np.ndarray, hashes: np.ndarray, threshold: float) -> _Groups:
-        i, j = hamming_pairs(hashes)
-        weight = hamming(hashes[i], hashes[j])
-        i, j = rows[i], rows[j]
+    def _groups(self, split: _Stacked, rows: np.ndarray, hashes: _Hashes, threshold: float) -> _Groups:
+        i, j, weight, confirm = self._candidates(split, rows, hashes, None, rows, None, threshold)
         n = len(split.thumbs)
-        i, j, d = grow_groups(n, i, j, weight, self._confirm(split.thumbs, split.thumbs, threshold))
+        i, j, d = grow_groups(n, i, j, weight, confirm)
         return _Groups(components(n, i, j), i, j, d)
 
     def _within(self, name: str, split: _Stacked, found: _Groups, stats: NearDuplicateStats) -> NearDuplicateGroups:
@@ -918,17 +1303,16 @@ class NearDuplicateFinder:
         return groups
 
     def _leaked(self, name: str, stacked: dict[str, _Stacked], rows: dict[str, np.ndarray],
-                hashes: dict[str, np.ndarray], train_group: np.ndarray, threshold: float,
+                hashes: dict[str, _Hashes], train_group: np.ndarray, threshold: float,
                 stats: NearDuplicateStats) -> NearLeakedItems:
         split, train = stacked[name], stacked["train"]
         candidates = ~np.isin(split.keys[rows[name]], train.keys)  # no exact copy in train
-        i, j = hamming_pairs(hashes[name][candidates], hashes["train"])
-        weight = hamming(hashes[name][candidates][i], hashes["train"][j])
-        i, j = rows[name][candidates][i], rows["train"][j]
+        i, j, weight, confirm = self._candidates(split, rows[name][candidates], hashes[name].subset(candidates),
+                                                 train, rows["train"], hashes["train"], threshold)
         # per item and train group, the candidates are measured closest hash first until one is a near
         # copy: a group's members are near copies of each other, so one confirmed stands for the group
         pair = i * max(len(train_group), 1) + train_group[j]
-        i, j, d = first_confirmed(pair, i, j, weight, self._confirm(split.thumbs, train.thumbs, threshold))
+        i, j, d = first_confirmed(pair, i, j, weight, confirm)
         order = np.lexsort((j, d, i))  # per item, its closest train item (ties: the earliest)
         i, j, d = i[order], j[order], d[order]
         first = np.ones(len(i), dtype=bool)
@@ -956,6 +1340,13 @@ _CENTRE_SAMPLE = 4096
 
 def _hasher(thumbs: ThumbnailStore, rows: np.ndarray, centre: torch.Tensor) -> Callable[[slice], np.ndarray]:
     return lambda part: perceptual_hashes(thumbs[rows[part]], centre)
+
+
+def _querier(split: _Stacked, rows: np.ndarray, centre_coarse: torch.Tensor) -> Callable[[slice], np.ndarray]:
+    """Per row (framed), its coarse hash under each of the :data:`QUERIES`, item-major and flattened so
+    that chunks concatenate: reshaped by the caller."""
+    return lambda part: coarse_hashes(split.thumbs[rows[part]], centre_coarse, queries=True,
+                                      boxes=split.boxes[rows[part]]).transpose(1, 0, 2).reshape(-1, _WORDS)
 
 
 def _cores() -> int:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgate import workflow
+from mlgate.data.ray_near_duplicates import attach_thumbnails, detach_thumbnails, keeps_thumbnails
 from mlgate.data.shards import WholeSplit
 from mlgate.errors import ExitCode, MlgateError
 
@@ -192,12 +193,16 @@ def _init(ray: Any, address: str) -> None:
             time.sleep(attempt)
 
 
-def _reduce_on_node(task: ShardTask, shard: Shard) -> tuple[ShardState, str]:
-    """Runs on a cluster node: reads the shard there, with the node's identity, and reduces it."""
+def _reduce_on_node(task: ShardTask, shard: Shard, keep_thumbnails: bool) -> tuple[ShardState, str, Any]:
+    """Runs on a cluster node: reads the shard there, with the node's identity, and reduces it. With
+    ``keep_thumbnails``, its near-duplicate thumbnails are a return of their own, left on the cluster
+    (:mod:`mlgate.data.ray_near_duplicates`)."""
     # local: ray is optional and slow to import; only the ray engine needs it
     import ray
 
-    return task(shard), ray.get_runtime_context().get_node_id()
+    state = task(shard)
+    thumbs = detach_thumbnails(state) if keep_thumbnails else None
+    return state, ray.get_runtime_context().get_node_id(), thumbs
 
 
 @dataclass
@@ -221,9 +226,11 @@ class RayEngine:
         # local: ray is optional and slow to import; only the ray engine needs it
         import ray
 
-
+        # state, node, thumbnails: three objects, so the thumbnails can stay on the cluster, owned here
         remote = ray.remote(_reduce_on_node).options(num_cpus=1, max_retries=TASK_RETRIES,
-                                                     retry_exceptions=False)
+                                                     retry_exceptions=False, num_returns=3)
+        keep = task.near_duplicates and keeps_thumbnails(sum(shard.size for shard in shards
+                                                             if not isinstance(shard, WholeSplit)))
         ahead = max(2, IN_FLIGHT_PER_CPU * int(self._guard(ray.cluster_resources).get("CPU", 1)))
         todo = iter(shards)
         pending: deque[tuple[Shard, Any]] = deque()
@@ -234,7 +241,7 @@ class RayEngine:
         try:
             while True:
                 while len(pending) < ahead and (shard := next(todo, None)) is not None:
-                    pending.append((shard, None if isinstance(shard, WholeSplit) else remote.remote(task, shard)))
+                    pending.append((shard, None if isinstance(shard, WholeSplit) else remote.remote(task, shard, keep)))
                 if not pending:
                     return
                 shard, ref = pending[0]
@@ -242,9 +249,11 @@ class RayEngine:
                     pending.popleft()
                     yield shard, task(shard)
                     continue
-                ready, _ = self._guard(ray.wait, [ref], timeout=PROGRESS_EVERY_S)
-                if ready:
-                    state, node = self._guard(ray.get, ref)
+                ready, _ = self._guard(ray.wait, ref[:2], num_returns=2, timeout=PROGRESS_EVERY_S)
+                if len(ready) == 2:
+                    state, node = self._guard(ray.get, ref[:2])
+                    if keep:
+                        attach_thumbnails(state, ref[2])
                     pending.popleft()
                     done += 1
                     self.nodes_used.add(node)
@@ -257,7 +266,7 @@ class RayEngine:
             for _, ref in pending:
                 if ref is not None and ray.is_initialized():
                     with contextlib.suppress(Exception):  # the run is ending; the cluster may be gone already
-                        ray.cancel(ref)
+                        ray.cancel(ref[0])
 
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         """``call`` with Ray's failures as mlgate's: a task's own error (a corrupt file, an unreadable

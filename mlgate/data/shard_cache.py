@@ -46,6 +46,7 @@ from mlgate.data.stats import ShardState
 from mlgate.publish import make_shared_dirs, write_shared_file
 
 if TYPE_CHECKING:
+    from mlgate.data.layouts import Batch
     from mlgate.data.shards import Shard
     from mlgate.data.stats import ShardState, ShardTask
 
@@ -83,12 +84,26 @@ class FileDigests:
         self.hashed = 0
         """Files hashed here because the manifest did not list them."""
 
+    def _relative(self, path: str | Path) -> str:
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return ""
+
+    def known(self, shard: Shard) -> dict[str, str]:
+        """The part of the manifest that keying ``shard`` reads (:func:`shard_key`)."""
+        if isinstance(shard, ImageFolderShard):
+            wanted = [relative for _, _, relative, _ in shard.files]
+        elif isinstance(shard, TensorShard) and shard.part is not None and is_dataclass(shard.part.load):
+            wanted = [self._relative(value) for item in fields(shard.part.load)
+                      if isinstance(value := getattr(shard.part.load, item.name), Path)]
+        else:
+            wanted = []
+        return {relative: self.manifest[relative] for relative in wanted if relative in self.manifest}
+
     def __call__(self, path: str | Path, relative: str | None = None) -> str | None:
         if relative is None:
-            try:
-                relative = Path(path).relative_to(self.root).as_posix()
-            except ValueError:
-                relative = ""
+            relative = self._relative(path)
         known = self.manifest.get(relative)
         if known is not None:
             return known
@@ -98,6 +113,14 @@ class FileDigests:
                 return hashlib.file_digest(file, "md5").hexdigest()
         except OSError:
             return None
+
+
+def cacheable(shard: Shard) -> bool:
+    """Whether :func:`shard_key` gives ``shard`` a key (not a user's Dataset class, nor a tensor part loaded
+    in a way this does not know)."""
+    if isinstance(shard, TensorShard):
+        return shard.part is None or is_dataclass(shard.part.load)
+    return isinstance(shard, ImageFolderShard)
 
 
 def shard_key(shard: Shard, task: ShardTask, digest: FileDigests) -> str | None:
@@ -147,8 +170,33 @@ class ShardCache:
     def reduce(self, shards: list[Shard], task: ShardTask,
                reduce: Callable[[list[Shard]], Iterator[tuple[Shard, ShardState]]],
                ) -> Iterator[tuple[Shard, ShardState]]:
-        """:func:`reduce_cached` with this cache."""
+        """:func:`reduce_cached` with this cache: for an engine whose nodes cannot see this folder."""
         return reduce_cached(shards, task, reduce, self)
+
+    def reduce_here(self, shards: list[Shard], task: ShardTask, workers: int) -> Iterator[tuple[Shard, ShardState]]:
+        """Each shard with its state, in order, as :meth:`reduce` gives them, but keyed, read and stored by
+        the process that reduces the shard (:class:`CachedTask`, in ``workers`` worker processes): hashing
+        files that DVC's listing does not have, decoding entries and encoding new ones use every worker
+        instead of queueing in this process."""
+
+        # local: shards imports nothing of mlgate at module level (it starts the workers early)
+        from mlgate.data.shards import reduce_in_order
+
+        keyed: list[Shard] = [KeyedShard(shard, self.digest.known(shard)) if cacheable(shard) else shard
+                              for shard in shards]
+        cached = CachedTask(task, self.folder, self.digest.root)
+        for shard, (state, outcome) in reduce_in_order(keyed, cached, workers):
+            self.count(outcome)
+            yield (shard.shard if isinstance(shard, KeyedShard) else shard), state
+
+    def count(self, outcome: Outcome) -> None:
+        """Add what a :class:`CachedTask` did elsewhere to this cache's counts."""
+        self.hits += outcome.hits
+        self.computed += outcome.computed
+        self.refused += outcome.refused
+        self.digest.hashed += outcome.hashed
+        if outcome.key is not None:
+            self.used.add(outcome.key)
 
     @property
     def shards(self) -> Path:
@@ -211,6 +259,59 @@ class ShardCache:
         if self.digest.hashed:
             line += f"; {self.digest.hashed:,} files hashed (not in a DVC listing)"
         return line + "."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a :class:`CachedTask` did with one shard, for the counts and the log."""
+
+    key: str | None
+    hits: int
+    computed: int
+    refused: list[str]
+    hashed: int
+
+
+@dataclass
+class KeyedShard:
+    """A shard with the DVC md5s of its files (the part of DVC's listing it needs), sent to a worker that
+    keys it: the split and size are the shard's."""
+
+    shard: Shard
+    md5s: dict[str, str]
+    split: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.split = self.shard.split
+
+    @property
+    def size(self) -> int:
+        return self.shard.size
+
+    def batches(self, batch_size: int = 4096) -> Iterator[Batch]:
+        return self.shard.batches(batch_size)
+
+
+@dataclass(frozen=True)
+class CachedTask:
+    """``task`` with the cache in ``folder`` around it, run in the worker that reduces the shard: the state
+    stored under the shard's key when it checks out, else the reduced state, stored."""
+
+    task: ShardTask
+    folder: Path
+    root: Path
+
+    def __call__(self, shard: Shard) -> tuple[ShardState, Outcome]:
+        if not isinstance(shard, KeyedShard):  # not cacheable (a user's Dataset class)
+            return self.task(shard), Outcome(None, 0, 0, [], 0)
+        cache = ShardCache(self.folder, FileDigests(self.root, shard.md5s))
+        key = shard_key(shard.shard, self.task, cache.digest)
+        state = cache.get(key) if key is not None and cache.has(key) else None
+        if state is None:
+            state = self.task(shard.shard)
+            if key is not None:
+                cache.put(key, state)
+        return state, Outcome(key, cache.hits, cache.computed, cache.refused, cache.digest.hashed)
 
 
 def reduce_cached(shards: list[Shard], task: ShardTask,

@@ -221,7 +221,12 @@ def compute_stats(
     def reduce(todo: list[Shard]) -> Iterator[tuple[Shard, ShardState]]:
         return engine.reduce(todo, task) if engine is not None else reduce_in_order(todo, task, workers)
 
-    reduced = shard_cache.reduce(shards, task, reduce) if shard_cache is not None else reduce(shards)
+    if shard_cache is None:
+        reduced = reduce(shards)
+    elif engine is None:  # keyed, read and stored by the workers
+        reduced = shard_cache.reduce_here(shards, task, workers)
+    else:
+        reduced = shard_cache.reduce(shards, task, reduce)
     merged: dict[str, ShardState] = {}
     sizes: dict[str, list[int]] = {}  # split -> items of each of its shards, in order
     total = sum(shard.size for shard in shards)

@@ -15,19 +15,28 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 
 from mlgate.cli import main
 from mlgate.data.layouts import open_dataset
 from mlgate.data.near_duplicates import (
     RADIUS,
+    REFINED_ALIGNMENTS,
+    SMOOTH_SIGMA,
     THUMB,
     NearDuplicateFinder,
     NearDuplicateStats,
+    coarse_centre,
+    coarse_hashes,
+    coarse_pairs,
     components,
+    framed,
+    framed_sizes,
     grow_groups,
     hamming_pairs,
     perceptual_hashes,
     pixel_distances,
+    refined_distances,
     spectrum_centre,
     thumbnails,
 )
@@ -80,12 +89,14 @@ def test_thumbnails__keep_a_digit_on_its_pixel_grid_and_downscale_large_colour_i
     assert torch.equal(small[:, 2:30, 2:30], digits)
     assert int(small[:, 0].max()) == 0  # padded with the background (0 on MNIST)
 
-    rgb = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)  # channel-last photos
+    rgb = torch.randint(0, 256, (2, 64, 80, 3), dtype=torch.uint8)  # channel-last photos, not square
     large, box = thumbnails(rgb)
-    gray = rgb.double().mean(-1)
-    expected = gray.reshape(2, 32, 2, 32, 2).mean((2, 4)).round()
+    # the whole picture resampled onto the grid as PIL resizes (bilinear with an antialiasing filter)
+    gray = rgb.double().mean(-1).round().numpy().astype(np.float32)
+    expected = np.stack([np.asarray(Image.fromarray(g).resize((THUMB, THUMB), Image.Resampling.BILINEAR))
+                         for g in gray])
     assert box == (0, 0, THUMB, THUMB)
-    assert (large.double() - expected).abs().max() <= 1  # rounding of the float32 path
+    assert np.abs(large.numpy() - expected).max() <= 1.5  # the float32 path rounds once more
 
     normalised = (digits.float() / 255 - 0.1307) / 0.3081  # the course's float tensors
     normalised[1, 5, 5] = float("nan")  # a broken pixel counts as 0, the rest of the item as usual
@@ -388,3 +399,139 @@ def test_data_stats__reports_a_planted_near_leak_and_fails_its_gate(tmp_path: Pa
     assert report["figures"]["near_groups"] == "near_groups.png"
     assert (tmp_path / "out" / "near_groups.png").read_bytes().startswith(b"\x89PNG")
     assert "`test` 4 ≈ `train` 123" in (tmp_path / "out" / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------
+# photographs: framed pictures, the coarse search and the smoothed distance
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur written out plainly: each pixel the weighted mean of its neighbours within
+    3 sigma, the picture's edge pixels repeated beyond it."""
+    radius = max(1, int(3 * sigma + 0.5))
+    weights = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma**2))
+    weights /= weights.sum()
+    padded = np.pad(image.astype(np.float64), radius, mode="edge")
+    n = image.shape[0]
+    rows = sum(w * padded[k : k + n, :] for k, w in enumerate(weights))
+    return sum(w * rows[:, k : k + n] for k, w in enumerate(weights))  # type: ignore[no-any-return]
+
+
+def _sample(image: np.ndarray, zoom: float, dy: float, dx: float) -> np.ndarray:
+    """``image`` zoomed about its centre by ``zoom`` and moved by (dy, dx) pixels, bilinearly, positions
+    past the edge clamped to it: out[y, x] = image at ((y - c) / zoom + c + dy, (x - c) / zoom + c + dx)."""
+    n = image.shape[0]
+    c = (n - 1) / 2
+    ys = np.clip((np.arange(n) - c) / zoom + c + dy, 0, n - 1)
+    xs = np.clip((np.arange(n) - c) / zoom + c + dx, 0, n - 1)
+    y0, x0 = np.minimum(np.floor(ys).astype(int), n - 2), np.minimum(np.floor(xs).astype(int), n - 2)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = image[y0][:, x0] * (1 - fx) + image[y0][:, x0 + 1] * fx
+    bottom = image[y0 + 1][:, x0] * (1 - fx) + image[y0 + 1][:, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy  # type: ignore[no-any-return]
+
+
+def reference_refined(a: np.ndarray, b: np.ndarray) -> float:
+    """The smoothed distance written out plainly: both blurred, the central 28×28 window of ``a`` against
+    the same window of ``b`` under each alignment, each z-scored, half the RMS difference, the smallest."""
+    def z(w: np.ndarray) -> np.ndarray:
+        w = w - w.mean()
+        return w / np.sqrt((w**2).mean())
+
+    a, b = _blur(a, SMOOTH_SIGMA), _blur(b, SMOOTH_SIGMA)
+    centre = z(a[2:-2, 2:-2])
+    return min(float(np.sqrt(((centre - z(_sample(b, zoom, dy, dx)[2:-2, 2:-2])) ** 2).mean()) / 2)
+               for zoom, dy, dx in REFINED_ALIGNMENTS)
+
+
+def _photos() -> list[np.ndarray]:
+    import skimage.data
+
+    return [np.asarray(skimage.data.camera()), np.asarray(skimage.data.astronaut()).mean(2).astype(np.uint8)]
+
+
+def test_refined_distance__matches_a_plain_computation_and_measures_a_cropped_photo_close() -> None:
+    camera, astronaut = _photos()
+    originals = [camera[100 + 40 * k : 164 + 40 * k, 200 : 264] for k in range(3)]
+    # cropped by 3 pixels at the top and 2 on the left, resized back: the picture zoomed and moved
+    cropped = [np.asarray(Image.fromarray(o[3:, 2:]).resize((64, 64), Image.Resampling.BILINEAR)) for o in originals]
+    other = [astronaut[50 + 40 * k : 114 + 40 * k, 150 : 214] for k in range(3)]
+    a = thumbnails(torch.from_numpy(np.stack(originals)))[0]
+    b = thumbnails(torch.from_numpy(np.stack(cropped)))[0]
+    c = thumbnails(torch.from_numpy(np.stack(other)))[0]
+
+    ours = refined_distances(torch.cat([a, a]), torch.cat([b, c])).numpy()
+
+    expected = [reference_refined(x.numpy().astype(np.float64), y.numpy().astype(np.float64))
+                for x, y in zip(torch.cat([a, a]), torch.cat([b, c]), strict=True)]
+    np.testing.assert_allclose(ours, expected, atol=2e-3)
+    assert ours[:3].max() < DEFAULT_DISTANCE < pixel_distances(a, b).min()  # the whole-pixel moves miss it
+    assert ours[3:].min() > 3 * DEFAULT_DISTANCE
+
+
+def test_framed__photographs_and_faces_reach_their_frame_digits_sit_on_a_background() -> None:
+    digits, _ = mnist_digits(50)
+    noisy = (digits.float() + torch.randn(digits.shape, generator=torch.Generator().manual_seed(0)) * 6)
+    thumbs, box = thumbnails(noisy.round().clamp(0, 255).to(torch.uint8))
+    boxes = np.tile(np.array(box, dtype=np.int16), (50, 1))
+    assert not framed(thumbs, boxes).any()  # noise does not count
+    edged = thumbs.clone()
+    busy = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    busy[:, 2:-2, 2:-2] = edged[:5, 4:-4, 4:-4]  # 5 digits in a busy frame
+    edged[:5, 2:30, 2:30] = busy
+    assert framed(edged, boxes)[:5].all() and not framed_sizes(edged, boxes).any()  # the size's majority decides
+
+    import skimage.data
+    faces = torch.from_numpy((np.asarray(skimage.data.lfw_subset())[:20] * 255).round().astype(np.uint8))
+    thumbs, box = thumbnails(faces)
+    assert box == (3, 3, 25, 25) and framed(thumbs, np.tile(np.array(box, dtype=np.int16), (20, 1))).all()
+    both = torch.cat([thumbs, edged[10:18]])  # faces and digits (another size) in one split
+    boxes = np.concatenate([np.tile(np.array(box, dtype=np.int16), (20, 1)), edged_boxes := boxes[:8]])
+    assert framed_sizes(both, boxes).tolist() == [True] * 20 + [False] * len(edged_boxes)
+
+    photos, box = thumbnails(torch.from_numpy(np.stack([p[:100, :100] for p in _photos()])))
+    assert framed(photos, np.tile(np.array(box, dtype=np.int16), (2, 1))).all()  # resampled: always framed
+
+
+def test_coarse_search__finds_a_shifted_cropped_photo_and_matches_a_brute_force_radius_search() -> None:
+    camera, astronaut = _photos()
+    crops = [picture[top : top + 64, left : left + 64] for picture in (camera, astronaut)
+             for top in range(40, 440, 80) for left in range(40, 440, 80)]
+    copies = []
+    for k in range(0, len(crops), 5):  # one pixel to the side and 3 % cropped, resized back to 64
+        picture = camera if k < 25 else astronaut
+        top, left = 40 + 80 * ((k % 25) // 5) + 1, 40 + 80 * (k % 5) + 1
+        cut = picture[top + 2 : top + 64, left + 1 : left + 63]
+        copies.append(np.asarray(Image.fromarray(cut).resize((64, 64), Image.Resampling.BILINEAR)))
+    thumbs = thumbnails(torch.from_numpy(np.stack(crops + copies)))[0]
+    queries = coarse_hashes(thumbs, coarse_centre(thumbs), queries=True)
+
+    i, j = coarse_pairs(queries)
+
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    planted = {(k, len(crops) + n) for n, k in enumerate(range(0, len(crops), 5))}
+    assert planted <= found
+    # exactly the pairs within the radius under one query, either way round
+    bits = np.bitwise_count(queries[:, :, None, :] ^ queries[0][None, None, :, :]).sum(-1).min(0)
+    within = np.minimum(bits, bits.T) <= 15
+    assert found == {(a, b) for a, b in zip(*np.nonzero(np.triu(within, 1)), strict=True)}
+    assert len(found) < 3 * len(planted) + 10  # the search proposes few other pairs
+
+
+def test_photographs__shifted_cropped_resized_copies_found_and_texture_neighbours_kept_apart() -> None:
+    from tests.fixtures.photo_sets import photo_crops
+
+    data = photo_crops("tune")
+    finder = NearDuplicateFinder(max_listed=10**6)
+    finder.start("train")
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for k, image in enumerate(data.images):
+        by_shape.setdefault(image.shape, []).append(k)
+    for rows in by_shape.values():
+        images = torch.from_numpy(np.stack([data.images[k] for k in rows]))
+        finder.add(images, torch.tensor([data.labels[k] for k in rows]), item_keys(images), [str(k) for k in rows])
+
+    pairs = _grouped_pairs(finder.result(DEFAULT_DISTANCE))
+
+    true = len(pairs & data.pairs)
+    assert true / len(pairs) >= 0.95 and true / len(data.pairs) >= 0.95, (true, len(pairs), len(data.pairs))

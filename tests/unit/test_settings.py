@@ -59,6 +59,15 @@ def test_bad_choice__names_input_value_and_allowed_values() -> None:
         assert allowed in message
 
 
+@pytest.mark.parametrize("value", ["999", "0", "many"])
+def test_word_or_number_input__the_message_names_both_and_not_the_word_alone(value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings(make_inputs(workers=value))
+    message = str(info.value)
+    assert "`workers`" in message and "`auto` or a whole number from 1 to 256" in message
+    assert "Allowed: one of `auto`." not in message  # `auto` is not the only value allowed
+
+
 @pytest.mark.reliability(
     "input", "`max-imbalance: 0.5`",
     "exit 2 before any work: names `max-imbalance` and says it must be ≥ 1"

@@ -34,10 +34,10 @@ def small_content_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards_module, "ITEMS_PER_CONTENT_SHARD", 4)
 
 
-def _measure_cached(root: Path, cache_dir: Path) -> tuple[dict[str, object], ShardCache]:
+def _measure_cached(root: Path, cache_dir: Path, workers: int = 1) -> tuple[dict[str, object], ShardCache]:
     """What tests/unit/test_shards.py measures, with the shard cache in ``cache_dir``."""
     cache = ShardCache(cache_dir, FileDigests(root))
-    return _comparable(measure(root, sizes=None, batch_size=4096, shard_cache=cache)), cache
+    return _comparable(measure(root, sizes=None, batch_size=4096, workers=workers, shard_cache=cache)), cache
 
 
 def _cold(root: Path) -> dict[str, object]:
@@ -86,6 +86,24 @@ def test_imagefolder__warm_run_after_a_change_equals_the_cold_run_and_rereads_on
     assert cache.refused == []
     assert cache.hits >= filled.computed - 4  # the edit touched a few shards, at most one more per file
     assert 1 <= cache.computed <= 4
+
+
+def test_two_workers__key_read_and_store_the_entries_and_their_counts_reach_the_log(tmp_path: Path) -> None:
+    # the workers hash the files, read and write the entries: what they did is counted here all the same
+    data = tmp_path / "data"
+    _imagefolder(data)
+    files = sum(1 for p in data.rglob("*.png"))
+    first, filled = _measure_cached(data, tmp_path / "cache", workers=2)
+    assert first == _cold(data)
+    assert filled.hits == 0 and filled.computed > 10 and filled.digest.hashed == files
+    assert len(_entries(tmp_path / "cache")) == filled.computed  # stored by the workers, where this run keeps them
+
+    _add(data)
+    warm, cache = _measure_cached(data, tmp_path / "cache", workers=2)
+    assert warm == _cold(data)
+    assert cache.hits >= filled.computed - 4 and 1 <= cache.computed <= 4
+    assert len(cache.used) == cache.hits + cache.computed  # every key used, so pruning keeps them
+    assert f"{cache.hits:,} of {cache.hits + cache.computed:,} shards read from the cache" in cache.summary()
 
 
 def test_course__a_changed_part_is_reread_and_the_others_come_from_the_cache(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from mlgate.data.layouts.base import SUPPORTED, Batch, Dataset, DatasetLayoutError, Split, found_in
+from mlgate.data.layouts.base import SUPPORTED, Batch, DataPathMissing, Dataset, DatasetLayoutError, Split, found_in
 from mlgate.data.layouts.course import IMAGES_GLOB, open_course
 from mlgate.data.layouts.dataset_class import DatasetClassError, open_dataset_class
 from mlgate.data.layouts.imagefolder import IMAGE_SUFFIXES, open_imagefolder, split_folders
@@ -60,9 +60,10 @@ def open_dataset(
             )
         return open_dataset_class(root, dataset_class, import_root)
     if not root.exists():
-        raise DatasetLayoutError(
+        raise DataPathMissing(
             f"Data path {root} does not exist.",
-            hint="Point the data path at the folder that holds the dataset (after `dvc pull`).",
+            hint="Point the data path at the folder that holds the dataset, relative to the repository root "
+                 "(with DVC: the tracked folder, the `.dvc` file's path without `.dvc`).",
         )
     if root.is_file() and root.suffix == ".npz" and layout in ("auto", "npz"):
         return open_npz(root.parent, [root])

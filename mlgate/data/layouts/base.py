@@ -38,6 +38,12 @@ class DatasetLayoutError(MlgateError):
     title = "Unrecognised dataset layout"
 
 
+class DataPathMissing(DatasetLayoutError):
+    """Raised when the data path names nothing (a typo, or the data not pulled)."""
+
+    title = "Data path not found"
+
+
 @dataclass(frozen=True)
 class Batch:
     """Up to ``batch_size`` items of one split that share one per-item shape and dtype.
