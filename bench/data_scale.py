@@ -26,7 +26,8 @@ and the whole run, their ratio, the 700k/70k ratios, and the course's reference 
 layout: 2,000,000 PNGs would take an hour to write; `--memory-imagefolder` adds the ImageFolder at the
 sizes up to 200,000), as the main process's high-water mark (VmHWM) and the summed PSS of every
 process, and the bytes per item above a 2,000-item run's (targets: <= 600 MiB at 200,000, <= 1 GiB
-at 2,000,000).
+at 2,000,000), with the main process's peak in each phase of the run (start-up: before the first). Run
+the script with another interpreter to measure another torch build (its children use the same one).
 
 Timings on a shared machine are noisy: medians are printed, with every run.
 """
@@ -161,14 +162,44 @@ def run(cmd: list[str], root: Path = ROOT) -> tuple[float, str, int, float]:
     return seconds, out, peak * 1024, sum(cpu.values())
 
 
-# the main process's own high-water mark, written by the child itself at exit
+# the main process's own high-water mark, written by the child itself at exit; and per phase of the run
+# (`workflow.phase`): the high-water mark is reset as a phase starts (/proc/self/clear_refs), so each
+# PHASE_KB line is that phase's own peak; "start-up" is the peak before the first phase
 _PEAK = """
-import atexit, runpy, sys
-def _peak():
+import atexit, contextlib, runpy, sys
+def _kb(field):
     for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print("PEAK_KB " + line.split()[1], flush=True)
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+peak = [0]
+def _reset():
+    peak[0] = max(peak[0], _kb("VmHWM"))
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+def _peak():
+    print("PHASE_KB after the phases", _kb("VmHWM"), flush=True)
+    print("PEAK_KB " + str(max(peak[0], _kb("VmHWM"))), flush=True)
 atexit.register(_peak)
+import mlgate.workflow
+_phase = mlgate.workflow.phase
+started = [False]
+@contextlib.contextmanager
+def phase(name, *args, **kwargs):
+    if not started[0]:
+        started[0] = True
+        print("PHASE_KB start-up", _kb("VmHWM"), flush=True)
+    _reset()
+    try:
+        with _phase(name, *args, **kwargs):
+            yield
+    finally:
+        print("PHASE_KB " + name.split(" ")[0], _kb("VmHWM"), flush=True)
+        _reset()
+mlgate.workflow.phase = phase
 sys.argv = sys.argv[1:]
 runpy.run_module("mlgate", run_name="__main__", alter_sys=True)
 """
@@ -182,6 +213,13 @@ def data_stats(data: Path, out: Path, *flags: str, root: Path = ROOT) -> tuple[f
                                 *flags], root)
     peak = [line for line in output.splitlines() if line.startswith("PEAK_KB ")]
     return wall, output, int(peak[-1].split()[1]) * 1024 if peak else 0, pss
+
+
+def phase_peaks(output: str) -> str:
+    """The main process's peak per phase of a :func:`data_stats` run, in MiB (``start-up 530, Reading 610, …``)."""
+    peaks = [line.removeprefix("PHASE_KB ").rsplit(" ", 1) for line in output.splitlines()
+             if line.startswith("PHASE_KB ")]
+    return ", ".join(f"{name} {int(kb) / 1024:,.0f}" for name, kb in peaks)
 
 
 def phase_seconds(output: str, starts: str) -> float:
@@ -255,7 +293,7 @@ def memory(work: Path, sizes: list[int], imagefolder: bool, compare: Path | None
             if not (data / "train").exists() and name == "imagefolder":
                 continue
             for which, root in checkouts:
-                wall, _, hwm, pss = data_stats(data, work / f"out-mem-{name}-{n}-{which}", root=root)
+                wall, output, hwm, pss = data_stats(data, work / f"out-mem-{name}-{n}-{which}", root=root)
                 peaks[(which, name, n)] = (hwm, pss)
                 line = (f"{which:7} {name:11} {n:>9,} items: data-stats {wall:6.1f} s (data made in {made:.0f} s), "
                         f"main peak {hwm / 2**20:,.0f} MiB, all processes PSS {pss / 2**20:,.0f} MiB")
@@ -264,6 +302,7 @@ def memory(work: Path, sizes: list[int], imagefolder: bool, compare: Path | None
                     line += (f"; per item above {base:,} items: main {(hwm - b_hwm) / (n - base):,.0f} B, "
                              f"all {(pss - b_pss) / (n - base):,.0f} B")
                 print(line, flush=True)
+                print(f"        main peak per phase (MiB): {phase_peaks(output)}", flush=True)
         shutil.rmtree(work / f"mem-{n}")
 
 

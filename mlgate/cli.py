@@ -8,6 +8,7 @@ explanation in the job summary, and the exit code.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import re
 import sys
@@ -153,6 +154,7 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
         from mlgate.data.shards import start_workers, worker_count
         from mlgate.figures.worker import FigureWorker
 
+        _return_freed_memory()
         worker = FigureWorker.start()  # before torch is imported: its start-up overlaps ours
         if settings.engine == "local":
             start_workers(worker_count(settings.workers))  # likewise
@@ -178,6 +180,26 @@ def _run(settings: CommonSettings, ctx: RunContext, clients: Clients) -> ExitCod
     from mlgate.model.promote import run_promote
 
     return run_promote(settings, ctx, clients)
+
+
+M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number (malloc.h)."""
+MMAP_THRESHOLD = 128 * 1024
+"""glibc's own starting value: blocks from this size up are mapped on their own and unmapped when freed."""
+
+
+def _return_freed_memory() -> None:
+    """Keep glibc's threshold for mapping a block on its own at its starting value (data-stats: the
+    runner's memory is the limit). Left alone, glibc raises it to each freed block's size, up to 32 MiB,
+    so the columns of a million items and the search's working chunks come from the heap and their
+    pages stay with the process once freed: the peak is then the sum of every phase's, not the largest.
+    Not glibc (musl, macOS): nothing to do."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def _mask_secrets(settings: CommonSettings) -> None:

@@ -38,6 +38,7 @@ statistics: their index within the split, or (ImageFolder) their file path.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -147,7 +148,49 @@ class _Listed:
         self.every.extend(item + offset if isinstance(item, int) else item for item in other.every)
 
 
-def _merged(parts: Sequence[_Listed]) -> IssueItems:
+@dataclass
+class _Spans:
+    """The items of one size or one channel count: ``total``, the first 100 by name, and every one as
+    runs of consecutive positions (where in the split's reading order), 16 bytes a run rather than 8 an
+    item: nearly every item shares the split's one size, and only the odd ones are ever listed in full,
+    named at the end (:meth:`every`)."""
+
+    total: int = 0
+    items: list[ItemId] = field(default_factory=list)
+    runs: array[int] = field(default_factory=lambda: array("q"))
+    """``start, stop, start, stop, …``: the positions ``[start, stop)`` of each run, in order."""
+
+    def add(self, names: Sequence[ItemId], start: int) -> None:
+        """A batch's items, at positions ``start`` on."""
+        self.total += len(names)
+        room = MAX_LISTED_ITEMS - len(self.items)
+        if room > 0:
+            self.items.extend(names[:room])
+        self._run(start, start + len(names))
+
+    def _run(self, start: int, stop: int) -> None:
+        if self.runs and self.runs[-1] == start:
+            self.runs[-1] = stop
+        elif stop > start:
+            self.runs.extend((start, stop))
+
+    def merge(self, other: _Spans, offset: int) -> None:
+        """Append ``other``'s items, whose positions (and indices, not names) count from ``offset``."""
+        self.total += other.total
+        room = MAX_LISTED_ITEMS - len(self.items)
+        self.items += [item + offset if isinstance(item, int) else item for item in other.items[:max(room, 0)]]
+        for k in range(0, len(other.runs), 2):
+            self._run(other.runs[k] + offset, other.runs[k + 1] + offset)
+
+    def every(self, names: Sequence[ItemId]) -> ItemList:
+        """Every item, by its name in ``names`` (the split's item names in reading order)."""
+        listed = ItemList()
+        for k in range(0, len(self.runs), 2):
+            listed.extend(names[self.runs[k] : self.runs[k + 1]])
+        return listed
+
+
+def _merged(parts: Sequence[_Listed | _Spans]) -> IssueItems:
     items: list[ItemId] = []
     for part in parts:
         items += part.items[: MAX_LISTED_ITEMS - len(items)]
@@ -161,8 +204,8 @@ class ImageIssueAccumulator:
     flags: dict[str, _Listed] = field(default_factory=lambda: {
         name: _Listed() for name in ("constant", "near_blank", "dark", "bright", "low_information",
                                      "odd_aspect_ratio", "grayscale_in_rgb")})
-    sizes: dict[tuple[int, int], _Listed] = field(default_factory=dict)
-    channels: dict[int, _Listed] = field(default_factory=dict)
+    sizes: dict[tuple[int, int], _Spans] = field(default_factory=dict)
+    channels: dict[int, _Spans] = field(default_factory=dict)
     colour: int = 0
     checked: int = 0
 
@@ -183,8 +226,8 @@ class ImageIssueAccumulator:
             channels, height, width = item
         else:
             height, width, channels = item
-        self.sizes.setdefault((height, width), _Listed()).add(names)
-        self.channels.setdefault(channels, _Listed()).add(names)
+        self.sizes.setdefault((height, width), _Spans()).add(names, start)
+        self.channels.setdefault(channels, _Spans()).add(names, start)
         if min(height, width) < ODD_ASPECT_RATIO * max(height, width):
             self.flags["odd_aspect_ratio"].add(names)
         if levels is not None and images.dtype == torch.uint8 and levels.shape == (rows, 256):
@@ -237,10 +280,10 @@ class ImageIssueAccumulator:
         ``offset`` (our item count)."""
         for name, listed in other.flags.items():
             self.flags[name].merge(listed, offset)
-        for size, listed in other.sizes.items():
-            self.sizes.setdefault(size, _Listed()).merge(listed, offset)
-        for channels, listed in other.channels.items():
-            self.channels.setdefault(channels, _Listed()).merge(listed, offset)
+        for size, spans in other.sizes.items():
+            self.sizes.setdefault(size, _Spans()).merge(spans, offset)
+        for channels, spans in other.channels.items():
+            self.channels.setdefault(channels, _Spans()).merge(spans, offset)
         self.colour += other.colour
         self.checked += other.checked
 
@@ -259,16 +302,18 @@ class ImageIssueAccumulator:
         entropy = -(shares * torch.log2(shares.clamp_min(1e-300))).sum(dim=1)
         self.flags["low_information"].add(names, (entropy < LOW_ENTROPY_BITS) & ~blank & ~constant & judged)
 
-    def everything(self) -> dict[str, ItemList]:
-        """Every item with each issue found (the full lists; :meth:`result` lists the first 100)."""
+    def everything(self, names: Sequence[ItemId]) -> dict[str, ItemList]:
+        """Every item with each issue found (the full lists; :meth:`result` lists the first 100);
+        ``names``: every item's name, in the order the items were added (the odd sizes and channel
+        counts keep positions)."""
         lists = {name: self.flags[name].every for name in self.flags}
         if self.colour <= self.flags["grayscale_in_rgb"].total:
             del lists["grayscale_in_rgb"]
         if self.sizes:
-            lists["odd_size"] = _joined([self.sizes[size] for size in _odd_sizes(self.sizes)])
+            lists["odd_size"] = _joined([self.sizes[size] for size in _odd_sizes(self.sizes)], names)
         if len(self.channels) > 1:
             usual = max(self.channels, key=lambda c: self.channels[c].total)
-            lists["mixed_channels"] = _joined([listed for c, listed in self.channels.items() if c != usual])
+            lists["mixed_channels"] = _joined([spans for c, spans in self.channels.items() if c != usual], names)
         return {name: lists[name] for name in ISSUES if name in lists and len(lists[name])}
 
     def result(self) -> ImageIssues:
@@ -284,14 +329,14 @@ class ImageIssueAccumulator:
         return issues
 
 
-def _joined(parts: Sequence[_Listed]) -> ItemList:
+def _joined(parts: Sequence[_Spans], names: Sequence[ItemId]) -> ItemList:
     joined = ItemList()
     for part in parts:
-        joined.extend(part.every)
+        joined.extend(part.every(names))
     return joined
 
 
-def _odd_sizes(sizes: dict[tuple[int, int], _Listed]) -> list[tuple[int, int]]:
+def _odd_sizes(sizes: dict[tuple[int, int], _Spans]) -> list[tuple[int, int]]:
     """Shapes whose sqrt(area) is more than :data:`ODD_SIZE_FACTOR` times off the median item's."""
     side = {shape: math.sqrt(shape[0] * shape[1]) for shape in sizes}
     ordered = sorted(sizes, key=lambda shape: side[shape])

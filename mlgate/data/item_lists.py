@@ -2,12 +2,15 @@
 
 Indices are packed 8 bytes each in an ``array``; ImageFolder's paths are references to the loader's own
 strings (8 bytes each, no copy). A column falls back to a plain list only when it holds both kinds.
+Per-item numpy columns that grow shard by shard are kept in blocks (:func:`append_blocks`).
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
+
+import numpy as np
 
 ItemId = int | str
 
@@ -43,12 +46,15 @@ class ItemList:
             for value in values:
                 self.append(value)
 
-    def extend_ints(self, values: bytes) -> None:
-        """Append integers given as native int64 bytes (a numpy column's ``tobytes()``: no object each)."""
+    def extend_ints(self, values: bytes | memoryview) -> None:
+        """Append integers given as native int64 bytes (a contiguous int64 numpy column's ``.data``: its
+        buffer is copied once, with no object per value)."""
         if self._other is None:
             self._ints.frombytes(values)
         else:
-            self._other.extend(array("q", values))
+            tail = array("q")
+            tail.frombytes(values)
+            self._other.extend(tail)
 
     def __len__(self) -> int:
         return len(self._ints) if self._other is None else len(self._other)
@@ -76,3 +82,21 @@ class Table:
         names = list(self.columns)
         for values in zip(*self.columns.values(), strict=True):
             yield dict(zip(names, values, strict=True))
+
+
+BLOCK_BYTES = 1 << 20
+"""Parts of a per-item column smaller than this are joined into one block once they add up to it."""
+
+
+def append_blocks(parts: list[np.ndarray], more: list[np.ndarray]) -> None:
+    """Append ``more`` (a shard's parts of a per-item column) to ``parts``, joining the small parts at the
+    end into one block as soon as they reach :data:`BLOCK_BYTES`. A shard's parts are tens of KiB: the
+    allocator serves them from its heap, where their pages stay once freed, while a block is mapped on
+    its own and given back whole when the column is concatenated (millions of items: tens of MiB)."""
+    parts += more
+    start, small = len(parts), 0
+    while start and parts[start - 1].nbytes < BLOCK_BYTES:
+        start -= 1
+        small += parts[start].nbytes
+    if small >= BLOCK_BYTES and len(parts) - start > 1:
+        parts[start:] = [np.concatenate(parts[start:])]

@@ -165,6 +165,7 @@ def run_data_stats(settings: DataStatsSettings, ctx: RunContext, clients: Client
     if measured.near is not None:
         with workflow.phase("Searching for near-duplicates"):
             measured.stats.near_duplicates = measured.near.result(settings.near_duplicate_distance)
+        measured = dataclasses.replace(measured, near=None)  # its per-item columns are spent: not held to the end
     if versions.head_hash:
         cache.put(_cache_key(versions.head_hash, data), measured.stats)
     baseline = label_errors = None

@@ -18,6 +18,7 @@ counted in ``nonfinite`` instead. ``channel_std`` is the population standard dev
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import Counter
@@ -30,7 +31,7 @@ import torch
 from pydantic import BaseModel, Field, PrivateAttr
 
 from mlgate.data.image_issues import ImageIssueAccumulator, ImageIssues
-from mlgate.data.item_lists import ItemList, Table
+from mlgate.data.item_lists import ItemList, Table, append_blocks
 from mlgate.data.layouts import Batch, Dataset
 from mlgate.data.near_duplicates import NearDuplicateFinder, NearDuplicateStats
 from mlgate.data.shards import plan, reduce_in_order
@@ -273,17 +274,15 @@ def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str
               ) -> tuple[DatasetStats, dict[int, torch.Tensor], list[LeakedPixels]]:
     identity = _Identity()
     # train first (the loader orders it so), so every other split can be checked against its keys
-    columns: list[tuple[str, np.ndarray, np.ndarray, Sequence[ItemId]]] = []
-    for name in sorted(dataset.splits, key=lambda n: n != "train"):
-        state = merged[name]
-        keys, labels = state.key_array(), state.label_array()
-        state.keys, state.labels = [], []
-        columns.append((name, keys, labels, state.ids if state.ids is not None else range(len(labels))))
-    identity.judge(columns)
-    del columns
+    states = [merged[name] for name in sorted(dataset.splits, key=lambda n: n != "train")]
+    splits = [(state.split, sum(map(len, state.labels)), state.ids) for state in states]
+    labels = _drain([state.labels for state in states], np.int64)
+    identity.judge([(name, size, ids if ids is not None else range(size)) for name, size, ids in splits],
+                   _drain([state.keys for state in states], np.uint64, 2), labels)  # no reference kept: judge frees it
+    del labels
     present = {label for state in merged.values() for label in state.acc.labels}
     universe = present | set(range(len(dataset.class_names or [])))
-    splits = {name: merged[name].acc.result(universe, identity.duplicates[name]) for name in dataset.splits}
+    results = {name: merged[name].acc.result(universe, identity.duplicates[name]) for name in dataset.splits}
     per_split = {name: leaked.total for name, leaked in identity.leaked.items()}
     leakage = LeakageStats(
         train_test_exact_duplicates=sum(per_split.values()),
@@ -293,9 +292,10 @@ def _finalise(dataset: Dataset, merged: dict[str, ShardState], sample_split: str
         conflicting_items=identity.conflicting,
     )
     stats = DatasetStats(
-        layout=dataset.layout, class_names=dataset.class_names, splits=splits, leakage=leakage
+        layout=dataset.layout, class_names=dataset.class_names, splits=results, leakage=leakage
     )
-    identity.everything.image_issues = {name: merged[name].acc.image_issues.everything() for name in dataset.splits}
+    identity.everything.image_issues = {name: merged[name].acc.image_issues.everything(merged[name].names())
+                                        for name in dataset.splits}
     stats._everything = identity.everything
     samples = merged[sample_split].samples.result() if sample_split in merged else {}
     images = pixels([(split, position) for split, position, *_ in identity.pictured]) if identity.pictured else []
@@ -370,19 +370,17 @@ class ShardState:
 
     def merge(self, other: ShardState) -> None:
         self.acc.merge(other.acc)
-        self.keys += other.keys
-        self.labels += other.labels
+        append_blocks(self.keys, other.keys)
+        append_blocks(self.labels, other.labels)
         if other.ids is not None:
             self.ids = [] if self.ids is None else self.ids
             self.ids += other.ids
         self.samples.merge(other.samples)
         self.near += other.near
 
-    def key_array(self) -> np.ndarray:
-        return np.concatenate(self.keys) if self.keys else np.zeros((0, 2), dtype=np.uint64)
-
-    def label_array(self) -> np.ndarray:
-        return np.concatenate(self.labels) if self.labels else np.zeros(0, dtype=np.int64)
+    def names(self) -> Sequence[ItemId]:
+        """Every item's name in reading order: :attr:`ids`, or the indices where items are named by index."""
+        return self.ids if self.ids is not None else range(self.acc.count)
 
 
 class _Identity:
@@ -400,91 +398,121 @@ class _Identity:
         """The first leaked items: (split, position, item, label, train item, train label)."""
         self.everything = AllFindings()
 
-    def judge(self, splits: list[tuple[str, np.ndarray, np.ndarray, Sequence[ItemId]]]) -> None:
-        """``splits`` in reading order (train first): each split's name, its items' keys ``(n, 2)``
-        uint64, labels and names."""
-        names = {name: items for name, _, _, items in splits}
-        sizes = [len(labels) for _, _, labels, _ in splits]
-        if not splits or not sum(sizes):
+    def judge(self, splits: list[tuple[str, int, Sequence[ItemId]]], keys: np.ndarray, labels: np.ndarray) -> None:
+        """``splits`` in reading order (train first): each split's name, item count and item names;
+        ``keys`` ``(n, 2)`` uint64 and ``labels``: every item's, split after split. The splits are
+        consecutive blocks of rows, so a row's split and position are arithmetic, never a column; the
+        keys are dropped once sorted (pass them without keeping a reference: 16 bytes an item)."""
+        names = {name: items for name, _, items in splits}
+        offsets = np.cumsum([0, *(size for _, size, _ in splits)])
+        ends = offsets[1:].tolist()  # split s holds rows [offsets[s], ends[s])
+        if not splits or not offsets[-1]:
             for name, *_ in splits:
                 self._start(name, "train" in names)
             return
-        keys = np.concatenate([k for _, k, _, _ in splits])
-        labels = np.concatenate([y for _, _, y, _ in splits]).astype(np.int64, copy=False)
-        split = np.repeat(np.arange(len(splits)), sizes)
-        position = np.concatenate([np.arange(n) for n in sizes])
+        labels = labels.astype(np.int64, copy=False)
         # each item's content (numbered in sorted order) and its first item overall (reading order)
         order = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: equal keys stay in reading order
-        new = np.r_[True, (keys[order][1:] != keys[order][:-1]).any(axis=1)]
-        content = np.empty(len(keys), dtype=np.int64)
+        ordered = keys[order]
+        del keys
+        new = np.ones(len(order), dtype=bool)
+        np.any(ordered[1:] != ordered[:-1], axis=1, out=new[1:])
+        del ordered
+        content = np.empty(len(order), dtype=np.int64)
         content[order] = np.cumsum(new) - 1
         first = order[new]  # per content, its first item overall
         first_label = labels[first][content]
-        # each item's first item within its split
-        within = np.lexsort((np.arange(len(keys)), content, split))
-        starts = np.r_[True, (content[within][1:] != content[within][:-1]) | (split[within][1:] != split[within][:-1])]
-        first_in_split = np.empty(len(keys), dtype=np.int64)
-        first_in_split[within] = within[np.maximum.accumulate(np.where(starts, np.arange(len(within)), 0))]
-        for s, (name, _, _, items) in enumerate(splits):
+        # each item's first item within its split: along ``order`` a content's items come in reading
+        # order, so split by split (the splits are consecutive blocks): a (content, split) run starts
+        # where the content or the split changes, and its first row is the item's first in its split
+        in_split = np.searchsorted(offsets[1:], order, side="right")
+        new[1:] |= in_split[1:] != in_split[:-1]
+        del in_split
+        run = np.arange(len(order), dtype=np.int64)
+        run[~new] = 0
+        del new
+        np.maximum.accumulate(run, out=run)
+        first_in_split = np.empty(len(order), dtype=np.int64)
+        first_in_split[order] = order[run]
+        del run, order
+        train = [name for name, *_ in splits].index("train") if "train" in names else -1
+        for s, (name, _, items) in enumerate(splits):
             self._start(name, "train" in names)
-            rows = np.flatnonzero(split == s)
-            repeats = rows[first_in_split[rows] != rows]
-            self._duplicates(name, items, position[repeats], labels[repeats], position[first_in_split[repeats]],
-                             len(np.unique(content[repeats])))
+            lo, hi = int(offsets[s]), ends[s]
+            repeated = np.zeros(len(first), dtype=bool)  # per content: whether it repeats in this split
+            for start in range(lo, hi, _ROWS_AT_ONCE):  # the findings are copied a chunk at a time
+                stop = min(hi, start + _ROWS_AT_ONCE)
+                rows = start + np.flatnonzero(first_in_split[start:stop] != np.arange(start, stop, dtype=np.int64))
+                repeated[content[rows]] = True
+                self._duplicates(name, items, rows - lo, labels[rows], first_in_split[rows] - lo)
+            self.duplicates[name].groups = int(np.count_nonzero(repeated))
+            del repeated
             if name in self.leaked:
-                train = [n for n, *_ in splits].index("train")
-                hit = rows[split[first[content[rows]]] == train]
-                self._leaks(name, items, names["train"], hit, position, labels,
-                            position[first[content[hit]]], first_label[hit])
-        # a content's first item whose label differs from the content's first label: once per content
-        differ = np.flatnonzero(labels != first_label)
-        _, once = np.unique(content[differ], return_index=True)
-        for row in differ[np.sort(once)].tolist():
-            origin = int(first[content[row]])
-            name, origin_split = splits[int(split[row])][0], splits[int(split[origin])][0]
-            item = names[name][int(position[row])]
-            first_item = names[origin_split][int(position[origin])]
-            self.conflicting.total += 1
-            self.everything.conflicting.append(name, item, int(labels[row]), origin_split, first_item,
-                                               int(first_label[row]))
-            if len(self.conflicting.items) < MAX_LISTED_ITEMS:
-                self.conflicting.items.append(ConflictingItem(
-                    split=name, item=item, label=int(labels[row]), first_split=origin_split,
-                    first_item=first_item, first_label=int(first_label[row])))
+                source = first[content[lo:hi]]
+                hit = np.flatnonzero((source >= offsets[train]) & (source < ends[train]))
+                self._leaks(name, items, names["train"], hit, labels[lo:hi][hit], source[hit] - offsets[train],
+                            first_label[lo:hi][hit])
+                del source, hit
+        del first_in_split
+        # a content's first item whose label differs from the content's first label: once per content,
+        # a chunk of rows at a time (on data with noisy labels most rows differ)
+        conflicted = np.zeros(len(first), dtype=bool)  # per content: its first such item is listed
+        for start in range(0, len(labels), _ROWS_AT_ONCE):
+            stop = min(len(labels), start + _ROWS_AT_ONCE)
+            differ = start + np.flatnonzero(labels[start:stop] != first_label[start:stop])
+            contents, once = np.unique(content[differ], return_index=True)
+            fresh = ~conflicted[contents]
+            conflicted[contents] = True
+            for row in np.sort(differ[once[fresh]]).tolist():
+                origin = int(first[content[row]])
+                at, origin_at = bisect.bisect_right(ends, row), bisect.bisect_right(ends, origin)
+                name, origin_split = splits[at][0], splits[origin_at][0]
+                item = names[name][row - int(offsets[at])]
+                first_item = names[origin_split][origin - int(offsets[origin_at])]
+                self.conflicting.total += 1
+                self.everything.conflicting.append(name, item, int(labels[row]), origin_split, first_item,
+                                                   int(first_label[row]))
+                if len(self.conflicting.items) < MAX_LISTED_ITEMS:
+                    self.conflicting.items.append(ConflictingItem(
+                        split=name, item=item, label=int(labels[row]), first_split=origin_split,
+                        first_item=first_item, first_label=int(first_label[row])))
 
     def _start(self, split: str, has_train: bool) -> None:
         self.duplicates[split] = DuplicateItems()
-        self.everything.duplicates[split] = Table("item", "label", "first")
+        self.everything.duplicates[split] = self.duplicates[split]._table = Table("item", "label", "first")
         if split != "train" and has_train:
             self.leaked[split] = LeakedItems()
             self.everything.leaked[split] = Table("item", "label", "train_item", "train_label")
 
     def _duplicates(self, split: str, names: Sequence[ItemId], positions: np.ndarray, labels: np.ndarray,
-                    firsts: np.ndarray, groups: int) -> None:
+                    firsts: np.ndarray) -> None:
+        """Append repeats of the split (``positions`` within it, in reading order), their labels and the
+        positions of their first items."""
         duplicates = self.duplicates[split]
-        duplicates.total, duplicates.groups = len(positions), groups
+        duplicates.total += len(positions)
         item_column, label_column, first_column = self.everything.duplicates[split].columns.values()
         _names(item_column, names, positions)
         _ints(label_column, labels)
         _names(first_column, names, firsts)
-        duplicates._table = self.everything.duplicates[split]
-        top = slice(0, MAX_LISTED_ITEMS)
+        top = slice(0, max(MAX_LISTED_ITEMS - len(duplicates.items), 0))
         listed = positions[top].tolist(), labels[top].tolist(), firsts[top].tolist()
-        duplicates.items = [DuplicateItem(item=names[p], label=label, first=names[first])
-                            for p, label, first in zip(*listed, strict=True)]
+        duplicates.items += [DuplicateItem(item=names[p], label=label, first=names[first])
+                             for p, label, first in zip(*listed, strict=True)]
 
     def _leaks(self, split: str, names: Sequence[ItemId], train_names: Sequence[ItemId], hit: np.ndarray,
-               position: np.ndarray, labels: np.ndarray, sources: np.ndarray, source_labels: np.ndarray) -> None:
+               labels: np.ndarray, sources: np.ndarray, source_labels: np.ndarray) -> None:
+        """The leaked items at positions ``hit`` of the split, with their labels, and the positions in
+        train of their first train copies, with those copies' labels."""
         leaked = self.leaked[split]
         leaked.total = len(hit)
         item, label, train_item, train_label = self.everything.leaked[split].columns.values()
-        _names(item, names, position[hit])
-        _ints(label, labels[hit])
+        _names(item, names, hit)
+        _ints(label, labels)
         _names(train_item, train_names, sources)
         _ints(train_label, source_labels)
         first = max(MAX_LISTED_ITEMS, MAX_PICTURED_LEAKS)
-        positions = position[hit][:first].tolist()
-        rows = zip(positions, [names[p] for p in positions], labels[hit][:first].tolist(),
+        positions = hit[:first].tolist()
+        rows = zip(positions, [names[p] for p in positions], labels[:first].tolist(),
                    [train_names[p] for p in sources[:first].tolist()], source_labels[:first].tolist(), strict=True)
         for p, item, label, source, source_label in rows:
             if len(leaked.items) < MAX_LISTED_ITEMS:
@@ -493,16 +521,33 @@ class _Identity:
                 self.pictured.append((split, p, item, label, source, source_label))
 
 
+_ROWS_AT_ONCE = 1 << 18
+"""Rows of a split whose exact duplicates are listed at once: the temporaries stay a few MiB."""
+
+
+def _drain(parts: list[list[np.ndarray]], dtype: type, width: int = 0) -> np.ndarray:
+    """The arrays of every list, in order, as one array; each list is emptied as it is copied, from the
+    end, so the parts and the whole are never all held at once."""
+    rows = sum(len(part) for kept in parts for part in kept)
+    out: np.ndarray = np.empty((rows, width) if width else rows, dtype=dtype)
+    for kept in reversed(parts):
+        while kept:
+            part = kept.pop()
+            out[rows - len(part) : rows] = part
+            rows -= len(part)
+    return out
+
+
 def _names(column: ItemList, names: Sequence[ItemId], positions: np.ndarray) -> None:
     """Append the names of items at ``positions``; items named by their index go in as bytes."""
     if isinstance(names, range) and names.start == 0 and names.step == 1:
-        column.extend_ints(positions.astype(np.int64).tobytes())
+        _ints(column, positions)
     else:
         column.extend([names[p] for p in positions.tolist()])
 
 
 def _ints(column: ItemList, values: np.ndarray) -> None:
-    column.extend_ints(values.astype(np.int64).tobytes())
+    column.extend_ints(np.ascontiguousarray(values, dtype=np.int64).data.cast("B"))  # its buffer, not a copy
 
 
 # ---------------------------------------------------------------------------------------------------

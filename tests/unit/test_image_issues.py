@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,26 @@ def test_image_issues__wide_integers_and_booleans_do_not_trip_the_bands() -> Non
     judged = _issues((masks, None))
     assert judged.checked == 20
     assert judged.constant.items == [4] and 4 not in judged.dark.items  # constant, not also dark
+
+
+@pytest.mark.parametrize("shard", [3, 7, 1000])
+def test_full_lists__odd_sizes_and_mixed_channels_name_every_such_file_whatever_the_shards(
+        tmp_path: Path, shard: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    odd, grey = set(), set()
+    for i in range(40):
+        kind = "huge" if i % 13 == 5 else "grey" if i % 11 == 3 else "usual"
+        side = 300 if kind == "huge" else 28
+        pixels = rng.integers(0, 256, (side, side) if kind == "grey" else (side, side, 3), dtype=np.uint8)
+        path = tmp_path / "train" / f"c{i % 2}" / f"{kind}{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        (odd if kind == "huge" else grey if kind == "grey" else set()).add(path.relative_to(tmp_path).as_posix())
+    stats = compute_stats(open_dataset(tmp_path, "imagefolder"),
+                          shard_sizes=lambda: itertools.repeat(shard))[0]
+    assert stats.everything is not None
+    lists = stats.everything.image_issues["train"]
+    assert sorted(lists["odd_size"]) == sorted(odd) and len(odd) == 3
+    assert sorted(lists["mixed_channels"]) == sorted(grey) and len(grey) == 4

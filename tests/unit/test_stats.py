@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mlgate.data import stats as stats_module
 from mlgate.data.layouts import open_dataset
 from mlgate.data.stats import MAX_LISTED_ITEMS, MAX_PICTURED_LEAKS, SplitStats, compute_stats
 from tests.fixtures.datasets import GroundTruth, make_course, make_dataset_class, make_imagefolder, make_npz
@@ -241,7 +242,11 @@ def test_compute_stats__course_names_planted_duplicates_leaks_and_conflicts_by_i
         assert c.label == truth.labels["train"][c.item] != c.first_label == truth.labels["train"][c.first_item]
 
 
-def test_compute_stats__lists_are_capped_at_100_with_the_full_total(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows_at_once", [None, 37])
+def test_compute_stats__lists_are_capped_at_100_with_the_full_total(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_at_once: int | None) -> None:
+    if rows_at_once is not None:  # the duplicates are listed a chunk of rows at a time: the same lists
+        monkeypatch.setattr(stats_module, "_ROWS_AT_ONCE", rows_at_once)
     truth = make_course(tmp_path, n_train=700, n_test=200, shards=2, duplicates=120, leaks=130, conflicts=110,
                         classes=5, seed=4)
 
