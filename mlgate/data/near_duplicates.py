@@ -521,7 +521,15 @@ def coarse_centre(thumbs: torch.Tensor, boxes: np.ndarray | None = None) -> torc
     (zero for none)."""
     if not len(thumbs):
         return torch.zeros(len(_COARSE_FREQ))
-    return coarse_spectra(blurred(picture_views(thumbs, boxes), COARSE_SIGMA)).median(dim=0).values
+    # a chunk of views at a time: the blurred views of a 4,096-row sample would hold ~70 MiB at once
+    spectra = [coarse_spectra(blurred(picture_views(thumbs[start : start + _VIEW_CHUNK],
+                                                    None if boxes is None else boxes[start : start + _VIEW_CHUNK]),
+                                      COARSE_SIGMA)) for start in range(0, len(thumbs), _VIEW_CHUNK)]
+    return torch.cat(spectra).median(dim=0).values
+
+
+_VIEW_CHUNK = 512
+"""Pictures viewed, blurred or aligned at once: their intermediates stay a few MiB per thread."""
 
 
 def coarse_pairs(queries: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -818,17 +826,19 @@ def pair_distances(thumbs_a: torch.Tensor | ThumbnailStore, i: np.ndarray, thumb
             assert threshold is not None and framed_a is not None and framed_b is not None
             wanted = torch.from_numpy(np.flatnonzero(framed_a[part_i] & framed_b[part_j]))
             wanted = wanted[(d[wanted] > threshold) & (d[wanted] <= REFINE * threshold)]
-            if len(wanted):
-                # the 49 moves at zoom 1 first; the zoomed alignments only where those leave it close
-                boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
-                d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes,
-                                                                       _REFINED_GRIDS[:_AT_ZOOM_1]))
-                close = torch.nonzero((d[wanted] > threshold) & (d[wanted] <= _ZOOM_WITHIN * threshold))[:, 0]
+            # the 49 moves at zoom 1 first; the zoomed alignments only where those leave it close; a
+            # chunk of pairs at a time (each alignment of 512 pairs would hold ~120 MiB at once)
+            for begin in range(0, len(wanted), _VIEW_CHUNK // 4):
+                some = wanted[begin : begin + _VIEW_CHUNK // 4]
+                boxes = None if boxes_a is None else boxes_a[part_i[some.numpy()]]
+                d[some] = torch.minimum(d[some], refined_distances(a[some], b[some], boxes,
+                                                                   _REFINED_GRIDS[:_AT_ZOOM_1]))
+                close = torch.nonzero((d[some] > threshold) & (d[some] <= _ZOOM_WITHIN * threshold))[:, 0]
                 if len(close):
-                    wanted = wanted[close]
-                    boxes = None if boxes_a is None else boxes_a[part_i[wanted.numpy()]]
-                    d[wanted] = torch.minimum(d[wanted], refined_distances(a[wanted], b[wanted], boxes,
-                                                                           _REFINED_GRIDS[_AT_ZOOM_1:]))
+                    some = some[close]
+                    boxes = None if boxes_a is None else boxes_a[part_i[some.numpy()]]
+                    d[some] = torch.minimum(d[some], refined_distances(a[some], b[some], boxes,
+                                                                       _REFINED_GRIDS[_AT_ZOOM_1:]))
         parts.append(d.numpy())
     return np.concatenate(parts)
 

@@ -75,20 +75,22 @@ def test_band_search_cut_by_band_value__finds_exactly_hamming_pairs_within_and_a
 def test_hash_chunk__the_local_engines_chunks_give_its_hashes_bit_for_bit() -> None:
     thumbs = _thumbs()
     centre = spectrum_centre(thumbs)
-    thumbs = torch.cat([thumbs, thumbs[:400]])  # more than a chunk
+    while len(thumbs) < 2 * _HASH_CHUNK:  # two chunks at least
+        thumbs = torch.cat([thumbs, thumbs[:400]])
     rows = np.arange(len(thumbs), dtype=np.int64)
     local = np.concatenate([perceptual_hashes(thumbs[s : s + _HASH_CHUNK], centre)
                             for s in range(0, len(thumbs), _HASH_CHUNK)])
     # the second chunk's rows gathered from two "shards", cut by band value in 3 ranges
-    chunk = rows[_HASH_CHUNK:]
-    first, second = thumbs[:2100], thumbs[2100:]
-    out = _hash_chunk(centre, chunk, [chunk[:52] - 0, chunk[52:] - 2100], 3, first, second)
+    chunk = rows[_HASH_CHUNK : 2 * _HASH_CHUNK]
+    cut = _HASH_CHUNK + 52
+    first, second = thumbs[:cut], thumbs[cut:]
+    out = _hash_chunk(centre, chunk, [chunk[:52] - 0, chunk[52:] - cut], 3, first, second)
     assert len(out) == 3 * len(_bands(RADIUS, _WORDS))
     for band in range(len(_bands(RADIUS, _WORDS))):  # each band's ranges hold every row once
         got_rows = np.concatenate([out[band * 3 + p][0] for p in range(3)])
         got = np.concatenate([out[band * 3 + p][1] for p in range(3)])
         assert np.array_equal(np.sort(got_rows), chunk)
-        assert np.array_equal(got[np.argsort(got_rows)], local[_HASH_CHUNK:])
+        assert np.array_equal(got[np.argsort(got_rows)], local[_HASH_CHUNK : 2 * _HASH_CHUNK])
 
 
 def test_grow_groups_and_first_confirmed__do_not_depend_on_the_order_of_the_candidates() -> None:
