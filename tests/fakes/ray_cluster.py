@@ -20,9 +20,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +43,7 @@ def serve(port: int, nodes: int, commands: IO[str], out: IO[str]) -> None:
         for _ in range(nodes):
             cluster.add_node(**NODE)
         cluster.wait_for_nodes()
+        _wait_for_port(port)  # the head starts its Ray Client server on its own time; a busy machine takes long
         print(json.dumps({"address": f"ray://127.0.0.1:{port}", "gcs": cluster.address}), file=out, flush=True)
         for line in commands:
             verb, _, name = line.strip().partition(" ")
@@ -54,6 +57,18 @@ def serve(port: int, nodes: int, commands: IO[str], out: IO[str]) -> None:
             print("ok", file=out, flush=True)
     finally:
         cluster.shutdown()
+
+
+def _wait_for_port(port: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class RayCluster:
