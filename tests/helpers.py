@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -40,6 +41,13 @@ def data_gate_thresholds(settings: DataStatsSettings) -> DataGateThresholds:
 
 
 # ---- the runner's file commands
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def parse_outputs(text: str) -> dict[str, str]:

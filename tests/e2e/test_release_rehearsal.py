@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import pytest
 
 from tests.e2e.conftest import DOCKER_UP, TOOLS
 from tests.e2e.test_container import RUNNER_UID, _assert_readable_by_the_runner_user
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / ".github" / "scripts"
@@ -97,11 +97,6 @@ WORKFLOW = textwrap.dedent("""\
     """).replace("RUNNER_UID", str(RUNNER_UID))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -113,7 +108,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(f"{reason}; CI on a machine with {TOOLS} must run the rehearsal")
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("registry")
-    port = _free_port()
+    port = free_port()
     config = folder / "config.yml"
     config.write_text(textwrap.dedent(f"""\
         version: 0.1

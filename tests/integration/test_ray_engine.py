@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.stats import compute_stats
 from tests.fakes.ray_cluster import NODE, RayCluster, running
 from tests.fixtures.datasets import make_course, make_imagefolder
+from tests.helpers import free_port
 
 ray = pytest.importorskip("ray", reason="engine: ray needs the ray package (requirements.txt pins it)")
 
@@ -36,17 +36,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
     """A head and one worker node; the nodes' workers import mlgate from this checkout (the image has it
     installed), nothing else of this process's environment reaches them."""
-    yield from running(_free_port(), 1, ROOT)
+    yield from running(free_port(), 1, ROOT)
 
 
 def _stats(root: Path, **engine: Any) -> tuple[str, dict[str, Any]]:
@@ -131,7 +126,7 @@ def test_ray_engine__a_worker_node_killed_mid_run__ray_retries_and_the_statistic
 
 def test_ray_engine__an_unreachable_cluster__exit_3_naming_the_address_and_no_report(tmp_path: Path) -> None:
     make_course(tmp_path / "data", n_train=30, n_test=10, shards=1, seed=5)
-    address = f"ray://127.0.0.1:{_free_port()}"  # nothing listens there
+    address = f"ray://127.0.0.1:{free_port()}"  # nothing listens there
     code, report = _run(tmp_path / "data", tmp_path / "out", "--engine", "ray", "--ray-address", address)
     assert code == 3 and report == ""
     assert not (tmp_path / "out" / "report.md").exists()
@@ -152,7 +147,7 @@ def test_ray_engine__a_cluster_of_another_ray_or_python_version__exit_2_naming_b
     """A real head whose Ray reports 2.0.0, or whose Python reports 3.9.18 (the versions it records for the
     cluster are patched before it starts: this machine has no second Python): Ray refuses the connection
     and the message names both versions and the fix."""
-    port = _free_port()
+    port = free_port()
     ours = ".".join(map(str, sys.version_info[:3]))
     recorded = ("2.0.0", ours) if differs == "ray" else (ray.__version__, "3.9.18")
     head = textwrap.dedent(f"""

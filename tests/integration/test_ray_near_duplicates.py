@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from mlgate.data.near_duplicates import NearDuplicateFinder
 from mlgate.data.stats import ShardState, ShardTask, compute_stats
 from tests.fakes.ray_cluster import RayCluster, running
 from tests.fixtures.perturbed_digits import jpeg, near_duplicate_set
+from tests.helpers import free_port
 
 ray = pytest.importorskip("ray", reason="engine: ray needs the ray package (requirements.txt pins it)")
 
@@ -35,15 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DISTANCE = 0.08
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
-    yield from running(_free_port(), 1, ROOT)
+    yield from running(free_port(), 1, ROOT)
 
 
 @pytest.fixture

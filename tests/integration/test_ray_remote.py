@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from tests.fakes.dvc_repo import run
 from tests.fakes.gcs import GcsEmulator, running_emulator
 from tests.fakes.github import FakeGitHub
 from tests.fakes.ray_cluster import RayCluster, running
-from tests.helpers import build_imagefolder_repo, parse_outputs
+from tests.helpers import build_imagefolder_repo, free_port, parse_outputs
 
 ray = pytest.importorskip("ray", reason="engine: ray needs the ray package (requirements.txt pins it)")
 
@@ -34,11 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = "data/images"
 BUCKET = "mlgate-ray"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +51,7 @@ def repo(emulator: GcsEmulator, tmp_path_factory: pytest.TempPathFactory) -> tup
 def cluster(emulator: GcsEmulator) -> Iterator[RayCluster]:
     """A head and one worker node whose own identity reads the bucket: the key file and the emulator's
     address are in the nodes' environment, never in the runner's."""
-    yield from running(_free_port(), 1, ROOT, env=emulator.env)
+    yield from running(free_port(), 1, ROOT, env=emulator.env)
 
 
 Sent = list[bytes]
@@ -157,7 +151,7 @@ def test_ray_remote__nodes_without_access__exit_2_naming_the_remote_and_the_clus
         emulator: GcsEmulator, start: Callable[..., tuple[int, Path, str]], capsys: pytest.CaptureFixture[str]) -> None:
     """A head alone whose node reaches the emulator but has no identity of its own: the bucket answers 401."""
     without_key = {name: value for name, value in emulator.env.items() if name != "GOOGLE_APPLICATION_CREDENTIALS"}
-    for denied in running(_free_port(), 0, ROOT, env=without_key):
+    for denied in running(free_port(), 0, ROOT, env=without_key):
         unauthorized = len(emulator.unauthorized)
         code, ws, report = start(engine="ray", ray_address=denied.address)
     out = "".join(capsys.readouterr())
