@@ -29,7 +29,7 @@ from mlgate.data.near_duplicates import RADIUS, NearDuplicateFinder
 from mlgate.data.stats import item_keys
 from mlgate.settings import DataStatsSettings
 from tests.fixtures.perturbed_digits import augmented_digits, perturbed
-from tests.fixtures.photo_sets import TRANSFORMS, NearCopySet, benchmark_sets
+from tests.fixtures.photo_sets import TRANSFORMS, NearCopySet, benchmark_sets, mlgate_pairs
 
 BATCH = 4096
 THRESHOLD = DataStatsSettings.model_fields["near_duplicate_distance"].default
@@ -88,31 +88,6 @@ def timed_search(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[
                      f"{found.near_leaked:,}, near-duplicates within {within}")
 
 
-def _found_pairs(data: NearCopySet, threshold: float) -> tuple[set[tuple[int, int]], int]:
-    """Pairs within one mlgate group (every item fed as data-stats feeds an ImageFolder: batches of one
-    shape), and the pixel confirmations it took."""
-    finder = NearDuplicateFinder(max_listed=10**9)
-    finder.start("train")
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for k, image in enumerate(data.images):
-        by_shape.setdefault(image.shape, []).append(k)
-    for rows in by_shape.values():
-        for start in range(0, len(rows), 256):
-            part = rows[start : start + 256]
-            images = torch.from_numpy(np.stack([data.images[k] for k in part]))
-            finder.add(images, torch.tensor([data.labels[k] for k in part]), item_keys(images),
-                       [str(k) for k in part])
-    found = finder.result(threshold)
-    group: dict[int, tuple[str, int]] = {}
-    for member in found.listing.members:
-        group[int(member.item)] = (member.split, member.group)
-    members: dict[tuple[str, int], list[int]] = {}
-    for item, g in group.items():
-        members.setdefault(g, []).append(item)
-    pairs = {(min(a, b), max(a, b)) for items in members.values() for a in items for b in items if a < b}
-    return pairs, found.confirmations
-
-
 def _scores(found: set[tuple[int, int]], data: NearCopySet) -> tuple[float, float, dict[str, float]]:
     true = data.pairs
     hit = len(found & true)
@@ -161,7 +136,7 @@ def precision_recall(halves: tuple[str, ...]) -> None:
     for half in halves:
         for data in benchmark_sets(half):
             start = time.perf_counter()
-            found, confirmations = _found_pairs(data, THRESHOLD)
+            found, confirmations = mlgate_pairs(data, THRESHOLD)
             seconds = time.perf_counter() - start
             precision, recall, per_kind = _scores(found, data)
             print(f"[{half}] {data.name}: {len(data.images):,} items ({len(data.copies)} planted copies, "

@@ -519,19 +519,10 @@ def test_coarse_search__finds_a_shifted_cropped_photo_and_matches_a_brute_force_
 
 
 def test_photographs__shifted_cropped_resized_copies_found_and_texture_neighbours_kept_apart() -> None:
-    from tests.fixtures.photo_sets import photo_crops
+    from tests.fixtures.photo_sets import mlgate_pairs, photo_crops
 
     data = photo_crops("tune")
-    finder = NearDuplicateFinder(max_listed=10**6)
-    finder.start("train")
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for k, image in enumerate(data.images):
-        by_shape.setdefault(image.shape, []).append(k)
-    for rows in by_shape.values():
-        images = torch.from_numpy(np.stack([data.images[k] for k in rows]))
-        finder.add(images, torch.tensor([data.labels[k] for k in rows]), item_keys(images), [str(k) for k in rows])
-
-    pairs = _grouped_pairs(finder.result(DEFAULT_DISTANCE))
+    pairs, _ = mlgate_pairs(data, DEFAULT_DISTANCE)
 
     true = len(pairs & data.pairs)
     assert true / len(pairs) >= 0.95 and true / len(data.pairs) >= 0.95, (true, len(pairs), len(data.pairs))
