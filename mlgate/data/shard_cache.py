@@ -42,6 +42,7 @@ import torch
 from mlgate.data.layouts.imagefolder import ImageFolderShard
 from mlgate.data.layouts.tensors import TensorShard
 from mlgate.data.report import SCHEMA_VERSION
+from mlgate.data.shards import reduce_in_order
 from mlgate.data.stats import ShardState
 from mlgate.publish import make_shared_dirs, write_shared_file
 
@@ -178,9 +179,6 @@ class ShardCache:
         the process that reduces the shard (:class:`CachedTask`, in ``workers`` worker processes): hashing
         files that DVC's listing does not have, decoding entries and encoding new ones use every worker
         instead of queueing in this process."""
-
-        # local: shards imports nothing of mlgate at module level (it starts the workers early)
-        from mlgate.data.shards import reduce_in_order
 
         keyed: list[Shard] = [KeyedShard(shard, self.digest.known(shard)) if cacheable(shard) else shard
                               for shard in shards]
